@@ -1,0 +1,1 @@
+//! The gRPC layer over HTTP/2.
