@@ -1,6 +1,6 @@
 //! DATA frames (RFC 9113 §6.1).
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
     FrameError, FrameHeader, FrameType, flags, padded_len, put_header, put_padding, read_pad_len,
@@ -68,7 +68,7 @@ impl Data {
         dst.reserve(FrameHeader::LEN + len);
         put_header(dst, len, FrameType::DATA, frame_flags, self.stream);
         if let Some(pad) = self.pad_len {
-            dst.extend_from_slice(&[pad]);
+            dst.put_u8(pad);
         }
         dst.extend_from_slice(&self.data);
         put_padding(dst, self.pad_len);

@@ -533,7 +533,9 @@ mod tests {
         assert_eq!(split(&block, 40, false), [40]);
         assert_eq!(split(&block, 39, true), [39, 1]);
         assert_eq!(split(&block, 20, false), [20, 20]);
-        assert_eq!(split(&block[..41 - 1], 10, true), [10, 10, 10, 10]);
+        // Exact multiple: no empty trailing CONTINUATION.
+        assert_eq!(split(&block, 10, true), [10, 10, 10, 10]);
+        // One byte over a multiple.
         let one_over: Vec<u8> = (0..41).collect();
         assert_eq!(split(&one_over, 10, true), [10, 10, 10, 10, 1]);
         assert_eq!(split(b"", 10, true), [0]);
