@@ -61,3 +61,5 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+#[cfg(test)]
+mod tests;
