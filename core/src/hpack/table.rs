@@ -71,7 +71,7 @@ impl DynamicTable {
     }
 
     /// Number of entries.
-    #[cfg(any(test, fuzzing))]
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
