@@ -225,7 +225,7 @@ mod codec {
 
     use bytes::{BufMut, Bytes, BytesMut};
     use flate2::Compression;
-    use flate2::read::{GzDecoder, ZlibDecoder};
+    use flate2::bufread::{GzDecoder, ZlibDecoder};
     use flate2::write::{GzEncoder, ZlibEncoder};
 
     use super::{CompressionError, Encoding};
@@ -256,6 +256,7 @@ mod codec {
         Ok(())
     }
 
+    /// The `bufread` decoders read straight from the input slice: no extra input buffer.
     pub(super) fn decompress(
         enc: Encoding,
         data: &[u8],

@@ -197,7 +197,7 @@ impl MessageDecoder {
                 self.chunks.pop_front();
             }
         }
-        self.buffered -= filled;
+        self.buffered = self.buffered.saturating_sub(filled);
     }
 
     /// Removes the next `len` buffered bytes (`len <= self.buffered`), as a view of the front
@@ -212,7 +212,7 @@ impl MessageDecoder {
                 if front.is_empty() {
                     self.chunks.pop_front();
                 }
-                self.buffered -= len;
+                self.buffered = self.buffered.saturating_sub(len);
                 return data;
             }
         }
@@ -228,7 +228,7 @@ impl MessageDecoder {
                 self.chunks.pop_front();
             }
         }
-        self.buffered -= gathered.len();
+        self.buffered = self.buffered.saturating_sub(gathered.len());
         gathered.freeze()
     }
 }

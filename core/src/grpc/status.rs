@@ -6,6 +6,7 @@ use core::fmt;
 use bytes::Bytes;
 
 use crate::error::ErrorCode;
+use crate::reader::Reader;
 
 /// A gRPC status code (doc/statuscodes.md). Values outside 0..=16 read as [`Code::Unknown`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -323,19 +324,19 @@ pub fn decode_grpc_message(value: &[u8]) -> String {
         return String::from_utf8_lossy(value).into_owned();
     }
     let mut out = Vec::with_capacity(value.len());
-    let mut rest = value;
-    while let Some((&b, tail)) = rest.split_first() {
+    let mut r = Reader::new(value);
+    while let Ok(b) = r.u8() {
         if b == b'%' {
-            if let [h, l, after @ ..] = tail {
-                if let (Some(h), Some(l)) = (hex_value(*h), hex_value(*l)) {
+            let mut ahead = r.clone();
+            if let Ok(&[h, l]) = ahead.take(2) {
+                if let (Some(h), Some(l)) = (hex_value(h), hex_value(l)) {
                     out.push(h << 4 | l);
-                    rest = after;
+                    r = ahead;
                     continue;
                 }
             }
         }
         out.push(b);
-        rest = tail;
     }
     match String::from_utf8(out) {
         Ok(s) => s,
