@@ -1,1 +1,18 @@
-//! The gRPC layer over HTTP/2.
+//! The gRPC layer over HTTP/2 (grpc/grpc doc/PROTOCOL-HTTP2.md): status codes, metadata,
+//! `grpc-timeout`, length-prefixed message framing, message compression, and the gRPC rules
+//! for request, response and trailer header blocks.
+
+pub mod base64;
+pub mod compression;
+pub mod head;
+pub mod message;
+pub mod metadata;
+pub mod status;
+pub mod timeout;
+
+pub use compression::{CompressionError, Encoding, EncodingSet};
+pub use head::{HeadError, RequestHead, RequestOut, ResponseHead, Trailers};
+pub use message::{MessageDecoder, MessageError, RawMessage};
+pub use metadata::{Metadata, MetadataError, MetadataKey, MetadataValue};
+pub use status::{Code, Status};
+pub use timeout::{TimeoutError, TimeoutValue};
