@@ -2,10 +2,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod config;
+mod connection;
 pub mod error;
+pub mod event;
 pub mod frame;
 pub mod grpc;
 pub mod hpack;
 mod reader;
 
+pub use config::Config;
+pub use connection::{CLIENT_PREFACE, CallError, CallRequest, Connection, Scheme, Side, Transmit};
 pub use error::{ConnectionError, ErrorCode, StreamId};
+pub use event::{Event, Message};
+pub use grpc::{Code, Encoding, EncodingSet, Metadata, Status};

@@ -19,11 +19,6 @@ impl<'a> Reader<'a> {
         Self { rest: bytes }
     }
 
-    /// Bytes not read yet.
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        self.rest
-    }
-
     /// Number of bytes not read yet.
     pub(crate) fn remaining(&self) -> usize {
         self.rest.len()
@@ -39,11 +34,6 @@ impl<'a> Reader<'a> {
         let (&first, tail) = self.rest.split_first().ok_or(Incomplete)?;
         self.rest = tail;
         Ok(first)
-    }
-
-    /// Looks at the next byte without consuming it.
-    pub(crate) fn peek(&self) -> Result<u8, Incomplete> {
-        self.rest.first().copied().ok_or(Incomplete)
     }
 
     /// Reads a big-endian `u16`.
@@ -69,11 +59,6 @@ impl<'a> Reader<'a> {
         self.rest = tail;
         Ok(head)
     }
-
-    /// Splits off the next `n` bytes as a nested reader (a length-prefixed body).
-    pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a>, Incomplete> {
-        self.take(n).map(Reader::new)
-    }
 }
 
 #[cfg(test)]
@@ -85,7 +70,6 @@ mod tests {
         let mut r = Reader::new(&[1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(r.u8(), Ok(1));
         assert_eq!(r.u16(), Ok(0x0203));
-        assert_eq!(r.peek(), Ok(4));
         assert_eq!(r.u32(), Ok(0x04050607));
         assert!(r.is_empty());
         assert_eq!(r.u8(), Err(Incomplete));
@@ -95,14 +79,11 @@ mod tests {
     }
 
     #[test]
-    fn sub_reader_is_bounded() {
-        let mut r = Reader::new(&[9, 8, 7, 6]);
-        let mut inner = r.sub(2).unwrap();
-        assert_eq!(inner.remaining(), 2);
-        assert_eq!(inner.array::<2>(), Ok([9, 8]));
-        assert_eq!(inner.u8(), Err(Incomplete));
-        assert_eq!(r.rest(), &[7, 6]);
-        assert_eq!(r.sub(3).err(), Some(Incomplete));
-        assert_eq!(r.remaining(), 2, "a failed read consumes nothing");
+    fn failed_reads_consume_nothing() {
+        let mut r = Reader::new(&[9, 8, 7]);
+        assert_eq!(r.array::<4>(), Err(Incomplete));
+        assert_eq!(r.take(4), Err(Incomplete));
+        assert_eq!(r.remaining(), 3);
+        assert_eq!(r.take(2), Ok(&[9, 8][..]));
     }
 }

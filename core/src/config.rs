@@ -1,0 +1,114 @@
+//! Connection configuration: every limit, with its default, unit and the memory it bounds.
+
+use core::time::Duration;
+
+/// Settings and limits of one [`Connection`](crate::Connection). Shared (`Arc`) between all
+/// connections a client or server makes; `Config::default()` follows the gRPC defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SETTINGS_HEADER_TABLE_SIZE we advertise: bytes of HPACK dynamic table the peer's encoder may
+    /// make us keep. Default 4096 (RFC 7541). Bounds the decoder's memory per connection.
+    pub header_table_size: u32,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise (servers) or allow the peer (clients). Streams
+    /// beyond it are refused with RST_STREAM(REFUSED_STREAM). Default 1024 on servers, 100 on clients.
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE we advertise: bytes the peer may send on one stream before we
+    /// release credit. At least 65,535 (so the peer's pre-ACK use of the RFC default is safe).
+    /// Default 1 MiB. Bounds buffered complete messages per stream.
+    pub initial_stream_window: u32,
+    /// Receive window of the whole connection, raised from 65,535 by a WINDOW_UPDATE right after
+    /// our SETTINGS. Default 16 MiB.
+    pub connection_window: u32,
+    /// SETTINGS_MAX_FRAME_SIZE we advertise: the largest frame payload we accept (16,384 ..=
+    /// 16,777,215). Default 16,384. Bounds the read buffer.
+    pub max_frame_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE we advertise and enforce on every received header block
+    /// (CONTINUATION chains included), counted as RFC 9113 §6.5.2 does. Default 16 KiB.
+    pub max_header_list_size: u32,
+    /// Largest gRPC message we accept (after decompression too). Default 4 MiB. Larger messages
+    /// end the call with RESOURCE_EXHAUSTED; their declared length is never allocated.
+    pub max_recv_message_size: usize,
+    /// Largest gRPC message we send. Default `usize::MAX` (no limit), as in gRPC.
+    pub max_send_message_size: usize,
+    /// Bytes queued for sending on one stream beyond which `send_message` refuses more until an
+    /// `Event::Writable`. One message is always accepted on an empty queue. Default 1 MiB.
+    pub max_send_buffer: usize,
+    /// How long our SETTINGS may go unacknowledged before we close with SETTINGS_TIMEOUT.
+    /// Default 10 s.
+    pub settings_timeout: Duration,
+    /// Send a keepalive PING after this long without receiving anything. Default `None` (off).
+    pub keepalive_time: Option<Duration>,
+    /// Close the connection when a keepalive PING is not acknowledged within this. Default 20 s.
+    pub keepalive_timeout: Duration,
+    /// Abuse budget: frames that cost us work but carry nothing (PING, SETTINGS, empty DATA and
+    /// CONTINUATION, PRIORITY, WINDOW_UPDATE for idle streams), as a token bucket of this burst
+    /// refilled at `idle_frame_rate` per second. Exhausted: GOAWAY(ENHANCE_YOUR_CALM).
+    pub idle_frame_burst: u32,
+    /// Refill rate of `idle_frame_burst`, per second. Default 1000.
+    pub idle_frame_rate: u32,
+    /// Abuse budget: streams the peer opens and resets before the application saw them, streams
+    /// refused for exceeding our concurrency limit, and RST_STREAMs the peer's errors provoke us
+    /// into sending (CVE-2023-44487 rapid reset, CVE-2025-8671 MadeYouReset). Burst; default 200.
+    pub reset_burst: u32,
+    /// Refill rate of `reset_burst`, per second. Default 100.
+    pub reset_rate: u32,
+    /// Control frames (SETTINGS ACK, PING ACK, RST_STREAM) we may have queued and not yet
+    /// written. A peer that makes us queue more (and does not read) is closed with
+    /// ENHANCE_YOUR_CALM. Default 1024.
+    pub max_pending_control_frames: usize,
+    /// Bytes `poll_transmit` writes into one buffer before returning. Default 256 KiB.
+    pub transmit_budget: usize,
+    /// `user-agent` sent by clients. Default `anygrpc/<version>`.
+    pub user_agent: &'static str,
+}
+
+impl Config {
+    /// Defaults for a client connection.
+    pub fn client() -> Self {
+        Self {
+            max_concurrent_streams: 100,
+            ..Self::server()
+        }
+    }
+
+    /// Defaults for a server connection.
+    pub fn server() -> Self {
+        Self {
+            header_table_size: 4096,
+            max_concurrent_streams: 1024,
+            initial_stream_window: 1 << 20,
+            connection_window: 16 << 20,
+            max_frame_size: 16_384,
+            max_header_list_size: 16 << 10,
+            max_recv_message_size: 4 << 20,
+            max_send_message_size: usize::MAX,
+            max_send_buffer: 1 << 20,
+            settings_timeout: Duration::from_secs(10),
+            keepalive_time: None,
+            keepalive_timeout: Duration::from_secs(20),
+            idle_frame_burst: 1000,
+            idle_frame_rate: 1000,
+            reset_burst: 200,
+            reset_rate: 100,
+            max_pending_control_frames: 1024,
+            transmit_budget: 256 << 10,
+            user_agent: concat!("anygrpc/", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The values clamped into what the protocol allows (windows, frame size).
+    pub(crate) fn sanitized(&self) -> Self {
+        let mut c = self.clone();
+        c.initial_stream_window = c.initial_stream_window.clamp(65_535, (1 << 31) - 1);
+        c.connection_window = c.connection_window.clamp(65_535, (1 << 31) - 1);
+        c.max_frame_size = c.max_frame_size.clamp(16_384, (1 << 24) - 1);
+        c.transmit_budget = c.transmit_budget.max(16 << 10);
+        c
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::server()
+    }
+}

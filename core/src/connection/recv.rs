@@ -1,0 +1,984 @@
+//! The receiving side: bytes → frames → stream states, calls and events.
+
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::state::{StreamState, Transition, next};
+use super::streams::{PendingEnd, Stream};
+use super::{
+    CLIENT_PREFACE, Connection, Control, HeaderAssembly, PING_APP, PING_KEEPALIVE, PING_SHUTDOWN,
+    Shutdown, Side,
+};
+use crate::error::{ConnectionError, ErrorCode, StreamId};
+use crate::event::{Event, Message};
+use crate::frame::{
+    self, Data, Frame, FrameError, FrameHeader, FrameType, GoAway, Ping, Settings, WindowUpdate,
+};
+use crate::grpc::{self, Code, Encoding, HeadError, Metadata, Status};
+use crate::hpack::DecodeError;
+
+impl Connection {
+    /// Feeds bytes read from the transport, in any split (a byte at a time works). Frames are
+    /// processed as soon as they are complete.
+    pub fn recv(&mut self, bytes: &[u8], now: Instant) {
+        if self.closed.is_some() || bytes.is_empty() {
+            return;
+        }
+        self.now = now;
+        self.read_buf.extend_from_slice(bytes);
+        self.process_input();
+    }
+
+    /// Like [`recv`](Self::recv) but takes the buffer: when nothing is pending, DATA payloads are
+    /// split off it without a copy.
+    pub fn recv_bytes(&mut self, bytes: BytesMut, now: Instant) {
+        if self.closed.is_some() || bytes.is_empty() {
+            return;
+        }
+        self.now = now;
+        if self.read_buf.is_empty() {
+            self.read_buf = bytes;
+        } else {
+            self.read_buf.extend_from_slice(&bytes);
+        }
+        self.process_input();
+    }
+
+    fn process_input(&mut self) {
+        self.arm_keepalive();
+        while self.closed.is_none() {
+            if self.preface_expected > 0 && !self.match_preface() {
+                return;
+            }
+            let Some(header) = FrameHeader::peek(&self.read_buf) else {
+                break;
+            };
+            // RFC 9113 §4.2: a frame above our SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR,
+            // checked before buffering for it.
+            if header.length > self.config.max_frame_size {
+                self.protocol_error(
+                    ErrorCode::FRAME_SIZE_ERROR,
+                    "frame larger than SETTINGS_MAX_FRAME_SIZE",
+                );
+                return;
+            }
+            let total = FrameHeader::LEN + header.length as usize;
+            if self.read_buf.len() < total {
+                self.read_buf.reserve(total - self.read_buf.len());
+                break;
+            }
+            let mut bytes = self.read_buf.split_to(total).freeze();
+            let payload = bytes.split_off(FrameHeader::LEN);
+            if !self.got_peer_settings
+                && (header.kind != FrameType::SETTINGS || header.flags & frame::flags::ACK != 0)
+            {
+                // RFC 9113 §3.4: the preface's first frame is SETTINGS.
+                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "first frame is not SETTINGS");
+                return;
+            }
+            if let Some(assembly) = &self.assembly {
+                // RFC 9113 §6.10: nothing may interleave a header block.
+                if header.kind != FrameType::CONTINUATION || header.stream != assembly.stream {
+                    self.protocol_error(ErrorCode::PROTOCOL_ERROR, "header block interrupted");
+                    return;
+                }
+            }
+            match Frame::decode(header, payload) {
+                Ok(frame) => self.on_frame(frame),
+                // A HEADERS frame we could not read leaves the HPACK context unknowable.
+                Err(FrameError::Stream { reason, .. }) if header.kind == FrameType::HEADERS => {
+                    self.protocol_error(ErrorCode::PROTOCOL_ERROR, reason);
+                }
+                Err(FrameError::Stream {
+                    stream,
+                    code,
+                    reason,
+                }) => self.stream_error(stream, code, reason),
+                Err(FrameError::Connection { code, reason }) => self.protocol_error(code, reason),
+            }
+        }
+    }
+
+    /// Server: consumes the client preface; `false` while more of it is needed (or it was wrong).
+    fn match_preface(&mut self) -> bool {
+        let offset = CLIENT_PREFACE.len() - self.preface_expected;
+        let n = self.preface_expected.min(self.read_buf.len());
+        let expected = CLIENT_PREFACE.get(offset..offset + n).unwrap_or_default();
+        if self.read_buf.get(..n) != Some(expected) {
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, "invalid connection preface");
+            return false;
+        }
+        self.read_buf.advance(n);
+        self.preface_expected -= n;
+        self.preface_expected == 0
+    }
+
+    fn on_frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::Data(data) => self.on_data(data),
+            Frame::Headers(headers) => {
+                if headers.end_headers {
+                    self.on_header_block(headers.stream, headers.end_stream, headers.fragment);
+                } else if headers.fragment.len() > self.max_block_bytes() {
+                    self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
+                } else {
+                    self.assembly = Some(HeaderAssembly {
+                        stream: headers.stream,
+                        end_stream: headers.end_stream,
+                        block: BytesMut::from(&headers.fragment[..]),
+                    });
+                }
+            }
+            Frame::Continuation(cont) => {
+                let Some(mut assembly) = self.assembly.take() else {
+                    self.protocol_error(ErrorCode::PROTOCOL_ERROR, "CONTINUATION without HEADERS");
+                    return;
+                };
+                if cont.fragment.is_empty() && !cont.end_headers && !self.spend_idle() {
+                    return;
+                }
+                // CONTINUATION flood: the raw block is bounded before it is buffered.
+                if assembly.block.len() + cont.fragment.len() > self.max_block_bytes() {
+                    self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
+                    return;
+                }
+                assembly.block.extend_from_slice(&cont.fragment);
+                if cont.end_headers {
+                    self.on_header_block(
+                        assembly.stream,
+                        assembly.end_stream,
+                        assembly.block.freeze(),
+                    );
+                } else {
+                    self.assembly = Some(assembly);
+                }
+            }
+            Frame::Priority(_) | Frame::Unknown(_) => {
+                self.spend_idle();
+            }
+            Frame::RstStream(rst) => self.on_rst_stream(rst.stream, rst.code),
+            Frame::Settings(settings) => self.on_settings(settings),
+            Frame::PushPromise(_) => {
+                // RFC 9113 §8.4: we never enable push; a server may not push to a server.
+                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "PUSH_PROMISE with push disabled");
+            }
+            Frame::Ping(ping) => self.on_ping(ping),
+            Frame::GoAway(goaway) => self.on_goaway(goaway),
+            Frame::WindowUpdate(update) => self.on_window_update(update),
+        }
+    }
+
+    /// Raw header-block bytes we buffer at most: twice the decoded limit plus slack. A sane
+    /// encoder's block is never larger than its decoded list; between the two limits the call
+    /// fails alone, beyond it the connection is closed.
+    fn max_block_bytes(&self) -> usize {
+        (self.config.max_header_list_size as usize)
+            .saturating_mul(2)
+            .saturating_add(1024)
+    }
+
+    /// Spends one token of the idle-frame budget; closes with ENHANCE_YOUR_CALM when empty.
+    fn spend_idle(&mut self) -> bool {
+        if self.idle_budget.spend(self.now) {
+            return true;
+        }
+        self.protocol_error(
+            ErrorCode::ENHANCE_YOUR_CALM,
+            "too many frames that do no work",
+        );
+        false
+    }
+
+    /// Spends one token of the reset budget; closes with ENHANCE_YOUR_CALM when empty.
+    fn spend_reset(&mut self) -> bool {
+        if self.reset_budget.spend(self.now) {
+            return true;
+        }
+        self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too many reset streams");
+        false
+    }
+
+    /// `true` when `id` names a stream that was never opened (by either side).
+    fn is_idle_stream(&self, id: StreamId) -> bool {
+        let peer_initiated = id.is_client_initiated() == (self.side == Side::Server);
+        if peer_initiated {
+            id > self.last_peer_id
+        } else {
+            id.0 >= self.next_local_id
+        }
+    }
+
+    /// A stream error found by the frame layer or by us: reset the stream, end its call.
+    pub(super) fn stream_error(&mut self, id: StreamId, code: ErrorCode, reason: &'static str) {
+        if !self.spend_reset() {
+            return;
+        }
+        if self.is_idle_stream(id) {
+            // RFC 9113 §5.1: frames other than HEADERS/PRIORITY on an idle stream.
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, reason);
+            return;
+        }
+        self.end_call(
+            id,
+            Status::internal(format!("HTTP/2 stream error {code}: {reason}")),
+            false,
+        );
+        self.reset_stream(id, code);
+    }
+
+    fn on_data(&mut self, data: Data) {
+        let id = data.stream;
+        // RFC 9113 §6.9.1: the connection window is charged for every DATA frame, even on
+        // streams we no longer know; its credit returns at once (see ARCHITECTURE.md).
+        if self.conn_recv.receive(data.flow_len).is_err() {
+            self.protocol_error(
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "connection receive window exceeded",
+            );
+            return;
+        }
+        if let Some(increment) = self.conn_recv.release(data.flow_len) {
+            self.control.push_back(Control::WindowUpdate {
+                stream: StreamId::CONNECTION,
+                increment,
+            });
+        }
+        if data.data.is_empty() && !data.end_stream && !self.spend_idle() {
+            return;
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            if self.is_idle_stream(id) {
+                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA on an idle stream");
+            }
+            // Otherwise a stream we closed: RFC 9113 §5.1 lets us ignore it.
+            return;
+        };
+        if next(stream.state, Transition::RecvData).is_err() {
+            if stream.reported {
+                return; // We reset it or ended it; the peer's frames were in flight.
+            }
+            self.stream_error(id, ErrorCode::STREAM_CLOSED, "DATA after END_STREAM");
+            return;
+        }
+        if stream.recv_window.receive(data.flow_len).is_err() {
+            self.stream_error(
+                id,
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "stream receive window exceeded",
+            );
+            return;
+        }
+        if stream.local && !stream.head_received {
+            self.fail_call(
+                id,
+                Status::internal("DATA before the response headers"),
+                ErrorCode::PROTOCOL_ERROR,
+            );
+            return;
+        }
+        stream.held += u64::from(data.flow_len);
+        if stream.reported {
+            // Nobody reads this call any more: everything is credited back.
+            stream.unreleased = 0;
+        } else {
+            stream.decoder.push(data.data);
+            loop {
+                match stream.decoder.next_message() {
+                    Ok(Some(raw)) => {
+                        let encoding = if raw.compressed {
+                            match stream.recv_encoding {
+                                Ok(Some(encoding)) if encoding != Encoding::Identity => {
+                                    Some(encoding)
+                                }
+                                // PROTOCOL-HTTP2.md: a compressed flag without an encoding.
+                                Ok(_) => {
+                                    let status = Status::internal(
+                                        "compressed message received without grpc-encoding",
+                                    );
+                                    self.fail_call(id, status, ErrorCode::CANCEL);
+                                    return;
+                                }
+                                Err(()) => {
+                                    let status = Status::internal(
+                                        "compressed message in an encoding we do not support",
+                                    );
+                                    self.fail_call(id, status, ErrorCode::CANCEL);
+                                    return;
+                                }
+                            }
+                        } else {
+                            None
+                        };
+                        stream.unreleased += raw.data.len() as u64;
+                        self.events.push_back(Event::Message {
+                            stream: id,
+                            message: Message {
+                                data: raw.data,
+                                encoding,
+                            },
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        self.fail_call(id, error.to_status(), ErrorCode::CANCEL);
+                        return;
+                    }
+                }
+            }
+        }
+        self.credit_stream(id);
+        if data.end_stream {
+            self.on_remote_end(id);
+        }
+    }
+
+    /// Returns to the peer whatever `id` holds beyond its unreleased messages.
+    pub(super) fn credit_stream(&mut self, id: StreamId) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.held <= stream.unreleased || !stream.state.can_recv() {
+            return;
+        }
+        let credit = u32::try_from(stream.held - stream.unreleased).unwrap_or(u32::MAX);
+        stream.held -= u64::from(credit);
+        if let Some(increment) = stream.recv_window.release(credit) {
+            self.control.push_back(Control::WindowUpdate {
+                stream: id,
+                increment,
+            });
+        }
+    }
+
+    /// The peer sent END_STREAM on `id`.
+    fn on_remote_end(&mut self, id: StreamId) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let mid_message = stream.decoder.is_mid_message();
+        let local = stream.local;
+        let reported = stream.reported;
+        let Ok(state) = next(stream.state, Transition::RecvEndStream) else {
+            return;
+        };
+        if !reported {
+            if local {
+                // PROTOCOL-HTTP2.md: a response ends with trailers; without them the call
+                // failed, never succeeded.
+                self.end_call(
+                    id,
+                    Status::internal("server closed the stream without trailers"),
+                    false,
+                );
+            } else if mid_message {
+                self.end_call(
+                    id,
+                    Status::internal("client half-closed in the middle of a message"),
+                    false,
+                );
+                self.queue_trailers(id, Status::internal("incomplete message"));
+            } else {
+                self.events.push_back(Event::HalfClosed { stream: id });
+            }
+        }
+        self.set_state(id, state);
+    }
+
+    /// Ends a call because of what the peer sent on it: report `status`, reset with `code`.
+    fn fail_call(&mut self, id: StreamId, status: Status, code: ErrorCode) {
+        let local = self.streams.get(&id).is_some_and(|s| s.local);
+        self.end_call(id, status.clone(), false);
+        if local {
+            self.reset_stream(id, code);
+        } else {
+            // A server answers with the status when it still can, then resets.
+            self.queue_trailers(id, status);
+        }
+    }
+
+    /// Server: ends the call on the wire with `status` (trailers, or Trailers-Only).
+    fn queue_trailers(&mut self, id: StreamId, status: Status) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if !stream.state.can_send() {
+            return;
+        }
+        stream.pending_headers = None;
+        stream.queue.clear();
+        stream.queued_bytes = 0;
+        stream.pending_end = Some(PendingEnd::Trailers {
+            status,
+            metadata: Metadata::new(),
+        });
+        stream.send_finished = true;
+        self.schedule(id);
+    }
+
+    fn on_header_block(&mut self, id: StreamId, end_stream: bool, block: Bytes) {
+        let mut fields = std::mem::take(&mut self.fields);
+        fields.clear();
+        let limit = self.config.max_header_list_size as usize;
+        let too_large = match self
+            .decoder
+            .decode(&block, limit, |field| fields.push(field))
+        {
+            Ok(()) => false,
+            Err(DecodeError::ListTooLarge { .. }) => true,
+            Err(DecodeError::Compression(reason)) => {
+                self.fields = fields;
+                self.protocol_error(ErrorCode::COMPRESSION_ERROR, reason);
+                return;
+            }
+        };
+        match self.side {
+            Side::Server => self.on_request_headers(id, end_stream, &mut fields, too_large),
+            Side::Client => self.on_response_headers(id, end_stream, &mut fields, too_large),
+        }
+        fields.clear();
+        self.fields = fields;
+    }
+
+    fn on_request_headers(
+        &mut self,
+        id: StreamId,
+        end_stream: bool,
+        fields: &mut Vec<crate::hpack::Field>,
+        too_large: bool,
+    ) {
+        if let Some(stream) = self.streams.get(&id) {
+            // Request trailers: legal HTTP/2, meaningless to gRPC. They must end the stream.
+            if !stream.state.can_recv() {
+                if !stream.reported {
+                    self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
+                }
+                return;
+            }
+            if !end_stream {
+                self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "trailers without END_STREAM");
+                return;
+            }
+            self.on_remote_end(id);
+            return;
+        }
+        if !id.is_client_initiated() {
+            self.protocol_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "client opened an even-numbered stream",
+            );
+            return;
+        }
+        if id <= self.last_peer_id {
+            // RFC 9113 §5.1.1: ids only increase; a closed stream cannot be reopened.
+            self.protocol_error(ErrorCode::STREAM_CLOSED, "HEADERS on a closed stream");
+            return;
+        }
+        self.last_peer_id = id;
+        if self.shutdown == Shutdown::Draining {
+            // Above our final GOAWAY's last stream id: never processed (RFC 9113 §6.8).
+            self.control.push_back(Control::RstStream {
+                stream: id,
+                code: ErrorCode::REFUSED_STREAM,
+            });
+            self.check_control_backlog();
+            return;
+        }
+        if self.remote_active >= self.config.max_concurrent_streams {
+            // RFC 9113 §5.1.2. Refusals are budgeted: a peer that keeps ignoring the limit
+            // (rapid reset keeps the count low; this catches the rest) is cut off.
+            if self.spend_reset() {
+                self.control.push_back(Control::RstStream {
+                    stream: id,
+                    code: ErrorCode::REFUSED_STREAM,
+                });
+                self.check_control_backlog();
+            }
+            return;
+        }
+        if too_large {
+            let status = Status::resource_exhausted("request header list too large");
+            self.reject_call(
+                id,
+                end_stream,
+                PendingEnd::Trailers {
+                    status,
+                    metadata: Metadata::new(),
+                },
+            );
+            return;
+        }
+        let head = match grpc::parse_request(fields.drain(..)) {
+            Ok(head) => head,
+            Err(HeadError::Malformed(reason)) => {
+                // RFC 9113 §8.1.1: a malformed request is a stream error PROTOCOL_ERROR.
+                if self.spend_reset() {
+                    self.control.push_back(Control::RstStream {
+                        stream: id,
+                        code: ErrorCode::PROTOCOL_ERROR,
+                    });
+                    let _ = reason;
+                    self.check_control_backlog();
+                }
+                return;
+            }
+            Err(HeadError::BadMethod) => {
+                return self.reject_call(id, end_stream, PendingEnd::HttpStatus(405));
+            }
+            Err(HeadError::BadContentType) => {
+                return self.reject_call(id, end_stream, PendingEnd::HttpStatus(415));
+            }
+            Err(HeadError::Grpc(status)) => {
+                let end = PendingEnd::Trailers {
+                    status,
+                    metadata: Metadata::new(),
+                };
+                return self.reject_call(id, end_stream, end);
+            }
+        };
+        let encoding = match head.encoding.as_deref() {
+            None => None,
+            Some(name) => match Encoding::parse(name) {
+                Some(encoding) if encoding.is_supported() => Some(encoding),
+                _ => {
+                    // compression.md: an encoding we cannot decode is UNIMPLEMENTED.
+                    let status = Status::unimplemented(format!(
+                        "grpc-encoding {:?} is not supported",
+                        String::from_utf8_lossy(name)
+                    ));
+                    let end = PendingEnd::Trailers {
+                        status,
+                        metadata: Metadata::new(),
+                    };
+                    return self.reject_call(id, end_stream, end);
+                }
+            },
+        };
+        let mut stream = self.new_remote_stream();
+        stream.recv_encoding = Ok(encoding);
+        let deadline = head.timeout.and_then(|t| self.now.checked_add(t));
+        stream.deadline = deadline;
+        stream.state = next(StreamState::Idle, Transition::RecvHeaders { end_stream })
+            .unwrap_or(StreamState::Open);
+        self.streams.insert(id, stream);
+        if let Some(deadline) = deadline {
+            self.deadlines.insert((deadline, id));
+        }
+        self.events.push_back(Event::CallStarted {
+            stream: id,
+            head: Box::new(head),
+            deadline,
+        });
+        if end_stream {
+            self.events.push_back(Event::HalfClosed { stream: id });
+        }
+    }
+
+    /// A server stream for a new call, counted against our concurrency limit until the
+    /// application is done with it.
+    fn new_remote_stream(&mut self) -> Stream {
+        let mut stream = Stream::new(
+            false,
+            self.peer.initial_window,
+            self.config.initial_stream_window,
+            self.config.initial_stream_window,
+            self.config.max_recv_message_size,
+        );
+        stream.counted = true;
+        self.remote_active += 1;
+        stream
+    }
+
+    /// Server: answers a request the application never sees (bad method, content type,
+    /// encoding, oversized head).
+    fn reject_call(&mut self, id: StreamId, end_stream: bool, end: PendingEnd) {
+        let mut stream = self.new_remote_stream();
+        stream.state = next(StreamState::Idle, Transition::RecvHeaders { end_stream })
+            .unwrap_or(StreamState::Open);
+        stream.reported = true;
+        stream.app_done = true;
+        stream.announced = true;
+        stream.send_finished = true;
+        stream.pending_end = Some(end);
+        self.streams.insert(id, stream);
+        self.schedule(id);
+    }
+
+    fn on_response_headers(
+        &mut self,
+        id: StreamId,
+        end_stream: bool,
+        fields: &mut Vec<crate::hpack::Field>,
+        too_large: bool,
+    ) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            if !id.is_client_initiated() || self.is_idle_stream(id) {
+                self.protocol_error(
+                    ErrorCode::PROTOCOL_ERROR,
+                    "HEADERS on a stream the client never opened",
+                );
+            }
+            return;
+        };
+        if !stream.state.can_recv() {
+            if !stream.reported {
+                self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
+            }
+            return;
+        }
+        if stream.reported {
+            // The call already ended here (deadline, cancel); keep the stream state right.
+            if end_stream {
+                self.on_remote_end(id);
+            }
+            return;
+        }
+        if too_large {
+            self.fail_call(
+                id,
+                Status::internal("response header list too large"),
+                ErrorCode::CANCEL,
+            );
+            return;
+        }
+        if stream.head_received {
+            // Trailers.
+            if !end_stream {
+                self.fail_call(
+                    id,
+                    Status::internal("trailers without END_STREAM"),
+                    ErrorCode::PROTOCOL_ERROR,
+                );
+                return;
+            }
+            if stream.decoder.is_mid_message() {
+                self.fail_call(
+                    id,
+                    Status::internal("stream ended in the middle of a message"),
+                    ErrorCode::CANCEL,
+                );
+                return;
+            }
+            match grpc::parse_trailers(fields.drain(..), false) {
+                Ok(trailers) => self.finish_call(id, trailers.status, trailers.metadata),
+                Err(error) => {
+                    self.fail_call(id, head_error_status(error), ErrorCode::PROTOCOL_ERROR)
+                }
+            }
+            return;
+        }
+        if end_stream {
+            // Trailers-Only.
+            match grpc::parse_trailers_only(fields.drain(..)) {
+                Ok((head, trailers)) if head.http_status != 200 => {
+                    let status = http_status(head.http_status);
+                    self.finish_call(id, status, trailers.metadata);
+                }
+                Ok((_, trailers)) => self.finish_call(id, trailers.status, trailers.metadata),
+                Err(error) => {
+                    self.fail_call(id, head_error_status(error), ErrorCode::PROTOCOL_ERROR)
+                }
+            }
+            return;
+        }
+        match grpc::parse_response(fields.drain(..)) {
+            Ok(head) if head.http_status != 200 => {
+                self.fail_call(id, http_status(head.http_status), ErrorCode::CANCEL);
+            }
+            Ok(head) => {
+                stream.head_received = true;
+                stream.recv_encoding = match head.encoding.as_deref() {
+                    None => Ok(None),
+                    Some(name) => match Encoding::parse(name) {
+                        Some(encoding) if encoding.is_supported() => Ok(Some(encoding)),
+                        _ => Err(()),
+                    },
+                };
+                if let Ok(state) = next(stream.state, Transition::RecvHeaders { end_stream: false })
+                {
+                    stream.state = state;
+                }
+                self.events.push_back(Event::Headers {
+                    stream: id,
+                    metadata: head.metadata,
+                });
+            }
+            Err(error) => self.fail_call(id, head_error_status(error), ErrorCode::PROTOCOL_ERROR),
+        }
+    }
+
+    /// Client: the server's trailers arrived; the call ends with them.
+    fn finish_call(&mut self, id: StreamId, status: Status, metadata: Metadata) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.reported {
+            return;
+        }
+        stream.reported = true;
+        let still_sending = stream.state == StreamState::Open;
+        if let Some(deadline) = stream.deadline.take() {
+            self.deadlines.remove(&(deadline, id));
+        }
+        self.events.push_back(Event::Finished {
+            stream: id,
+            status,
+            metadata,
+            unprocessed: false,
+        });
+        if let Ok(state) = next(stream.state, Transition::RecvEndStream) {
+            if still_sending {
+                // The server is done with the call: stop sending (RFC 9113 §8.1).
+                stream.state = state;
+                self.reset_stream(id, ErrorCode::CANCEL);
+            } else {
+                self.set_state(id, state);
+            }
+        }
+    }
+
+    fn on_rst_stream(&mut self, id: StreamId, code: ErrorCode) {
+        let Some(stream) = self.streams.get(&id) else {
+            if self.is_idle_stream(id) {
+                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
+            }
+            return;
+        };
+        if !stream.local && !stream.announced && !self.spend_reset() {
+            // Rapid reset (CVE-2023-44487): opened and reset before the application saw it.
+            return;
+        }
+        let unprocessed = code == ErrorCode::REFUSED_STREAM;
+        self.end_call(id, reset_status(code, self.side), unprocessed);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.clear_send();
+        let state = next(stream.state, Transition::RecvReset).unwrap_or(StreamState::Closed);
+        self.set_state(id, state);
+    }
+
+    fn on_settings(&mut self, settings: Settings) {
+        if settings.ack {
+            if self.settings_unacked == 0 {
+                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "SETTINGS ACK without SETTINGS");
+                return;
+            }
+            self.settings_unacked -= 1;
+            if self.settings_unacked == 0 {
+                self.timers.clear(super::timers::Timer::SettingsAck);
+            }
+            return;
+        }
+        if self.got_peer_settings && !self.spend_idle() {
+            return;
+        }
+        self.got_peer_settings = true;
+        if self.side == Side::Client && settings.enable_push == Some(true) {
+            // RFC 9113 §6.5.2: a server must not set ENABLE_PUSH to 1.
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, "server enabled push");
+            return;
+        }
+        if let Some(size) = settings.header_table_size {
+            // We may use up to the peer's table size; 64 KiB bounds our encoder's memory.
+            self.encoder
+                .set_max_table_size((size as usize).min(64 << 10));
+        }
+        if let Some(max) = settings.max_concurrent_streams {
+            self.peer.max_concurrent_streams = max;
+        }
+        if let Some(size) = settings.max_frame_size {
+            self.peer.max_frame_size = size;
+        }
+        if let Some(size) = settings.max_header_list_size {
+            self.peer.max_header_list_size = size;
+        }
+        if let Some(window) = settings.initial_window_size {
+            // RFC 9113 §6.9.2: every stream's send window moves by the difference.
+            let delta = i64::from(window) - i64::from(self.peer.initial_window);
+            self.peer.initial_window = window;
+            let mut overflow = false;
+            let mut grown = Vec::new();
+            for (id, stream) in self.streams.iter_mut() {
+                if stream.send_window.adjust(delta).is_err() {
+                    overflow = true;
+                    break;
+                }
+                if delta > 0 && stream.has_output() {
+                    grown.push(*id);
+                }
+            }
+            if overflow {
+                self.protocol_error(
+                    ErrorCode::FLOW_CONTROL_ERROR,
+                    "SETTINGS_INITIAL_WINDOW_SIZE overflows a window",
+                );
+                return;
+            }
+            grown.sort_unstable();
+            for id in grown {
+                self.schedule(id);
+            }
+        }
+        self.control.push_back(Control::SettingsAck);
+        self.check_control_backlog();
+        self.open_pending_calls();
+    }
+
+    fn on_ping(&mut self, ping: Ping) {
+        if !ping.ack {
+            if self.spend_idle() {
+                self.control.push_back(Control::Ping {
+                    payload: ping.payload,
+                    ack: true,
+                });
+                self.check_control_backlog();
+            }
+            return;
+        }
+        let [kind, ..] = ping.payload;
+        let seq = u64::from_be_bytes([
+            0,
+            ping.payload[1],
+            ping.payload[2],
+            ping.payload[3],
+            ping.payload[4],
+            ping.payload[5],
+            ping.payload[6],
+            ping.payload[7],
+        ]);
+        match kind {
+            PING_APP => {
+                if let Some(pos) = self
+                    .app_pings
+                    .iter()
+                    .position(|&(s, _)| s & 0x00ff_ffff_ffff_ffff == seq)
+                {
+                    if let Some((_, sent)) = self.app_pings.remove(pos) {
+                        let rtt = self.now.saturating_duration_since(sent);
+                        self.events.push_back(Event::PingAcknowledged { rtt });
+                    }
+                }
+            }
+            PING_KEEPALIVE => {
+                self.keepalive_outstanding = false;
+                self.timers.clear(super::timers::Timer::KeepaliveAck);
+                self.arm_keepalive();
+            }
+            PING_SHUTDOWN if self.shutdown == Shutdown::Announced => {
+                self.send_final_goaway();
+                self.maybe_finish_shutdown();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_goaway(&mut self, goaway: GoAway) {
+        // RFC 9113 §6.8: the last stream id may only go down.
+        let last = self
+            .goaway_received
+            .map_or(goaway.last_stream, |prev| prev.min(goaway.last_stream));
+        self.goaway_received = Some(last);
+        self.events.push_back(Event::GoAway {
+            last_stream: goaway.last_stream,
+            code: goaway.code,
+            debug: goaway.debug.clone(),
+        });
+        // Our calls above `last` were never processed: they may be retried elsewhere.
+        let mut unprocessed: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(id, s)| s.local && **id > last)
+            .map(|(id, _)| *id)
+            .collect();
+        unprocessed.sort_unstable();
+        self.pending_open.clear();
+        for id in unprocessed {
+            self.end_call(
+                id,
+                Status::unavailable("the server is going away; call not processed"),
+                true,
+            );
+            self.set_state(id, StreamState::Closed);
+        }
+        if goaway.code != ErrorCode::NO_ERROR {
+            self.close_with(
+                ConnectionError::Remote {
+                    code: goaway.code,
+                    debug: goaway.debug,
+                },
+                None,
+                "",
+            );
+            return;
+        }
+        self.maybe_finish_shutdown();
+    }
+
+    fn on_window_update(&mut self, update: WindowUpdate) {
+        if update.stream.is_connection() {
+            if self.conn_send.grow(update.increment).is_err() {
+                self.protocol_error(
+                    ErrorCode::FLOW_CONTROL_ERROR,
+                    "connection send window overflow",
+                );
+            }
+            return;
+        }
+        let Some(stream) = self.streams.get_mut(&update.stream) else {
+            if self.is_idle_stream(update.stream) {
+                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
+            } else {
+                self.spend_idle();
+            }
+            return;
+        };
+        if stream.send_window.grow(update.increment).is_err() {
+            self.stream_error(
+                update.stream,
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "stream send window overflow",
+            );
+            return;
+        }
+        self.schedule(update.stream);
+    }
+}
+
+/// The status of a call whose stream the peer reset (grpc-go's mapping of HTTP/2 codes).
+fn reset_status(code: ErrorCode, side: Side) -> Status {
+    let who = if side == Side::Client {
+        "server"
+    } else {
+        "client"
+    };
+    let message = format!("stream reset by the {who} with {code}");
+    let code = match code {
+        ErrorCode::CANCEL => Code::Cancelled,
+        ErrorCode::REFUSED_STREAM => Code::Unavailable,
+        ErrorCode::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+        ErrorCode::INADEQUATE_SECURITY => Code::PermissionDenied,
+        _ => Code::Internal,
+    };
+    Status::new(code, message)
+}
+
+/// The status of a response whose HTTP status was not 200 (http-grpc-status-mapping.md).
+fn http_status(status: u16) -> Status {
+    Status::new(
+        Code::from_http_status(status),
+        format!("unexpected HTTP status {status}"),
+    )
+}
+
+/// The status of a call whose response head or trailers we could not accept.
+fn head_error_status(error: HeadError) -> Status {
+    match error {
+        HeadError::Grpc(status) => status,
+        HeadError::Malformed(reason) => Status::internal(format!("malformed response: {reason}")),
+        HeadError::BadMethod => Status::internal("malformed response: unexpected method"),
+        HeadError::BadContentType => {
+            Status::unknown("response content-type is not application/grpc")
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Connection timers and `handle_timeout`: SETTINGS ACK, keepalive, shutdown and call deadlines.
+
+use std::time::Instant;
+
+use super::{Connection, Control, PING_KEEPALIVE, Shutdown, ping_payload};
+use crate::error::{ConnectionError, ErrorCode, StreamId};
+use crate::grpc::Status;
+
+/// The connection-wide timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// Our SETTINGS must be acknowledged by then (RFC 9113 §6.5.3).
+    SettingsAck = 0,
+    /// Send a keepalive PING (nothing received for `keepalive_time`).
+    KeepalivePing = 1,
+    /// The keepalive PING must be acknowledged by then.
+    KeepaliveAck = 2,
+    /// Server shutdown: stop waiting for the PING after the first GOAWAY.
+    Shutdown = 3,
+}
+
+const TIMERS: usize = 4;
+
+/// One optional deadline per [`Timer`]; the next wake-up is the earliest. No heap.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TimerTable([Option<Instant>; TIMERS]);
+
+impl TimerTable {
+    pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
+        self.0[timer as usize] = Some(at);
+    }
+
+    pub(crate) fn clear(&mut self, timer: Timer) {
+        self.0[timer as usize] = None;
+    }
+
+    /// `true` when `timer` is set and due at `now`; clears it.
+    fn take_expired(&mut self, timer: Timer, now: Instant) -> bool {
+        match self.0[timer as usize] {
+            Some(at) if at <= now => {
+                self.0[timer as usize] = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+}
+
+impl Connection {
+    /// Fires whatever is due at `now`: call deadlines (the call ends with DEADLINE_EXCEEDED and
+    /// its stream is reset with CANCEL), keepalive, SETTINGS and shutdown timeouts. Spurious
+    /// calls are no-ops.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.now = now;
+        if self.timers.take_expired(Timer::SettingsAck, now) {
+            self.close_with(
+                ConnectionError::SettingsTimeout,
+                Some(ErrorCode::SETTINGS_TIMEOUT),
+                "SETTINGS not acknowledged",
+            );
+            return;
+        }
+        if self.timers.take_expired(Timer::KeepaliveAck, now) {
+            self.close_with(
+                ConnectionError::KeepaliveTimeout,
+                Some(ErrorCode::NO_ERROR),
+                "keepalive timeout",
+            );
+            return;
+        }
+        if self.timers.take_expired(Timer::KeepalivePing, now) {
+            self.keepalive_outstanding = true;
+            self.control.push_back(Control::Ping {
+                payload: ping_payload(PING_KEEPALIVE, 0),
+                ack: false,
+            });
+            self.timers
+                .set(Timer::KeepaliveAck, now + self.config.keepalive_timeout);
+        }
+        if self.timers.take_expired(Timer::Shutdown, now) && self.shutdown == Shutdown::Announced {
+            self.send_final_goaway();
+            self.maybe_finish_shutdown();
+        }
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.expire_call(id);
+        }
+    }
+
+    /// A call's deadline passed.
+    fn expire_call(&mut self, id: StreamId) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.deadline = None;
+        let on_wire = stream.state.is_active();
+        self.end_call(id, Status::deadline_exceeded("deadline exceeded"), false);
+        if let Some(pos) = self.pending_open.iter().position(|&p| p == id) {
+            self.pending_open.remove(pos);
+        }
+        if on_wire {
+            self.reset_stream(id, ErrorCode::CANCEL);
+        } else {
+            self.set_state(id, super::StreamState::Closed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn next_is_the_earliest_and_expiry_clears() {
+        let t0 = Instant::now();
+        let mut t = TimerTable::default();
+        assert_eq!(t.next(), None);
+        t.set(Timer::KeepalivePing, t0 + Duration::from_secs(5));
+        t.set(Timer::SettingsAck, t0 + Duration::from_secs(2));
+        assert_eq!(t.next(), Some(t0 + Duration::from_secs(2)));
+        assert!(!t.take_expired(Timer::SettingsAck, t0 + Duration::from_secs(1)));
+        assert!(t.take_expired(Timer::SettingsAck, t0 + Duration::from_secs(2)));
+        assert!(!t.take_expired(Timer::SettingsAck, t0 + Duration::from_secs(3)));
+        assert_eq!(t.next(), Some(t0 + Duration::from_secs(5)));
+        t.clear(Timer::KeepalivePing);
+        assert_eq!(t.next(), None);
+    }
+}

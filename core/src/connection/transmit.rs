@@ -1,0 +1,564 @@
+//! The sending side: frames are encoded when the driver asks, many per call, up to a budget.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::state::{StreamState, Transition, next};
+use super::streams::{Chunk, PendingEnd, PendingHeaders};
+use super::{CLIENT_PREFACE, Connection, Control, Scheme, Side};
+use crate::error::{ErrorCode, StreamId};
+use crate::event::Event;
+use crate::frame::{self, GoAway, Ping, RstStream, Settings, WindowUpdate};
+use crate::grpc::{self, Status};
+use crate::hpack::Sensitivity;
+
+/// Payloads at least this large are chained into a [`Transmit`] instead of copied.
+const CHAIN_MIN: usize = 4096;
+
+/// Output for vectored writes: frame headers and small frames are gathered into shared
+/// segments, large payloads are chained as the `Bytes` the application gave, never copied.
+#[derive(Debug, Default)]
+pub struct Transmit {
+    segments: VecDeque<Bytes>,
+    tail: BytesMut,
+    len: usize,
+}
+
+impl Transmit {
+    /// An empty output.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes waiting to be written.
+    pub fn len(&self) -> usize {
+        self.len + self.tail.len()
+    }
+
+    /// `true` when nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pending bytes as slices, in order: hand them to a vectored write.
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        self.segments
+            .iter()
+            .map(|b| &b[..])
+            .chain(std::iter::once(&self.tail[..]))
+            .filter(|c| !c.is_empty())
+    }
+
+    /// Drops the first `n` bytes, which the transport wrote.
+    pub fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.segments.front_mut() else {
+                let k = n.min(self.tail.len());
+                self.tail.advance(k);
+                return;
+            };
+            let k = n.min(front.len());
+            front.advance(k);
+            self.len -= k;
+            n -= k;
+            if front.is_empty() {
+                self.segments.pop_front();
+            }
+        }
+    }
+}
+
+/// Where encoded frames go: a plain buffer (payloads copied) or a [`Transmit`] (large payloads
+/// chained).
+pub(crate) trait Sink {
+    /// The buffer small frames and frame headers are written into.
+    fn buf(&mut self) -> &mut BytesMut;
+    /// Appends a payload slice.
+    fn put_payload(&mut self, payload: &Bytes);
+    /// Bytes written so far.
+    fn written(&self) -> usize;
+}
+
+impl Sink for BytesMut {
+    fn buf(&mut self) -> &mut BytesMut {
+        self
+    }
+    fn put_payload(&mut self, payload: &Bytes) {
+        self.extend_from_slice(payload);
+    }
+    fn written(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Sink for Transmit {
+    fn buf(&mut self) -> &mut BytesMut {
+        &mut self.tail
+    }
+    fn put_payload(&mut self, payload: &Bytes) {
+        if payload.len() < CHAIN_MIN {
+            self.tail.extend_from_slice(payload);
+            return;
+        }
+        if !self.tail.is_empty() {
+            let head = self.tail.split().freeze();
+            self.len += head.len();
+            self.segments.push_back(head);
+        }
+        self.len += payload.len();
+        self.segments.push_back(payload.clone());
+    }
+    fn written(&self) -> usize {
+        self.len()
+    }
+}
+
+/// A reusable list of header fields, stored flat so that building a head allocates nothing
+/// once warmed up.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderScratch {
+    bytes: Vec<u8>,
+    spans: Vec<[usize; 3]>,
+    /// RFC 9113 §6.5.2 size: name + value + 32 per field.
+    list_size: usize,
+}
+
+impl HeaderScratch {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.list_size = 0;
+    }
+
+    fn push(&mut self, name: &[u8], value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        let mid = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.spans.push([start, mid, self.bytes.len()]);
+        self.list_size += name.len() + value.len() + 32;
+    }
+
+    fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8], Sensitivity)> {
+        self.spans.iter().map(|&[start, mid, end]| {
+            let name = self.bytes.get(start..mid).unwrap_or_default();
+            let value = self.bytes.get(mid..end).unwrap_or_default();
+            (name, value, Sensitivity::Normal)
+        })
+    }
+}
+
+impl Connection {
+    /// Appends frames to `buf`: everything pending, up to the configured byte budget. Returns the
+    /// number of bytes appended; call again until it returns 0.
+    pub fn poll_transmit(&mut self, buf: &mut BytesMut) -> usize {
+        self.write_output(buf)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but large payloads are chained into `out`
+    /// rather than copied, for a vectored write.
+    pub fn poll_transmit_chained(&mut self, out: &mut Transmit) -> usize {
+        self.write_output(out)
+    }
+
+    fn write_output<S: Sink>(&mut self, sink: &mut S) -> usize {
+        let start = sink.written();
+        if self.preface_pending {
+            self.preface_pending = false;
+            sink.buf().extend_from_slice(CLIENT_PREFACE);
+        }
+        while let Some(control) = self.control.pop_front() {
+            self.write_control(control, sink.buf());
+        }
+        if self.closed.is_none() {
+            self.write_streams(sink, start);
+        }
+        sink.written() - start
+    }
+
+    fn write_control(&mut self, control: Control, dst: &mut BytesMut) {
+        match control {
+            Control::Settings => self.local_settings().encode(dst),
+            Control::SettingsAck => Settings {
+                ack: true,
+                ..Settings::default()
+            }
+            .encode(dst),
+            Control::Ping { payload, ack } => Ping { ack, payload }.encode(dst),
+            Control::RstStream { stream, code } => RstStream { stream, code }.encode(dst),
+            Control::WindowUpdate { stream, increment } => {
+                WindowUpdate { stream, increment }.encode(dst)
+            }
+            Control::GoAway {
+                last_stream,
+                code,
+                debug,
+            } => GoAway {
+                last_stream,
+                code,
+                debug,
+            }
+            .encode(dst),
+        }
+    }
+
+    /// The SETTINGS we send first (RFC 9113 §6.5.2); push is always disabled.
+    fn local_settings(&self) -> Settings {
+        let c = &self.config;
+        Settings {
+            ack: false,
+            header_table_size: (c.header_table_size != 4096).then_some(c.header_table_size),
+            enable_push: (self.side == Side::Client).then_some(false),
+            max_concurrent_streams: Some(c.max_concurrent_streams),
+            initial_window_size: Some(c.initial_stream_window),
+            max_frame_size: (c.max_frame_size != 16_384).then_some(c.max_frame_size),
+            max_header_list_size: Some(c.max_header_list_size),
+        }
+    }
+
+    /// Writes stream frames in rotation until the budget is spent or nothing can move.
+    fn write_streams<S: Sink>(&mut self, sink: &mut S, start: usize) {
+        let budget = self.config.transmit_budget;
+        let mut conn_blocked = Vec::new();
+        while sink.written() - start < budget {
+            let Some(id) = self.send_ready.pop_front() else {
+                break;
+            };
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            stream.scheduled = false;
+            if stream.pending_headers.is_some() && !self.write_headers(id, sink) {
+                continue;
+            }
+            let quantum = (self.peer.max_frame_size as usize).max(16_384) * 4;
+            let waiting_for_conn = self.write_data(id, sink, quantum);
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            if stream.queued_bytes == 0 && stream.pending_end.is_some() {
+                self.write_end(id, sink);
+            }
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            if stream.want_writable && stream.queued_bytes <= self.config.max_send_buffer / 2 {
+                stream.want_writable = false;
+                self.events.push_back(Event::Writable { stream: id });
+            }
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            if !stream.has_output() {
+                continue;
+            }
+            if waiting_for_conn {
+                stream.scheduled = true;
+                conn_blocked.push(id);
+            } else if stream.send_window.available() > 0 {
+                stream.scheduled = true;
+                self.send_ready.push_back(id);
+            }
+            // Else: waits for the stream's WINDOW_UPDATE, which schedules it again.
+        }
+        // Streams waiting for connection credit keep their place at the front.
+        for id in conn_blocked.into_iter().rev() {
+            self.send_ready.push_front(id);
+        }
+    }
+
+    /// Writes the stream's pending HEADERS. `false` if the stream is gone (its head did not fit
+    /// the peer's header list limit).
+    fn write_headers<S: Sink>(&mut self, id: StreamId, sink: &mut S) -> bool {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        let Some(pending) = stream.pending_headers.take() else {
+            return true;
+        };
+        self.header_scratch.clear();
+        let scratch = &mut self.header_scratch;
+        let mut end_stream = false;
+        match &pending {
+            PendingHeaders::Request(request) => {
+                // grpc-timeout carries the time left now, not the time asked for.
+                let timeout = stream
+                    .deadline
+                    .map(|d| d.saturating_duration_since(self.now));
+                // A call with nothing to send and already half-closed fits in one HEADERS.
+                end_stream = stream.queued_bytes == 0
+                    && matches!(stream.pending_end, Some(PendingEnd::EndStream));
+                let out = grpc::RequestOut {
+                    path: &request.path,
+                    authority: Some(&request.authority),
+                    scheme: match request.scheme {
+                        Scheme::Http => "http",
+                        Scheme::Https => "https",
+                    },
+                    timeout,
+                    encoding: request.encoding,
+                    accept_encoding: request.accept_encoding,
+                    user_agent: Some(self.config.user_agent),
+                    metadata: &request.metadata,
+                };
+                grpc::write_request(&out, &mut |name, value| scratch.push(name, value));
+            }
+            PendingHeaders::Response { metadata, encoding } => {
+                grpc::write_response_head(
+                    *encoding,
+                    grpc::EncodingSet::supported(),
+                    metadata,
+                    &mut |name, value| scratch.push(name, value),
+                );
+            }
+        }
+        if self.header_scratch.list_size > self.peer.max_header_list_size as usize {
+            let status = Status::internal(format!(
+                "header list of {} bytes exceeds the peer's limit of {}",
+                self.header_scratch.list_size, self.peer.max_header_list_size
+            ));
+            self.end_call(id, status, false);
+            if self.side == Side::Client {
+                self.set_state(id, StreamState::Closed);
+            } else {
+                self.reset_stream(id, ErrorCode::INTERNAL_ERROR);
+            }
+            return false;
+        }
+        if end_stream {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.pending_end = None;
+            }
+        }
+        self.encode_block(id, end_stream, sink);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        if let Ok(state) = next(stream.state, Transition::SendHeaders { end_stream }) {
+            stream.state = state;
+        }
+        match pending {
+            PendingHeaders::Request(_) => self.last_local_sent = id,
+            PendingHeaders::Response { .. } => stream.head_sent = true,
+        }
+        true
+    }
+
+    /// HPACK-encodes the scratch fields and writes them as HEADERS (+ CONTINUATION).
+    fn encode_block<S: Sink>(&mut self, id: StreamId, end_stream: bool, sink: &mut S) {
+        self.block_scratch.clear();
+        self.encoder
+            .encode(self.header_scratch.fields(), &mut self.block_scratch);
+        frame::encode_header_block(
+            id,
+            end_stream,
+            &self.block_scratch,
+            self.peer.max_frame_size as usize,
+            sink.buf(),
+        );
+    }
+
+    /// Writes DATA frames for `id` within the windows, up to `quantum` bytes. Returns `true`
+    /// when the connection window stopped it.
+    fn write_data<S: Sink>(&mut self, id: StreamId, sink: &mut S, quantum: usize) -> bool {
+        let max_frame = self.peer.max_frame_size as usize;
+        let mut written = 0;
+        loop {
+            let Some(stream) = self.streams.get_mut(&id) else {
+                return false;
+            };
+            if stream.queued_bytes == 0 || written >= quantum {
+                return false;
+            }
+            let conn = self.conn_send.available();
+            if conn == 0 {
+                return true;
+            }
+            let len = stream
+                .queued_bytes
+                .min(stream.send_window.available())
+                .min(conn)
+                .min(max_frame);
+            if len == 0 {
+                return false;
+            }
+            let drains = len == stream.queued_bytes;
+            let end_stream = drains && matches!(stream.pending_end, Some(PendingEnd::EndStream));
+            frame::encode_data_header(id, len as u32, end_stream, sink.buf());
+            let mut left = len;
+            while left > 0 {
+                let Some(chunk) = stream.queue.front_mut() else {
+                    break;
+                };
+                match chunk {
+                    Chunk::Prefix(bytes, start) => {
+                        let from = usize::from(*start);
+                        let take = (5 - from).min(left);
+                        sink.buf()
+                            .extend_from_slice(bytes.get(from..from + take).unwrap_or_default());
+                        left -= take;
+                        if from + take == 5 {
+                            stream.queue.pop_front();
+                        } else {
+                            *start = (from + take) as u8;
+                        }
+                    }
+                    Chunk::Body(body) => {
+                        let take = body.len().min(left);
+                        if take == body.len() {
+                            sink.put_payload(body);
+                            stream.queue.pop_front();
+                        } else {
+                            sink.put_payload(&body.split_to(take));
+                        }
+                        left -= take;
+                    }
+                }
+            }
+            stream.queued_bytes -= len;
+            stream.send_window.consume(len);
+            self.conn_send.consume(len);
+            written += len;
+            if end_stream {
+                stream.pending_end = None;
+                if let Ok(state) = next(stream.state, Transition::SendEndStream) {
+                    self.set_state(id, state);
+                }
+                return false;
+            }
+        }
+    }
+
+    /// Ends our side of the stream once its queue drained: client END_STREAM, server trailers.
+    fn write_end<S: Sink>(&mut self, id: StreamId, sink: &mut S) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let Some(end) = stream.pending_end.take() else {
+            return;
+        };
+        self.header_scratch.clear();
+        let scratch = &mut self.header_scratch;
+        match &end {
+            PendingEnd::EndStream => {
+                frame::encode_data_header(id, 0, true, sink.buf());
+                if let Ok(state) = next(stream.state, Transition::SendEndStream) {
+                    self.set_state(id, state);
+                }
+                return;
+            }
+            PendingEnd::Trailers { status, metadata } if stream.head_sent => {
+                grpc::write_trailers(status, metadata, &mut |name, value| {
+                    scratch.push(name, value)
+                });
+            }
+            PendingEnd::Trailers { status, metadata } => {
+                grpc::write_trailers_only(status, metadata, &mut |name, value| {
+                    scratch.push(name, value)
+                });
+            }
+            PendingEnd::HttpStatus(code) => {
+                let mut digits = [0u8; 3];
+                let code = (*code).clamp(100, 999);
+                digits[0] = b'0' + (code / 100) as u8;
+                digits[1] = b'0' + (code / 10 % 10) as u8;
+                digits[2] = b'0' + (code % 10) as u8;
+                scratch.push(b":status", &digits);
+            }
+        }
+        self.encode_block(id, true, sink);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let Ok(state) = next(stream.state, Transition::SendHeaders { end_stream: true }) else {
+            return;
+        };
+        if state == StreamState::Closed {
+            self.set_state(id, state);
+        } else {
+            // RFC 9113 §8.1: a complete response before the request ended; stop the client
+            // with RST_STREAM(NO_ERROR). Written now so it follows the trailers.
+            RstStream {
+                stream: id,
+                code: ErrorCode::NO_ERROR,
+            }
+            .encode(sink.buf());
+            self.set_state(id, StreamState::Closed);
+        }
+    }
+
+    /// Puts `id` in the send rotation if it has something to write.
+    pub(super) fn schedule(&mut self, id: StreamId) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.scheduled || !stream.has_output() {
+            return;
+        }
+        if stream.local && stream.state == StreamState::Idle && !stream.counted {
+            return; // Waits in `pending_open` for a concurrency slot.
+        }
+        stream.scheduled = true;
+        self.send_ready.push_back(id);
+    }
+
+    /// Client: activates queued calls while the peer's concurrency limit allows.
+    pub(super) fn open_pending_calls(&mut self) {
+        while self.local_active < self.peer.max_concurrent_streams {
+            let Some(id) = self.pending_open.pop_front() else {
+                return;
+            };
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            stream.counted = true;
+            self.local_active += 1;
+            self.schedule(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transmit_chains_large_payloads_and_advances() {
+        let mut out = Transmit::new();
+        out.buf().extend_from_slice(b"head");
+        let big = Bytes::from(vec![7u8; CHAIN_MIN]);
+        out.put_payload(&big);
+        out.put_payload(&Bytes::from_static(b"small"));
+        assert_eq!(out.len(), 4 + CHAIN_MIN + 5);
+        let chunks: Vec<&[u8]> = out.chunks().collect();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(
+            chunks[1].as_ptr(),
+            big.as_ptr(),
+            "large payload chained, not copied"
+        );
+        out.advance(6);
+        assert_eq!(out.len(), CHAIN_MIN + 3);
+        out.advance(CHAIN_MIN + 1);
+        assert_eq!(out.chunks().collect::<Vec<_>>(), vec![&b"ll"[..]]);
+        out.advance(2);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn header_scratch_counts_list_size() {
+        let mut s = HeaderScratch::default();
+        s.push(b"a", b"bc");
+        s.push(b"", b"");
+        assert_eq!(s.list_size, 3 + 32 + 32);
+        let fields: Vec<_> = s
+            .fields()
+            .map(|(n, v, _)| (n.to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![(b"a".to_vec(), b"bc".to_vec()), (vec![], vec![])]
+        );
+    }
+}
