@@ -13,8 +13,9 @@ pub struct Config {
     /// beyond it are refused with RST_STREAM(REFUSED_STREAM). Default 1024 on servers, 100 on clients.
     pub max_concurrent_streams: u32,
     /// SETTINGS_INITIAL_WINDOW_SIZE we advertise: bytes the peer may send on one stream before we
-    /// release credit. At least 65,535 (so the peer's pre-ACK use of the RFC default is safe).
-    /// Default 1 MiB. Bounds buffered complete messages per stream.
+    /// release credit (1 ..= 2^31-1). Until the peer acknowledges our SETTINGS, streams accept
+    /// the RFC default of 65,535 if that is larger. Default 1 MiB. Bounds buffered complete
+    /// messages per stream.
     pub initial_stream_window: u32,
     /// Receive window of the whole connection, raised from 65,535 by a WINDOW_UPDATE right after
     /// our SETTINGS. Default 16 MiB.
@@ -99,7 +100,7 @@ impl Config {
     /// The values clamped into what the protocol allows (windows, frame size).
     pub(crate) fn sanitized(&self) -> Self {
         let mut c = self.clone();
-        c.initial_stream_window = c.initial_stream_window.clamp(65_535, (1 << 31) - 1);
+        c.initial_stream_window = c.initial_stream_window.clamp(1, (1 << 31) - 1);
         c.connection_window = c.connection_window.clamp(65_535, (1 << 31) - 1);
         c.max_frame_size = c.max_frame_size.clamp(16_384, (1 << 24) - 1);
         c.transmit_budget = c.transmit_budget.max(16 << 10);

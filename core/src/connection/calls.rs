@@ -111,7 +111,7 @@ impl Connection {
         let mut stream = Stream::new(
             true,
             self.peer.initial_window,
-            self.config.initial_stream_window,
+            self.initial_recv_window(),
             self.config.initial_stream_window,
             self.config.max_recv_message_size,
         );

@@ -72,6 +72,12 @@ impl RecvWindow {
         }
     }
 
+    /// Our SETTINGS_INITIAL_WINDOW_SIZE took effect (the peer acknowledged it): the peer's
+    /// allowance moves by `delta`, possibly below zero (RFC 9113 §6.9.2).
+    pub(crate) fn adjust(&mut self, delta: i64) {
+        self.remaining += delta;
+    }
+
     /// Counts `n` received bytes; `Err` when the peer exceeded what we advertised (§6.9.1).
     pub(crate) fn receive(&mut self, n: u32) -> Result<(), ErrorCode> {
         let next = self.remaining - i64::from(n);
@@ -140,6 +146,21 @@ mod tests {
     fn recv_window_rejects_one_byte_over() {
         let mut w = RecvWindow::new(10, 10);
         assert_eq!(w.receive(10), Ok(()));
+        assert_eq!(w.receive(1), Err(ErrorCode::FLOW_CONTROL_ERROR));
+    }
+
+    #[test]
+    fn recv_window_shrinks_when_smaller_settings_take_effect() {
+        let mut w = RecvWindow::new(65_535, 1);
+        w.receive(65_000).unwrap();
+        w.adjust(1 - 65_535);
+        assert_eq!(
+            w.receive(1),
+            Err(ErrorCode::FLOW_CONTROL_ERROR),
+            "allowance went negative"
+        );
+        assert_eq!(w.release(65_000), Some(65_000));
+        assert_eq!(w.receive(1), Ok(()), "one byte of window after the release");
         assert_eq!(w.receive(1), Err(ErrorCode::FLOW_CONTROL_ERROR));
     }
 

@@ -183,6 +183,8 @@ pub struct Connection {
     peer: PeerSettings,
     /// SETTINGS frames we sent and the peer has not acknowledged.
     settings_unacked: u32,
+    /// The peer acknowledged our first SETTINGS: our initial stream window is in force.
+    settings_acked: bool,
 
     conn_send: SendWindow,
     conn_recv: RecvWindow,
@@ -247,6 +249,7 @@ impl Connection {
                 max_header_list_size: u32::MAX,
             },
             settings_unacked: 1,
+            settings_acked: false,
             conn_send: SendWindow::new(DEFAULT_WINDOW),
             conn_recv: RecvWindow::new(DEFAULT_WINDOW, config.connection_window),
             streams: StreamMap::default(),
@@ -393,6 +396,16 @@ impl Connection {
             Some(code),
             "closed by the application",
         );
+    }
+
+    /// The receive window a new stream starts with: ours once acknowledged, before that at least
+    /// the RFC default the peer may still be using.
+    fn initial_recv_window(&self) -> u32 {
+        if self.settings_acked {
+            self.config.initial_stream_window
+        } else {
+            self.config.initial_stream_window.max(DEFAULT_WINDOW)
+        }
     }
 
     fn check_open(&self) -> Result<(), CallError> {

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::flow_control::DEFAULT_WINDOW;
 use super::state::{StreamState, Transition, next};
 use super::streams::{PendingEnd, Stream};
 use super::{
@@ -580,7 +581,7 @@ impl Connection {
         let mut stream = Stream::new(
             false,
             self.peer.initial_window,
-            self.config.initial_stream_window,
+            self.initial_recv_window(),
             self.config.initial_stream_window,
             self.config.max_recv_message_size,
         );
@@ -767,6 +768,16 @@ impl Connection {
             self.settings_unacked -= 1;
             if self.settings_unacked == 0 {
                 self.timers.clear(super::timers::Timer::SettingsAck);
+            }
+            if !self.settings_acked {
+                self.settings_acked = true;
+                let ours = i64::from(self.config.initial_stream_window);
+                let delta = ours - i64::from(DEFAULT_WINDOW.max(self.config.initial_stream_window));
+                if delta != 0 {
+                    for stream in self.streams.values_mut() {
+                        stream.recv_window.adjust(delta);
+                    }
+                }
             }
             return;
         }
