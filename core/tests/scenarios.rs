@@ -10,17 +10,7 @@ use anygrpc_core::{
     CallError, CallRequest, Code, Config, Encoding, ErrorCode, Event, Metadata, Status, StreamId,
 };
 use bytes::{Bytes, BytesMut};
-use support::{CHUNKS, Pair, finished, messages};
-
-fn started(events: &[Event]) -> Vec<StreamId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CallStarted { stream, .. } => Some(*stream),
-            _ => None,
-        })
-        .collect()
-}
+use support::{CHUNKS, Pair, finished, messages, started};
 
 fn status_of(events: &[Event], id: StreamId) -> Status {
     match finished(events, id) {

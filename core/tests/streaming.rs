@@ -7,13 +7,7 @@ use bytes::Bytes;
 use support::{CHUNKS, Pair, finished, messages};
 
 fn started(events: &[Event]) -> StreamId {
-    events
-        .iter()
-        .find_map(|e| match e {
-            Event::CallStarted { stream, .. } => Some(*stream),
-            _ => None,
-        })
-        .expect("CallStarted")
+    *support::started(events).first().expect("CallStarted")
 }
 
 fn numbered(n: usize, size: usize) -> Vec<Bytes> {

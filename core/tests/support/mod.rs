@@ -135,6 +135,17 @@ pub fn messages(events: &[Event], stream: StreamId) -> Vec<Bytes> {
         .collect()
 }
 
+/// Streams of the `CallStarted` events, in order.
+pub fn started(events: &[Event]) -> Vec<StreamId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallStarted { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The `Finished` event of `stream`, if any.
 pub fn finished(events: &[Event], stream: StreamId) -> Option<&Event> {
     events
