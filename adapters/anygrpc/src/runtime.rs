@@ -1,0 +1,66 @@
+//! The seam between anygrpc and an executor: spawn, timers, clock, sockets, name resolution.
+//!
+//! Everything else (the connection driver, calls, channels, servers) is written once against
+//! this trait and `futures-io`. An adapter crate implements it in a few hundred lines.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A byte stream to a peer: a TCP or Unix socket, a TLS stream, an in-memory pipe.
+pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// The peer's address, for `ServicerContext::peer` and logs (`ipv4:1.2.3.4:5`, ...).
+    fn peer(&self) -> String {
+        String::from("unknown")
+    }
+}
+
+/// A listening socket that yields transports.
+pub trait Listener: Send + 'static {
+    /// Waits for the next connection.
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Box<dyn Transport>>>;
+    /// The address actually bound (the real port when port 0 was asked for).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// What anygrpc needs from an executor.
+pub trait Runtime: Send + Sync + fmt::Debug + 'static {
+    /// Runs `task` to completion in the background.
+    fn spawn(&self, task: BoxFuture<'static, ()>);
+    /// A future that completes at `deadline` (at once if it passed).
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()>;
+    /// The current time. Overridden by simulated runtimes so that deadlines, backoff and
+    /// keepalive run on a manual clock.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    /// Opens a TCP connection (with TCP_NODELAY set).
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Transport>>>;
+    /// Opens a Unix-domain socket connection (`unix:path` targets).
+    fn connect_unix(&self, path: String) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
+        let _ = path;
+        Box::pin(async { Err(io::Error::new(io::ErrorKind::Unsupported, "unix sockets are not supported by this runtime")) })
+    }
+    /// Binds a TCP listener.
+    fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
+    /// Resolves a host name to addresses.
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>>;
+}
+
+/// A shared runtime handle.
+pub type RuntimeRef = Arc<dyn Runtime>;
+
+/// Waits for the next connection on `listener`.
+pub async fn accept(listener: &mut dyn Listener) -> io::Result<Box<dyn Transport>> {
+    std::future::poll_fn(|cx| listener.poll_accept(cx)).await
+}
