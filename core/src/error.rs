@@ -132,6 +132,8 @@ pub enum ConnectionError {
     SettingsTimeout,
     /// The application closed the connection.
     Local,
+    /// The transport ended (EOF or an I/O error) without a GOAWAY.
+    TransportClosed,
 }
 
 impl fmt::Display for ConnectionError {
@@ -148,6 +150,7 @@ impl fmt::Display for ConnectionError {
             Self::KeepaliveTimeout => f.write_str("keepalive ping not acknowledged in time"),
             Self::SettingsTimeout => f.write_str("SETTINGS not acknowledged in time"),
             Self::Local => f.write_str("connection closed locally"),
+            Self::TransportClosed => f.write_str("the transport closed"),
         }
     }
 }

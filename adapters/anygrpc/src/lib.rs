@@ -1,6 +1,20 @@
-//! gRPC on any executor. Work in progress: the runtime seam.
+//! gRPC on any executor: channels, Call objects, servers and interceptors over the sans-IO
+//! `anygrpc-core`, written once against `futures-io` and a small [`Runtime`] trait. Adapter
+//! crates (`anygrpc-smol`, `anygrpc-async-std`, `anygrpc-tokio`) bind it to an executor.
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod client;
+mod codec;
+mod driver;
 pub mod runtime;
+pub mod server;
+mod slot;
 
+pub use anygrpc_core::{Code, Config, Encoding, Metadata, Status};
+pub use client::{
+    BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, RpcError, StreamStream,
+    StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream, UnaryStreamCall,
+    UnaryUnary, UsageError, WriteError,
+};
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
+pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};

@@ -49,7 +49,12 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// Opens a Unix-domain socket connection (`unix:path` targets).
     fn connect_unix(&self, path: String) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
         let _ = path;
-        Box::pin(async { Err(io::Error::new(io::ErrorKind::Unsupported, "unix sockets are not supported by this runtime")) })
+        Box::pin(async {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "unix sockets are not supported by this runtime",
+            ))
+        })
     }
     /// Binds a TCP listener.
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;

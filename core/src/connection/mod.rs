@@ -408,6 +408,16 @@ impl Connection {
         }
     }
 
+    /// The transport ended (EOF, reset, I/O error): every call still running ends with
+    /// UNAVAILABLE; nothing more is sent.
+    pub fn transport_closed(&mut self, now: Instant) {
+        self.now = now;
+        if self.closed.is_none() {
+            self.close_with(ConnectionError::TransportClosed, None, "transport closed");
+        }
+        self.control.clear();
+    }
+
     fn check_open(&self) -> Result<(), CallError> {
         if self.closed.is_some() {
             Err(CallError::ConnectionClosed)

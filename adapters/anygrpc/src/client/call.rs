@@ -1,0 +1,344 @@
+//! What every client call kind shares: options, errors, and the untyped call core behind the
+//! Call objects (metadata and status futures, cancel, done, deadline).
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
+use bytes::Bytes;
+
+use crate::driver::Command;
+use crate::runtime::RuntimeRef;
+use crate::slot::{CallSlot, Outcome};
+
+/// Per-call options, as grpc.aio's call arguments.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) metadata: Metadata,
+    pub(crate) wait_for_ready: bool,
+    pub(crate) compression: Option<Encoding>,
+    pub(crate) authority: Option<String>,
+}
+
+impl CallOptions {
+    /// Default options: no deadline, no metadata, fail fast, no compression.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The call fails with DEADLINE_EXCEEDED after `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// Custom metadata sent with the request.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+    /// Wait for the channel to become ready instead of failing fast with UNAVAILABLE.
+    pub fn wait_for_ready(mut self, wait: bool) -> Self {
+        self.wait_for_ready = wait;
+        self
+    }
+    /// Compress request messages with `encoding`.
+    pub fn compression(mut self, encoding: Encoding) -> Self {
+        self.compression = Some(encoding);
+        self
+    }
+    /// Overrides the `:authority` of this call.
+    pub fn authority(mut self, authority: impl Into<String>) -> Self {
+        self.authority = Some(authority.into());
+        self
+    }
+}
+
+/// A call that ended without success: the status plus everything known about the call.
+#[derive(Debug, Clone)]
+pub struct RpcError {
+    status: Status,
+    initial_metadata: Metadata,
+    trailing_metadata: Metadata,
+}
+
+impl RpcError {
+    pub(crate) fn new(
+        status: Status,
+        initial_metadata: Metadata,
+        trailing_metadata: Metadata,
+    ) -> Self {
+        Self {
+            status,
+            initial_metadata,
+            trailing_metadata,
+        }
+    }
+    /// The status code.
+    pub fn code(&self) -> Code {
+        self.status.code()
+    }
+    /// The status message.
+    pub fn details(&self) -> &str {
+        self.status.message()
+    }
+    /// The whole status (with `grpc-status-details-bin`).
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+    /// The response head's metadata (empty if none arrived).
+    pub fn initial_metadata(&self) -> &Metadata {
+        &self.initial_metadata
+    }
+    /// The trailers' metadata.
+    pub fn trailing_metadata(&self) -> &Metadata {
+        &self.trailing_metadata
+    }
+    /// A one-line description for logs.
+    pub fn debug_error_string(&self) -> String {
+        format!(
+            "{{grpc_status:{}, grpc_message:{:?}}}",
+            self.status.code() as i32,
+            self.status.message()
+        )
+    }
+}
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rpc error: {}", self.status)
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+impl From<RpcError> for Status {
+    fn from(error: RpcError) -> Self {
+        error.status
+    }
+}
+
+/// The application used a call object in a way its kind does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageError {
+    /// `write` after `done_writing`.
+    WriteAfterDoneWriting,
+    /// `write` or `done_writing` on a call fed from a request stream.
+    RequestsFromStream,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::WriteAfterDoneWriting => "write after done_writing",
+            Self::RequestsFromStream => "the call's requests come from a stream",
+        })
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Why a `write` or `done_writing` failed.
+#[derive(Debug, Clone)]
+pub enum WriteError {
+    /// The call ended; its status says why.
+    Rpc(RpcError),
+    /// The call object was misused.
+    Usage(UsageError),
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rpc(e) => e.fmt(f),
+            Self::Usage(e) => write!(f, "usage error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// The untyped heart of a client call object.
+#[derive(Debug, Clone)]
+pub(crate) struct CallCore {
+    pub(crate) slot: Arc<CallSlot>,
+    pub(crate) runtime: RuntimeRef,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) max_recv: usize,
+    pub(crate) max_send: usize,
+    pub(crate) compression: Option<Encoding>,
+}
+
+impl CallCore {
+    /// The outcome, once the call ended.
+    pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        self.slot.poll_with(cx, |s| s.outcome.clone())
+    }
+
+    pub(crate) fn poll_initial_metadata(&self, cx: &mut Context<'_>) -> Poll<Metadata> {
+        self.slot.poll_with(cx, |s| {
+            s.headers
+                .clone()
+                .or_else(|| s.outcome.as_ref().map(|_| Metadata::new()))
+        })
+    }
+
+    /// The next message, or `None` once no more will come.
+    pub(crate) fn poll_message(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let polled = self.slot.poll_with(cx, |s| match s.inbox.pop_front() {
+            Some(message) => Some(Some(message)),
+            None if s.recv_closed => Some(None),
+            None => None,
+        });
+        if let Poll::Ready(Some(message)) = &polled {
+            // Credit goes back as the application consumes.
+            self.slot.submit(Command::Release {
+                slot: self.slot.clone(),
+                n: message.credit(),
+            });
+        }
+        polled
+    }
+
+    /// The error for a call that ended with `outcome`.
+    pub(crate) fn error(&self, outcome: Outcome) -> RpcError {
+        let initial = self.slot.lock().headers.clone().unwrap_or_default();
+        RpcError::new(outcome.status, initial, outcome.trailers)
+    }
+
+    /// Sends one encoded message and waits until the connection accepted it.
+    pub(crate) async fn write_bytes(
+        &self,
+        message: Bytes,
+        compressed: bool,
+    ) -> Result<(), RpcError> {
+        let seq = {
+            let mut state = self.slot.lock();
+            state.sends_submitted += 1;
+            state.sends_submitted
+        };
+        self.slot.submit(Command::Send {
+            slot: self.slot.clone(),
+            message,
+            compressed,
+        });
+        let accepted = poll_fn(|cx| {
+            self.slot.poll_with(cx, |s| {
+                if s.sends_accepted >= seq {
+                    Some(Ok(()))
+                } else {
+                    s.outcome.clone().map(Err)
+                }
+            })
+        })
+        .await;
+        accepted.map_err(|outcome| self.error(outcome))
+    }
+
+    pub(crate) fn half_close(&self) {
+        self.slot.submit(Command::HalfClose {
+            slot: self.slot.clone(),
+        });
+    }
+
+    /// Cancels the call; `false` if it had already ended.
+    pub(crate) fn cancel(&self) -> bool {
+        let (bound, done) = {
+            let state = self.slot.lock();
+            (state.conn.is_some(), state.outcome.is_some())
+        };
+        if done {
+            return false;
+        }
+        if bound {
+            self.slot.submit(Command::Cancel {
+                slot: self.slot.clone(),
+            });
+        }
+        // Reported at once, whatever the driver does later (first outcome wins).
+        self.slot.finish(Outcome {
+            status: Status::cancelled("cancelled by the client"),
+            trailers: Metadata::new(),
+            unprocessed: false,
+        });
+        true
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.slot.lock().outcome.is_some()
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.slot
+            .lock()
+            .outcome
+            .as_ref()
+            .is_some_and(|o| o.status.code() == Code::Cancelled)
+    }
+
+    pub(crate) fn time_remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(self.runtime.now()))
+    }
+}
+
+/// The metadata and status accessors every Call object offers, as futures that resolve as soon
+/// as the value is known.
+macro_rules! call_accessors {
+    () => {
+        /// The server's initial metadata (empty for a Trailers-Only response or a failed call).
+        pub async fn initial_metadata(&self) -> anygrpc_core::Metadata {
+            std::future::poll_fn(|cx| self.core.poll_initial_metadata(cx)).await
+        }
+        /// The trailing metadata, once the call ended.
+        pub async fn trailing_metadata(&self) -> anygrpc_core::Metadata {
+            std::future::poll_fn(|cx| self.core.poll_outcome(cx))
+                .await
+                .trailers
+        }
+        /// The status code, once the call ended.
+        pub async fn code(&self) -> anygrpc_core::Code {
+            std::future::poll_fn(|cx| self.core.poll_outcome(cx))
+                .await
+                .status
+                .code()
+        }
+        /// The status message, once the call ended.
+        pub async fn details(&self) -> String {
+            std::future::poll_fn(|cx| self.core.poll_outcome(cx))
+                .await
+                .status
+                .message()
+                .to_string()
+        }
+        /// The whole final status, once the call ended.
+        pub async fn status(&self) -> anygrpc_core::Status {
+            std::future::poll_fn(|cx| self.core.poll_outcome(cx))
+                .await
+                .status
+        }
+        /// Cancels the call; `false` if it had already ended.
+        pub fn cancel(&self) -> bool {
+            self.core.cancel()
+        }
+        /// `true` if the call ended with CANCELLED.
+        pub fn cancelled(&self) -> bool {
+            self.core.is_cancelled()
+        }
+        /// `true` once the call ended.
+        pub fn done(&self) -> bool {
+            self.core.is_done()
+        }
+        /// Time left before the deadline; `None` without one.
+        pub fn time_remaining(&self) -> Option<std::time::Duration> {
+            self.core.time_remaining()
+        }
+        /// Runs `callback` when the call ends (at once if it already did).
+        pub fn add_done_callback(&self, callback: impl FnOnce() + Send + 'static) {
+            self.core.slot.on_done(Box::new(callback));
+        }
+    };
+}
+pub(crate) use call_accessors;

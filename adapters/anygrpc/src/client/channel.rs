@@ -1,0 +1,597 @@
+//! Channels: a target, a lazily opened connection with reconnect backoff, the connectivity
+//! state machine, and call start-up (fast path on a ready connection, a waiting task otherwise).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use anygrpc_core::{CallRequest, Config, Connection, EncodingSet, Metadata, Scheme, Side, Status};
+
+use super::backoff::{Backoff, BackoffConfig};
+use super::call::{CallCore, CallOptions};
+use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
+use super::target::{Target, TargetError};
+use crate::codec;
+use crate::driver::{Command, ConnShared, Driver};
+use crate::runtime::{BoxFuture, RuntimeRef, Transport};
+use crate::slot::{CallSlot, Outcome};
+
+/// A channel's connectivity state (gRPC connectivity-semantics-and-api.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Connectivity {
+    /// No connection and no attempt in progress; the next call (or `state(true)`) connects.
+    Idle,
+    /// Connecting.
+    Connecting,
+    /// Connected; calls go out at once.
+    Ready,
+    /// The last attempt failed; waiting for the backoff before becoming Idle again.
+    TransientFailure,
+    /// The channel was closed.
+    Shutdown,
+}
+
+/// Options of a channel, set through [`ChannelBuilder`].
+#[derive(Debug, Clone)]
+struct ChannelOptions {
+    authority: Option<String>,
+    config: Config,
+    backoff: BackoffConfig,
+    compression: Option<anygrpc_core::Encoding>,
+}
+
+/// Builds a [`Channel`].
+#[derive(Debug)]
+pub struct ChannelBuilder {
+    target: String,
+    runtime: RuntimeRef,
+    options: ChannelOptions,
+}
+
+impl ChannelBuilder {
+    /// Overrides the `:authority` of every call (default: the target's host and port).
+    pub fn authority(mut self, authority: impl Into<String>) -> Self {
+        self.options.authority = Some(authority.into());
+        self
+    }
+    /// The HTTP/2 and gRPC limits of the channel's connections.
+    pub fn config(mut self, config: Config) -> Self {
+        self.options.config = config;
+        self
+    }
+    /// Largest response message accepted. Default 4 MiB.
+    pub fn max_receive_message_length(mut self, bytes: usize) -> Self {
+        self.options.config.max_recv_message_size = bytes;
+        self
+    }
+    /// Largest request message sent. Default unlimited.
+    pub fn max_send_message_length(mut self, bytes: usize) -> Self {
+        self.options.config.max_send_message_size = bytes;
+        self
+    }
+    /// Reconnect backoff.
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.options.backoff = backoff;
+        self
+    }
+    /// Default compression of request messages.
+    pub fn compression(mut self, encoding: anygrpc_core::Encoding) -> Self {
+        self.options.compression = Some(encoding);
+        self
+    }
+    /// Keepalive PINGs after `interval` without traffic; the connection closes when one is not
+    /// acknowledged within `timeout`.
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.options.config.keepalive_time = Some(interval);
+        self.options.config.keepalive_timeout = timeout;
+        self
+    }
+    /// The channel. Nothing connects until the first call (or `state(true)`).
+    pub fn build(self) -> Result<Channel, TargetError> {
+        let target = Target::parse(&self.target)?;
+        let authority = self
+            .options
+            .authority
+            .clone()
+            .unwrap_or_else(|| target.default_authority());
+        // Jitter only needs to differ between channels, not to be unpredictable.
+        static CHANNELS: std::sync::atomic::AtomicU64 =
+            std::sync::atomic::AtomicU64::new(0x9e37_79b9);
+        let seed = CHANNELS.fetch_add(0x2545_f491, std::sync::atomic::Ordering::Relaxed);
+        Ok(Channel {
+            inner: Arc::new(ChannelInner {
+                runtime: self.runtime,
+                target,
+                authority,
+                config: Arc::new(self.options.config.clone()),
+                options: self.options.clone(),
+                state: Mutex::new(ChannelState {
+                    connectivity: Connectivity::Idle,
+                    conn: None,
+                    backoff: Backoff::new(self.options.backoff, seed),
+                    last_error: None,
+                    waiters: Vec::new(),
+                }),
+            }),
+        })
+    }
+}
+
+struct ChannelInner {
+    runtime: RuntimeRef,
+    target: Target,
+    authority: String,
+    config: Arc<Config>,
+    options: ChannelOptions,
+    state: Mutex<ChannelState>,
+}
+
+struct ChannelState {
+    connectivity: Connectivity,
+    conn: Option<Arc<ConnShared>>,
+    backoff: Backoff,
+    last_error: Option<Status>,
+    waiters: Vec<Waker>,
+}
+
+impl ChannelState {
+    fn set(&mut self, connectivity: Connectivity) {
+        if self.connectivity != connectivity && self.connectivity != Connectivity::Shutdown {
+            self.connectivity = connectivity;
+            for waker in self.waiters.drain(..) {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// A virtual connection to a target: calls on it are spread over (for now) one connection
+/// that it opens lazily and reopens with backoff. Cheap to clone.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<ChannelInner>,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("target", &self.inner.target)
+            .field("state", &self.lock().connectivity)
+            .finish()
+    }
+}
+
+/// What a call can do right now.
+enum Pick {
+    Ready(Arc<ConnShared>),
+    Wait,
+    Fail(Status),
+}
+
+impl Channel {
+    /// A builder for a cleartext (h2c, prior knowledge) channel to `target` on `runtime`.
+    pub fn builder(target: impl Into<String>, runtime: RuntimeRef) -> ChannelBuilder {
+        ChannelBuilder {
+            target: target.into(),
+            runtime,
+            options: ChannelOptions {
+                authority: None,
+                config: Config::client(),
+                backoff: BackoffConfig::default(),
+                compression: None,
+            },
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ChannelState> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A unary method.
+    pub fn unary_unary<Req: Msg, Resp: Msg>(
+        &self,
+        path: impl Into<Cow<'static, str>>,
+    ) -> UnaryUnary<Req, Resp> {
+        UnaryUnary::new(self.clone(), path.into())
+    }
+    /// A server-streaming method.
+    pub fn unary_stream<Req: Msg, Resp: Msg>(
+        &self,
+        path: impl Into<Cow<'static, str>>,
+    ) -> UnaryStream<Req, Resp> {
+        UnaryStream::new(self.clone(), path.into())
+    }
+    /// A client-streaming method.
+    pub fn stream_unary<Req: Msg, Resp: Msg>(
+        &self,
+        path: impl Into<Cow<'static, str>>,
+    ) -> StreamUnary<Req, Resp> {
+        StreamUnary::new(self.clone(), path.into())
+    }
+    /// A bidi-streaming method.
+    pub fn stream_stream<Req: Msg, Resp: Msg>(
+        &self,
+        path: impl Into<Cow<'static, str>>,
+    ) -> StreamStream<Req, Resp> {
+        StreamStream::new(self.clone(), path.into())
+    }
+
+    /// The connectivity state; with `try_to_connect`, an Idle channel starts connecting.
+    pub fn state(&self, try_to_connect: bool) -> Connectivity {
+        let mut state = self.lock();
+        if try_to_connect && state.connectivity == Connectivity::Idle {
+            self.start_connect(&mut state);
+        }
+        state.connectivity
+    }
+
+    /// Completes when the state differs from `last`, with the new state.
+    pub async fn wait_for_state_change(&self, last: Connectivity) -> Connectivity {
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            if state.connectivity != last {
+                return Poll::Ready(state.connectivity);
+            }
+            state.waiters.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Connects if needed and completes once the channel is Ready (or Shutdown).
+    pub async fn channel_ready(&self) -> Connectivity {
+        loop {
+            let state = self.state(true);
+            if matches!(state, Connectivity::Ready | Connectivity::Shutdown) {
+                return state;
+            }
+            self.wait_for_state_change(state).await;
+        }
+    }
+
+    /// Closes the channel: new calls fail at once; calls in flight get `grace` to finish
+    /// (none: cancelled now), then the connection closes. Completes when it has.
+    pub async fn close(&self, grace: Option<Duration>) {
+        let conn = {
+            let mut state = self.lock();
+            state.set(Connectivity::Shutdown);
+            state.conn.take()
+        };
+        let Some(conn) = conn else { return };
+        if let Some(grace) = grace {
+            let _ = conn.push(Command::Shutdown);
+            let deadline = self.inner.runtime.now() + grace;
+            let mut sleep = self.inner.runtime.sleep_until(deadline);
+            let closed = poll_fn(|cx| {
+                if conn.poll_closed(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                sleep.as_mut().poll(cx).map(|_| false)
+            })
+            .await;
+            if closed {
+                return;
+            }
+        }
+        let _ = conn.push(Command::Close);
+        poll_fn(|cx| conn.poll_closed(cx)).await;
+    }
+
+    /// Starts a call: the request head (and, for unary requests, the message and half-close)
+    /// go to the connection in one step when it is ready; otherwise a task waits for it.
+    pub(crate) fn start_call<Req: Msg>(
+        &self,
+        path: &str,
+        options: CallOptions,
+        first: Option<&Req>,
+        half_close: bool,
+    ) -> CallCore {
+        let runtime = &self.inner.runtime;
+        let now = runtime.now();
+        let deadline = options.timeout.and_then(|t| now.checked_add(t));
+        let compression = options.compression.or(self.inner.options.compression);
+        let slot = CallSlot::new();
+        let core = CallCore {
+            slot: slot.clone(),
+            runtime: runtime.clone(),
+            deadline,
+            max_recv: self.inner.config.max_recv_message_size,
+            max_send: self.inner.config.max_send_message_size,
+            compression,
+        };
+        let request = CallRequest {
+            path: path.to_string(),
+            authority: options
+                .authority
+                .unwrap_or_else(|| self.inner.authority.clone()),
+            scheme: Scheme::Http,
+            timeout: options.timeout,
+            metadata: options.metadata,
+            encoding: compression,
+            accept_encoding: EncodingSet::supported(),
+        };
+        let mut commands = Vec::with_capacity(3);
+        commands.push(Command::Start {
+            slot: slot.clone(),
+            request,
+        });
+        if let Some(message) = first {
+            match codec::encode(message, compression, core.max_send) {
+                Ok((message, compressed)) => commands.push(Command::Send {
+                    slot: slot.clone(),
+                    message,
+                    compressed,
+                }),
+                Err(status) => {
+                    slot.finish(Outcome {
+                        status,
+                        trailers: Metadata::new(),
+                        unprocessed: false,
+                    });
+                    return core;
+                }
+            }
+        }
+        if half_close {
+            commands.push(Command::HalfClose { slot: slot.clone() });
+        }
+        match self.pick(options.wait_for_ready, None) {
+            Pick::Ready(conn) => {
+                if let Err(commands) = bind(&slot, &conn, commands) {
+                    slot.lock().unbound = commands;
+                    self.spawn_acquire(slot, options.wait_for_ready, deadline);
+                }
+            }
+            Pick::Fail(status) => slot.finish(Outcome {
+                status,
+                trailers: Metadata::new(),
+                unprocessed: false,
+            }),
+            Pick::Wait => {
+                slot.lock().unbound = commands;
+                self.spawn_acquire(slot, options.wait_for_ready, deadline);
+            }
+        }
+        core
+    }
+
+    /// Waits (in a task) for a usable connection or the deadline, then binds the call.
+    fn spawn_acquire(&self, slot: Arc<CallSlot>, wait_for_ready: bool, deadline: Option<Instant>) {
+        let channel = self.clone();
+        let runtime = self.inner.runtime.clone();
+        let mut sleep = deadline.map(|d| runtime.sleep_until(d));
+        let task = async move {
+            poll_fn(|cx| {
+                if slot
+                    .poll_with(cx, |s| s.outcome.as_ref().map(|_| ()))
+                    .is_ready()
+                {
+                    return Poll::Ready(());
+                }
+                if let Some(sleep) = sleep.as_mut() {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        let status = Status::deadline_exceeded(
+                            "deadline exceeded while waiting for a connection",
+                        );
+                        slot.finish(Outcome {
+                            status,
+                            trailers: Metadata::new(),
+                            unprocessed: false,
+                        });
+                        return Poll::Ready(());
+                    }
+                }
+                match channel.pick(wait_for_ready, Some(cx.waker())) {
+                    Pick::Wait => Poll::Pending,
+                    Pick::Fail(status) => {
+                        slot.finish(Outcome {
+                            status,
+                            trailers: Metadata::new(),
+                            unprocessed: false,
+                        });
+                        Poll::Ready(())
+                    }
+                    Pick::Ready(conn) => {
+                        let commands = std::mem::take(&mut slot.lock().unbound);
+                        match bind(&slot, &conn, commands) {
+                            Ok(()) => Poll::Ready(()),
+                            Err(commands) => {
+                                // The connection died in between: wait for the next one.
+                                slot.lock().unbound = commands;
+                                cx.waker().wake_by_ref();
+                                Poll::Pending
+                            }
+                        }
+                    }
+                }
+            })
+            .await;
+        };
+        self.inner.runtime.spawn(Box::pin(task));
+    }
+
+    /// Chooses a connection for a call, starting one if needed.
+    fn pick(&self, wait_for_ready: bool, waker: Option<&Waker>) -> Pick {
+        let mut state = self.lock();
+        if let Some(conn) = &state.conn {
+            if conn.is_usable() {
+                return Pick::Ready(conn.clone());
+            }
+            state.conn = None;
+            state.set(Connectivity::Idle);
+        }
+        let pick = match state.connectivity {
+            Connectivity::Shutdown => {
+                return Pick::Fail(Status::cancelled("the channel is closed"));
+            }
+            Connectivity::Idle | Connectivity::Ready => {
+                self.start_connect(&mut state);
+                Pick::Wait
+            }
+            Connectivity::Connecting => Pick::Wait,
+            Connectivity::TransientFailure if wait_for_ready => Pick::Wait,
+            Connectivity::TransientFailure => {
+                return Pick::Fail(
+                    state
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| Status::unavailable("the channel failed to connect")),
+                );
+            }
+        };
+        if let Some(waker) = waker {
+            if !state.waiters.iter().any(|w| w.will_wake(waker)) {
+                state.waiters.push(waker.clone());
+            }
+        }
+        pick
+    }
+
+    fn start_connect(&self, state: &mut ChannelState) {
+        state.set(Connectivity::Connecting);
+        let timeout = state.backoff.connect_timeout();
+        let channel = self.clone();
+        self.inner
+            .runtime
+            .spawn(Box::pin(async move { channel.connect(timeout).await }));
+    }
+
+    /// One connection attempt over every resolved address, in order (pick_first).
+    async fn connect(self, timeout: Duration) {
+        let runtime = self.inner.runtime.clone();
+        let result = match self.resolve().await {
+            Err(e) => Err(format!("name resolution failed: {e}")),
+            Ok(addrs) if addrs.is_empty() => {
+                Err("name resolution returned no addresses".to_string())
+            }
+            Ok(addrs) => {
+                let mut last = String::new();
+                let mut connected = None;
+                for addr in addrs {
+                    match with_timeout(&runtime, runtime.connect(addr), timeout).await {
+                        Ok(io) => {
+                            connected = Some(io);
+                            break;
+                        }
+                        Err(e) => last = format!("{addr}: {e}"),
+                    }
+                }
+                connected.ok_or(last)
+            }
+        };
+        let result = match (result, &self.inner.target) {
+            (Err(_), Target::Unix(path)) => {
+                with_timeout(&runtime, runtime.connect_unix(path.clone()), timeout)
+                    .await
+                    .map_err(|e| format!("{path}: {e}"))
+            }
+            (result, _) => result,
+        };
+        match result {
+            Ok(io) => self.established(io),
+            Err(error) => {
+                let delay = {
+                    let mut state = self.lock();
+                    state.last_error =
+                        Some(Status::unavailable(format!("failed to connect: {error}")));
+                    state.set(Connectivity::TransientFailure);
+                    state.backoff.next_delay()
+                };
+                runtime.sleep_until(runtime.now() + delay).await;
+                let mut state = self.lock();
+                if state.connectivity == Connectivity::TransientFailure {
+                    state.set(Connectivity::Idle);
+                }
+            }
+        }
+    }
+
+    async fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        match &self.inner.target {
+            Target::Addresses(addrs) => Ok(addrs.clone()),
+            Target::Dns { host, port } => self.inner.runtime.resolve(host.clone(), *port).await,
+            Target::Unix(_) => Ok(Vec::new()),
+        }
+    }
+
+    fn established(&self, io: Box<dyn Transport>) {
+        let runtime = self.inner.runtime.clone();
+        let conn = Connection::new(Side::Client, self.inner.config.clone(), runtime.now());
+        let (driver, shared) = Driver::new(conn, io, runtime.clone(), None);
+        runtime.spawn(Box::pin(driver));
+        {
+            let mut state = self.lock();
+            if state.connectivity == Connectivity::Shutdown {
+                let _ = shared.push(Command::Close);
+                return;
+            }
+            state.backoff.reset();
+            state.conn = Some(shared.clone());
+            state.set(Connectivity::Ready);
+        }
+        // When the connection ends, the channel goes back to Idle (reconnects lazily).
+        let channel = self.clone();
+        runtime.spawn(Box::pin(async move {
+            poll_fn(|cx| shared.poll_closed(cx)).await;
+            let mut state = channel.lock();
+            if state.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &shared)) {
+                state.conn = None;
+                state.set(Connectivity::Idle);
+            }
+        }));
+    }
+}
+
+/// Binds a call to a connection and hands it its commands; gives them back if the connection
+/// closed meanwhile.
+fn bind(
+    slot: &Arc<CallSlot>,
+    conn: &Arc<ConnShared>,
+    commands: Vec<Command>,
+) -> Result<(), Vec<Command>> {
+    let mut state = slot.lock();
+    if state.outcome.is_some() {
+        return Ok(());
+    }
+    let mut commands = commands;
+    commands.append(&mut state.unbound);
+    match conn.push_all(commands) {
+        Ok(()) => {
+            state.conn = Some(conn.clone());
+            Ok(())
+        }
+        Err(commands) => Err(commands),
+    }
+}
+
+/// Runs `fut` with a deadline `timeout` from now.
+async fn with_timeout<T>(
+    runtime: &RuntimeRef,
+    fut: BoxFuture<'static, io::Result<T>>,
+    timeout: Duration,
+) -> io::Result<T> {
+    let mut fut = fut;
+    let mut sleep = runtime.sleep_until(runtime.now() + timeout);
+    poll_fn(|cx| {
+        if let Poll::Ready(result) = fut.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        match Pin::new(&mut sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}

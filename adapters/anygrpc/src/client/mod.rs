@@ -1,0 +1,16 @@
+//! The client side: channels, targets, backoff and the four call kinds.
+
+mod backoff;
+mod call;
+mod channel;
+mod kinds;
+mod target;
+
+pub use backoff::BackoffConfig;
+pub use call::{CallOptions, RpcError, UsageError, WriteError};
+pub use channel::{Channel, ChannelBuilder, Connectivity};
+pub use kinds::{
+    Msg, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
+    UnaryStreamCall, UnaryUnary,
+};
+pub use target::{Target, TargetError};

@@ -1,0 +1,620 @@
+//! The connection driver: one task per connection owns the sans-IO `Connection` and its
+//! transport, applies the calls' commands, routes events to call slots, batches writes and runs
+//! the connection's timers. Written once, for every executor.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use anygrpc_core::{
+    CallRequest, Connection, ErrorCode, Event, Metadata, Side, Status, StreamId, Transmit,
+    grpc::{Encoding, RequestHead},
+};
+use bytes::Bytes;
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::runtime::{BoxFuture, RuntimeRef, Transport};
+use crate::slot::{CallSlot, Outcome};
+
+/// What a call (or the owner of the connection) asks the driver to do.
+pub(crate) enum Command {
+    /// Client: start the call.
+    Start {
+        slot: Arc<CallSlot>,
+        request: CallRequest,
+    },
+    /// Send one message (already encoded and, if `compressed`, compressed).
+    Send {
+        slot: Arc<CallSlot>,
+        message: Bytes,
+        compressed: bool,
+    },
+    /// Client: half-close.
+    HalfClose { slot: Arc<CallSlot> },
+    /// Server: send the response head.
+    Headers {
+        slot: Arc<CallSlot>,
+        metadata: Metadata,
+        encoding: Option<Encoding>,
+    },
+    /// Server: end the call.
+    Trailers {
+        slot: Arc<CallSlot>,
+        status: Status,
+        metadata: Metadata,
+    },
+    /// Cancel the call (RST_STREAM CANCEL).
+    Cancel { slot: Arc<CallSlot> },
+    /// The call consumed `n` bytes of messages.
+    Release { slot: Arc<CallSlot>, n: usize },
+    /// Graceful shutdown: no new calls, running ones finish.
+    Shutdown,
+    /// Close now with GOAWAY(NO_ERROR): every call ends.
+    Close,
+}
+
+/// State shared between the driver and everyone who sends it commands.
+#[derive(Debug, Default)]
+struct ConnState {
+    commands: Vec<Command>,
+    waker: Option<Waker>,
+    /// The driver has stopped: commands are refused.
+    closed: bool,
+    /// The connection takes no new calls (GOAWAY either way, shutdown, closed).
+    draining: bool,
+    /// Calls started and not finished, for balancing and shutdown.
+    active: usize,
+    close_wakers: Vec<Waker>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Start { .. } => "Start",
+            Command::Send { .. } => "Send",
+            Command::HalfClose { .. } => "HalfClose",
+            Command::Headers { .. } => "Headers",
+            Command::Trailers { .. } => "Trailers",
+            Command::Cancel { .. } => "Cancel",
+            Command::Release { .. } => "Release",
+            Command::Shutdown => "Shutdown",
+            Command::Close => "Close",
+        })
+    }
+}
+
+/// The handle through which calls reach a connection's driver.
+#[derive(Debug, Default)]
+pub(crate) struct ConnShared {
+    state: Mutex<ConnState>,
+}
+
+impl ConnShared {
+    fn lock(&self) -> MutexGuard<'_, ConnState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a command and wakes the driver; `Err` gives it back when the driver stopped.
+    pub(crate) fn push(&self, command: Command) -> Result<(), Command> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(command);
+        }
+        state.commands.push(command);
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues several commands at once (one lock, one wake-up).
+    pub(crate) fn push_all(&self, commands: Vec<Command>) -> Result<(), Vec<Command>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(commands);
+        }
+        if state.commands.is_empty() {
+            state.commands = commands;
+        } else {
+            state.commands.extend(commands);
+        }
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// `true` while new calls may be started here.
+    pub(crate) fn is_usable(&self) -> bool {
+        let state = self.lock();
+        !state.closed && !state.draining
+    }
+
+    /// `true` once the driver has stopped.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Completes when the driver has stopped.
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.lock();
+        if state.closed {
+            return Poll::Ready(());
+        }
+        if !state.close_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.close_wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// A call a server connection received, handed to the application's dispatcher.
+#[derive(Debug)]
+pub(crate) struct IncomingCall {
+    pub(crate) slot: Arc<CallSlot>,
+    pub(crate) conn: Arc<ConnShared>,
+    pub(crate) head: Box<RequestHead>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) peer: Arc<str>,
+    pub(crate) runtime: RuntimeRef,
+}
+
+/// Where a server connection sends the calls it receives.
+pub(crate) trait Dispatch: Send + Sync + 'static {
+    fn dispatch(&self, call: IncomingCall);
+}
+
+/// Output a call queued while its stream's send buffer was full.
+#[derive(Debug)]
+enum Blocked {
+    Message(Bytes, bool),
+    HalfClose,
+}
+
+/// Bytes read from the transport per read call.
+const READ_CHUNK: usize = 64 << 10;
+/// Reads per wake-up before other work gets a turn.
+const READS_PER_TURN: usize = 16;
+
+/// The task that runs one connection.
+pub(crate) struct Driver {
+    conn: Connection,
+    io: Box<dyn Transport>,
+    shared: Arc<ConnShared>,
+    runtime: RuntimeRef,
+    slots: HashMap<StreamId, Arc<CallSlot>>,
+    /// Messages the connection refused (send buffer full), retried on `Writable`, and a
+    /// half-close that must follow them.
+    blocked: HashMap<StreamId, VecDeque<Blocked>>,
+    dispatch: Option<Arc<dyn Dispatch>>,
+    peer: Arc<str>,
+    read_buf: Vec<u8>,
+    out: Transmit,
+    timer: Option<(Instant, BoxFuture<'static, ()>)>,
+    commands: Vec<Command>,
+    read_closed: bool,
+}
+
+impl Driver {
+    /// A driver for a new connection; spawn it, keep the returned handle.
+    pub(crate) fn new(
+        conn: Connection,
+        io: Box<dyn Transport>,
+        runtime: RuntimeRef,
+        dispatch: Option<Arc<dyn Dispatch>>,
+    ) -> (Self, Arc<ConnShared>) {
+        let shared = Arc::new(ConnShared::default());
+        let peer: Arc<str> = Arc::from(io.peer());
+        let driver = Self {
+            conn,
+            io,
+            shared: shared.clone(),
+            runtime,
+            slots: HashMap::new(),
+            blocked: HashMap::new(),
+            dispatch,
+            peer,
+            read_buf: vec![0; READ_CHUNK],
+            out: Transmit::new(),
+            timer: None,
+            commands: Vec::new(),
+            read_closed: false,
+        };
+        (driver, shared)
+    }
+
+    fn apply(&mut self, command: Command) {
+        let now = self.runtime.now();
+        match command {
+            Command::Start { slot, request } => match self.conn.start_call(request, now) {
+                Ok(id) => {
+                    slot.lock().stream = Some(id);
+                    self.slots.insert(id, slot);
+                    self.shared.lock().active += 1;
+                }
+                Err(error) => {
+                    let unprocessed = true;
+                    slot.finish(Outcome {
+                        status: error.to_status(),
+                        trailers: Metadata::new(),
+                        unprocessed,
+                    });
+                }
+            },
+            Command::Send {
+                slot,
+                message,
+                compressed,
+            } => {
+                let Some(id) = slot.lock().stream else { return };
+                if let Some(queue) = self.blocked.get_mut(&id) {
+                    queue.push_back(Blocked::Message(message, compressed));
+                    return;
+                }
+                self.send(id, &slot, message, compressed);
+            }
+            Command::HalfClose { slot } => {
+                let Some(id) = slot.lock().stream else { return };
+                if let Some(queue) = self.blocked.get_mut(&id) {
+                    queue.push_back(Blocked::HalfClose);
+                    return;
+                }
+                let _ = self.conn.finish_sending(id);
+            }
+            Command::Headers {
+                slot,
+                metadata,
+                encoding,
+            } => {
+                let Some(id) = slot.lock().stream else { return };
+                let _ = self.conn.send_headers(id, metadata, encoding);
+            }
+            Command::Trailers {
+                slot,
+                status,
+                metadata,
+            } => {
+                let Some(id) = slot.lock().stream else { return };
+                self.blocked.remove(&id);
+                if self.conn.send_trailers(id, status, metadata).is_ok() {
+                    self.forget(id);
+                }
+            }
+            Command::Cancel { slot } => {
+                let Some(id) = slot.lock().stream else { return };
+                self.blocked.remove(&id);
+                let _ = self.conn.cancel(id);
+                if self.conn.side() == Side::Server {
+                    self.forget(id);
+                    slot.finish(Outcome {
+                        status: Status::cancelled("cancelled"),
+                        trailers: Metadata::new(),
+                        unprocessed: false,
+                    });
+                }
+            }
+            Command::Release { slot, n } => {
+                let Some(id) = slot.lock().stream else { return };
+                self.conn.release_capacity(id, n);
+            }
+            Command::Shutdown => {
+                self.conn.shutdown(now);
+                self.shared.lock().draining = true;
+            }
+            Command::Close => self.conn.close(ErrorCode::NO_ERROR, now),
+        }
+    }
+
+    fn send(&mut self, id: StreamId, slot: &Arc<CallSlot>, message: Bytes, compressed: bool) {
+        match self.conn.send_message(id, message.clone(), compressed) {
+            Ok(()) => slot.update(|s| s.sends_accepted += 1),
+            Err(anygrpc_core::CallError::SendBufferFull(_)) => {
+                self.blocked
+                    .entry(id)
+                    .or_default()
+                    .push_back(Blocked::Message(message, compressed));
+            }
+            Err(error) => {
+                // The call ended or misused the stream: the write fails with the call's status.
+                slot.update(|s| s.sends_accepted += 1);
+                let _ = error;
+            }
+        }
+    }
+
+    /// Retries output refused earlier, in order, after `Writable`.
+    fn unblock(&mut self, id: StreamId) {
+        let Some(slot) = self.slots.get(&id).cloned() else {
+            self.blocked.remove(&id);
+            return;
+        };
+        while let Some(next) = self.blocked.get_mut(&id).and_then(VecDeque::pop_front) {
+            match next {
+                Blocked::HalfClose => {
+                    let _ = self.conn.finish_sending(id);
+                }
+                Blocked::Message(message, compressed) => {
+                    match self.conn.send_message(id, message.clone(), compressed) {
+                        Err(anygrpc_core::CallError::SendBufferFull(_)) => {
+                            if let Some(queue) = self.blocked.get_mut(&id) {
+                                queue.push_front(Blocked::Message(message, compressed));
+                            }
+                            return;
+                        }
+                        // Accepted, or the call ended (its status tells the writer).
+                        _ => slot.update(|s| s.sends_accepted += 1),
+                    }
+                }
+            }
+        }
+        self.blocked.remove(&id);
+    }
+
+    fn forget(&mut self, id: StreamId) {
+        if self.slots.remove(&id).is_some() {
+            let mut state = self.shared.lock();
+            state.active = state.active.saturating_sub(1);
+        }
+        self.blocked.remove(&id);
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::CallStarted {
+                stream,
+                head,
+                deadline,
+            } => {
+                let slot = CallSlot::new();
+                slot.lock().stream = Some(stream);
+                slot.lock().conn = Some(self.shared.clone());
+                self.slots.insert(stream, slot.clone());
+                self.shared.lock().active += 1;
+                match &self.dispatch {
+                    Some(dispatch) => dispatch.dispatch(IncomingCall {
+                        slot,
+                        conn: self.shared.clone(),
+                        head,
+                        deadline,
+                        peer: self.peer.clone(),
+                        runtime: self.runtime.clone(),
+                    }),
+                    None => {
+                        let _ = self.conn.send_trailers(
+                            stream,
+                            Status::unimplemented("no services"),
+                            Metadata::new(),
+                        );
+                        self.forget(stream);
+                    }
+                }
+            }
+            Event::Headers { stream, metadata } => {
+                if let Some(slot) = self.slots.get(&stream) {
+                    slot.update(|s| s.headers = Some(metadata));
+                }
+            }
+            Event::Message { stream, message } => match self.slots.get(&stream) {
+                Some(slot) => slot.update(|s| s.inbox.push_back(message)),
+                None => self.conn.release_capacity(stream, message.credit()),
+            },
+            Event::HalfClosed { stream } => {
+                if let Some(slot) = self.slots.get(&stream) {
+                    slot.update(|s| s.recv_closed = true);
+                }
+            }
+            Event::Finished {
+                stream,
+                status,
+                metadata,
+                unprocessed,
+            } => {
+                if let Some(slot) = self.slots.get(&stream).cloned() {
+                    self.forget(stream);
+                    slot.update(|s| {
+                        if s.headers.is_none() {
+                            s.headers = Some(Metadata::new());
+                        }
+                    });
+                    slot.finish(Outcome {
+                        status,
+                        trailers: metadata,
+                        unprocessed,
+                    });
+                }
+            }
+            Event::Cancelled { stream, status } => {
+                if let Some(slot) = self.slots.get(&stream).cloned() {
+                    self.forget(stream);
+                    slot.finish(Outcome {
+                        status,
+                        trailers: Metadata::new(),
+                        unprocessed: false,
+                    });
+                }
+            }
+            Event::Writable { stream } => self.unblock(stream),
+            Event::GoAway { .. } => self.shared.lock().draining = true,
+            Event::PingAcknowledged { .. } | Event::Closed { .. } => {}
+        }
+    }
+
+    /// Ends everything: the connection is over.
+    fn shut(&mut self) {
+        let (wakers, commands) = {
+            let mut state = self.shared.lock();
+            state.closed = true;
+            state.draining = true;
+            state.active = 0;
+            (
+                std::mem::take(&mut state.close_wakers),
+                std::mem::take(&mut state.commands),
+            )
+        };
+        let status = Status::unavailable("the connection closed");
+        for command in commands {
+            if let Command::Start { slot, .. } = command {
+                slot.finish(Outcome {
+                    status: status.clone(),
+                    trailers: Metadata::new(),
+                    unprocessed: true,
+                });
+            }
+        }
+        for (_, slot) in self.slots.drain() {
+            slot.finish(Outcome {
+                status: status.clone(),
+                trailers: Metadata::new(),
+                unprocessed: false,
+            });
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Writes what the connection has to say; `true` if bytes moved.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        loop {
+            if self.out.len() < READ_CHUNK {
+                while self.conn.poll_transmit_chained(&mut self.out) > 0 {
+                    if self.out.len() >= READ_CHUNK * 4 {
+                        break;
+                    }
+                }
+            }
+            if self.out.is_empty() {
+                break;
+            }
+            let mut slices = [IoSlice::new(&[]); 64];
+            let mut count = 0;
+            for (slot, chunk) in slices.iter_mut().zip(self.out.chunks()) {
+                *slot = IoSlice::new(chunk);
+                count += 1;
+            }
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    self.out = Transmit::new();
+                    self.read_closed = true;
+                    self.conn.transport_closed(self.runtime.now());
+                    return true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.out.advance(n);
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if progress {
+            let _ = Pin::new(&mut self.io).poll_flush(cx);
+        }
+        progress
+    }
+
+    /// Reads what the peer sent; `true` if anything happened.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        for _ in 0..READS_PER_TURN {
+            if self.read_closed {
+                break;
+            }
+            match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    self.read_closed = true;
+                    self.conn.transport_closed(self.runtime.now());
+                    progress = true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    let now = self.runtime.now();
+                    self.conn
+                        .recv(self.read_buf.get(..n).unwrap_or_default(), now);
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    /// Runs the connection's timer; `true` if it fired.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            self.timer = None;
+            return false;
+        };
+        if self.timer.as_ref().is_none_or(|(at, _)| *at != deadline) {
+            self.timer = Some((deadline, self.runtime.sleep_until(deadline)));
+        }
+        let Some((_, sleep)) = self.timer.as_mut() else {
+            return false;
+        };
+        if sleep.as_mut().poll(cx).is_ready() {
+            self.timer = None;
+            self.conn.handle_timeout(self.runtime.now().max(deadline));
+            return true;
+        }
+        false
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            let mut progress = false;
+            {
+                let mut state = this.shared.lock();
+                if state
+                    .waker
+                    .as_ref()
+                    .is_none_or(|w| !w.will_wake(cx.waker()))
+                {
+                    state.waker = Some(cx.waker().clone());
+                }
+                std::mem::swap(&mut state.commands, &mut this.commands);
+            }
+            let mut commands = std::mem::take(&mut this.commands);
+            for command in commands.drain(..) {
+                this.apply(command);
+                progress = true;
+            }
+            this.commands = commands;
+            progress |= this.poll_read(cx);
+            while let Some(event) = this.conn.poll_event() {
+                this.on_event(event);
+                progress = true;
+            }
+            progress |= this.poll_write(cx);
+            while let Some(event) = this.conn.poll_event() {
+                this.on_event(event);
+                progress = true;
+            }
+            progress |= this.poll_timer(cx);
+            if this.conn.is_closed() && (this.out.is_empty() || this.read_closed) {
+                while let Some(event) = this.conn.poll_event() {
+                    this.on_event(event);
+                }
+                let _ = Pin::new(&mut this.io).poll_close(cx);
+                this.shut();
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+}

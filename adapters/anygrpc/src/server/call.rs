@@ -1,0 +1,364 @@
+//! One call on the server: the raw handle, the request stream, the response sink and the
+//! `ServicerContext` a handler gets.
+
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anygrpc_core::grpc::RequestHead;
+use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::client::Msg;
+use crate::codec;
+use crate::driver::{Command, ConnShared, IncomingCall};
+use crate::runtime::RuntimeRef;
+use crate::slot::CallSlot;
+
+/// What the response side has done so far, shared by the context and the sink.
+#[derive(Debug, Default)]
+struct ResponseState {
+    headers_sent: bool,
+    encoding: Option<Encoding>,
+    finished: bool,
+}
+
+/// The shared handle of one server call.
+#[derive(Debug, Clone)]
+pub(crate) struct CallHandle {
+    slot: Arc<CallSlot>,
+    conn: Arc<ConnShared>,
+    runtime: RuntimeRef,
+    response: Arc<Mutex<ResponseState>>,
+    max_recv: usize,
+}
+
+impl CallHandle {
+    fn push(&self, command: Command) {
+        let _ = self.conn.push(command);
+    }
+
+    fn response(&self) -> std::sync::MutexGuard<'_, ResponseState> {
+        self.response.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends the response head if it has not gone yet.
+    fn ensure_headers(&self, metadata: Metadata) -> bool {
+        let mut response = self.response();
+        if response.headers_sent || response.finished {
+            return false;
+        }
+        response.headers_sent = true;
+        let encoding = response.encoding;
+        drop(response);
+        self.push(Command::Headers {
+            slot: self.slot.clone(),
+            metadata,
+            encoding,
+        });
+        true
+    }
+
+    /// Sends one raw message, waiting until the connection accepted it.
+    async fn send_bytes(&self, message: Bytes) -> Result<(), Status> {
+        self.ensure_headers(Metadata::new());
+        let encoding = self.response().encoding;
+        let (message, compressed) = codec::compress(message, encoding)?;
+        let seq = {
+            let mut state = self.slot.lock();
+            state.sends_submitted += 1;
+            state.sends_submitted
+        };
+        self.push(Command::Send {
+            slot: self.slot.clone(),
+            message,
+            compressed,
+        });
+        poll_fn(|cx| {
+            self.slot.poll_with(cx, |s| {
+                if s.sends_accepted >= seq {
+                    Some(Ok(()))
+                } else {
+                    s.outcome.as_ref().map(|o| Err(o.status.clone()))
+                }
+            })
+        })
+        .await
+    }
+
+    fn poll_message(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Status>>> {
+        let polled = self.slot.poll_with(cx, |s| match s.inbox.pop_front() {
+            Some(message) => Some(Some(Ok(message))),
+            None => match &s.outcome {
+                Some(outcome) => Some(Some(Err(outcome.status.clone()))),
+                None if s.recv_closed => Some(None),
+                None => None,
+            },
+        });
+        if let Poll::Ready(Some(Ok(message))) = &polled {
+            self.push(Command::Release {
+                slot: self.slot.clone(),
+                n: message.credit(),
+            });
+        }
+        polled
+    }
+
+    /// Ends the call with `status` (once).
+    pub(crate) fn finish(&self, status: Status, metadata: Metadata) {
+        {
+            let mut response = self.response();
+            if response.finished {
+                return;
+            }
+            response.finished = true;
+        }
+        self.push(Command::Trailers {
+            slot: self.slot.clone(),
+            status,
+            metadata,
+        });
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.slot.lock().outcome.is_some()
+    }
+}
+
+/// A call as the server received it, before a typed handler takes it: the raw form for
+/// generic (bytes in, bytes out) handlers.
+#[derive(Debug)]
+pub struct ServerCall {
+    handle: CallHandle,
+    head: Box<RequestHead>,
+    deadline: Option<Instant>,
+    peer: Arc<str>,
+    path: String,
+}
+
+impl ServerCall {
+    pub(crate) fn new(call: IncomingCall, max_recv: usize) -> Self {
+        let path = String::from_utf8_lossy(&call.head.path).into_owned();
+        Self {
+            handle: CallHandle {
+                slot: call.slot,
+                conn: call.conn,
+                runtime: call.runtime,
+                response: Arc::default(),
+                max_recv,
+            },
+            head: call.head,
+            deadline: call.deadline,
+            peer: call.peer,
+            path,
+        }
+    }
+
+    pub(crate) fn handle(&self) -> CallHandle {
+        self.handle.clone()
+    }
+
+    /// `/package.Service/Method`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The next request message, decompressed; `None` after the client half-closed.
+    pub async fn recv(&mut self) -> Option<Result<Bytes, Status>> {
+        let next = poll_fn(|cx| self.handle.poll_message(cx)).await?;
+        Some(next.and_then(|m| m.decode(self.handle.max_recv)))
+    }
+
+    /// Sends one response message (the response head first, if not sent yet).
+    pub async fn send(&mut self, message: Bytes) -> Result<(), Status> {
+        self.handle.send_bytes(message).await
+    }
+
+    /// Splits the call into its context and typed request stream and response sink.
+    pub fn into_parts<Req: Msg, Resp: Msg>(
+        self,
+    ) -> (ServicerContext, RequestStream<Req>, ResponseSink<Resp>) {
+        let requests = RequestStream {
+            handle: self.handle.clone(),
+            ended: false,
+            _req: PhantomData,
+        };
+        let responses = ResponseSink {
+            handle: self.handle.clone(),
+            _resp: PhantomData,
+        };
+        let context = ServicerContext {
+            handle: self.handle,
+            head: self.head,
+            deadline: self.deadline,
+            peer: self.peer,
+            path: self.path,
+            code: None,
+            details: None,
+            trailing: Metadata::new(),
+        };
+        (context, requests, responses)
+    }
+
+    /// Ends the call with `status` and trailing metadata.
+    pub fn finish(self, status: Status, metadata: Metadata) {
+        self.handle.finish(status, metadata);
+    }
+}
+
+/// The requests of a call, as a `Stream` (also `read()`). Ends after the client half-closes;
+/// a cancelled call yields one `Err` (CANCELLED, DEADLINE_EXCEEDED, ...) then ends.
+#[derive(Debug)]
+pub struct RequestStream<Req> {
+    handle: CallHandle,
+    ended: bool,
+    _req: PhantomData<fn() -> Req>,
+}
+
+impl<Req: Msg> RequestStream<Req> {
+    /// The next request; `None` when the client has no more.
+    pub async fn read(&mut self) -> Option<Result<Req, Status>> {
+        poll_fn(|cx| self.poll_read(cx)).await
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Req, Status>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let polled = self.handle.poll_message(cx);
+        polled.map(|next| {
+            let item = next.map(|m| m.and_then(|m| codec::decode::<Req>(&m, self.handle.max_recv)));
+            if !matches!(item, Some(Ok(_))) {
+                self.ended = true;
+            }
+            item
+        })
+    }
+}
+
+impl<Req: Msg> Stream for RequestStream<Req> {
+    type Item = Result<Req, Status>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_read(cx)
+    }
+}
+
+/// Where a handler sends response messages. `send` completes when the connection accepted the
+/// message (back-pressure) and fails once the call was cancelled.
+#[derive(Debug)]
+pub struct ResponseSink<Resp> {
+    handle: CallHandle,
+    _resp: PhantomData<fn(Resp)>,
+}
+
+impl<Resp: Msg> ResponseSink<Resp> {
+    /// Sends one response.
+    pub async fn send(&mut self, response: Resp) -> Result<(), Status> {
+        let (bytes, _) = codec::encode(&response, None, usize::MAX)?;
+        self.handle.send_bytes(bytes).await
+    }
+}
+
+/// What a handler knows and controls about its call (grpc.aio's `ServicerContext`).
+#[derive(Debug)]
+pub struct ServicerContext {
+    handle: CallHandle,
+    head: Box<RequestHead>,
+    deadline: Option<Instant>,
+    peer: Arc<str>,
+    path: String,
+    code: Option<Code>,
+    details: Option<String>,
+    trailing: Metadata,
+}
+
+impl ServicerContext {
+    /// The client's metadata.
+    pub fn invocation_metadata(&self) -> &Metadata {
+        &self.head.metadata
+    }
+    /// `/package.Service/Method`.
+    pub fn method(&self) -> &str {
+        &self.path
+    }
+    /// The request's `:authority`.
+    pub fn authority(&self) -> Option<&str> {
+        self.head
+            .authority
+            .as_deref()
+            .and_then(|a| std::str::from_utf8(a).ok())
+    }
+    /// The client's address (`ipv4:127.0.0.1:5000`, ...).
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+    /// Sends the response head now with `metadata`; `false` if it was already sent.
+    pub async fn send_initial_metadata(&mut self, metadata: Metadata) -> bool {
+        self.handle.ensure_headers(metadata)
+    }
+    /// Trailing metadata sent with the status.
+    pub fn set_trailing_metadata(&mut self, metadata: Metadata) {
+        self.trailing = metadata;
+    }
+    /// The status code to end the call with when the handler returns `Ok`.
+    pub fn set_code(&mut self, code: Code) {
+        self.code = Some(code);
+    }
+    /// The status message to end the call with.
+    pub fn set_details(&mut self, details: impl Into<String>) {
+        self.details = Some(details.into());
+    }
+    /// The status to return (`return Err(ctx.abort(code, details))`) to end the call now.
+    pub fn abort(&mut self, code: Code, details: impl Into<String>) -> Status {
+        Status::new(code, details.into())
+    }
+    /// Time left before the client's deadline; `None` without one.
+    pub fn time_remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(self.handle.runtime.now()))
+    }
+    /// `true` once the client cancelled the call (or its deadline passed).
+    pub fn cancelled(&self) -> bool {
+        self.handle.is_cancelled()
+    }
+    /// Completes when the call is cancelled.
+    pub async fn wait_cancelled(&self) {
+        poll_fn(|cx| {
+            self.handle
+                .slot
+                .poll_with(cx, |s| s.outcome.as_ref().map(|_| ()))
+        })
+        .await
+    }
+    /// Compresses response messages with `encoding` when the client accepts it (ignored
+    /// otherwise, or once the response head was sent).
+    pub fn set_compression(&mut self, encoding: Encoding) {
+        if self.head.accept_encoding.contains(encoding) {
+            let mut response = self.handle.response();
+            if !response.headers_sent {
+                response.encoding = Some(encoding).filter(|e| *e != Encoding::Identity);
+            }
+        }
+    }
+
+    /// Ends the call: the handler's error, or the code/details set on the context, or OK.
+    pub(crate) fn finish(self, result: Result<(), Status>) {
+        let status = match result {
+            Err(status) => status,
+            Ok(()) => match self.code {
+                Some(code) => Status::new(code, self.details.clone().unwrap_or_default()),
+                None => Status::ok(),
+            },
+        };
+        self.handle.finish(status, self.trailing.clone());
+    }
+
+    /// `true` when the handler set a non-OK code: its response message is not sent.
+    pub(crate) fn failed(&self) -> bool {
+        self.code.is_some_and(|c| c != Code::Ok)
+    }
+}

@@ -1,0 +1,135 @@
+//! Typed handler adapters for the four call kinds, used by generated services: they decode
+//! requests, run the user's method with a `ServicerContext`, and end the call with its status.
+
+use std::sync::Arc;
+
+use anygrpc_core::Status;
+
+use super::call::{RequestStream, ResponseSink, ServerCall, ServicerContext};
+use crate::client::Msg;
+use crate::runtime::BoxFuture;
+
+/// A unary method of service `S`.
+pub type UnaryMethod<S, Req, Resp> =
+    for<'a> fn(&'a S, Req, &'a mut ServicerContext) -> BoxFuture<'a, Result<Resp, Status>>;
+/// A server-streaming method of service `S`.
+pub type ServerStreamingMethod<S, Req, Resp> = for<'a> fn(
+    &'a S,
+    Req,
+    &'a mut ServicerContext,
+    ResponseSink<Resp>,
+) -> BoxFuture<'a, Result<(), Status>>;
+/// A client-streaming method of service `S`.
+pub type ClientStreamingMethod<S, Req, Resp> = for<'a> fn(
+    &'a S,
+    RequestStream<Req>,
+    &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Resp, Status>>;
+/// A bidi-streaming method of service `S`.
+pub type BidiStreamingMethod<S, Req, Resp> = for<'a> fn(
+    &'a S,
+    RequestStream<Req>,
+    &'a mut ServicerContext,
+    ResponseSink<Resp>,
+) -> BoxFuture<'a, Result<(), Status>>;
+
+/// Reads the single request of a unary-request call.
+async fn single_request<Req: Msg>(requests: &mut RequestStream<Req>) -> Result<Req, Status> {
+    match requests.read().await {
+        Some(Ok(request)) => Ok(request),
+        Some(Err(status)) => Err(status),
+        None => Err(Status::internal("the client sent no request message")),
+    }
+}
+
+/// Sends the one response of a unary-response call unless the handler failed.
+async fn reply<Resp: Msg>(
+    context: ServicerContext,
+    mut responses: ResponseSink<Resp>,
+    result: Result<Resp, Status>,
+) {
+    let result = match result {
+        Ok(response) if !context.failed() => responses.send(response).await,
+        Ok(_) => Ok(()),
+        Err(status) => Err(status),
+    };
+    context.finish(result);
+}
+
+/// Runs a unary handler.
+pub fn unary<S, Req, Resp>(
+    call: ServerCall,
+    service: Arc<S>,
+    method: UnaryMethod<S, Req, Resp>,
+) -> BoxFuture<'static, ()>
+where
+    S: Send + Sync + 'static,
+    Req: Msg,
+    Resp: Msg,
+{
+    Box::pin(async move {
+        let (mut context, mut requests, responses) = call.into_parts::<Req, Resp>();
+        let result = match single_request(&mut requests).await {
+            Ok(request) => method(&service, request, &mut context).await,
+            Err(status) => Err(status),
+        };
+        reply(context, responses, result).await;
+    })
+}
+
+/// Runs a server-streaming handler.
+pub fn server_streaming<S, Req, Resp>(
+    call: ServerCall,
+    service: Arc<S>,
+    method: ServerStreamingMethod<S, Req, Resp>,
+) -> BoxFuture<'static, ()>
+where
+    S: Send + Sync + 'static,
+    Req: Msg,
+    Resp: Msg,
+{
+    Box::pin(async move {
+        let (mut context, mut requests, responses) = call.into_parts::<Req, Resp>();
+        let result = match single_request(&mut requests).await {
+            Ok(request) => method(&service, request, &mut context, responses).await,
+            Err(status) => Err(status),
+        };
+        context.finish(result);
+    })
+}
+
+/// Runs a client-streaming handler.
+pub fn client_streaming<S, Req, Resp>(
+    call: ServerCall,
+    service: Arc<S>,
+    method: ClientStreamingMethod<S, Req, Resp>,
+) -> BoxFuture<'static, ()>
+where
+    S: Send + Sync + 'static,
+    Req: Msg,
+    Resp: Msg,
+{
+    Box::pin(async move {
+        let (mut context, requests, responses) = call.into_parts::<Req, Resp>();
+        let result = method(&service, requests, &mut context).await;
+        reply(context, responses, result).await;
+    })
+}
+
+/// Runs a bidi-streaming handler.
+pub fn bidi_streaming<S, Req, Resp>(
+    call: ServerCall,
+    service: Arc<S>,
+    method: BidiStreamingMethod<S, Req, Resp>,
+) -> BoxFuture<'static, ()>
+where
+    S: Send + Sync + 'static,
+    Req: Msg,
+    Resp: Msg,
+{
+    Box::pin(async move {
+        let (mut context, requests, responses) = call.into_parts::<Req, Resp>();
+        let result = method(&service, requests, &mut context, responses).await;
+        context.finish(result);
+    })
+}

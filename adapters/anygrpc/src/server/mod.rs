@@ -1,0 +1,346 @@
+//! The server: listeners, one driver per accepted connection, dispatch of calls to services,
+//! graceful stop.
+
+mod call;
+pub mod handlers;
+mod service;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use anygrpc_core::{Config, Connection, Metadata, Side, Status};
+use futures_util::FutureExt;
+
+use crate::driver::{Command, ConnShared, Dispatch, Driver, IncomingCall};
+use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
+
+pub use call::{RequestStream, ResponseSink, ServerCall, ServicerContext};
+pub use handlers::{bidi_streaming, client_streaming, server_streaming, unary};
+use service::GenericHandler;
+pub use service::Service;
+
+#[derive(Default)]
+struct Registry {
+    services: HashMap<String, Arc<dyn Service>>,
+    generic: HashMap<String, Arc<GenericHandler>>,
+}
+
+#[derive(Default)]
+struct ServerState {
+    listeners: Vec<Box<dyn Listener>>,
+    started: bool,
+    stopping: bool,
+    stopped: bool,
+    conns: Vec<Arc<ConnShared>>,
+    wakers: Vec<Waker>,
+}
+
+struct ServerInner {
+    runtime: RuntimeRef,
+    config: Arc<Config>,
+    registry: RwLock<Registry>,
+    state: Mutex<ServerState>,
+}
+
+/// A gRPC server (grpc.aio's `server()`): add services and ports, `start`, `stop(grace)`.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<ServerInner>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server on `runtime` with the default limits.
+    pub fn new(runtime: RuntimeRef) -> Self {
+        Self::with_config(runtime, Config::server())
+    }
+
+    /// A server on `runtime` with the given HTTP/2 and gRPC limits.
+    pub fn with_config(runtime: RuntimeRef, config: Config) -> Self {
+        Self {
+            inner: Arc::new(ServerInner {
+                runtime,
+                config: Arc::new(config),
+                registry: RwLock::default(),
+                state: Mutex::default(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ServerState> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a service (usually a generated `FooServer`).
+    pub fn add_service(&self, service: impl Service) -> &Self {
+        let mut registry = self
+            .inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        registry
+            .services
+            .insert(service.name().to_string(), Arc::new(service));
+        self
+    }
+
+    /// Registers a raw handler for one full method path (`/pkg.Service/Method`): bytes in,
+    /// bytes out through [`ServerCall`]. Takes precedence over services.
+    pub fn add_generic_handler<F>(&self, path: &str, handler: F) -> &Self
+    where
+        F: Fn(ServerCall) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+    {
+        let mut registry = self
+            .inner
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        registry
+            .generic
+            .insert(path.to_string(), Arc::new(Box::new(handler)));
+        self
+    }
+
+    /// Binds a cleartext port (`127.0.0.1:0`, `[::]:50051`, `localhost:0`) and returns the
+    /// bound port. Serving starts with [`start`](Self::start).
+    pub async fn add_insecure_port(&self, address: &str) -> io::Result<u16> {
+        let addr = parse_bind_address(address)?;
+        let listener = self.inner.runtime.listen(addr).await?;
+        let port = listener.local_addr()?.port();
+        let mut state = self.lock();
+        if state.started {
+            drop(state);
+            self.serve(listener);
+        } else {
+            state.listeners.push(listener);
+        }
+        Ok(port)
+    }
+
+    /// Starts serving every added port.
+    pub fn start(&self) {
+        let listeners = {
+            let mut state = self.lock();
+            state.started = true;
+            std::mem::take(&mut state.listeners)
+        };
+        for listener in listeners {
+            self.serve(listener);
+        }
+    }
+
+    fn serve(&self, mut listener: Box<dyn Listener>) {
+        let server = self.clone();
+        let task = async move {
+            loop {
+                let accepted = {
+                    let stop = poll_fn(|cx| {
+                        let mut state = server.lock();
+                        if state.stopping {
+                            return Poll::Ready(());
+                        }
+                        state.wakers.push(cx.waker().clone());
+                        Poll::Pending
+                    });
+                    let mut stop = std::pin::pin!(stop);
+                    let mut next = std::pin::pin!(accept(&mut *listener));
+                    poll_fn(|cx| {
+                        if stop.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(None);
+                        }
+                        next.as_mut().poll(cx).map(Some)
+                    })
+                    .await
+                };
+                match accepted {
+                    None => return,
+                    Some(Ok(io)) => server.connection(io),
+                    // Transient accept errors (EMFILE, ECONNABORTED): keep serving.
+                    Some(Err(_)) => {}
+                }
+            }
+        };
+        self.inner.runtime.spawn(Box::pin(task));
+    }
+
+    fn connection(&self, io: Box<dyn crate::Transport>) {
+        let runtime = self.inner.runtime.clone();
+        let conn = Connection::new(Side::Server, self.inner.config.clone(), runtime.now());
+        let dispatch: Arc<dyn Dispatch> = Arc::new(Dispatcher {
+            server: self.clone(),
+        });
+        let (driver, shared) = Driver::new(conn, io, runtime.clone(), Some(dispatch));
+        {
+            let mut state = self.lock();
+            state.conns.retain(|c| !c.is_closed());
+            if state.stopping {
+                let _ = shared.push(Command::Close);
+            }
+            state.conns.push(shared);
+        }
+        runtime.spawn(Box::pin(driver));
+    }
+
+    /// Stops: no new connections or calls; calls in flight get `grace` to finish (none: they
+    /// are cancelled at once), then every connection closes. Completes when all have.
+    pub async fn stop(&self, grace: Option<Duration>) {
+        let conns = {
+            let mut state = self.lock();
+            state.stopping = true;
+            state.listeners.clear();
+            for waker in state.wakers.drain(..) {
+                waker.wake();
+            }
+            state.conns.clone()
+        };
+        let all_closed = |cx: &mut std::task::Context<'_>| {
+            let mut pending = false;
+            for conn in &conns {
+                pending |= conn.poll_closed(cx).is_pending();
+            }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        };
+        if let Some(grace) = grace {
+            for conn in &conns {
+                let _ = conn.push(Command::Shutdown);
+            }
+            let mut sleep = self
+                .inner
+                .runtime
+                .sleep_until(self.inner.runtime.now() + grace);
+            poll_fn(|cx| {
+                if all_closed(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                sleep.as_mut().poll(cx)
+            })
+            .await;
+        }
+        for conn in &conns {
+            let _ = conn.push(Command::Close);
+        }
+        poll_fn(all_closed).await;
+        let mut state = self.lock();
+        state.stopped = true;
+        for waker in state.wakers.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Completes once the server has stopped.
+    pub async fn wait_for_termination(&self) {
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            if state.stopped {
+                return Poll::Ready(());
+            }
+            state.wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// Accepts `host:port` with a literal IP or a name resolved by the standard library (bind
+/// addresses are local, so this blocking lookup is instant).
+fn parse_bind_address(address: &str) -> io::Result<SocketAddr> {
+    if let Ok(addr) = address.parse() {
+        return Ok(addr);
+    }
+    address.to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no address for {address:?}"),
+        )
+    })
+}
+
+/// Routes a server connection's calls to the registered services.
+struct Dispatcher {
+    server: Server,
+}
+
+impl Dispatch for Dispatcher {
+    fn dispatch(&self, call: IncomingCall) {
+        let inner = &self.server.inner;
+        let slot = call.slot.clone();
+        let conn = call.conn.clone();
+        let runtime = call.runtime.clone();
+        let call = ServerCall::new(call, inner.config.max_recv_message_size);
+        let path = call.path().to_string();
+        let handle = call.handle();
+        let task = {
+            let registry = inner.registry.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(handler) = registry.generic.get(&path) {
+                Some(handler(call))
+            } else {
+                let (service, method) = split_path(&path);
+                match registry.services.get(service) {
+                    Some(service) => service.call(method, call),
+                    None => None,
+                }
+            }
+        };
+        match task {
+            None => {
+                let status = Status::unimplemented(format!("method not found: {path}"));
+                let _ = conn.push(Command::Trailers {
+                    slot,
+                    status,
+                    metadata: Metadata::new(),
+                });
+            }
+            Some(task) => runtime.spawn(Box::pin(async move {
+                // A panicking handler ends its own call, never the server.
+                if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                    handle.finish(Status::unknown("the handler panicked"), Metadata::new());
+                }
+            })),
+        }
+    }
+}
+
+/// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
+fn split_path(path: &str) -> (&str, &str) {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    trimmed.rsplit_once('/').unwrap_or((trimmed, ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_service_and_method() {
+        assert_eq!(
+            split_path("/helloworld.Greeter/SayHello"),
+            ("helloworld.Greeter", "SayHello")
+        );
+        assert_eq!(split_path("/a.b.C/D"), ("a.b.C", "D"));
+        assert_eq!(split_path("/nomethod"), ("nomethod", ""));
+    }
+
+    #[test]
+    fn bind_addresses() {
+        assert_eq!(parse_bind_address("127.0.0.1:0").unwrap().port(), 0);
+        assert!(parse_bind_address("[::]:50051").unwrap().is_ipv6());
+        assert!(parse_bind_address("localhost:0").is_ok());
+        assert!(parse_bind_address("not an address").is_err());
+    }
+}

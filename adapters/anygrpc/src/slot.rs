@@ -1,0 +1,160 @@
+//! The small shared state of one call: what the connection driver delivered (messages, head,
+//! outcome) and how to reach the driver. Locked for one push or pop, never across an await.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use anygrpc_core::{Message, Metadata, Status, StreamId};
+
+use crate::driver::{Command, ConnShared};
+
+/// How a call ended.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) status: Status,
+    pub(crate) trailers: Metadata,
+    /// The server never processed the call: safe to retry transparently.
+    #[allow(
+        dead_code,
+        reason = "read by transparent retry, which comes with balancing"
+    )]
+    pub(crate) unprocessed: bool,
+}
+
+/// A callback run once when the call ends.
+pub(crate) type DoneCallback = Box<dyn FnOnce() + Send>;
+
+/// State shared by a call handle and the connection driver.
+#[derive(Default)]
+pub(crate) struct CallState {
+    /// The call's stream, once the driver started it.
+    pub(crate) stream: Option<StreamId>,
+    /// The connection the call runs on, once bound.
+    pub(crate) conn: Option<Arc<ConnShared>>,
+    /// Commands issued before the call was bound to a connection, in order.
+    pub(crate) unbound: Vec<Command>,
+    /// Received messages not read yet.
+    pub(crate) inbox: VecDeque<Message>,
+    /// No more messages will arrive (server: client half-closed; client: call ended).
+    pub(crate) recv_closed: bool,
+    /// Client: the response head's metadata, once received (empty for Trailers-Only).
+    pub(crate) headers: Option<Metadata>,
+    /// Set once, when the call ends.
+    pub(crate) outcome: Option<Outcome>,
+    /// Messages handed to the driver, and how many of them the connection accepted.
+    pub(crate) sends_submitted: u64,
+    pub(crate) sends_accepted: u64,
+    wakers: Vec<Waker>,
+    done_callbacks: Vec<DoneCallback>,
+}
+
+impl std::fmt::Debug for CallState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallState")
+            .field("stream", &self.stream)
+            .field("inbox", &self.inbox.len())
+            .field("recv_closed", &self.recv_closed)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One call's shared slot.
+#[derive(Debug, Default)]
+pub(crate) struct CallSlot {
+    state: Mutex<CallState>,
+}
+
+impl CallSlot {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Locks the state; a poisoned lock (a panic while held, which our code never does) is
+    /// recovered rather than propagated.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, CallState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends a command to the call's connection, or keeps it until the call is bound. A
+    /// connection that closed meanwhile ends the call with UNAVAILABLE.
+    pub(crate) fn submit(self: &Arc<Self>, command: Command) {
+        let mut state = self.lock();
+        if state.outcome.is_some() {
+            return;
+        }
+        match state.conn.clone() {
+            None => state.unbound.push(command),
+            Some(conn) => {
+                if conn.push(command).is_err() {
+                    drop(state);
+                    self.finish(Outcome {
+                        status: Status::unavailable("the connection closed"),
+                        trailers: Metadata::new(),
+                        unprocessed: false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Ends the call (first outcome wins) and wakes every waiter.
+    pub(crate) fn finish(&self, outcome: Outcome) {
+        let mut state = self.lock();
+        if state.outcome.is_some() {
+            return;
+        }
+        state.outcome = Some(outcome);
+        state.recv_closed = true;
+        let callbacks = std::mem::take(&mut state.done_callbacks);
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
+        for callback in callbacks {
+            callback();
+        }
+    }
+
+    /// Runs `f` on the state, then wakes every waiter.
+    pub(crate) fn update(&self, f: impl FnOnce(&mut CallState)) {
+        let mut state = self.lock();
+        f(&mut state);
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Polls until `ready` returns `Some`, registering the task's waker otherwise.
+    pub(crate) fn poll_with<T>(
+        &self,
+        cx: &mut Context<'_>,
+        ready: impl FnOnce(&mut CallState) -> Option<T>,
+    ) -> Poll<T> {
+        let mut state = self.lock();
+        if let Some(value) = ready(&mut state) {
+            return Poll::Ready(value);
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Runs `callback` when the call ends (at once if it already did).
+    pub(crate) fn on_done(&self, callback: DoneCallback) {
+        let mut state = self.lock();
+        if state.outcome.is_some() {
+            drop(state);
+            callback();
+        } else {
+            state.done_callbacks.push(callback);
+        }
+    }
+}
