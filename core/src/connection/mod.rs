@@ -409,7 +409,8 @@ impl Connection {
         if self.closed.is_some() {
             return;
         }
-        self.control.clear();
+        // Our SETTINGS still opens the connection if it was not written yet (RFC 9113 §3.4).
+        self.control.retain(|c| matches!(c, Control::Settings));
         self.send_ready.clear();
         if let Some(code) = code {
             self.control.push_back(Control::GoAway {
