@@ -470,8 +470,12 @@ impl Connection {
             return;
         }
         if id <= self.last_peer_id {
-            // RFC 9113 §5.1.1: ids only increase; a closed stream cannot be reopened.
-            self.protocol_error(ErrorCode::STREAM_CLOSED, "HEADERS on a closed stream");
+            // RFC 9113 §5.1.1: ids only increase; an unexpected id (going back, or a
+            // forgotten stream's) is a connection PROTOCOL_ERROR.
+            self.protocol_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "stream id not above the last one",
+            );
             return;
         }
         self.last_peer_id = id;
