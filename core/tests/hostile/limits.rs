@@ -1,0 +1,1 @@
+//! The protective limits of `Config`.
