@@ -305,6 +305,12 @@ impl Connection {
                 self.maybe_forget(stream);
                 self.maybe_finish_shutdown();
             }
+            Event::CallStarted { stream, .. } => {
+                // From now on a reset of this call is a cancellation, not rapid reset.
+                if let Some(s) = self.streams.get_mut(stream) {
+                    s.announced = true;
+                }
+            }
             _ => {}
         }
         Some(event)
