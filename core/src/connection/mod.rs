@@ -305,6 +305,16 @@ impl Connection {
                 self.maybe_forget(stream);
                 self.maybe_finish_shutdown();
             }
+            Event::Message { stream, .. } => {
+                // The message left our queue: its prefix's credit goes back (see `on_data`).
+                let stream = *stream;
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.unreleased = s
+                        .unreleased
+                        .saturating_sub(crate::grpc::message::PREFIX_LEN as u64);
+                }
+                self.credit_stream(stream);
+            }
             Event::CallStarted { stream, .. } => {
                 // From now on a reset of this call is a cancellation, not rapid reset.
                 if let Some(s) = self.streams.get_mut(stream) {

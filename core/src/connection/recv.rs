@@ -310,7 +310,9 @@ impl Connection {
                         } else {
                             None
                         };
-                        stream.unreleased += raw.data.len() as u64;
+                        // The prefix's credit waits for `poll_event`: even empty messages
+                        // queue only within the window we advertised.
+                        stream.unreleased += (raw.data.len() + grpc::message::PREFIX_LEN) as u64;
                         self.events.push_back(Event::Message {
                             stream: id,
                             message: Message {
