@@ -479,3 +479,51 @@ fn plain_block_requests_decode_like_encoded_ones() {
     raw.pump();
     assert_eq!(raw.started(), vec![StreamId(1)]);
 }
+
+// ---- Flow control bounds what is queued for the application ----
+
+#[test]
+fn empty_messages_are_bounded_by_the_stream_window() {
+    // An empty message is 5 bytes on the wire and nothing in `Message::credit`: if its prefix
+    // were credited back at once, a peer could queue events without end while the application
+    // is busy. Queued messages must stay within what we advertised: window / 5.
+    let config = Config {
+        initial_stream_window: 65_535,
+        connection_window: 1 << 20,
+        ..Config::server()
+    };
+    let window = config.initial_stream_window as usize;
+    let mut raw = Raw::server(config);
+    raw.send_request(1, "/svc.S/M", false);
+    let frame_of_empties: Vec<u8> = std::iter::repeat_n(grpc_message(0, b""), 16_380 / 5)
+        .flatten()
+        .collect();
+    // A well-behaved sender: it spends only the credit it was given. The application never
+    // polls its events.
+    let mut credit = window;
+    let mut sent = 0;
+    while sent < 2 << 20 {
+        let n = frame_of_empties.len().min(credit);
+        if n < 5 {
+            break;
+        }
+        raw.send_data(1, &frame_of_empties[..n - n % 5], false);
+        sent += n - n % 5;
+        credit -= n - n % 5;
+        raw.flush();
+        for frame in raw.frames.drain(..) {
+            if let Frame::WindowUpdate(w) = frame {
+                if w.stream == StreamId(1) {
+                    credit += w.increment as usize;
+                }
+            }
+        }
+    }
+    let queued = raw.poll_events();
+    assert!(raw.closed().is_none());
+    assert!(
+        queued <= window / 5 + 1,
+        "{queued} events queued after {sent} bytes; bound {}",
+        window / 5 + 1
+    );
+}
