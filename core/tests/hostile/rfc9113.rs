@@ -655,3 +655,54 @@ fn push_promise_to_a_client_that_disabled_push_is_protocol_error() {
     ));
     raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
 }
+
+#[test]
+fn errors_are_the_same_when_bytes_arrive_one_at_a_time() {
+    type Script = fn(&mut Raw);
+    let cases: [(Script, ErrorCode); 5] = [
+        (
+            |raw| raw.send(&raw_frame(FrameType::DATA, 0, 0, b"abc")),
+            ErrorCode::PROTOCOL_ERROR,
+        ),
+        (
+            |raw| raw.send(&raw_frame(FrameType::PING, 0, 0, &[0; 7])),
+            ErrorCode::FRAME_SIZE_ERROR,
+        ),
+        (
+            |raw| raw.send(&raw_settings(&[(0x4, 1 << 31)])),
+            ErrorCode::FLOW_CONTROL_ERROR,
+        ),
+        (
+            |raw| {
+                raw.send_request(5, "/svc.S/M", false);
+                raw.send_request(3, "/svc.S/M", false);
+            },
+            ErrorCode::PROTOCOL_ERROR,
+        ),
+        (
+            |raw| {
+                let block = plain_block(&request_fields("/svc.S/M"));
+                raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &block[..10]));
+                raw.send_ping([0; 8]);
+            },
+            ErrorCode::PROTOCOL_ERROR,
+        ),
+    ];
+    for (script, code) in cases {
+        let mut raw = Raw::server(Config::server());
+        raw.chunk = 1;
+        script(&mut raw);
+        raw.assert_connection_error(code);
+    }
+    // And a stream error keeps the connection, byte by byte too.
+    let mut raw = Raw::server(Config::server());
+    raw.chunk = 1;
+    raw.send_plain(
+        1,
+        &request_with(|f| f.push(("te".into(), "gzip".into()))),
+        true,
+    );
+    raw.assert_open();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::PROTOCOL_ERROR)]);
+    raw.assert_serves_call(3);
+}

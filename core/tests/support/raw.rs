@@ -52,6 +52,8 @@ pub struct Raw {
     /// A client connection's preface is still to be skipped in its output.
     skip_preface: bool,
     wire: BytesMut,
+    /// Bytes handed to `recv` at a time (default: everything at once).
+    pub chunk: usize,
 }
 
 /// The request head a well-behaved gRPC client sends, without custom metadata.
@@ -137,6 +139,7 @@ impl Raw {
             assembling: None,
             skip_preface: side == Side::Client,
             wire: BytesMut::new(),
+            chunk: usize::MAX,
         }
     }
 
@@ -163,7 +166,9 @@ impl Raw {
 
     /// Feeds raw bytes.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.conn.recv(bytes, self.now);
+        for piece in bytes.chunks(self.chunk.max(1)) {
+            self.conn.recv(piece, self.now);
+        }
     }
 
     /// Feeds one encoded frame.
