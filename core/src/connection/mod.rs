@@ -308,6 +308,22 @@ impl Connection {
                 self.maybe_forget(stream);
                 self.maybe_finish_shutdown();
             }
+            Event::Message { stream, .. } => {
+                // The message left our queue: its prefix's credit goes back (see `on_data`).
+                let stream = *stream;
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.unreleased = s
+                        .unreleased
+                        .saturating_sub(crate::grpc::message::PREFIX_LEN as u64);
+                }
+                self.credit_stream(stream);
+            }
+            Event::CallStarted { stream, .. } => {
+                // From now on a reset of this call is a cancellation, not rapid reset.
+                if let Some(s) = self.streams.get_mut(stream) {
+                    s.announced = true;
+                }
+            }
             _ => {}
         }
         Some(event)
@@ -432,7 +448,8 @@ impl Connection {
         if self.closed.is_some() {
             return;
         }
-        self.control.clear();
+        // Our SETTINGS still opens the connection if it was not written yet (RFC 9113 §3.4).
+        self.control.retain(|c| matches!(c, Control::Settings));
         self.send_ready.clear();
         if let Some(code) = code {
             self.control.push_back(Control::GoAway {

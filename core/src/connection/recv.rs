@@ -311,7 +311,9 @@ impl Connection {
                         } else {
                             None
                         };
-                        stream.unreleased += raw.data.len() as u64;
+                        // The prefix's credit waits for `poll_event`: even empty messages
+                        // queue only within the window we advertised.
+                        stream.unreleased += (raw.data.len() + grpc::message::PREFIX_LEN) as u64;
                         self.events.push_back(Event::Message {
                             stream: id,
                             message: Message {
@@ -471,8 +473,12 @@ impl Connection {
             return;
         }
         if id <= self.last_peer_id {
-            // RFC 9113 §5.1.1: ids only increase; a closed stream cannot be reopened.
-            self.protocol_error(ErrorCode::STREAM_CLOSED, "HEADERS on a closed stream");
+            // RFC 9113 §5.1.1: ids only increase; an unexpected id (going back, or a
+            // forgotten stream's) is a connection PROTOCOL_ERROR.
+            self.protocol_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "stream id not above the last one",
+            );
             return;
         }
         self.last_peer_id = id;

@@ -58,7 +58,8 @@ pub(crate) struct Stream {
     /// When a message completes, its already-credited bytes become a debt (`held` below
     /// `unreleased`) that the application's releases repay before any new credit.
     pub(crate) held: u64,
-    /// Bytes of messages delivered to the application and not yet released by it.
+    /// Bytes of messages delivered to the application and not yet released by it, plus the
+    /// 5-byte prefix of each message still in the event queue.
     pub(crate) unreleased: u64,
     /// The application has seen `Event::CallStarted` for this (server) stream.
     pub(crate) announced: bool,

@@ -457,6 +457,11 @@ impl Connection {
                 grpc::write_trailers_only(status, metadata, &mut |name, value| {
                     scratch.push(name, value)
                 });
+                if status.code() == grpc::Code::Unimplemented {
+                    // compression.md: a call refused for its grpc-encoding learns what we accept.
+                    let accept = grpc::EncodingSet::supported().to_header_value();
+                    scratch.push(b"grpc-accept-encoding", accept.as_bytes());
+                }
             }
             PendingEnd::HttpStatus(code) => {
                 let mut digits = [0u8; 3];

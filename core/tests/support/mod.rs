@@ -2,6 +2,8 @@
 //! moved across in chosen chunk sizes, time advanced by hand.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,708 @@
+//! Protocol violations RFC 9113 assigns an error code to: the connection answers with exactly
+//! that GOAWAY (or RST_STREAM) and reports it.
+
+use anygrpc_core::frame::{Frame, FrameType, Settings, flags};
+use anygrpc_core::{CLIENT_PREFACE, Config, ErrorCode, Side, StreamId};
+
+use crate::support::raw::{
+    Raw, fields, grpc_message, plain_block, raw_frame, raw_settings, request_fields,
+};
+
+// ---- Preface and the first frame (RFC 9113 §3.4) ----
+
+#[test]
+fn bad_preface_is_protocol_error() {
+    let mut raw = Raw::new(Side::Server, Config::server());
+    raw.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n");
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn http1_request_line_is_rejected_at_its_first_byte() {
+    let mut raw = Raw::new(Side::Server, Config::server());
+    // One byte is enough to know: the connection does not wait for 24 bytes of HTTP/1.1.
+    raw.send(b"G");
+    raw.pump();
+    assert!(raw.closed().is_some(), "closed at the first wrong byte");
+    raw.send(b"ET / HTTP/1.1\r\nHost: example\r\n\r\n");
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn preface_split_byte_by_byte_is_accepted() {
+    let mut raw = Raw::new(Side::Server, Config::server());
+    for b in CLIENT_PREFACE {
+        raw.send(&[*b]);
+    }
+    let mut settings = bytes::BytesMut::new();
+    Frame::Settings(Settings::default()).encode(&mut settings);
+    for b in &settings[..] {
+        raw.send(&[*b]);
+    }
+    raw.assert_open();
+}
+
+#[test]
+fn a_connection_failing_first_still_opens_with_its_settings() {
+    // RFC 9113 §3.4: SETTINGS is the first frame each side sends, even when the next is GOAWAY.
+    let mut raw = Raw::new(Side::Server, Config::server());
+    raw.send(b"GET / HTTP/1.1\r\n");
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+    assert!(
+        matches!(raw.frames.first(), Some(Frame::Settings(s)) if !s.ack),
+        "first frame {:?}",
+        raw.frames.first()
+    );
+}
+
+#[test]
+fn first_frame_not_settings_is_protocol_error() {
+    let mut raw = Raw::new(Side::Server, Config::server());
+    raw.send(CLIENT_PREFACE);
+    raw.send_ping([0; 8]);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn first_frame_settings_ack_is_protocol_error() {
+    let mut raw = Raw::new(Side::Server, Config::server());
+    raw.send(CLIENT_PREFACE);
+    raw.send_frame(&Frame::Settings(Settings::ack()));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn client_rejects_server_whose_first_frame_is_not_settings() {
+    let mut raw = Raw::new(Side::Client, Config::client());
+    raw.flush();
+    raw.send_window_update(0, 1000);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+// ---- SETTINGS values (RFC 9113 §6.5) ----
+
+#[test]
+fn settings_enable_push_2_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_settings(&[(0x2, 2)]));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn server_enabling_push_is_protocol_error_for_a_client() {
+    let mut raw = Raw::new(Side::Client, Config::client());
+    raw.send(&raw_settings(&[(0x2, 1)]));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn settings_initial_window_2_pow_31_is_flow_control_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_settings(&[(0x4, 1 << 31)]));
+    raw.assert_connection_error(ErrorCode::FLOW_CONTROL_ERROR);
+}
+
+#[test]
+fn settings_initial_window_2_pow_31_minus_1_is_accepted() {
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_settings(&[(0x4, (1 << 31) - 1)]));
+    raw.assert_open();
+    assert!(
+        raw.frames
+            .iter()
+            .any(|f| matches!(f, Frame::Settings(s) if s.ack))
+    );
+}
+
+#[test]
+fn settings_max_frame_size_out_of_range_is_protocol_error() {
+    for bad in [0, 16_383, 1 << 24, u32::MAX] {
+        let mut raw = Raw::server(Config::server());
+        raw.send(&raw_settings(&[(0x5, bad)]));
+        raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+    }
+    for good in [16_384, (1 << 24) - 1] {
+        let mut raw = Raw::server(Config::server());
+        raw.send(&raw_settings(&[(0x5, good)]));
+        raw.assert_open();
+    }
+}
+
+#[test]
+fn settings_length_not_multiple_of_6_is_frame_size_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(FrameType::SETTINGS, 0, 0, &[0, 3, 0, 0, 0]));
+    raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
+}
+
+#[test]
+fn settings_on_a_stream_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(FrameType::SETTINGS, 0, 1, &[]));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn settings_ack_with_payload_is_frame_size_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(
+        FrameType::SETTINGS,
+        flags::ACK,
+        0,
+        &[0, 3, 0, 0, 0, 1],
+    ));
+    raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
+}
+
+// ---- Frame size (RFC 9113 §4.2) ----
+
+#[test]
+fn frame_over_max_frame_size_is_frame_size_error_before_its_payload() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    // Only the 9-byte header of a 16,385-byte DATA frame: refused before buffering for it.
+    let frame = raw_frame(FrameType::DATA, 0, 1, &vec![0; 16_385]);
+    raw.send(&frame[..9]);
+    raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
+}
+
+#[test]
+fn frame_at_max_frame_size_is_accepted() {
+    let mut raw = Raw::server(Config::server());
+    // An unknown frame type of exactly SETTINGS_MAX_FRAME_SIZE bytes is read and ignored.
+    raw.send(&raw_frame(FrameType(0xfa), 0, 0, &vec![7; 16_384]));
+    raw.assert_open();
+    raw.assert_serves_call(1);
+}
+
+#[test]
+fn frame_size_follows_our_advertised_max_frame_size() {
+    let config = Config {
+        max_frame_size: 32_768,
+        ..Config::server()
+    };
+    let mut raw = Raw::server(config.clone());
+    raw.send(&raw_frame(FrameType(0xfa), 0, 0, &vec![7; 32_768]));
+    raw.assert_open();
+    let mut raw = Raw::server(config);
+    raw.send(&raw_frame(FrameType(0xfa), 0, 0, &vec![7; 32_769])[..9]);
+    raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
+}
+
+#[test]
+fn ping_with_wrong_length_is_frame_size_error() {
+    for len in [0, 7, 9] {
+        let mut raw = Raw::server(Config::server());
+        raw.send(&raw_frame(FrameType::PING, 0, 0, &vec![0; len]));
+        raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
+    }
+}
+
+#[test]
+fn ping_on_a_stream_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(FrameType::PING, 0, 1, &[0; 8]));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+// ---- Stream 0 and idle streams (RFC 9113 §5.1, §6.1, §6.2) ----
+
+#[test]
+fn data_on_stream_0_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(FrameType::DATA, 0, 0, b"abc"));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn headers_on_stream_0_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    let block = plain_block(&request_fields("/svc.S/M"));
+    raw.send(&raw_frame(
+        FrameType::HEADERS,
+        flags::END_HEADERS,
+        0,
+        &block,
+    ));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn data_on_idle_stream_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_data(1, &grpc_message(0, b"x"), false);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn window_update_on_idle_stream_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_window_update(3, 100);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn window_update_on_a_server_stream_never_opened_is_protocol_error() {
+    // Stream 2 is ours to open (even) and we never did: it is idle too.
+    let mut raw = Raw::server(Config::server());
+    raw.send_window_update(2, 100);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn rst_stream_on_idle_stream_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_rst(5, ErrorCode::CANCEL);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn frames_on_a_forgotten_stream_are_ignored() {
+    // RFC 9113 §5.1: closed streams may still see the peer's in-flight frames.
+    let mut raw = Raw::server(Config::server());
+    raw.assert_serves_call(1);
+    assert_eq!(raw.conn.active_calls(), 0);
+    raw.send_window_update(1, 100);
+    raw.send_rst(1, ErrorCode::CANCEL);
+    raw.assert_open();
+    raw.assert_serves_call(3);
+}
+
+// ---- Stream identifiers (RFC 9113 §5.1.1) ----
+
+#[test]
+fn stream_id_going_backwards_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(5, "/svc.S/M", false);
+    raw.assert_open();
+    raw.send_request(3, "/svc.S/M", false);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+    assert_eq!(
+        raw.goaways(),
+        vec![(StreamId(5), ErrorCode::PROTOCOL_ERROR)]
+    );
+}
+
+#[test]
+fn stream_id_reuse_after_the_call_ended_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.assert_serves_call(1);
+    raw.send_request(1, "/svc.S/M", false);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn even_stream_id_from_a_client_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(2, "/svc.S/M", false);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+// ---- WINDOW_UPDATE (RFC 9113 §6.9) ----
+
+#[test]
+fn window_update_zero_on_a_stream_resets_it_with_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.send_window_update(1, 0);
+    raw.assert_open();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::PROTOCOL_ERROR)]);
+    raw.assert_serves_call(3);
+}
+
+#[test]
+fn window_update_zero_on_the_connection_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_window_update(0, 0);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn stream_window_overflow_resets_it_with_flow_control_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    // The stream's send window is 65,535: this brings it to exactly 2^31-1.
+    raw.send_window_update(1, (1 << 31) - 1 - 65_535);
+    raw.assert_open();
+    assert!(raw.resets().is_empty());
+    raw.send_window_update(1, 1);
+    raw.assert_open();
+    assert_eq!(
+        raw.resets(),
+        vec![(StreamId(1), ErrorCode::FLOW_CONTROL_ERROR)]
+    );
+    raw.assert_serves_call(3);
+}
+
+#[test]
+fn connection_window_overflow_is_flow_control_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_window_update(0, (1 << 31) - 1 - 65_535);
+    raw.assert_open();
+    raw.send_window_update(0, 1);
+    raw.assert_connection_error(ErrorCode::FLOW_CONTROL_ERROR);
+}
+
+#[test]
+fn settings_initial_window_overflowing_an_open_stream_is_flow_control_error() {
+    // RFC 9113 §6.9.2: a SETTINGS change that pushes a stream window past 2^31-1.
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.send_window_update(1, (1 << 31) - 1 - 65_535);
+    raw.assert_open();
+    raw.send(&raw_settings(&[(0x4, 65_536)]));
+    raw.assert_connection_error(ErrorCode::FLOW_CONTROL_ERROR);
+}
+
+// ---- Receive windows (RFC 9113 §6.9.1) ----
+
+/// Sends DATA on `stream` as complete messages the application does not release, `size` bytes
+/// per frame (prefix included), `total` bytes in all.
+fn send_unreleased(raw: &mut Raw, stream: u32, total: usize, size: usize) {
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(size);
+        raw.send_data(stream, &grpc_message(0, &vec![b'a'; n - 5]), false);
+        left -= n;
+    }
+}
+
+#[test]
+fn data_beyond_the_stream_window_is_flow_control_error() {
+    let config = Config {
+        initial_stream_window: 65_535,
+        ..Config::server()
+    };
+    let mut raw = Raw::server(config);
+    raw.send_request(1, "/svc.S/M", false);
+    // Exactly the advertised window, in messages nobody releases.
+    send_unreleased(&mut raw, 1, 65_535, 16_384);
+    raw.assert_open();
+    assert!(raw.resets().is_empty());
+    assert!(
+        !raw.frames
+            .iter()
+            .any(|f| matches!(f, Frame::WindowUpdate(w) if w.stream == StreamId(1))),
+        "no stream credit was given back: the window is still 65,535"
+    );
+    // One byte over.
+    raw.send_data(1, b"\0", false);
+    raw.assert_open();
+    assert_eq!(
+        raw.resets(),
+        vec![(StreamId(1), ErrorCode::FLOW_CONTROL_ERROR)]
+    );
+    raw.assert_serves_call(3);
+}
+
+#[test]
+fn data_beyond_the_connection_window_is_flow_control_error() {
+    // The connection credits every DATA frame back at once (in batches of half the window),
+    // so only a frame larger than what is left can overrun it: frames up to 1 MiB here.
+    let config = Config {
+        connection_window: 65_535,
+        max_frame_size: 1 << 20,
+        ..Config::server()
+    };
+    let mut raw = Raw::server(config);
+    raw.send_request(1, "/svc.S/M", false);
+    // Exactly the window, in one frame: accepted, and credited back in full.
+    send_unreleased(&mut raw, 1, 65_535, 65_535);
+    raw.assert_open();
+    let granted: Vec<u32> = raw
+        .frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::WindowUpdate(w) if w.stream.is_connection() => Some(w.increment),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(granted, vec![65_535]);
+    // The window is 65,535 again: one byte more is too much.
+    send_unreleased(&mut raw, 1, 65_536, 65_536);
+    raw.assert_connection_error(ErrorCode::FLOW_CONTROL_ERROR);
+}
+
+// ---- Header blocks (RFC 9113 §6.2, §6.10) ----
+
+#[test]
+fn continuation_without_headers_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    let block = plain_block(&request_fields("/svc.S/M"));
+    raw.send_continuation(1, &block, true);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn continuation_after_a_complete_header_block_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.send_continuation(1, &[], true);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn continuation_on_another_stream_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    let block = plain_block(&request_fields("/svc.S/M"));
+    let (a, b) = block.split_at(10);
+    raw.send(&raw_frame(FrameType::HEADERS, 0, 1, a));
+    raw.send_continuation(3, b, true);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn frame_interleaved_in_a_header_block_is_protocol_error() {
+    let interlopers = [
+        raw_frame(FrameType::PING, 0, 0, &[0; 8]),
+        raw_frame(FrameType::DATA, 0, 1, b"x"),
+        raw_frame(FrameType::HEADERS, flags::END_HEADERS, 3, &[]),
+        raw_frame(FrameType::WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]),
+        raw_frame(FrameType::PRIORITY, 0, 1, &[0, 0, 0, 0, 16]),
+        // Even an unknown frame type (RFC 9113 §6.10: "any other type").
+        raw_frame(FrameType(0xfa), 0, 0, &[]),
+    ];
+    for frame in interlopers {
+        let mut raw = Raw::server(Config::server());
+        let block = plain_block(&request_fields("/svc.S/M"));
+        let (a, b) = block.split_at(10);
+        raw.send(&raw_frame(FrameType::HEADERS, 0, 1, a));
+        raw.send(&frame);
+        raw.send_continuation(1, b, true);
+        raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+    }
+}
+
+#[test]
+fn header_block_split_in_continuations_is_accepted() {
+    let mut raw = Raw::server(Config::server());
+    let block = plain_block(&request_fields("/svc.S/M"));
+    let (a, rest) = block.split_at(7);
+    let (b, c) = rest.split_at(20);
+    raw.send(&raw_frame(FrameType::HEADERS, 0, 1, a));
+    raw.send_continuation(1, b, false);
+    raw.send_continuation(1, c, true);
+    raw.send_data(1, &grpc_message(0, b"hi"), true);
+    raw.pump();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+}
+
+#[test]
+fn broken_hpack_is_compression_error() {
+    let mut raw = Raw::server(Config::server());
+    // Index 0 is never valid (RFC 7541 §6.1); index 200 is not in any table.
+    for block in [&[0x80][..], &[0xff, 0x49][..]] {
+        let mut raw2 = Raw::server(Config::server());
+        raw2.send_block(1, block, true);
+        raw2.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+    }
+    // A truncated literal.
+    raw.send_block(1, &[0x00, 0x05, b'a'], true);
+    raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+}
+
+// ---- Malformed requests (RFC 9113 §8.1.1, §8.2, §8.3): stream error, connection lives ----
+
+/// Sends `fields` as a request on stream 1, expects RST_STREAM(1, PROTOCOL_ERROR) and no call,
+/// then serves a valid call on stream 3.
+#[track_caller]
+fn assert_malformed_request(fields: &[(String, String)]) {
+    let mut raw = Raw::server(Config::server());
+    raw.send_plain(1, fields, false);
+    // The peer's DATA, already in flight, is ignored.
+    raw.send_data(1, &grpc_message(0, b"x"), true);
+    raw.assert_open();
+    assert_eq!(
+        raw.resets(),
+        vec![(StreamId(1), ErrorCode::PROTOCOL_ERROR)],
+        "fields {fields:?}"
+    );
+    assert!(raw.started().is_empty(), "no call for a malformed request");
+    assert_eq!(raw.conn.active_calls(), 0);
+    raw.assert_serves_call(3);
+}
+
+fn request_with(f: impl FnOnce(&mut Vec<(String, String)>)) -> Vec<(String, String)> {
+    let mut fields = request_fields("/svc.S/M");
+    f(&mut fields);
+    fields
+}
+
+#[test]
+fn request_without_path_is_reset_with_protocol_error() {
+    assert_malformed_request(&request_with(|f| f.retain(|(n, _)| n != ":path")));
+}
+
+#[test]
+fn request_with_empty_path_is_reset_with_protocol_error() {
+    assert_malformed_request(&request_with(|f| {
+        f.retain(|(n, _)| n != ":path");
+        f.insert(0, (":path".into(), String::new()));
+    }));
+}
+
+#[test]
+fn request_with_duplicate_method_is_reset_with_protocol_error() {
+    assert_malformed_request(&request_with(|f| {
+        f.insert(1, (":method".into(), "POST".into()))
+    }));
+}
+
+#[test]
+fn pseudo_header_after_regular_field_is_reset_with_protocol_error() {
+    assert_malformed_request(&request_with(|f| {
+        let path = f.remove(2);
+        f.push(path);
+    }));
+}
+
+#[test]
+fn unknown_pseudo_header_is_reset_with_protocol_error() {
+    assert_malformed_request(&request_with(|f| {
+        f.insert(0, (":protocol".into(), "websocket".into()))
+    }));
+}
+
+#[test]
+fn response_pseudo_header_in_a_request_is_reset_with_protocol_error() {
+    assert_malformed_request(&request_with(|f| {
+        f.insert(0, (":status".into(), "200".into()))
+    }));
+}
+
+#[test]
+fn uppercase_field_name_is_reset_with_protocol_error() {
+    assert_malformed_request(&request_with(|f| f.push(("X-Custom".into(), "v".into()))));
+}
+
+#[test]
+fn connection_specific_header_is_reset_with_protocol_error() {
+    for (name, value) in [
+        ("connection", "keep-alive"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "h2c"),
+    ] {
+        assert_malformed_request(&request_with(|f| f.push((name.into(), value.into()))));
+    }
+}
+
+#[test]
+fn te_other_than_trailers_is_reset_with_protocol_error() {
+    assert_malformed_request(&request_with(|f| {
+        f.retain(|(n, _)| n != "te");
+        f.push(("te".into(), "gzip".into()));
+    }));
+}
+
+#[test]
+fn field_value_with_newline_is_reset_with_protocol_error() {
+    assert_malformed_request(&request_with(|f| {
+        f.push(("x-custom".into(), "a\r\nb".into()))
+    }));
+}
+
+#[test]
+fn malformed_request_resets_are_not_counted_as_calls() {
+    // Many malformed requests in a row: each is reset, none is reported, nothing piles up.
+    let mut raw = Raw::server(Config::server());
+    let bad = fields(&[(":method", "POST"), ("connection", "close")]);
+    for i in 0..100 {
+        raw.send_plain(1 + 2 * i, &bad, true);
+    }
+    raw.assert_open();
+    assert_eq!(raw.resets().len(), 100);
+    assert_eq!(raw.conn.active_calls(), 0);
+    assert!(raw.events.is_empty());
+}
+
+// ---- Push (RFC 9113 §8.4) ----
+
+#[test]
+fn push_promise_from_a_client_is_protocol_error() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    let mut payload = vec![0, 0, 0, 2];
+    payload.extend_from_slice(&plain_block(&request_fields("/svc.S/M")));
+    raw.send(&raw_frame(
+        FrameType::PUSH_PROMISE,
+        flags::END_HEADERS,
+        1,
+        &payload,
+    ));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn push_promise_to_a_client_that_disabled_push_is_protocol_error() {
+    let mut raw = Raw::client(Config::client());
+    let id = raw
+        .conn
+        .start_call(
+            anygrpc_core::CallRequest::new("/svc.S/M", "test.local"),
+            raw.now,
+        )
+        .unwrap();
+    raw.flush();
+    let mut payload = vec![0, 0, 0, 2];
+    payload.extend_from_slice(&plain_block(&fields(&[(":status", "200")])));
+    raw.send(&raw_frame(
+        FrameType::PUSH_PROMISE,
+        flags::END_HEADERS,
+        id.0,
+        &payload,
+    ));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn errors_are_the_same_when_bytes_arrive_one_at_a_time() {
+    type Script = fn(&mut Raw);
+    let cases: [(Script, ErrorCode); 5] = [
+        (
+            |raw| raw.send(&raw_frame(FrameType::DATA, 0, 0, b"abc")),
+            ErrorCode::PROTOCOL_ERROR,
+        ),
+        (
+            |raw| raw.send(&raw_frame(FrameType::PING, 0, 0, &[0; 7])),
+            ErrorCode::FRAME_SIZE_ERROR,
+        ),
+        (
+            |raw| raw.send(&raw_settings(&[(0x4, 1 << 31)])),
+            ErrorCode::FLOW_CONTROL_ERROR,
+        ),
+        (
+            |raw| {
+                raw.send_request(5, "/svc.S/M", false);
+                raw.send_request(3, "/svc.S/M", false);
+            },
+            ErrorCode::PROTOCOL_ERROR,
+        ),
+        (
+            |raw| {
+                let block = plain_block(&request_fields("/svc.S/M"));
+                raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &block[..10]));
+                raw.send_ping([0; 8]);
+            },
+            ErrorCode::PROTOCOL_ERROR,
+        ),
+    ];
+    for (script, code) in cases {
+        let mut raw = Raw::server(Config::server());
+        raw.chunk = 1;
+        script(&mut raw);
+        raw.assert_connection_error(code);
+    }
+    // And a stream error keeps the connection, byte by byte too.
+    let mut raw = Raw::server(Config::server());
+    raw.chunk = 1;
+    raw.send_plain(
+        1,
+        &request_with(|f| f.push(("te".into(), "gzip".into()))),
+        true,
+    );
+    raw.assert_open();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::PROTOCOL_ERROR)]);
+    raw.assert_serves_call(3);
+}
