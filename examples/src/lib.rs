@@ -13,3 +13,8 @@ pub mod blocking;
 pub mod greeter;
 pub mod helloworld;
 pub mod python_peer;
+
+/// The README's Rust snippets, compiled as doc tests so they stay true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
