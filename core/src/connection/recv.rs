@@ -945,9 +945,9 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&update.stream) else {
             if self.is_idle_stream(update.stream) {
                 self.protocol_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
-            } else {
-                self.spend_idle();
             }
+            // A closed stream: legal while the peer has not seen the end yet (RFC 9113 §6.9);
+            // it costs one lookup and triggers no reply, so it is not budgeted.
             return;
         };
         if stream.send_window.grow(update.increment).is_err() {

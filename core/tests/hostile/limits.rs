@@ -453,8 +453,6 @@ fn five_thousand_sequential_unary_calls_trip_nothing() {
 }
 
 #[test]
-#[ignore = "design question: a stream WINDOW_UPDATE racing with the call's end is spent \
-            from the idle-frame budget, so >1,000 such calls per second trip it"]
 fn window_updates_racing_with_call_ends_trip_nothing() {
     // RFC 9113 §6.9: WINDOW_UPDATE on a closed stream is legal (it crossed our END_STREAM).
     // A client that credits each response back on its stream does this once per call.

@@ -40,10 +40,14 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(config: BackoffConfig, seed: u64) -> Self {
+        // splitmix64, so that nearby seeds give unrelated sequences.
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         Self {
             config,
             current: config.initial,
-            seed: seed | 1,
+            seed: (z ^ (z >> 31)) | 1,
         }
     }
 
