@@ -9,6 +9,9 @@ mod driver;
 pub mod runtime;
 pub mod server;
 mod slot;
+/// An in-memory runtime with a manual clock, and the conformance checks of every runtime.
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use anygrpc_core::{Code, Config, Encoding, Metadata, Status};
 pub use client::{

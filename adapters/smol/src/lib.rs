@@ -1,0 +1,243 @@
+//! anygrpc on smol: tasks on smol's global executor, timers and sockets on the async-io reactor.
+//!
+//! async-io runs its own reactor thread, so the futures of this runtime (connections, timers,
+//! calls) make progress under any executor that polls them: smol, `futures::executor`, a
+//! hand-written loop. Only [`Runtime::spawn`] uses smol's global executor.
+//!
+//! Everything of [`anygrpc`] is re-exported: change one `use` line to switch executors.
+#![warn(missing_docs, missing_debug_implementations)]
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use async_net::{TcpListener, TcpStream};
+use futures_io::{AsyncRead, AsyncWrite};
+
+pub use anygrpc::*;
+
+/// The smol runtime: spawn with `smol::spawn`, sleep with `async_io::Timer`, sockets from
+/// `async-net`, names resolved on smol's blocking thread pool.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmolRuntime;
+
+/// A shared handle to [`SmolRuntime`], for channels and servers.
+pub fn runtime() -> RuntimeRef {
+    Arc::new(SmolRuntime)
+}
+
+// ---- Conveniences: the lead adds `insecure_channel(target)` and `server()` here, built on
+// ---- `runtime()`.
+
+fn grpc_peer(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("ipv4:{a}"),
+        SocketAddr::V6(a) => format!("ipv6:{a}"),
+    }
+}
+
+impl Runtime for SmolRuntime {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        smol::spawn(task).detach();
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            async_io::Timer::at(deadline).await;
+        })
+    }
+
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
+        Box::pin(async move {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(SmolStream {
+                io: stream,
+                peer: grpc_peer(addr),
+            }) as Box<dyn Transport>)
+        })
+    }
+
+    #[cfg(unix)]
+    fn connect_unix(&self, path: String) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
+        Box::pin(async move {
+            let stream = async_net::unix::UnixStream::connect(&path).await?;
+            Ok(Box::new(SmolStream {
+                io: stream,
+                peer: format!("unix:{path}"),
+            }) as Box<dyn Transport>)
+        })
+    }
+
+    fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        Box::pin(async move {
+            let listener = TcpListener::bind(addr).await?;
+            Ok(Box::new(SmolListener {
+                listener,
+                accept: None,
+            }) as Box<dyn Listener>)
+        })
+    }
+
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
+        Box::pin(async_net::resolve((host, port)))
+    }
+}
+
+/// A TCP or Unix socket as an anygrpc [`Transport`].
+struct SmolStream<S> {
+    io: S,
+    peer: String,
+}
+
+impl<S> fmt::Debug for SmolStream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmolStream")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SmolStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SmolStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_close(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Transport for SmolStream<S> {
+    fn peer(&self) -> String {
+        self.peer.clone()
+    }
+}
+
+/// A TCP listener; keeps the pending accept between polls.
+struct SmolListener {
+    listener: TcpListener,
+    accept: Option<BoxFuture<'static, io::Result<(TcpStream, SocketAddr)>>>,
+}
+
+impl fmt::Debug for SmolListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmolListener")
+            .field("local_addr", &self.listener.local_addr().ok())
+            .finish()
+    }
+}
+
+impl Listener for SmolListener {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Box<dyn Transport>>> {
+        let accept = self.accept.get_or_insert_with(|| {
+            let listener = self.listener.clone();
+            Box::pin(async move { listener.accept().await })
+        });
+        let result = ready!(accept.as_mut().poll(cx));
+        self.accept = None;
+        let (stream, peer) = result?;
+        // The connection works without TCP_NODELAY, only slower: not a reason to drop it.
+        let _ = stream.set_nodelay(true);
+        Poll::Ready(Ok(Box::new(SmolStream {
+            io: stream,
+            peer: grpc_peer(peer),
+        })))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn passes_the_runtime_conformance_checks() {
+        smol::block_on(testing::runtime_conformance(runtime()));
+    }
+
+    #[test]
+    fn works_under_another_executor() {
+        // futures' own block_on has no reactor: async-io's drives the sockets and timers.
+        park_block_on(testing::runtime_conformance(runtime()));
+    }
+
+    /// A minimal block_on without any reactor: parks the thread until woken.
+    fn park_block_on<F: Future>(future: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn connects_to_unix_sockets() {
+        let dir = std::env::temp_dir().join(format!("anygrpc-smol-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sock");
+        let _ = std::fs::remove_file(&path);
+        smol::block_on(async {
+            let listener = async_net::unix::UnixListener::bind(&path).unwrap();
+            let path_string = path.to_str().unwrap().to_owned();
+            let server = async {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                conn.write_all(b"over unix").await.unwrap();
+            };
+            let client = async {
+                let mut conn = SmolRuntime.connect_unix(path_string.clone()).await.unwrap();
+                assert_eq!(conn.peer(), format!("unix:{path_string}"));
+                let mut got = String::new();
+                conn.read_to_string(&mut got).await.unwrap();
+                got
+            };
+            let ((), got) = futures_util::future::join(server, client).await;
+            assert_eq!(got, "over unix");
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
