@@ -44,7 +44,7 @@ pub fn compile_protos(
     protos: &[impl AsRef<Path>],
     includes: &[impl AsRef<Path>],
 ) -> io::Result<()> {
-    configure().compile(protos, includes)
+    configure().compile_protos(protos, includes)
 }
 
 /// Starts a [`Builder`] with the defaults of [`compile_protos`].
@@ -59,7 +59,7 @@ pub fn configure() -> Builder {
     }
 }
 
-/// Code generation options. Create with [`configure`], finish with [`Builder::compile`] or
+/// Code generation options. Create with [`configure`], finish with [`Builder::compile_protos`] or
 /// [`Builder::compile_fds`].
 pub struct Builder {
     build_client: bool,
@@ -104,8 +104,8 @@ impl Builder {
         self
     }
 
-    /// Whether [`compile`](Self::compile) prints `cargo:rerun-if-changed=PATH` for every `.proto`
-    /// file it read. Default `true`; turn off outside build scripts.
+    /// Whether [`compile_protos`](Self::compile_protos) prints `cargo:rerun-if-changed=PATH`
+    /// for every `.proto` file it read. Default `true`; turn off outside build scripts.
     pub fn emit_rerun_if_changed(mut self, enable: bool) -> Self {
         self.emit_rerun_if_changed = enable;
         self
@@ -136,20 +136,18 @@ impl Builder {
     /// Compiles `protos`, found through `includes`, with protox, then generates the Rust files.
     /// Errors (unreadable files, syntax or type errors) come back as `io::Error`s whose message
     /// names the file and position.
-    pub fn compile(
+    pub fn compile_protos(
         self,
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
     ) -> io::Result<()> {
-        let mut compiler = protox::Compiler::new(includes).map_err(protox_error)?;
-        compiler.include_source_info(true).include_imports(true);
-        compiler.open_files(protos).map_err(protox_error)?;
+        let (fds, read) = load(protos, includes)?;
         if self.emit_rerun_if_changed {
-            for path in compiler.files().filter_map(|file| file.path()) {
+            for path in read {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
         }
-        self.compile_fds(compiler.file_descriptor_set())
+        self.compile_fds(fds)
     }
 
     /// Generates the Rust files for an already compiled descriptor set. Descriptors need source
@@ -169,6 +167,23 @@ impl Builder {
     }
 }
 
+/// Compiles `protos` with protox, with source info (for doc comments) and imports. Also returns
+/// the on-disk path of every file read, imports included (protox's built-in
+/// `google/protobuf/*.proto` have none).
+fn load(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> io::Result<(FileDescriptorSet, Vec<PathBuf>)> {
+    let mut compiler = protox::Compiler::new(includes).map_err(protox_error)?;
+    compiler.include_source_info(true).include_imports(true);
+    compiler.open_files(protos).map_err(protox_error)?;
+    let read = compiler
+        .files()
+        .filter_map(|file| file.path().map(Path::to_path_buf))
+        .collect();
+    Ok((compiler.file_descriptor_set(), read))
+}
+
 /// Turns a protox failure into an `io::Error`, keeping its file/position message.
 fn protox_error(error: protox::Error) -> io::Error {
     let kind = if error.is_file_not_found() {
@@ -177,4 +192,44 @@ fn protox_error(error: protox::Error) -> io::Error {
         io::ErrorKind::InvalidInput
     };
     io::Error::new(kind, format!("protox: {error:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_reports_every_file_read_and_keeps_comments() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/protos");
+        let (fds, read) = load(&[dir.join("codegen/kitchen.proto")], &[&dir]).expect("compiles");
+        let names: Vec<&str> = fds.file.iter().map(|f| f.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "codegen/common.proto",
+                "google/protobuf/empty.proto",
+                "codegen/kitchen.proto"
+            ]
+        );
+        let mut read = read;
+        read.sort();
+        assert_eq!(
+            read,
+            [
+                dir.join("codegen/common.proto"),
+                dir.join("codegen/kitchen.proto")
+            ]
+        );
+        let kitchen = &fds.file[2];
+        let locations = &kitchen
+            .source_code_info
+            .as_ref()
+            .expect("source info")
+            .location;
+        assert!(
+            locations
+                .iter()
+                .any(|l| l.leading_comments().contains("Cooks and serves dishes."))
+        );
+    }
 }

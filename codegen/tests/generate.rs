@@ -16,7 +16,7 @@ fn generate(builder: anygrpc_build::Builder, protos: &[&str]) -> BTreeMap<String
     builder
         .out_dir(out.path())
         .emit_rerun_if_changed(false)
-        .compile(&protos, &[protos_dir()])
+        .compile_protos(&protos, &[protos_dir()])
         .expect("generation succeeds");
     std::fs::read_dir(out.path())
         .expect("read out dir")
@@ -291,7 +291,7 @@ fn syntax_errors_name_the_file_and_line() {
     let error = anygrpc_build::configure()
         .out_dir(dir.path())
         .emit_rerun_if_changed(false)
-        .compile(&[dir.path().join("broken.proto")], &[dir.path()])
+        .compile_protos(&[dir.path().join("broken.proto")], &[dir.path()])
         .expect_err("syntax error");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     let message = error.to_string();
@@ -305,7 +305,7 @@ fn missing_files_are_not_found() {
     let error = anygrpc_build::configure()
         .out_dir(dir.path())
         .emit_rerun_if_changed(false)
-        .compile(&["nowhere.proto"], &[dir.path()])
+        .compile_protos(&["nowhere.proto"], &[dir.path()])
         .expect_err("missing file");
     assert_eq!(error.kind(), std::io::ErrorKind::NotFound, "{error}");
 }
