@@ -19,5 +19,7 @@ pub use client::{
     StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream, UnaryStreamCall,
     UnaryUnary, UsageError, WriteError,
 };
+/// Re-exported so generated code and users name one `Stream` trait.
+pub use futures_core;
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};
