@@ -65,6 +65,11 @@ pub struct RpcError {
 }
 
 impl RpcError {
+    /// An error with `status` and no metadata (for failures before the call started).
+    pub fn from_status(status: Status) -> Self {
+        Self::new(status, Metadata::new(), Metadata::new())
+    }
+
     pub(crate) fn new(
         status: Status,
         initial_metadata: Metadata,
