@@ -101,3 +101,24 @@ fn streaming_both_ways_over_the_memory_runtime() {
     });
     assert_eq!(got, vec![0, 1, 2, 3, 4]);
 }
+
+#[test]
+fn dropping_the_last_channel_closes_its_connection() {
+    let rt = MemoryRuntime::new();
+    let (_server, port) = echo_server(&rt);
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    assert_eq!(rt.block_on(echo.call("x".into())).unwrap(), "x");
+    let pipes = rt.connections();
+    assert_eq!(pipes.len(), 1);
+    assert!(!pipes[0].is_closed());
+    drop(echo);
+    drop(channel);
+    rt.run_until_stalled();
+    assert!(
+        pipes[0].is_closed(),
+        "the connection closed after the channel was dropped"
+    );
+}
