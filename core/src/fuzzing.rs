@@ -237,6 +237,8 @@ struct Peer {
     written: usize,
     pings_sent: usize,
     pings_acked: usize,
+    /// `Closed` was seen and the output drained since: nothing more may be written.
+    silent: bool,
 }
 
 impl Peer {
@@ -253,6 +255,7 @@ impl Peer {
             written: 0,
             pings_sent: 0,
             pings_acked: 0,
+            silent: false,
         }
     }
 
@@ -263,6 +266,12 @@ impl Peer {
             if self.conn.poll_transmit(wire) == 0 {
                 let n = wire.len() - before;
                 self.written += n;
+                assert!(!self.silent || n == 0, "{n} bytes written after Closed");
+                if self.closed.is_some() {
+                    self.silent = true;
+                    assert!(self.conn.is_closed(), "Closed but not is_closed()");
+                    assert_eq!(self.conn.poll_timeout(), None, "a timer after Closed");
+                }
                 return n;
             }
         }
@@ -423,7 +432,9 @@ impl Peer {
         }
     }
 
-    /// Runs one application command `op` with argument `arg`.
+    /// Runs application command `op` on the `arg`-th call: 0 send a message, 1 cancel, 2 (server)
+    /// trailers with status `arg % 17` / (client) half-close, 3 (server) response head /
+    /// (client) start a call, 4 PING, 5 graceful shutdown (when `arg` < 8), 6 release credit.
     fn command(&mut self, op: u8, arg: u8, now: Instant) {
         let id = self.pick(arg);
         match (op, self.side) {
@@ -434,7 +445,7 @@ impl Peer {
             (3, Side::Server) => drop(self.conn.send_headers(id, Metadata::new(), None)),
             (3, Side::Client) => self.start_call(timeout(arg), now),
             (4, _) => self.ping(now),
-            (5, _) => self.conn.shutdown(now),
+            (5, _) if arg < 8 => self.conn.shutdown(now),
             (6, _) => self.release_held(),
             _ => {}
         }
@@ -445,7 +456,8 @@ impl Peer {
 fn message_len(arg: u8) -> usize {
     match arg {
         0..250 => usize::from(arg) * 3,
-        _ => usize::from(arg - 249) * 14_000,
+        250..=254 => usize::from(arg - 249) * 3000,
+        _ => 70_000,
     }
 }
 

@@ -424,3 +424,30 @@ fn smoke_stream_ops() {
         stream_ops(&input);
     }
 }
+
+/// `stream_ops` input: `calls` calls started (no deadline), driven so the server's application
+/// sees every `CallStarted`; `finish` then cancels them all.
+fn start_and_cancel(calls: usize) -> Vec<u8> {
+    let mut input = vec![0x00];
+    (0..calls).for_each(|_| input.extend_from_slice(&[3, 0]));
+    input.extend_from_slice(&[15, 0x80]);
+    input
+}
+
+#[test]
+fn cancelling_200_seen_calls_stays_within_the_reset_burst() {
+    stream_ops(&start_and_cancel(200));
+}
+
+#[test]
+#[ignore = "crash found by fuzzing: a server charges the rapid-reset budget for RST_STREAM on calls the application already saw (Stream::announced is never set), so a client cancelling 201 calls is closed with ENHANCE_YOUR_CALM"]
+fn cancelling_seen_calls_is_not_rapid_reset() {
+    let input = start_and_cancel(201);
+    let kept = corpus_dir().join("../artifacts-kept/stream_ops/cancel-201-seen-calls");
+    assert_eq!(
+        std::fs::read(kept).ok(),
+        Some(input.clone()),
+        "reproducer file"
+    );
+    stream_ops(&input);
+}
