@@ -22,6 +22,7 @@ use tokio::io::ReadBuf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 
+use anygrpc::client::TargetError;
 pub use anygrpc::*;
 
 /// The tokio runtime binding: spawns onto, and times and connects with, one tokio runtime.
@@ -64,14 +65,17 @@ pub fn runtime() -> RuntimeRef {
     Arc::new(TokioRuntime::current())
 }
 
-// ---- Conveniences: the lead adds `insecure_channel(target)` and `server()` here, built on
-// ---- `runtime()`.
+// ---- Conveniences: grpc.aio's module functions, on this runtime.
 
-fn grpc_peer(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("ipv4:{a}"),
-        SocketAddr::V6(a) => format!("ipv6:{a}"),
-    }
+/// A cleartext (h2c) channel to `target` on this runtime, as grpc.aio's `insecure_channel`.
+/// For options, use [`Channel::builder`] with [`runtime()`].
+pub fn insecure_channel(target: &str) -> Result<Channel, TargetError> {
+    Channel::builder(target, runtime()).build()
+}
+
+/// A server on this runtime, as grpc.aio's `server()`.
+pub fn server() -> Server {
+    Server::new(runtime())
 }
 
 /// Polls `future` inside a tokio runtime's context (tokio's socket and timer constructors look
@@ -110,7 +114,7 @@ impl Runtime for TokioRuntime {
             stream.set_nodelay(true)?;
             Ok(Box::new(Compat {
                 io: stream,
-                peer: grpc_peer(addr),
+                peer: anygrpc::runtime::grpc_peer(addr),
             }) as Box<dyn Transport>)
         }))
     }
@@ -224,7 +228,7 @@ impl Listener for TokioListener {
         let _ = stream.set_nodelay(true);
         Poll::Ready(Ok(Box::new(Compat {
             io: stream,
-            peer: grpc_peer(peer),
+            peer: anygrpc::runtime::grpc_peer(peer),
         })))
     }
 
