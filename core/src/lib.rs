@@ -75,6 +75,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod grpc;
 pub mod hpack;
+mod queue;
 mod reader;
 
 pub use config::Config;
