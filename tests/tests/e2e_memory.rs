@@ -101,3 +101,127 @@ fn streaming_both_ways_over_the_memory_runtime() {
     });
     assert_eq!(got, vec![0, 1, 2, 3, 4]);
 }
+
+#[test]
+fn dropping_the_last_channel_closes_its_connection() {
+    let rt = MemoryRuntime::new();
+    let (_server, port) = echo_server(&rt);
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    assert_eq!(rt.block_on(echo.call("x".into())).unwrap(), "x");
+    let pipes = rt.connections();
+    assert_eq!(pipes.len(), 1);
+    assert!(!pipes[0].is_closed());
+    drop(echo);
+    drop(channel);
+    rt.run_until_stalled();
+    assert!(
+        pipes[0].is_closed(),
+        "the connection closed after the channel was dropped"
+    );
+}
+
+#[test]
+fn reconnect_backoff_follows_the_grpc_schedule_on_the_manual_clock() {
+    use anygrpc::Connectivity;
+    let rt = MemoryRuntime::new();
+    // Nobody listens on this port yet: every attempt is refused at once.
+    let channel = Channel::builder("127.0.0.1:7000", rt.handle())
+        .build()
+        .unwrap();
+    assert_eq!(
+        channel.state(false),
+        Connectivity::Idle,
+        "lazy: nothing happens before a call"
+    );
+    let mut expected = 1.0f64;
+    for attempt in 0..6 {
+        let began = rt.now();
+        assert_eq!(
+            channel.state(true),
+            Connectivity::Connecting,
+            "attempt {attempt}"
+        );
+        rt.run_until_stalled();
+        assert_eq!(
+            channel.state(false),
+            Connectivity::TransientFailure,
+            "attempt {attempt}"
+        );
+        let retry_at = rt.advance_to_next_timer().expect("a backoff timer");
+        rt.run_until_stalled();
+        assert_eq!(
+            channel.state(false),
+            Connectivity::Idle,
+            "attempt {attempt}"
+        );
+        let waited = retry_at.duration_since(began).as_secs_f64();
+        assert!(
+            waited >= expected * 0.8 - 1e-6 && waited <= expected * 1.2 + 1e-6,
+            "attempt {attempt}: waited {waited:.3} s, expected {expected:.3} s ± 20 %"
+        );
+        expected *= 1.6;
+    }
+}
+
+#[test]
+fn wait_for_ready_waits_through_failures_and_fail_fast_does_not() {
+    let rt = MemoryRuntime::new();
+    let channel = Channel::builder("127.0.0.1:7001", rt.handle())
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    // Fail fast: UNAVAILABLE as soon as the first attempt failed.
+    let err = rt.block_on(echo.call("fast".into())).unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    // wait_for_ready: survives failed attempts until a server appears 5 s later.
+    let call = echo.call_with(
+        "patient".into(),
+        CallOptions::new()
+            .wait_for_ready(true)
+            .timeout(Duration::from_secs(60)),
+    );
+    rt.set_auto_advance(false);
+    rt.run_until_stalled();
+    rt.advance(Duration::from_secs(5));
+    rt.run_until_stalled();
+    assert!(!call.done(), "still waiting");
+    let server = Server::new(rt.handle());
+    server.add_generic_handler("/test.Echo/Unary", |mut call: ServerCall| {
+        Box::pin(async move {
+            let request = call.recv().await.unwrap().unwrap();
+            call.send(request).await.unwrap();
+            call.finish(Status::ok(), Default::default());
+        })
+    });
+    rt.set_auto_advance(true);
+    assert_eq!(
+        rt.block_on(server.add_insecure_port("127.0.0.1:7001"))
+            .unwrap(),
+        7001
+    );
+    server.start();
+    let started = rt.now();
+    assert_eq!(rt.block_on(call).unwrap(), "patient");
+    assert!(
+        rt.now().duration_since(started) <= Duration::from_secs(60),
+        "served before its deadline"
+    );
+    // A wait_for_ready call whose deadline passes first ends with DEADLINE_EXCEEDED.
+    let channel = Channel::builder("127.0.0.1:7002", rt.handle())
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    let call = echo.call_with(
+        "late".into(),
+        CallOptions::new()
+            .wait_for_ready(true)
+            .timeout(Duration::from_secs(3)),
+    );
+    let began = rt.now();
+    let err = rt.block_on(call).unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert_eq!(rt.now().duration_since(began), Duration::from_secs(3));
+}

@@ -104,3 +104,13 @@ fn unknown_method_is_unimplemented() {
     let err = call.expect_err("no such method");
     assert_eq!(err.status.code(), Code::Unimplemented, "{err}");
 }
+
+#[test]
+fn server_guard_stops_the_server() {
+    let server = start_python_greeter();
+    let target = server.target();
+    assert!(std::net::TcpStream::connect(&target).is_ok(), "listening");
+    drop(server);
+    // Killed and reaped by the guard: nothing accepts on its port any more.
+    assert!(std::net::TcpStream::connect(&target).is_err(), "still up");
+}

@@ -17,7 +17,9 @@ pub use anygrpc_core::{Code, Config, Encoding, Metadata, Status};
 pub use client::{
     BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, RpcError, StreamStream,
     StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream, UnaryStreamCall,
-    UnaryUnary, UsageError, WriteError,
+    UnaryUnary, UsageError, WriteError, WriteOptions,
 };
+/// Re-exported so generated code and users name one `Stream` trait.
+pub use futures_core;
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};

@@ -56,6 +56,23 @@ impl CallOptions {
     }
 }
 
+/// Per-message options of `write_with` / `send_with`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Send this message uncompressed even though the call compresses (gRPC's
+    /// `NO_COMPRESS` write flag).
+    pub no_compression: bool,
+}
+
+impl WriteOptions {
+    /// This message goes uncompressed.
+    pub fn uncompressed() -> Self {
+        Self {
+            no_compression: true,
+        }
+    }
+}
+
 /// A call that ended without success: the status plus everything known about the call.
 #[derive(Debug, Clone)]
 pub struct RpcError {
@@ -65,6 +82,11 @@ pub struct RpcError {
 }
 
 impl RpcError {
+    /// An error with `status` and no metadata (for failures before the call started).
+    pub fn from_status(status: Status) -> Self {
+        Self::new(status, Metadata::new(), Metadata::new())
+    }
+
     pub(crate) fn new(
         status: Status,
         initial_metadata: Metadata,

@@ -132,6 +132,16 @@ struct ChannelInner {
     state: Mutex<ChannelState>,
 }
 
+impl Drop for ChannelInner {
+    /// The last `Channel` is gone: its connection shuts down gracefully (calls in flight finish).
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = state.conn.take() {
+            let _ = conn.push(Command::Shutdown);
+        }
+    }
+}
+
 struct ChannelState {
     connectivity: Connectivity,
     conn: Option<Arc<ConnShared>>,
@@ -538,11 +548,15 @@ impl Channel {
             state.conn = Some(shared.clone());
             state.set(Connectivity::Ready);
         }
-        // When the connection ends, the channel goes back to Idle (reconnects lazily).
-        let channel = self.clone();
+        // When the connection ends, the channel goes back to Idle (reconnects lazily). The
+        // watcher holds the channel weakly, so dropping every `Channel` still closes it.
+        let channel = Arc::downgrade(&self.inner);
         runtime.spawn(Box::pin(async move {
             poll_fn(|cx| shared.poll_closed(cx)).await;
-            let mut state = channel.lock();
+            let Some(inner) = channel.upgrade() else {
+                return;
+            };
+            let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
             if state.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &shared)) {
                 state.conn = None;
                 state.set(Connectivity::Idle);

@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 use anygrpc_core::{Code, Status};
 use futures_core::Stream;
 
-use super::call::{CallCore, CallOptions, RpcError, UsageError, WriteError, call_accessors};
+use super::call::{
+    CallCore, CallOptions, RpcError, UsageError, WriteError, WriteOptions, call_accessors,
+};
 use super::channel::Channel;
 use crate::codec;
 
@@ -83,15 +85,25 @@ struct Requests {
 }
 
 impl Requests {
-    async fn write<Req: Msg>(&mut self, core: &CallCore, request: &Req) -> Result<(), WriteError> {
+    async fn write<Req: Msg>(
+        &mut self,
+        core: &CallCore,
+        request: &Req,
+        options: WriteOptions,
+    ) -> Result<(), WriteError> {
         if self.from_stream {
             return Err(WriteError::Usage(UsageError::RequestsFromStream));
         }
         if self.done_writing {
             return Err(WriteError::Usage(UsageError::WriteAfterDoneWriting));
         }
+        let compression = if options.no_compression {
+            None
+        } else {
+            core.compression
+        };
         let (bytes, compressed) =
-            codec::encode(request, core.compression, core.max_send).map_err(|status| {
+            codec::encode(request, compression, core.max_send).map_err(|status| {
                 core.cancel();
                 WriteError::Rpc(RpcError::new(
                     status,
@@ -324,7 +336,17 @@ impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
     call_accessors!();
     /// Sends one request; completes when the connection accepted it (back-pressure).
     pub async fn write(&mut self, request: Req) -> Result<(), WriteError> {
-        self.requests.write(&self.core, &request).await
+        self.requests
+            .write(&self.core, &request, WriteOptions::default())
+            .await
+    }
+    /// Sends one request with per-message options (e.g. uncompressed).
+    pub async fn write_with(
+        &mut self,
+        request: Req,
+        options: WriteOptions,
+    ) -> Result<(), WriteError> {
+        self.requests.write(&self.core, &request, options).await
     }
     /// No more requests (half-close).
     pub async fn done_writing(&mut self) -> Result<(), WriteError> {
@@ -419,7 +441,17 @@ impl<Req: Msg, Resp: Msg> StreamStreamCall<Req, Resp> {
     call_accessors!();
     /// Sends one request; completes when the connection accepted it (back-pressure).
     pub async fn write(&mut self, request: Req) -> Result<(), WriteError> {
-        self.requests.write(&self.core, &request).await
+        self.requests
+            .write(&self.core, &request, WriteOptions::default())
+            .await
+    }
+    /// Sends one request with per-message options (e.g. uncompressed).
+    pub async fn write_with(
+        &mut self,
+        request: Req,
+        options: WriteOptions,
+    ) -> Result<(), WriteError> {
+        self.requests.write(&self.core, &request, options).await
     }
     /// No more requests (half-close).
     pub async fn done_writing(&mut self) -> Result<(), WriteError> {

@@ -7,7 +7,7 @@ mod kinds;
 mod target;
 
 pub use backoff::BackoffConfig;
-pub use call::{CallOptions, RpcError, UsageError, WriteError};
+pub use call::{CallOptions, RpcError, UsageError, WriteError, WriteOptions};
 pub use channel::{Channel, ChannelBuilder, Connectivity};
 pub use kinds::{
     Msg, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,

@@ -13,7 +13,7 @@ use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
 use bytes::Bytes;
 use futures_core::Stream;
 
-use crate::client::Msg;
+use crate::client::{Msg, WriteOptions};
 use crate::codec;
 use crate::driver::{Command, ConnShared, IncomingCall};
 use crate::runtime::RuntimeRef;
@@ -64,9 +64,13 @@ impl CallHandle {
     }
 
     /// Sends one raw message, waiting until the connection accepted it.
-    async fn send_bytes(&self, message: Bytes) -> Result<(), Status> {
+    async fn send_bytes(&self, message: Bytes, options: WriteOptions) -> Result<(), Status> {
         self.ensure_headers(Metadata::new());
-        let encoding = self.response().encoding;
+        let encoding = if options.no_compression {
+            None
+        } else {
+            self.response().encoding
+        };
         let (message, compressed) = codec::compress(message, encoding)?;
         let seq = {
             let mut state = self.slot.lock();
@@ -175,7 +179,9 @@ impl ServerCall {
 
     /// Sends one response message (the response head first, if not sent yet).
     pub async fn send(&mut self, message: Bytes) -> Result<(), Status> {
-        self.handle.send_bytes(message).await
+        self.handle
+            .send_bytes(message, WriteOptions::default())
+            .await
     }
 
     /// Splits the call into its context and typed request stream and response sink.
@@ -185,6 +191,7 @@ impl ServerCall {
         let requests = RequestStream {
             handle: self.handle.clone(),
             ended: false,
+            last_compressed: false,
             _req: PhantomData,
         };
         let responses = ResponseSink {
@@ -216,10 +223,16 @@ impl ServerCall {
 pub struct RequestStream<Req> {
     handle: CallHandle,
     ended: bool,
+    last_compressed: bool,
     _req: PhantomData<fn() -> Req>,
 }
 
 impl<Req: Msg> RequestStream<Req> {
+    /// `true` when the last request read arrived compressed.
+    pub fn last_compressed(&self) -> bool {
+        self.last_compressed
+    }
+
     /// The next request; `None` when the client has no more.
     pub async fn read(&mut self) -> Option<Result<Req, Status>> {
         poll_fn(|cx| self.poll_read(cx)).await
@@ -231,6 +244,9 @@ impl<Req: Msg> RequestStream<Req> {
         }
         let polled = self.handle.poll_message(cx);
         polled.map(|next| {
+            if let Some(Ok(message)) = &next {
+                self.last_compressed = message.encoding.is_some();
+            }
             let item = next.map(|m| m.and_then(|m| codec::decode::<Req>(&m, self.handle.max_recv)));
             if !matches!(item, Some(Ok(_))) {
                 self.ended = true;
@@ -258,8 +274,12 @@ pub struct ResponseSink<Resp> {
 impl<Resp: Msg> ResponseSink<Resp> {
     /// Sends one response.
     pub async fn send(&mut self, response: Resp) -> Result<(), Status> {
+        self.send_with(response, WriteOptions::default()).await
+    }
+    /// Sends one response with per-message options (e.g. uncompressed).
+    pub async fn send_with(&mut self, response: Resp, options: WriteOptions) -> Result<(), Status> {
         let (bytes, _) = codec::encode(&response, None, usize::MAX)?;
-        self.handle.send_bytes(bytes).await
+        self.handle.send_bytes(bytes, options).await
     }
 }
 
