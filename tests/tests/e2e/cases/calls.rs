@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anygrpc::{Code, Metadata};
-use futures_util::StreamExt;
 use futures_util::stream;
+use futures_util::{FutureExt, StreamExt};
 
 use crate::e2e::Env;
 use crate::e2e::service::{CHAT, COUNT, ECHO, GATE, METADATA, Ping, SUM};
@@ -128,7 +128,18 @@ pub async fn call_futures_before_and_after_completion(env: Env) {
     srv.probe.wait_for("gate:entered").await;
     assert!(!call.done(), "no response before the gate opens");
     assert!(!call.cancelled());
+    // The end-of-call accessors wait for the end.
+    assert!(call.code().now_or_never().is_none());
+    assert!(call.details().now_or_never().is_none());
+    assert!(call.trailing_metadata().now_or_never().is_none());
+    assert!(call.status().now_or_never().is_none());
+    let code_before_end = call.code();
     srv.probe.record("gate:open");
+    assert_eq!(
+        code_before_end.await,
+        Code::Ok,
+        "a pending accessor resolves at the end"
+    );
     let reply = (&mut call).await.unwrap();
     assert_eq!(reply.text, "through");
     assert!(call.done());
