@@ -146,7 +146,7 @@ macro_rules! e2e_suite {
             every_status_code_from_context,
             client_cancels_server_stream,
             client_cancels_bidi,
-            server_ends_bidi_early,
+            server_ends_calls_early,
             deadline_exceeded_on_both_sides,
             time_remaining_decreases_on_both_sides,
             wait_for_ready_waits_for_a_late_server,
@@ -169,7 +169,7 @@ macro_rules! e2e_suite {
         $(
             #[test]
             fn $name() {
-                $run(e2e::cases::$name)
+                $run($crate::e2e::cases::$name)
             }
         )*
     };

@@ -289,7 +289,8 @@ fn panic<'a>(
     Box::pin(async move { panic!("the handler panics on purpose: {}", request.text) })
 }
 
-/// Sends `count` responses numbered from 0; with `count == 0`, sends 3, records
+/// Sends `count` responses numbered from 0, then fails with DATA_LOSS if `text` is `cut`;
+/// with `count == 0`, sends 3, records
 /// `count:waiting`, waits for the cancellation and records `count:cancelled:<cancelled()>`.
 fn count<'a>(
     h: &'a Handlers,
@@ -306,6 +307,9 @@ fn count<'a>(
                 ..Ping::default()
             };
             responses.send(reply).await?;
+        }
+        if request.text == "cut" {
+            return Err(Status::new(Code::DataLoss, "cut short"));
         }
         if request.count == 0 {
             h.probe.record("count:waiting");

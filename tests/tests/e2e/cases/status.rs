@@ -111,7 +111,7 @@ pub async fn client_cancels_bidi(env: Env) {
     }
 }
 
-pub async fn server_ends_bidi_early(env: Env) {
+pub async fn server_ends_calls_early(env: Env) {
     let srv = env.start_server().await;
     let channel = env.channel(srv.port);
     let chat = channel.stream_stream::<Ping, Ping>(CHAT);
@@ -129,4 +129,16 @@ pub async fn server_ends_bidi_early(env: Env) {
         Err(WriteError::Rpc(err)) => assert_eq!(err.code(), Code::Aborted),
         other => panic!("write after the server ended the call: {other:?}"),
     }
+    // A server stream cut short: the responses sent, then the error.
+    let count = channel.unary_stream::<Ping, Ping>(COUNT);
+    let mut call = count.call(Ping {
+        count: 2,
+        text: "cut".into(),
+        ..Ping::default()
+    });
+    assert_eq!(call.read().await.unwrap().unwrap().count, 0);
+    assert_eq!(call.read().await.unwrap().unwrap().count, 1);
+    let err = call.read().await.unwrap().unwrap_err();
+    assert_eq!((err.code(), err.details()), (Code::DataLoss, "cut short"));
+    assert!(call.read().await.is_none());
 }
