@@ -311,7 +311,20 @@ impl Driver {
                 self.conn.shutdown(now);
                 self.shared.lock().draining = true;
             }
-            Command::Close => self.conn.close(ErrorCode::NO_ERROR, now),
+            Command::Close => {
+                if self.conn.side() == Side::Client {
+                    // The application closed its channel: the calls it still had running were
+                    // cancelled by it (CANCELLED, as grpc-go and grpc.aio), not lost.
+                    for slot in self.slots.values() {
+                        slot.finish(Outcome {
+                            status: Status::cancelled("the channel was closed"),
+                            trailers: Metadata::new(),
+                            unprocessed: false,
+                        });
+                    }
+                }
+                self.conn.close(ErrorCode::NO_ERROR, now);
+            }
         }
     }
 

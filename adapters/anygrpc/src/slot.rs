@@ -112,11 +112,12 @@ impl CallSlot {
         let callbacks = std::mem::take(&mut state.done_callbacks);
         let wakers = std::mem::take(&mut state.wakers);
         drop(state);
-        for waker in wakers {
-            waker.wake();
-        }
+        // Callbacks first: whoever awaits the outcome then finds them run, on any executor.
         for callback in callbacks {
             callback();
+        }
+        for waker in wakers {
+            waker.wake();
         }
     }
 

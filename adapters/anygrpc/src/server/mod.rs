@@ -38,6 +38,8 @@ struct ServerState {
     started: bool,
     stopping: bool,
     stopped: bool,
+    /// Accept loops still holding their listener.
+    serving: usize,
     conns: Vec<Arc<ConnShared>>,
     wakers: Vec<Waker>,
 }
@@ -141,9 +143,17 @@ impl Server {
         }
     }
 
-    fn serve(&self, mut listener: Box<dyn Listener>) {
+    fn serve(&self, listener: Box<dyn Listener>) {
+        self.lock().serving += 1;
+        let mut serving = Serving {
+            listener: Some(listener),
+            server: self.clone(),
+        };
         let server = self.clone();
         let task = async move {
+            let Some(listener) = serving.listener.as_mut() else {
+                return;
+            };
             loop {
                 let accepted = {
                     let stop = poll_fn(|cx| {
@@ -155,7 +165,7 @@ impl Server {
                         Poll::Pending
                     });
                     let mut stop = std::pin::pin!(stop);
-                    let mut next = std::pin::pin!(accept(&mut *listener));
+                    let mut next = std::pin::pin!(accept(&mut **listener));
                     poll_fn(|cx| {
                         if stop.as_mut().poll(cx).is_ready() {
                             return Poll::Ready(None);
@@ -236,6 +246,16 @@ impl Server {
             let _ = conn.push(Command::Close);
         }
         poll_fn(all_closed).await;
+        // The ports are free once `stop` returns.
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            if state.serving == 0 {
+                return Poll::Ready(());
+            }
+            state.wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
         let mut state = self.lock();
         state.stopped = true;
         for waker in state.wakers.drain(..) {
@@ -254,6 +274,23 @@ impl Server {
             Poll::Pending
         })
         .await
+    }
+}
+
+/// An accept loop's listener: closed, and the server told, when the loop ends or is dropped.
+struct Serving {
+    listener: Option<Box<dyn Listener>>,
+    server: Server,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        drop(self.listener.take());
+        let mut state = self.server.lock();
+        state.serving = state.serving.saturating_sub(1);
+        for waker in state.wakers.drain(..) {
+            waker.wake();
+        }
     }
 }
 

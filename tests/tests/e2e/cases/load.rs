@@ -1,0 +1,135 @@
+//! Many calls at once, large messages and message size limits.
+
+use anygrpc::{CallOptions, Code, Config};
+use futures_util::future::join_all;
+use prost::Message;
+
+use crate::e2e::Env;
+use crate::e2e::service::{ECHO, Ping};
+
+const CALLS: u32 = 10_000;
+const MIB: usize = 1 << 20;
+/// The default receive limit of clients and servers.
+const DEFAULT_LIMIT: usize = 4 * MIB;
+
+pub async fn ten_thousand_concurrent_unary_calls(env: Env) {
+    let srv = env.start_server().await;
+    let channel = env.channel(srv.port);
+    let echo = channel.unary_unary::<Ping, Ping>(ECHO);
+    // Every call is started before any is awaited: all are in flight at once (the channel
+    // queues those beyond the server's concurrent-stream limit).
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            echo.call(Ping {
+                count: i,
+                ..Ping::default()
+            })
+        })
+        .collect();
+    let replies = join_all(calls).await;
+    assert_eq!(replies.len(), CALLS as usize);
+    for (i, reply) in replies.into_iter().enumerate() {
+        let reply = reply.unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert_eq!(reply.count as usize, i);
+    }
+    // The channel is still fine afterwards.
+    assert_eq!(echo.call(Ping::text("after")).await.unwrap().text, "after");
+}
+
+pub async fn large_messages_with_raised_limits(env: Env) {
+    let limit = 16 * MIB;
+    let config = Config {
+        max_recv_message_size: limit,
+        ..Config::server()
+    };
+    let srv = env.start_server_with(config, 0).await;
+    let channel = env
+        .channel_builder(srv.port)
+        .max_receive_message_length(limit)
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<Ping, Ping>(ECHO);
+    let payload: Vec<u8> = (0..8 * MIB).map(|i| (i % 251) as u8).collect();
+    let request = Ping {
+        payload,
+        ..Ping::default()
+    };
+    let reply = echo.call(request.clone()).await.unwrap();
+    assert_eq!(reply.payload.len(), 8 * MIB);
+    assert!(reply == request, "the 8 MiB echo came back intact");
+    // A large response to a small request.
+    let reply = echo
+        .call(Ping {
+            reply_bytes: 8 * MIB as u64,
+            ..Ping::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.payload.len(), 8 * MIB);
+    assert!(reply.payload.iter().all(|&b| b == 0xa5));
+}
+
+/// A payload length whose `Ping` encodes to exactly `size` bytes.
+fn payload_len_for(size: usize) -> usize {
+    let encoded = |len: usize| {
+        Ping {
+            payload: vec![0; len],
+            ..Ping::default()
+        }
+        .encoded_len()
+    };
+    let mut len = size;
+    while encoded(len) > size {
+        len -= 1;
+    }
+    assert_eq!(encoded(len), size, "a payload fits exactly");
+    len
+}
+
+pub async fn messages_over_the_default_limit(env: Env) {
+    let srv = env.start_server().await;
+    let channel = env.channel(srv.port);
+    let echo = channel.unary_unary::<Ping, Ping>(ECHO);
+    let at_limit = payload_len_for(DEFAULT_LIMIT);
+    // Requests: the server's limit.
+    let ok = Ping {
+        payload: vec![1; at_limit],
+        ..Ping::default()
+    };
+    assert_eq!(echo.call(ok).await.unwrap().payload.len(), at_limit);
+    let over = Ping {
+        payload: vec![1; at_limit + 1],
+        ..Ping::default()
+    };
+    let err = echo.call(over).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    // Responses: the client's limit.
+    let ok = Ping {
+        reply_bytes: at_limit as u64,
+        ..Ping::default()
+    };
+    assert_eq!(echo.call(ok).await.unwrap().payload.len(), at_limit);
+    let over = Ping {
+        reply_bytes: at_limit as u64 + 1,
+        ..Ping::default()
+    };
+    let err = echo.call(over).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    // A send limit on the channel fails the call before anything is sent.
+    let limited = env
+        .channel_builder(srv.port)
+        .max_send_message_length(MIB)
+        .build()
+        .unwrap();
+    let call = limited.unary_unary::<Ping, Ping>(ECHO).call_with(
+        Ping {
+            payload: vec![0; MIB],
+            ..Ping::default()
+        },
+        CallOptions::new(),
+    );
+    assert!(call.done(), "refused before anything was sent");
+    assert_eq!(call.code().await, Code::ResourceExhausted);
+    // The channel is still fine afterwards.
+    assert_eq!(echo.call(Ping::text("after")).await.unwrap().text, "after");
+}

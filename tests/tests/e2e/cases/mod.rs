@@ -1,0 +1,13 @@
+//! The cases of the suite, each an `async fn(Env)` that asserts what it tests.
+
+mod calls;
+mod lifecycle;
+mod load;
+mod status;
+mod time;
+
+pub use calls::*;
+pub use lifecycle::*;
+pub use load::*;
+pub use status::*;
+pub use time::*;

@@ -1,0 +1,177 @@
+//! The end-to-end suite, written once and run on every runtime.
+//!
+//! Each case is an `async fn(Env)` in [`cases`]; each runtime's test file (`e2e_smol.rs`,
+//! `e2e_memory_suite.rs`, ...) gives the suite a runner that builds an [`Env`] and blocks on the
+//! case with that runtime's `block_on`, through [`e2e_suite!`]. Real runtimes use loopback TCP
+//! with ports picked by the OS; the memory runtime runs the same code on in-memory pipes and a
+//! manual clock that moves only when everything waits on a timer.
+#![allow(
+    dead_code,
+    reason = "each runtime's test binary uses a different part of the support code"
+)]
+#![allow(
+    unreachable_pub,
+    reason = "support items are shared by the test binaries through `mod e2e`"
+)]
+
+pub mod cases;
+pub mod memory;
+pub mod service;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anygrpc::testing::MemoryRuntime;
+use anygrpc::{BackoffConfig, Channel, ChannelBuilder, Config, RuntimeRef, Server};
+
+use service::{Probe, TestService};
+
+/// What a case runs on.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The runtime under test.
+    pub runtime: RuntimeRef,
+    /// The same runtime as a [`MemoryRuntime`], when it is one (pipes, manual clock).
+    pub memory: Option<MemoryRuntime>,
+}
+
+/// A started test server.
+#[derive(Debug, Clone)]
+pub struct TestServer {
+    pub server: Server,
+    pub port: u16,
+    /// What the handlers observed.
+    pub probe: Probe,
+}
+
+impl Env {
+    /// An environment over a real runtime.
+    pub fn real(runtime: RuntimeRef) -> Self {
+        Self {
+            runtime,
+            memory: None,
+        }
+    }
+
+    /// An environment over the in-memory runtime.
+    pub fn memory(rt: &MemoryRuntime) -> Self {
+        Self {
+            runtime: rt.handle(),
+            memory: Some(rt.clone()),
+        }
+    }
+
+    /// The runtime's clock (virtual on the memory runtime).
+    pub fn now(&self) -> Instant {
+        self.runtime.now()
+    }
+
+    /// Waits `by` on the runtime's clock.
+    pub async fn sleep(&self, by: Duration) {
+        self.runtime.sleep_until(self.runtime.now() + by).await;
+    }
+
+    /// A server with the test service on a port the system picks, started.
+    pub async fn start_server(&self) -> TestServer {
+        self.start_server_with(Config::server(), 0).await
+    }
+
+    /// A server with `config` on `port` (0: any), started.
+    pub async fn start_server_with(&self, config: Config, port: u16) -> TestServer {
+        let server = Server::with_config(self.runtime.clone(), config);
+        let probe = Probe::default();
+        server.add_service(TestService::new(self.runtime.clone(), probe.clone()));
+        let port = server
+            .add_insecure_port(&format!("127.0.0.1:{port}"))
+            .await
+            .expect("bind the test server");
+        server.start();
+        TestServer {
+            server,
+            port,
+            probe,
+        }
+    }
+
+    /// A port nothing listens on now (bound by the system, then released).
+    pub async fn free_port(&self) -> u16 {
+        let listener = self
+            .runtime
+            .listen("127.0.0.1:0".parse().expect("an address"))
+            .await
+            .expect("bind a probe port");
+        let port = listener.local_addr().expect("bound address").port();
+        drop(listener);
+        port
+    }
+
+    /// A channel builder to `127.0.0.1:port` with a short reconnect backoff, so that
+    /// reconnection cases do not wait the default second.
+    pub fn channel_builder(&self, port: u16) -> ChannelBuilder {
+        Channel::builder(format!("127.0.0.1:{port}"), self.runtime.clone()).backoff(BackoffConfig {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+            ..BackoffConfig::default()
+        })
+    }
+
+    /// A channel to `127.0.0.1:port`.
+    pub fn channel(&self, port: u16) -> Channel {
+        self.channel_builder(port).build().expect("a valid target")
+    }
+}
+
+/// Runs one case on the in-memory runtime, then drops every task it left.
+pub fn run_memory<F: Future<Output = ()>>(case: impl FnOnce(Env) -> F) {
+    let rt = MemoryRuntime::new();
+    rt.block_on(case(Env::memory(&rt)));
+    rt.shutdown();
+}
+
+/// Instantiates every case of [`cases`] as a `#[test]` run by `$run`, a function taking the
+/// case (`impl FnOnce(Env) -> impl Future<Output = ()>`).
+macro_rules! e2e_suite {
+    ($run:path) => {
+        $crate::e2e::e2e_suite!(@cases $run;
+            unary,
+            server_streaming,
+            client_streaming_with_write,
+            client_streaming_from_stream,
+            bidi_ping_pong,
+            bidi_from_stream,
+            call_futures_before_and_after_completion,
+            done_callbacks,
+            metadata_both_ways,
+            every_status_code_from_handler_error,
+            every_status_code_from_context,
+            client_cancels_server_stream,
+            client_cancels_bidi,
+            server_ends_calls_early,
+            deadline_exceeded_on_both_sides,
+            time_remaining_decreases_on_both_sides,
+            wait_for_ready_waits_for_a_late_server,
+            fail_fast_is_unavailable,
+            dead_port_is_unavailable,
+            ten_thousand_concurrent_unary_calls,
+            large_messages_with_raised_limits,
+            messages_over_the_default_limit,
+            server_stop_with_grace_lets_calls_finish,
+            server_stop_with_short_grace_cancels_the_rest,
+            server_stop_now_cancels_calls,
+            channel_close_with_grace,
+            channel_close_now,
+            server_killed_mid_call_then_back,
+            usage_errors,
+            panicking_handler_ends_only_its_call,
+        );
+    };
+    (@cases $run:path; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $run($crate::e2e::cases::$name)
+            }
+        )*
+    };
+}
+pub(crate) use e2e_suite;

@@ -1,0 +1,382 @@
+//! The service every case talks to (`e2e.Test`), its message, and the probe through which
+//! handlers tell the test what they observed (cancellation, time left, progress).
+
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use anygrpc::server::handlers;
+use anygrpc::{
+    BoxFuture, Code, Metadata, RequestStream, ResponseSink, RuntimeRef, ServerCall, Service,
+    ServicerContext, Status,
+};
+use futures_util::future::{Either, select};
+
+/// The one message type of the test service, used both ways.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Ping {
+    /// Free text, echoed; the status details for `Status`; a label in probe events.
+    #[prost(string, tag = "1")]
+    pub text: String,
+    /// A sequence number; responses wanted from `Count`; the status code for `Status`.
+    #[prost(uint32, tag = "2")]
+    pub count: u32,
+    /// How long `Sleep` sleeps.
+    #[prost(uint64, tag = "3")]
+    pub sleep_ms: u64,
+    /// Opaque bytes, echoed.
+    #[prost(bytes = "vec", tag = "4")]
+    pub payload: Vec<u8>,
+    /// `Echo` answers with this many payload bytes instead of echoing the payload.
+    #[prost(uint64, tag = "5")]
+    pub reply_bytes: u64,
+    /// `Status` ends the call through `set_code`/`set_details` instead of returning `Err`.
+    #[prost(bool, tag = "6")]
+    pub via_context: bool,
+    /// `Sleep`'s answer: the server's `time_remaining()` in µs before and after sleeping.
+    #[prost(uint64, repeated, tag = "7")]
+    pub remaining_us: Vec<u64>,
+}
+
+impl Ping {
+    /// A ping with `text`.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Full method paths of the test service.
+pub const ECHO: &str = "/e2e.Test/Echo";
+pub const STATUS: &str = "/e2e.Test/Status";
+pub const METADATA: &str = "/e2e.Test/Metadata";
+pub const GATE: &str = "/e2e.Test/Gate";
+pub const SLEEP: &str = "/e2e.Test/Sleep";
+pub const PANIC: &str = "/e2e.Test/Panic";
+pub const COUNT: &str = "/e2e.Test/Count";
+pub const SUM: &str = "/e2e.Test/Sum";
+pub const CHAT: &str = "/e2e.Test/Chat";
+
+/// Events recorded by handlers, which tests wait for.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    inner: Arc<Mutex<ProbeState>>,
+}
+
+#[derive(Debug, Default)]
+struct ProbeState {
+    events: Vec<String>,
+    wakers: Vec<Waker>,
+}
+
+impl Probe {
+    /// Records `event` and wakes whoever waits.
+    pub fn record(&self, event: impl Into<String>) {
+        let wakers = {
+            let mut state = self.inner.lock().expect("probe lock");
+            state.events.push(event.into());
+            std::mem::take(&mut state.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Every event so far, in order.
+    pub fn events(&self) -> Vec<String> {
+        self.inner.lock().expect("probe lock").events.clone()
+    }
+
+    /// `true` once `event` was recorded.
+    pub fn has(&self, event: &str) -> bool {
+        self.events().iter().any(|e| e == event)
+    }
+
+    /// Completes once `event` was recorded.
+    pub async fn wait_for(&self, event: &str) {
+        poll_fn(|cx| {
+            let mut state = self.inner.lock().expect("probe lock");
+            if state.events.iter().any(|e| e == event) {
+                return Poll::Ready(());
+            }
+            state.wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// The `e2e.Test` service.
+#[derive(Debug, Clone)]
+pub struct TestService {
+    inner: Arc<Handlers>,
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct Handlers {
+    runtime: RuntimeRef,
+    probe: Probe,
+}
+
+impl TestService {
+    pub fn new(runtime: RuntimeRef, probe: Probe) -> Self {
+        Self {
+            inner: Arc::new(Handlers { runtime, probe }),
+        }
+    }
+}
+
+impl Service for TestService {
+    fn name(&self) -> &'static str {
+        "e2e.Test"
+    }
+
+    fn call(&self, method: &str, call: ServerCall) -> Option<BoxFuture<'static, ()>> {
+        let s = self.inner.clone();
+        Some(match method {
+            "Echo" => handlers::unary(call, s, echo),
+            "Status" => handlers::unary(call, s, status),
+            "Metadata" => handlers::unary(call, s, metadata),
+            "Gate" => handlers::unary(call, s, gate),
+            "Sleep" => handlers::unary(call, s, sleep),
+            "Panic" => handlers::unary(call, s, panic),
+            "Count" => handlers::server_streaming(call, s, count),
+            "Sum" => handlers::client_streaming(call, s, sum),
+            "Chat" => handlers::bidi_streaming(call, s, chat),
+            _ => return None,
+        })
+    }
+}
+
+fn micros(d: Option<Duration>) -> u64 {
+    d.map_or(u64::MAX, |d| {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    })
+}
+
+/// Echoes the request (or answers `reply_bytes` bytes of payload).
+fn echo<'a>(
+    _: &'a Handlers,
+    request: Ping,
+    _: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let mut reply = request;
+        if reply.reply_bytes > 0 {
+            let len = usize::try_from(reply.reply_bytes).expect("a test-sized reply");
+            reply.payload = vec![0xa5; len];
+            reply.reply_bytes = 0;
+        }
+        Ok(reply)
+    })
+}
+
+/// Ends the call with code `count` and details `text`, by `Err` or through the context; the
+/// trailing metadata says `x-code: <count>` either way.
+fn status<'a>(
+    _: &'a Handlers,
+    request: Ping,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let code = Code::from_i32(i32::try_from(request.count).expect("a status code"));
+        let mut trailing = Metadata::new();
+        trailing
+            .insert("x-code", &request.count.to_string())
+            .expect("ascii metadata");
+        ctx.set_trailing_metadata(trailing);
+        if request.via_context {
+            ctx.set_code(code);
+            ctx.set_details(request.text);
+            Ok(Ping::text("body"))
+        } else if code == Code::Ok {
+            Ok(Ping::text("body"))
+        } else {
+            Err(Status::new(code, request.text))
+        }
+    })
+}
+
+/// Sends the client's `x-*` metadata back as initial metadata (with `x-initial: yes`) and as
+/// trailing metadata (with `x-trailing: yes`).
+fn metadata<'a>(
+    _: &'a Handlers,
+    request: Ping,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let mut echoed = Metadata::new();
+        for (key, value) in ctx.invocation_metadata().iter() {
+            if key.as_str().starts_with("x-") {
+                echoed
+                    .append_value(key.clone(), value.clone())
+                    .expect("same kind");
+            }
+        }
+        let mut initial = echoed.clone();
+        initial.append("x-initial", "yes").expect("ascii");
+        assert!(ctx.send_initial_metadata(initial).await);
+        assert!(
+            !ctx.send_initial_metadata(Metadata::new()).await,
+            "the head goes once"
+        );
+        let mut trailing = echoed;
+        trailing.append("x-trailing", "yes").expect("ascii");
+        ctx.set_trailing_metadata(trailing);
+        Ok(request)
+    })
+}
+
+/// Sends its initial metadata at once, then answers only after the test records `gate:open`.
+fn gate<'a>(
+    h: &'a Handlers,
+    request: Ping,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let mut initial = Metadata::new();
+        initial.insert("x-stage", "head").expect("ascii");
+        ctx.send_initial_metadata(initial).await;
+        h.probe.record("gate:entered");
+        h.probe.wait_for("gate:open").await;
+        let mut trailing = Metadata::new();
+        trailing.insert("x-stage", "tail").expect("ascii");
+        ctx.set_trailing_metadata(trailing);
+        ctx.set_code(Code::Ok);
+        ctx.set_details("gate passed");
+        Ok(request)
+    })
+}
+
+/// Sleeps `sleep_ms` unless cancelled first; records `sleep:start:<text>` and, if cancelled,
+/// `sleep:cancelled:<text>`. Answers the time left before and after.
+fn sleep<'a>(
+    h: &'a Handlers,
+    request: Ping,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let before = micros(ctx.time_remaining());
+        h.probe.record(format!("sleep:start:{}", request.text));
+        let rt = &h.runtime;
+        let nap = rt.sleep_until(rt.now() + Duration::from_millis(request.sleep_ms));
+        let cancelled = std::pin::pin!(ctx.wait_cancelled());
+        if let Either::Right(_) = select(nap, cancelled).await {
+            assert!(
+                ctx.cancelled(),
+                "wait_cancelled completed: cancelled() agrees"
+            );
+            h.probe.record(format!("sleep:cancelled:{}", request.text));
+            return Err(Status::cancelled("observed the cancellation"));
+        }
+        let after = micros(ctx.time_remaining());
+        h.probe.record(format!("sleep:done:{}", request.text));
+        Ok(Ping {
+            text: request.text,
+            remaining_us: vec![before, after],
+            ..Ping::default()
+        })
+    })
+}
+
+fn panic<'a>(
+    _: &'a Handlers,
+    request: Ping,
+    _: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move { panic!("the handler panics on purpose: {}", request.text) })
+}
+
+/// Sends `count` responses numbered from 0, then fails with DATA_LOSS if `text` is `cut`;
+/// with `count == 0`, sends 3, records
+/// `count:waiting`, waits for the cancellation and records `count:cancelled:<cancelled()>`.
+fn count<'a>(
+    h: &'a Handlers,
+    request: Ping,
+    ctx: &'a mut ServicerContext,
+    mut responses: ResponseSink<Ping>,
+) -> BoxFuture<'a, Result<(), Status>> {
+    Box::pin(async move {
+        let n = if request.count == 0 { 3 } else { request.count };
+        for i in 0..n {
+            let reply = Ping {
+                count: i,
+                text: request.text.clone(),
+                ..Ping::default()
+            };
+            responses.send(reply).await?;
+        }
+        if request.text == "cut" {
+            return Err(Status::new(Code::DataLoss, "cut short"));
+        }
+        if request.count == 0 {
+            h.probe.record("count:waiting");
+            ctx.wait_cancelled().await;
+            h.probe
+                .record(format!("count:cancelled:{}", ctx.cancelled()));
+            let late = responses.send(Ping::text("too late")).await;
+            h.probe
+                .record(format!("count:late_send_failed:{}", late.is_err()));
+        }
+        Ok(())
+    })
+}
+
+/// Counts the requests and joins their texts.
+fn sum<'a>(
+    _: &'a Handlers,
+    mut requests: RequestStream<Ping>,
+    _: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let mut reply = Ping::default();
+        while let Some(request) = requests.read().await {
+            let request = request?;
+            reply.count += 1;
+            reply.text.push_str(&request.text);
+        }
+        Ok(reply)
+    })
+}
+
+/// Answers each request with `pong:<text>` numbered from 0; `abort` ends the call with
+/// ABORTED; records `chat:cancelled:<code>` when reading fails.
+fn chat<'a>(
+    h: &'a Handlers,
+    mut requests: RequestStream<Ping>,
+    ctx: &'a mut ServicerContext,
+    mut responses: ResponseSink<Ping>,
+) -> BoxFuture<'a, Result<(), Status>> {
+    Box::pin(async move {
+        let mut n = 0;
+        while let Some(request) = requests.read().await {
+            let request = match request {
+                Ok(request) => request,
+                Err(status) => {
+                    h.probe.record(format!(
+                        "chat:cancelled:{:?}:{}",
+                        status.code(),
+                        ctx.cancelled()
+                    ));
+                    return Err(status);
+                }
+            };
+            if request.text == "abort" {
+                return Err(ctx.abort(Code::Aborted, "enough"));
+            }
+            let reply = Ping {
+                text: format!("pong:{}", request.text),
+                count: n,
+                ..Ping::default()
+            };
+            responses.send(reply).await?;
+            n += 1;
+        }
+        let mut trailing = Metadata::new();
+        trailing.insert("x-pongs", &n.to_string()).expect("ascii");
+        ctx.set_trailing_metadata(trailing);
+        Ok(())
+    })
+}
