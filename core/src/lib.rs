@@ -70,6 +70,9 @@ mod connection;
 pub mod error;
 pub mod event;
 pub mod frame;
+/// Entry points of the fuzz targets in `core/fuzz/`, smoke-tested by `cargo test`.
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 pub mod grpc;
 pub mod hpack;
 mod reader;

@@ -225,3 +225,52 @@ fn wait_for_ready_waits_through_failures_and_fail_fast_does_not() {
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert_eq!(rt.now().duration_since(began), Duration::from_secs(3));
 }
+
+#[test]
+fn dropping_a_call_cancels_it_and_a_handler_that_forgets_the_status_ends_with_unknown() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = MemoryRuntime::new();
+    let server = Server::new(rt.handle());
+    let saw_cancel = Arc::new(AtomicBool::new(false));
+    let seen = saw_cancel.clone();
+    server.add_generic_handler("/test.Echo/Forever", move |mut call: ServerCall| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            // Reads until the client goes away; a cancelled call yields an error.
+            while let Some(item) = call.recv().await {
+                if item.is_err() {
+                    seen.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        })
+    });
+    server.add_generic_handler("/test.Echo/Forgetful", |mut call: ServerCall| {
+        Box::pin(async move {
+            let _ = call.recv().await;
+            // Returns without finish(): the call must still end.
+        })
+    });
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .unwrap();
+    server.start();
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .build()
+        .unwrap();
+
+    let forever = channel.stream_stream::<String, String>("/test.Echo/Forever");
+    let mut call = forever.call();
+    rt.block_on(call.write("hello".into())).unwrap();
+    drop(call);
+    rt.run_until_stalled();
+    assert!(
+        saw_cancel.load(Ordering::SeqCst),
+        "the server saw the dropped call cancelled"
+    );
+
+    let forgetful = channel.unary_unary::<String, String>("/test.Echo/Forgetful");
+    let err = rt.block_on(forgetful.call("x".into())).unwrap_err();
+    assert_eq!(err.code(), Code::Unknown, "{err}");
+}

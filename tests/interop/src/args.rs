@@ -71,18 +71,15 @@ impl Flags {
     }
 }
 
-/// The executors anygrpc's interop binaries run on.
-pub const RUNTIMES: &[&str] = &["smol"];
+/// The executors anygrpc's interop binaries run on (the examples' list).
+pub use anygrpc_examples::runtimes::RUNTIMES;
 
 /// Runs `main(runtime)` to completion on the executor called `name`.
 pub fn run_on<T, F>(name: &str, main: impl FnOnce(RuntimeRef) -> F) -> Result<T, String>
 where
     F: Future<Output = T>,
 {
-    match name {
-        "smol" => Ok(smol::block_on(main(anygrpc_smol::runtime()))),
-        other => Err(format!("unknown runtime {other:?}; one of {RUNTIMES:?}")),
-    }
+    anygrpc_examples::runtimes::run(name, main)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The interop matrix: every test case for every (client, server) pair that involves anygrpc —
-//! anygrpc × anygrpc on each executor, anygrpc ⇄ tonic, anygrpc ⇄ Python grpcio (C-core).
+//! anygrpc × anygrpc, anygrpc ⇄ tonic and anygrpc ⇄ Python grpcio (C-core), each on every
+//! executor anygrpc runs on.
 //! Prints `PASS|FAIL|SKIP <client> -> <server> <case>` per run and `N passed, M failed`; exits
 //! non-zero on any failure. SKIP is only for a case a peer's API cannot express (each listed
 //! with its reason below, or reported by the peer with exit code 3).
@@ -227,18 +228,18 @@ fn main() -> ExitCode {
         .iter()
         .map(|rt| (Peer::anygrpc_client(rt), Peer::anygrpc_server(rt)))
         .collect();
-    let anygrpc_client = Peer::anygrpc_client("smol");
-    let anygrpc_server = Peer::anygrpc_server("smol");
-    pairs.push((anygrpc_client.clone(), Peer::tonic("server")));
-    pairs.push((Peer::tonic("client"), anygrpc_server.clone()));
     let python = python_with_grpcio();
     let mut failures: Vec<String> = Vec::new();
-    match &python {
-        Ok(python) => {
-            pairs.push((anygrpc_client, Peer::grpcio(python, "server")));
-            pairs.push((Peer::grpcio(python, "client"), anygrpc_server));
+    if let Err(e) = &python {
+        failures.push(format!("FAIL grpcio: no Python with grpcio: {e}"));
+    }
+    for rt in RUNTIMES {
+        pairs.push((Peer::anygrpc_client(rt), Peer::tonic("server")));
+        pairs.push((Peer::tonic("client"), Peer::anygrpc_server(rt)));
+        if let Ok(python) = &python {
+            pairs.push((Peer::anygrpc_client(rt), Peer::grpcio(python, "server")));
+            pairs.push((Peer::grpcio(python, "client"), Peer::anygrpc_server(rt)));
         }
-        Err(e) => failures.push(format!("FAIL grpcio: no Python with grpcio: {e}")),
     }
 
     let mut servers: Vec<(String, Running)> = Vec::new();

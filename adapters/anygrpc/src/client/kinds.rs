@@ -470,3 +470,39 @@ impl<Req: Msg, Resp: Msg> Stream for StreamStreamCall<Req, Resp> {
         poll_next_response(&this.core, &mut this.ended, cx)
     }
 }
+
+impl<Resp> Drop for UnaryCall<Resp> {
+    /// Dropping a call before it ended cancels it, so the server stops working on it.
+    fn drop(&mut self) {
+        if !self.core.is_done() {
+            self.core.cancel();
+        }
+    }
+}
+
+impl<Resp> Drop for UnaryStreamCall<Resp> {
+    /// Dropping a call before it ended cancels it, so the server stops working on it.
+    fn drop(&mut self) {
+        if !self.core.is_done() {
+            self.core.cancel();
+        }
+    }
+}
+
+impl<Req, Resp> Drop for StreamUnaryCall<Req, Resp> {
+    /// Dropping a call before it ended cancels it, so the server stops working on it.
+    fn drop(&mut self) {
+        if !self.core.is_done() {
+            self.core.cancel();
+        }
+    }
+}
+
+impl<Req, Resp> Drop for StreamStreamCall<Req, Resp> {
+    /// Dropping a call before it ended cancels it, so the server stops working on it.
+    fn drop(&mut self) {
+        if !self.core.is_done() {
+            self.core.cancel();
+        }
+    }
+}

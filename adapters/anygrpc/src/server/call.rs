@@ -27,13 +27,38 @@ struct ResponseState {
     finished: bool,
 }
 
+/// The response side of one call, shared by every clone of its handle. When the last clone
+/// goes (the handler returned or was dropped) without ending the call, the call ends with
+/// UNKNOWN rather than hanging the client.
+#[derive(Debug)]
+struct ResponseCell {
+    state: Mutex<ResponseState>,
+    slot: Arc<CallSlot>,
+    conn: Arc<ConnShared>,
+}
+
+impl Drop for ResponseCell {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !state.finished {
+            state.finished = true;
+            let status = Status::unknown("the handler ended without a status");
+            let _ = self.conn.push(Command::Trailers {
+                slot: self.slot.clone(),
+                status,
+                metadata: Metadata::new(),
+            });
+        }
+    }
+}
+
 /// The shared handle of one server call.
 #[derive(Debug, Clone)]
 pub(crate) struct CallHandle {
     slot: Arc<CallSlot>,
     conn: Arc<ConnShared>,
     runtime: RuntimeRef,
-    response: Arc<Mutex<ResponseState>>,
+    response: Arc<ResponseCell>,
     max_recv: usize,
 }
 
@@ -43,7 +68,10 @@ impl CallHandle {
     }
 
     fn response(&self) -> std::sync::MutexGuard<'_, ResponseState> {
-        self.response.lock().unwrap_or_else(|p| p.into_inner())
+        self.response
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sends the response head if it has not gone yet.
@@ -149,10 +177,14 @@ impl ServerCall {
         let path = String::from_utf8_lossy(&call.head.path).into_owned();
         Self {
             handle: CallHandle {
+                response: Arc::new(ResponseCell {
+                    state: Mutex::default(),
+                    slot: call.slot.clone(),
+                    conn: call.conn.clone(),
+                }),
                 slot: call.slot,
                 conn: call.conn,
                 runtime: call.runtime,
-                response: Arc::default(),
                 max_recv,
             },
             head: call.head,
