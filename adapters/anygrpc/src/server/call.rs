@@ -239,6 +239,7 @@ impl ServerCall {
             code: None,
             details: None,
             trailing: Metadata::new(),
+            request_compressed: false,
         };
         (context, requests, responses)
     }
@@ -326,6 +327,7 @@ pub struct ServicerContext {
     code: Option<Code>,
     details: Option<String>,
     trailing: Metadata,
+    request_compressed: bool,
 }
 
 impl ServicerContext {
@@ -367,6 +369,14 @@ impl ServicerContext {
     /// The status to return (`return Err(ctx.abort(code, details))`) to end the call now.
     pub fn abort(&mut self, code: Code, details: impl Into<String>) -> Status {
         Status::new(code, details.into())
+    }
+    /// `true` when the single request of a unary or server-streaming call arrived compressed
+    /// (streaming requests: [`RequestStream::last_compressed`]).
+    pub fn request_compressed(&self) -> bool {
+        self.request_compressed
+    }
+    pub(crate) fn set_request_compressed(&mut self, compressed: bool) {
+        self.request_compressed = compressed;
     }
     /// Time left before the client's deadline; `None` without one.
     pub fn time_remaining(&self) -> Option<Duration> {
