@@ -6,6 +6,7 @@
 pub mod client;
 mod codec;
 mod driver;
+pub mod interceptor;
 pub mod runtime;
 pub mod server;
 mod slot;
@@ -21,5 +22,9 @@ pub use client::{
 };
 /// Re-exported so generated code and users name one `Stream` trait.
 pub use futures_core;
+pub use interceptor::{
+    BearerToken, CallCredentials, ClientCallDetails, ClientInterceptor, ServerCallDetails,
+    ServerInterceptor,
+};
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};

@@ -19,6 +19,7 @@ use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
 use super::target::{Target, TargetError};
 use crate::codec;
 use crate::driver::{Command, ConnShared, Driver};
+use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::slot::{CallSlot, Outcome};
 
@@ -44,6 +45,24 @@ struct ChannelOptions {
     config: Config,
     backoff: BackoffConfig,
     compression: Option<anygrpc_core::Encoding>,
+    interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
+    credentials: Option<Arc<dyn CallCredentials>>,
+    /// Call credentials may travel over cleartext (tests, trusted networks).
+    insecure_credentials: bool,
+    /// The connections are TLS.
+    secure: bool,
+}
+
+impl fmt::Debug for dyn ClientInterceptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientInterceptor")
+    }
+}
+
+impl fmt::Debug for dyn CallCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallCredentials")
+    }
 }
 
 /// Builds a [`Channel`].
@@ -90,6 +109,25 @@ impl ChannelBuilder {
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.options.config.keepalive_time = Some(interval);
         self.options.config.keepalive_timeout = timeout;
+        self
+    }
+    /// Adds an interceptor; they run in the order added, around every call.
+    pub fn interceptor(mut self, interceptor: impl ClientInterceptor) -> Self {
+        let mut all: Vec<_> = self.options.interceptors.iter().cloned().collect();
+        all.push(Arc::new(interceptor));
+        self.options.interceptors = all.into();
+        self
+    }
+    /// Credentials whose metadata every call carries (sent only over TLS unless
+    /// [`allow_insecure_call_credentials`](Self::allow_insecure_call_credentials)).
+    pub fn call_credentials(mut self, credentials: impl CallCredentials) -> Self {
+        self.options.credentials = Some(Arc::new(credentials));
+        self
+    }
+    /// Lets call credentials travel over cleartext. Off by default: a call with credentials on
+    /// a cleartext channel fails with UNAUTHENTICATED instead of leaking them.
+    pub fn allow_insecure_call_credentials(mut self, allow: bool) -> Self {
+        self.options.insecure_credentials = allow;
         self
     }
     /// The channel. Nothing connects until the first call (or `state(true)`).
@@ -195,6 +233,10 @@ impl Channel {
                 config: Config::client(),
                 backoff: BackoffConfig::default(),
                 compression: None,
+                interceptors: Arc::new([]),
+                credentials: None,
+                insecure_credentials: false,
+                secure: false,
             },
         }
     }
@@ -301,29 +343,49 @@ impl Channel {
     pub(crate) fn start_call<Req: Msg>(
         &self,
         path: &str,
-        options: CallOptions,
+        mut options: CallOptions,
         first: Option<&Req>,
         half_close: bool,
     ) -> CallCore {
         let runtime = &self.inner.runtime;
+        let slot = CallSlot::new();
+        let prepared = self.prepare(path, &mut options, &slot);
         let now = runtime.now();
         let deadline = options.timeout.and_then(|t| now.checked_add(t));
         let compression = options.compression.or(self.inner.options.compression);
-        let slot = CallSlot::new();
-        let core = CallCore {
+        let mut core = CallCore {
             slot: slot.clone(),
             runtime: runtime.clone(),
             deadline,
             max_recv: self.inner.config.max_recv_message_size,
             max_send: self.inner.config.max_send_message_size,
             compression,
+            hooks: None,
+        };
+        let path = match prepared {
+            Ok((path, hooks)) => {
+                core.hooks = hooks;
+                path
+            }
+            Err(status) => {
+                slot.finish(Outcome {
+                    status,
+                    trailers: Metadata::new(),
+                    unprocessed: false,
+                });
+                return core;
+            }
         };
         let request = CallRequest {
-            path: path.to_string(),
+            path,
             authority: options
                 .authority
                 .unwrap_or_else(|| self.inner.authority.clone()),
-            scheme: Scheme::Http,
+            scheme: if self.inner.options.secure {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            },
             timeout: options.timeout,
             metadata: options.metadata,
             encoding: compression,
@@ -372,6 +434,70 @@ impl Channel {
             }
         }
         core
+    }
+
+    /// Adds call credentials and runs the interceptors. Returns the (possibly rewritten) path
+    /// and the hooks that observe the call, or the status that ends it before it starts.
+    fn prepare(
+        &self,
+        path: &str,
+        options: &mut CallOptions,
+        slot: &Arc<CallSlot>,
+    ) -> Result<(String, Option<CallHooks>), Status> {
+        let channel = &self.inner.options;
+        if let Some(credentials) = options
+            .credentials
+            .clone()
+            .or_else(|| channel.credentials.clone())
+        {
+            if !channel.secure && !channel.insecure_credentials {
+                return Err(Status::new(
+                    anygrpc_core::Code::Unauthenticated,
+                    "call credentials need a TLS channel (or allow_insecure_call_credentials)",
+                ));
+            }
+            for (key, value) in credentials.metadata(path)?.iter() {
+                options
+                    .metadata
+                    .append_value(key.clone(), value.clone())
+                    .map_err(|e| Status::internal(format!("bad credentials metadata: {e}")))?;
+            }
+        }
+        if channel.interceptors.is_empty() {
+            return Ok((path.to_string(), None));
+        }
+        let mut details = ClientCallDetails {
+            method: path.to_string(),
+            timeout: options.timeout,
+            metadata: std::mem::take(&mut options.metadata),
+            wait_for_ready: options.wait_for_ready,
+            compression: options.compression.or(channel.compression),
+        };
+        for interceptor in channel.interceptors.iter() {
+            if let Err(status) = interceptor.intercept(&mut details) {
+                // Short-circuited: the call ends here, and every interceptor observes it.
+                for observer in channel.interceptors.iter() {
+                    observer.on_complete(&details, &status, &Metadata::new());
+                }
+                return Err(status);
+            }
+        }
+        options.timeout = details.timeout;
+        options.metadata = details.metadata.clone();
+        options.wait_for_ready = details.wait_for_ready;
+        options.compression = details.compression;
+        let hooks = CallHooks {
+            details: Arc::new(details),
+            interceptors: channel.interceptors.clone(),
+        };
+        let observer = hooks.clone();
+        let weak = Arc::downgrade(slot);
+        slot.on_done(Box::new(move || {
+            if let Some(outcome) = weak.upgrade().and_then(|slot| slot.lock().outcome.clone()) {
+                observer.on_complete(&outcome.status, &outcome.trailers);
+            }
+        }));
+        Ok((hooks.details.method.clone(), Some(hooks)))
     }
 
     /// Waits (in a task) for a usable connection or the deadline, then binds the call.

@@ -16,6 +16,7 @@ use futures_core::Stream;
 use crate::client::{Msg, WriteOptions};
 use crate::codec;
 use crate::driver::{Command, ConnShared, IncomingCall};
+use crate::interceptor::ServerHooks;
 use crate::runtime::RuntimeRef;
 use crate::slot::CallSlot;
 
@@ -35,6 +36,7 @@ struct ResponseCell {
     state: Mutex<ResponseState>,
     slot: Arc<CallSlot>,
     conn: Arc<ConnShared>,
+    hooks: Option<ServerHooks>,
 }
 
 impl Drop for ResponseCell {
@@ -43,6 +45,9 @@ impl Drop for ResponseCell {
         if !state.finished {
             state.finished = true;
             let status = Status::unknown("the handler ended without a status");
+            if let Some(hooks) = &self.hooks {
+                hooks.on_complete(&status);
+            }
             let _ = self.conn.push(Command::Trailers {
                 slot: self.slot.clone(),
                 status,
@@ -149,6 +154,9 @@ impl CallHandle {
             }
             response.finished = true;
         }
+        if let Some(hooks) = &self.response.hooks {
+            hooks.on_complete(&status);
+        }
         self.push(Command::Trailers {
             slot: self.slot.clone(),
             status,
@@ -173,7 +181,7 @@ pub struct ServerCall {
 }
 
 impl ServerCall {
-    pub(crate) fn new(call: IncomingCall, max_recv: usize) -> Self {
+    pub(crate) fn new(call: IncomingCall, max_recv: usize, hooks: Option<ServerHooks>) -> Self {
         let path = String::from_utf8_lossy(&call.head.path).into_owned();
         Self {
             handle: CallHandle {
@@ -181,6 +189,7 @@ impl ServerCall {
                     state: Mutex::default(),
                     slot: call.slot.clone(),
                     conn: call.conn.clone(),
+                    hooks,
                 }),
                 slot: call.slot,
                 conn: call.conn,
