@@ -78,7 +78,7 @@ pub mod hpack;
 mod queue;
 mod reader;
 
-pub use config::Config;
+pub use config::{Config, PingPolicy};
 pub use connection::{CLIENT_PREFACE, CallError, CallRequest, Connection, Scheme, Side, Transmit};
 pub use error::{ConnectionError, ErrorCode, StreamId};
 pub use event::{Event, Message};

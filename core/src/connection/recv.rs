@@ -568,6 +568,7 @@ impl Connection {
         stream.state = next(StreamState::Idle, Transition::RecvHeaders { end_stream })
             .unwrap_or(StreamState::Open);
         self.streams.insert(id, stream);
+        self.timers.clear(super::timers::Timer::Idle);
         if let Some(deadline) = deadline {
             self.deadlines.insert((deadline, id));
         }
@@ -844,6 +845,9 @@ impl Connection {
 
     fn on_ping(&mut self, ping: Ping) {
         if !ping.ack {
+            if !self.police_ping() {
+                return;
+            }
             if self.spend_idle() {
                 self.control.push_back(Control::Ping {
                     payload: ping.payload,
@@ -888,6 +892,31 @@ impl Connection {
             }
             _ => {}
         }
+    }
+
+    /// Server keepalive enforcement (keepalive.md): a PING sooner than the policy allows after
+    /// the previous one is a strike; past `max_strikes`, GOAWAY(ENHANCE_YOUR_CALM,
+    /// "too_many_pings"). `false` when the connection was closed.
+    fn police_ping(&mut self) -> bool {
+        let (Side::Server, Some(policy)) = (self.side, self.config.ping_policy) else {
+            return true;
+        };
+        let min = if self.streams.is_empty() && !policy.permit_without_calls {
+            std::time::Duration::from_secs(2 * 60 * 60)
+        } else {
+            policy.min_interval
+        };
+        if let Some(last) = self.last_ping_recv {
+            if self.now.saturating_duration_since(last) < min {
+                self.ping_strikes += 1;
+                if self.ping_strikes > policy.max_strikes {
+                    self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too_many_pings");
+                    return false;
+                }
+            }
+        }
+        self.last_ping_recv = Some(self.now);
+        true
     }
 
     fn on_goaway(&mut self, goaway: GoAway) {

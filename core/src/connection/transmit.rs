@@ -347,6 +347,7 @@ impl Connection {
 
     /// HPACK-encodes the scratch fields and writes them as HEADERS (+ CONTINUATION).
     fn encode_block<S: Sink>(&mut self, id: StreamId, end_stream: bool, sink: &mut S) {
+        self.forgive_pings();
         self.block_scratch.clear();
         self.encoder
             .encode(self.header_scratch.fields(), &mut self.block_scratch);
@@ -386,6 +387,8 @@ impl Connection {
             let drains = len == stream.queued_bytes;
             let end_stream = drains && matches!(stream.pending_end, Some(PendingEnd::EndStream));
             frame::encode_data_header(id, len as u32, end_stream, sink.buf());
+            self.ping_strikes = 0;
+            self.last_ping_recv = None;
             let mut left = len;
             while left > 0 {
                 let Some(chunk) = stream.queue.front_mut() else {
@@ -488,6 +491,12 @@ impl Connection {
             .encode(sink.buf());
             self.set_state(id, StreamState::Closed);
         }
+    }
+
+    /// We sent headers or data: the peer's early PINGs are forgiven (keepalive.md).
+    fn forgive_pings(&mut self) {
+        self.ping_strikes = 0;
+        self.last_ping_recv = None;
     }
 
     /// Puts `id` in the send rotation if it has something to write.

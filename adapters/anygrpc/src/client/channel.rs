@@ -111,6 +111,11 @@ impl ChannelBuilder {
         self.options.config.keepalive_timeout = timeout;
         self
     }
+    /// Keepalive PINGs also while no call is in progress (keepalive.md `permit_without_calls`).
+    pub fn keepalive_permit_without_calls(mut self, permit: bool) -> Self {
+        self.options.config.keepalive_permit_without_calls = permit;
+        self
+    }
     /// Adds an interceptor; they run in the order added, around every call.
     pub fn interceptor(mut self, interceptor: impl ClientInterceptor) -> Self {
         let mut all: Vec<_> = self.options.interceptors.iter().cloned().collect();
