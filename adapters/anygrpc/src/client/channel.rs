@@ -44,6 +44,10 @@ struct ChannelOptions {
     config: Config,
     backoff: BackoffConfig,
     compression: Option<anygrpc_core::Encoding>,
+    #[cfg(feature = "tls")]
+    credentials: Option<crate::tls::ChannelCredentials>,
+    #[cfg(feature = "tls")]
+    server_host_override: Option<String>,
 }
 
 /// Builds a [`Channel`].
@@ -92,14 +96,28 @@ impl ChannelBuilder {
         self.options.config.keepalive_timeout = timeout;
         self
     }
+    /// Secures the channel's connections with TLS (calls use the `https` scheme). Without
+    /// this the channel speaks cleartext h2c.
+    #[cfg(feature = "tls")]
+    pub fn credentials(mut self, credentials: crate::tls::ChannelCredentials) -> Self {
+        self.options.credentials = Some(credentials);
+        self
+    }
+    /// The name the server's certificate is verified against and sent as SNI, instead of the
+    /// target's host; it becomes the default `:authority` too (grpc's
+    /// `grpc.ssl_target_name_override`, for tests).
+    #[cfg(feature = "tls")]
+    pub fn server_host_override(mut self, name: impl Into<String>) -> Self {
+        self.options.server_host_override = Some(name.into());
+        self
+    }
     /// The channel. Nothing connects until the first call (or `state(true)`).
     pub fn build(self) -> Result<Channel, TargetError> {
         let target = Target::parse(&self.target)?;
-        let authority = self
-            .options
-            .authority
-            .clone()
-            .unwrap_or_else(|| target.default_authority());
+        let authority = self.options.authority.clone();
+        #[cfg(feature = "tls")]
+        let authority = authority.or_else(|| self.options.server_host_override.clone());
+        let authority = authority.unwrap_or_else(|| target.default_authority());
         // Jitter only needs to differ between channels, not to be unpredictable.
         static CHANNELS: std::sync::atomic::AtomicU64 =
             std::sync::atomic::AtomicU64::new(0x9e37_79b9);
@@ -195,6 +213,10 @@ impl Channel {
                 config: Config::client(),
                 backoff: BackoffConfig::default(),
                 compression: None,
+                #[cfg(feature = "tls")]
+                credentials: None,
+                #[cfg(feature = "tls")]
+                server_host_override: None,
             },
         }
     }
@@ -323,7 +345,7 @@ impl Channel {
             authority: options
                 .authority
                 .unwrap_or_else(|| self.inner.authority.clone()),
-            scheme: Scheme::Http,
+            scheme: self.scheme(),
             timeout: options.timeout,
             metadata: options.metadata,
             encoding: compression,
@@ -487,7 +509,8 @@ impl Channel {
                 let mut last = String::new();
                 let mut connected = None;
                 for addr in addrs {
-                    match with_timeout(&runtime, runtime.connect(addr), timeout).await {
+                    match with_timeout(&runtime, self.secured(runtime.connect(addr)), timeout).await
+                    {
                         Ok(io) => {
                             connected = Some(io);
                             break;
@@ -499,11 +522,13 @@ impl Channel {
             }
         };
         let result = match (result, &self.inner.target) {
-            (Err(_), Target::Unix(path)) => {
-                with_timeout(&runtime, runtime.connect_unix(path.clone()), timeout)
-                    .await
-                    .map_err(|e| format!("{path}: {e}"))
-            }
+            (Err(_), Target::Unix(path)) => with_timeout(
+                &runtime,
+                self.secured(runtime.connect_unix(path.clone())),
+                timeout,
+            )
+            .await
+            .map_err(|e| format!("{path}: {e}")),
             (result, _) => result,
         };
         match result {
@@ -523,6 +548,36 @@ impl Channel {
                 }
             }
         }
+    }
+
+    /// `https` when the channel has TLS credentials.
+    fn scheme(&self) -> Scheme {
+        #[cfg(feature = "tls")]
+        if self.inner.options.credentials.is_some() {
+            return Scheme::Https;
+        }
+        Scheme::Http
+    }
+
+    /// `connect`, then the TLS handshake when the channel has credentials: both run under
+    /// the connect timeout, and a handshake failure fails the attempt like a refused connect.
+    fn secured(
+        &self,
+        connect: BoxFuture<'static, io::Result<Box<dyn Transport>>>,
+    ) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
+        #[cfg(feature = "tls")]
+        if let Some(credentials) = self.inner.options.credentials.clone() {
+            let options = &self.inner.options;
+            let name = options.server_host_override.as_deref().map_or_else(
+                || crate::tls::server_name_of(&self.inner.authority),
+                crate::tls::server_name_of,
+            );
+            return Box::pin(async move {
+                let name = name.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                crate::tls::connect(connect.await?, &credentials, name).await
+            });
+        }
+        connect
     }
 
     async fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
