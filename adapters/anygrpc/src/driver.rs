@@ -166,6 +166,8 @@ pub(crate) struct IncomingCall {
     pub(crate) head: Box<RequestHead>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) peer: Arc<str>,
+    /// What the transport authenticated about the peer (TLS).
+    pub(crate) auth: Option<Arc<crate::tls::AuthContext>>,
     pub(crate) runtime: RuntimeRef,
 }
 
@@ -400,6 +402,7 @@ impl Driver {
                         head,
                         deadline,
                         peer: self.peer.clone(),
+                        auth: self.io.auth_context(),
                         runtime: self.runtime.clone(),
                     }),
                     None => {

@@ -13,6 +13,7 @@ mod slot;
 /// An in-memory runtime with a manual clock, and the conformance checks of every runtime.
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use anygrpc_core::{Code, Config, Encoding, Metadata, Status};
 pub use client::{
@@ -28,3 +29,6 @@ pub use interceptor::{
 };
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};
+pub use tls::AuthContext;
+#[cfg(feature = "tls")]
+pub use tls::{ChannelCredentials, ServerCredentials};

@@ -23,6 +23,11 @@ pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {
     fn peer(&self) -> String {
         String::from("unknown")
     }
+    /// What the transport authenticated about the peer (TLS: the client certificate's
+    /// identities); `None` for cleartext transports.
+    fn auth_context(&self) -> Option<Arc<crate::tls::AuthContext>> {
+        None
+    }
 }
 
 /// A listening socket that yields transports.

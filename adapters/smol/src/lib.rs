@@ -39,6 +39,19 @@ pub fn insecure_channel(target: &str) -> Result<Channel, TargetError> {
     Channel::builder(target, runtime()).build()
 }
 
+/// A TLS channel to `target` on this runtime, as grpc.aio's `secure_channel`: the server is
+/// verified with `credentials` (see [`ChannelCredentials::ssl`]) and must speak ALPN `h2`.
+/// For options (`server_host_override`, ...), use [`Channel::builder`] with [`runtime()`] and
+/// [`ChannelBuilder::credentials`].
+pub fn secure_channel(
+    target: &str,
+    credentials: ChannelCredentials,
+) -> Result<Channel, TargetError> {
+    Channel::builder(target, runtime())
+        .credentials(credentials)
+        .build()
+}
+
 /// A server on this runtime, as grpc.aio's `server()`.
 pub fn server() -> Server {
     Server::new(runtime())

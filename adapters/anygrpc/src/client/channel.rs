@@ -46,11 +46,13 @@ struct ChannelOptions {
     backoff: BackoffConfig,
     compression: Option<anygrpc_core::Encoding>,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
-    credentials: Option<Arc<dyn CallCredentials>>,
+    call_credentials: Option<Arc<dyn CallCredentials>>,
     /// Call credentials may travel over cleartext (tests, trusted networks).
     insecure_credentials: bool,
-    /// The connections are TLS.
-    secure: bool,
+    #[cfg(feature = "tls")]
+    credentials: Option<crate::tls::ChannelCredentials>,
+    #[cfg(feature = "tls")]
+    server_host_override: Option<String>,
 }
 
 impl fmt::Debug for dyn ClientInterceptor {
@@ -126,7 +128,7 @@ impl ChannelBuilder {
     /// Credentials whose metadata every call carries (sent only over TLS unless
     /// [`allow_insecure_call_credentials`](Self::allow_insecure_call_credentials)).
     pub fn call_credentials(mut self, credentials: impl CallCredentials) -> Self {
-        self.options.credentials = Some(Arc::new(credentials));
+        self.options.call_credentials = Some(Arc::new(credentials));
         self
     }
     /// Lets call credentials travel over cleartext. Off by default: a call with credentials on
@@ -135,14 +137,28 @@ impl ChannelBuilder {
         self.options.insecure_credentials = allow;
         self
     }
+    /// Secures the channel's connections with TLS (calls use the `https` scheme). Without
+    /// this the channel speaks cleartext h2c.
+    #[cfg(feature = "tls")]
+    pub fn credentials(mut self, credentials: crate::tls::ChannelCredentials) -> Self {
+        self.options.credentials = Some(credentials);
+        self
+    }
+    /// The name the server's certificate is verified against and sent as SNI, instead of the
+    /// target's host; it becomes the default `:authority` too (grpc's
+    /// `grpc.ssl_target_name_override`, for tests).
+    #[cfg(feature = "tls")]
+    pub fn server_host_override(mut self, name: impl Into<String>) -> Self {
+        self.options.server_host_override = Some(name.into());
+        self
+    }
     /// The channel. Nothing connects until the first call (or `state(true)`).
     pub fn build(self) -> Result<Channel, TargetError> {
         let target = Target::parse(&self.target)?;
-        let authority = self
-            .options
-            .authority
-            .clone()
-            .unwrap_or_else(|| target.default_authority());
+        let authority = self.options.authority.clone();
+        #[cfg(feature = "tls")]
+        let authority = authority.or_else(|| self.options.server_host_override.clone());
+        let authority = authority.unwrap_or_else(|| target.default_authority());
         // Jitter only needs to differ between channels, not to be unpredictable.
         static CHANNELS: std::sync::atomic::AtomicU64 =
             std::sync::atomic::AtomicU64::new(0x9e37_79b9);
@@ -239,9 +255,12 @@ impl Channel {
                 backoff: BackoffConfig::default(),
                 compression: None,
                 interceptors: Arc::new([]),
-                credentials: None,
+                call_credentials: None,
                 insecure_credentials: false,
-                secure: false,
+                #[cfg(feature = "tls")]
+                credentials: None,
+                #[cfg(feature = "tls")]
+                server_host_override: None,
             },
         }
     }
@@ -386,11 +405,7 @@ impl Channel {
             authority: options
                 .authority
                 .unwrap_or_else(|| self.inner.authority.clone()),
-            scheme: if self.inner.options.secure {
-                Scheme::Https
-            } else {
-                Scheme::Http
-            },
+            scheme: self.scheme(),
             timeout: options.timeout,
             metadata: options.metadata,
             encoding: compression,
@@ -453,9 +468,9 @@ impl Channel {
         if let Some(credentials) = options
             .credentials
             .clone()
-            .or_else(|| channel.credentials.clone())
+            .or_else(|| channel.call_credentials.clone())
         {
-            if !channel.secure && !channel.insecure_credentials {
+            if self.scheme() == Scheme::Http && !channel.insecure_credentials {
                 return Err(Status::new(
                     anygrpc_core::Code::Unauthenticated,
                     "call credentials need a TLS channel (or allow_insecure_call_credentials)",
@@ -618,7 +633,8 @@ impl Channel {
                 let mut last = String::new();
                 let mut connected = None;
                 for addr in addrs {
-                    match with_timeout(&runtime, runtime.connect(addr), timeout).await {
+                    match with_timeout(&runtime, self.secured(runtime.connect(addr)), timeout).await
+                    {
                         Ok(io) => {
                             connected = Some(io);
                             break;
@@ -630,11 +646,13 @@ impl Channel {
             }
         };
         let result = match (result, &self.inner.target) {
-            (Err(_), Target::Unix(path)) => {
-                with_timeout(&runtime, runtime.connect_unix(path.clone()), timeout)
-                    .await
-                    .map_err(|e| format!("{path}: {e}"))
-            }
+            (Err(_), Target::Unix(path)) => with_timeout(
+                &runtime,
+                self.secured(runtime.connect_unix(path.clone())),
+                timeout,
+            )
+            .await
+            .map_err(|e| format!("{path}: {e}")),
             (result, _) => result,
         };
         match result {
@@ -654,6 +672,36 @@ impl Channel {
                 }
             }
         }
+    }
+
+    /// `https` when the channel has TLS credentials.
+    fn scheme(&self) -> Scheme {
+        #[cfg(feature = "tls")]
+        if self.inner.options.credentials.is_some() {
+            return Scheme::Https;
+        }
+        Scheme::Http
+    }
+
+    /// `connect`, then the TLS handshake when the channel has credentials: both run under
+    /// the connect timeout, and a handshake failure fails the attempt like a refused connect.
+    fn secured(
+        &self,
+        connect: BoxFuture<'static, io::Result<Box<dyn Transport>>>,
+    ) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
+        #[cfg(feature = "tls")]
+        if let Some(credentials) = self.inner.options.credentials.clone() {
+            let options = &self.inner.options;
+            let name = options.server_host_override.as_deref().map_or_else(
+                || crate::tls::server_name_of(&self.inner.authority),
+                crate::tls::server_name_of,
+            );
+            return Box::pin(async move {
+                let name = name.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                crate::tls::connect(connect.await?, &credentials, name).await
+            });
+        }
+        connect
     }
 
     async fn resolve(&self) -> io::Result<Vec<SocketAddr>> {

@@ -19,6 +19,7 @@ use crate::driver::{Command, ConnShared, IncomingCall};
 use crate::interceptor::ServerHooks;
 use crate::runtime::RuntimeRef;
 use crate::slot::CallSlot;
+use crate::tls::AuthContext;
 
 /// What the response side has done so far, shared by the context and the sink.
 #[derive(Debug, Default)]
@@ -177,6 +178,7 @@ pub struct ServerCall {
     head: Box<RequestHead>,
     deadline: Option<Instant>,
     peer: Arc<str>,
+    auth: Option<Arc<AuthContext>>,
     path: String,
 }
 
@@ -199,6 +201,7 @@ impl ServerCall {
             head: call.head,
             deadline: call.deadline,
             peer: call.peer,
+            auth: call.auth,
             path,
         }
     }
@@ -244,6 +247,7 @@ impl ServerCall {
             head: self.head,
             deadline: self.deadline,
             peer: self.peer,
+            auth: self.auth,
             path: self.path,
             code: None,
             details: None,
@@ -332,6 +336,7 @@ pub struct ServicerContext {
     head: Box<RequestHead>,
     deadline: Option<Instant>,
     peer: Arc<str>,
+    auth: Option<Arc<AuthContext>>,
     path: String,
     code: Option<Code>,
     details: Option<String>,
@@ -358,6 +363,19 @@ impl ServicerContext {
     /// The client's address (`ipv4:127.0.0.1:5000`, ...).
     pub fn peer(&self) -> &str {
         &self.peer
+    }
+    /// What the transport authenticated about the client (grpc's `auth_context`): `None` on
+    /// a cleartext port; on a TLS port, the verified client certificate's identities.
+    pub fn auth_context(&self) -> Option<&AuthContext> {
+        self.auth.as_deref()
+    }
+    /// The client's authenticated identities (certificate SANs, else its common name), or
+    /// `None` when it presented no certificate (grpc's `peer_identities`).
+    pub fn peer_identities(&self) -> Option<&[String]> {
+        self.auth
+            .as_deref()
+            .filter(|auth| auth.is_peer_authenticated())
+            .map(|auth| auth.peer_identities.as_slice())
     }
     /// Sends the response head now with `metadata`; `false` if it was already sent.
     pub async fn send_initial_metadata(&mut self, metadata: Metadata) -> bool {

@@ -136,6 +136,27 @@ impl Server {
     pub async fn add_insecure_port(&self, address: &str) -> io::Result<u16> {
         let addr = parse_bind_address(address)?;
         let listener = self.inner.runtime.listen(addr).await?;
+        self.add_listener(listener)
+    }
+
+    /// Binds a TLS port secured by `credentials` and returns the bound port. Each connection
+    /// runs its handshake in its own task; clients that do not negotiate ALPN `h2` (or fail
+    /// the required client-certificate check) are dropped.
+    #[cfg(feature = "tls")]
+    pub async fn add_secure_port(
+        &self,
+        address: &str,
+        credentials: crate::tls::ServerCredentials,
+    ) -> io::Result<u16> {
+        let addr = parse_bind_address(address)?;
+        let listener = self.inner.runtime.listen(addr).await?;
+        self.add_listener(Box::new(crate::tls::TlsListener::new(
+            listener,
+            &credentials,
+        )))
+    }
+
+    fn add_listener(&self, listener: Box<dyn Listener>) -> io::Result<u16> {
         let port = listener.local_addr()?.port();
         let mut state = self.lock();
         if state.started {
