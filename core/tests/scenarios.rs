@@ -838,3 +838,21 @@ fn server_closes_idle_and_old_connections_gracefully() {
         "cut off after the grace: {status}"
     );
 }
+
+#[test]
+fn a_server_reset_after_our_deadline_is_deadline_exceeded() {
+    let mut pair = Pair::new(usize::MAX);
+    let mut request = anygrpc_core::CallRequest::new("/s.S/Slow", "h");
+    request.timeout = Some(Duration::from_millis(1));
+    let id = pair.client.start_call(request, pair.now).unwrap();
+    assert!(pair.drive());
+    // The server's deadline fires, and its RST_STREAM(CANCEL) reaches the client before the
+    // client's own timer was handled.
+    pair.now += Duration::from_millis(2);
+    pair.server.handle_timeout(pair.now);
+    assert!(pair.drive());
+    assert_eq!(
+        status_of(&pair.take_client_events(), id).code(),
+        Code::DeadlineExceeded
+    );
+}

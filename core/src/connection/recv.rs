@@ -401,7 +401,7 @@ impl Connection {
     }
 
     /// Server: ends the call on the wire with `status` (trailers, or Trailers-Only).
-    fn queue_trailers(&mut self, id: StreamId, status: Status) {
+    pub(super) fn queue_trailers(&mut self, id: StreamId, status: Status) {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
@@ -757,7 +757,19 @@ impl Connection {
             return;
         }
         let unprocessed = code == ErrorCode::REFUSED_STREAM;
-        self.end_call(id, reset_status(code, self.side), unprocessed);
+        // A server enforcing the deadline we sent resets with CANCEL, possibly just before our
+        // own timer fires: past our deadline, that is DEADLINE_EXCEEDED, as in grpc-go.
+        let expired = self
+            .streams
+            .get(&id)
+            .and_then(|s| s.deadline)
+            .is_some_and(|d| self.now >= d);
+        let status = if code == ErrorCode::CANCEL && expired {
+            Status::deadline_exceeded("deadline exceeded (stream reset by the peer)")
+        } else {
+            reset_status(code, self.side)
+        };
+        self.end_call(id, status, unprocessed);
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };

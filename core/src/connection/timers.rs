@@ -129,11 +129,16 @@ impl Connection {
         };
         stream.deadline = None;
         let on_wire = stream.state.is_active();
+        let answerable = !stream.local && stream.state.can_send();
         self.end_call(id, Status::deadline_exceeded("deadline exceeded"), false);
         if let Some(pos) = self.pending_open.iter().position(|&p| p == id) {
             self.pending_open.remove(pos);
         }
-        if on_wire {
+        if answerable {
+            // A server tells the client why, rather than a bare RST_STREAM(CANCEL) that some
+            // clients report as CANCELLED: trailers with DEADLINE_EXCEEDED, then the reset.
+            self.queue_trailers(id, Status::deadline_exceeded("deadline exceeded"));
+        } else if on_wire {
             self.reset_stream(id, ErrorCode::CANCEL);
         } else {
             self.set_state(id, super::StreamState::Closed);

@@ -107,6 +107,20 @@ impl Drop for Running {
     }
 }
 
+/// Where the Python peers cache their generated stubs, keyed by the protos' contents so an
+/// edited proto regenerates them.
+fn python_stub_cache() -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for proto in ["empty.proto", "messages.proto", "test.proto"] {
+        let path = workspace_root()
+            .join("tests/interop/proto/grpc/testing")
+            .join(proto);
+        std::fs::read(path).unwrap_or_default().hash(&mut hasher);
+    }
+    workspace_root().join(format!("target/interop-py-stubs-{:016x}", hasher.finish()))
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -114,7 +128,10 @@ fn free_port() -> std::io::Result<u16> {
 fn start(server: &Peer) -> Result<Running, String> {
     let port = free_port().map_err(|e| e.to_string())?;
     let mut command = Command::new(&server.program);
-    command.args(&server.args).arg(format!("--port={port}"));
+    command
+        .args(&server.args)
+        .arg(format!("--port={port}"))
+        .env("ANYGRPC_INTEROP_STUBS", python_stub_cache());
     if server.name == "grpcio" {
         command.arg("--exit-on-stdin-eof");
     }
@@ -162,6 +179,7 @@ enum Outcome {
 
 fn run_client(client: &Peer, port: u16, case: &str) -> Outcome {
     let mut child = match Command::new(&client.program)
+        .env("ANYGRPC_INTEROP_STUBS", python_stub_cache())
         .args(&client.args)
         .args([
             "--server_host=127.0.0.1".to_string(),

@@ -25,12 +25,30 @@ PROTO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", "proto"))
 PROTOS = ["grpc/testing/empty.proto", "grpc/testing/messages.proto", "grpc/testing/test.proto"]
 
 
-def load_stubs():
-    out = tempfile.mkdtemp(prefix="anygrpc-interop-py-")
+def generate_stubs(out):
     include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
     args = ["protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}"]
     if protoc.main(args + PROTOS) != 0:
         sys.exit("interop.py: protoc failed on " + PROTO_ROOT)
+
+
+def load_stubs():
+    # $ANYGRPC_INTEROP_STUBS caches the generated modules across runs (the matrix starts many
+    # peers; protoc on every start is slow on a loaded machine). Generated into a fresh folder,
+    # then renamed into place, so concurrent first runs never see half a cache.
+    cache = os.environ.get("ANYGRPC_INTEROP_STUBS")
+    if cache and os.path.exists(os.path.join(cache, "grpc", "testing", "test_pb2_grpc.py")):
+        out = cache
+    else:
+        out = tempfile.mkdtemp(prefix="anygrpc-interop-py-")
+        generate_stubs(out)
+        if cache:
+            try:
+                os.makedirs(os.path.dirname(cache), exist_ok=True)
+                os.rename(out, cache)
+                out = cache
+            except OSError:
+                pass  # another peer won the race; ours is as good
     # The generated modules live in package grpc.testing: let the installed grpc package find
     # them in the temporary folder too.
     grpc.__path__.append(os.path.join(out, "grpc"))
