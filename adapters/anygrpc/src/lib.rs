@@ -17,9 +17,9 @@ pub mod tls;
 
 pub use anygrpc_core::{Code, Config, Encoding, Metadata, Status};
 pub use client::{
-    BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, RpcError, StreamStream,
-    StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream, UnaryStreamCall,
-    UnaryUnary, UsageError, WriteError, WriteOptions,
+    BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, LoadBalancing, RpcError,
+    StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
+    UnaryStreamCall, UnaryUnary, UsageError, WriteError, WriteOptions,
 };
 /// Re-exported so generated code and users name one `Stream` trait.
 pub use futures_core;

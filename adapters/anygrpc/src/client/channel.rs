@@ -38,6 +38,18 @@ pub enum Connectivity {
     Shutdown,
 }
 
+/// How a channel spreads calls over the addresses its target resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadBalancing {
+    /// One connection, to the first address that accepts (in resolution order); on failure
+    /// the next attempt starts again from the top. The gRPC default.
+    #[default]
+    PickFirst,
+    /// One connection per address, calls spread over the ready ones in turn; a dead address
+    /// leaves the rotation and returns once it reconnects.
+    RoundRobin,
+}
+
 /// Options of a channel, set through [`ChannelBuilder`].
 #[derive(Debug, Clone)]
 struct ChannelOptions {
@@ -45,6 +57,7 @@ struct ChannelOptions {
     config: Config,
     backoff: BackoffConfig,
     compression: Option<anygrpc_core::Encoding>,
+    balancing: LoadBalancing,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
     call_credentials: Option<Arc<dyn CallCredentials>>,
     /// Call credentials may travel over cleartext (tests, trusted networks).
@@ -113,6 +126,11 @@ impl ChannelBuilder {
         self.options.config.keepalive_timeout = timeout;
         self
     }
+    /// The load-balancing policy (default pick_first).
+    pub fn load_balancing(mut self, policy: LoadBalancing) -> Self {
+        self.options.balancing = policy;
+        self
+    }
     /// Keepalive PINGs also while no call is in progress (keepalive.md `permit_without_calls`).
     pub fn keepalive_permit_without_calls(mut self, permit: bool) -> Self {
         self.options.config.keepalive_permit_without_calls = permit;
@@ -176,41 +194,58 @@ impl ChannelBuilder {
                     backoff: Backoff::new(self.options.backoff, seed),
                     last_error: None,
                     waiters: Vec::new(),
+                    subchannels: Vec::new(),
+                    rr_next: 0,
+                    resolving: false,
                 }),
             }),
         })
     }
 }
 
-struct ChannelInner {
-    runtime: RuntimeRef,
+pub(super) struct ChannelInner {
+    pub(super) runtime: RuntimeRef,
     target: Target,
     authority: String,
-    config: Arc<Config>,
+    pub(super) config: Arc<Config>,
     options: ChannelOptions,
-    state: Mutex<ChannelState>,
+    pub(super) state: Mutex<ChannelState>,
+}
+
+impl ChannelInner {
+    pub(super) fn options_backoff(&self) -> BackoffConfig {
+        self.options.backoff
+    }
 }
 
 impl Drop for ChannelInner {
     /// The last `Channel` is gone: its connection shuts down gracefully (calls in flight finish).
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Some(conn) = state.conn.take() {
+        let subchannels = state.subchannels.drain(..).filter_map(|s| s.into_conn());
+        for conn in state.conn.take().into_iter().chain(subchannels) {
             let _ = conn.push(Command::Shutdown);
         }
     }
 }
 
-struct ChannelState {
-    connectivity: Connectivity,
+pub(super) struct ChannelState {
+    pub(super) connectivity: Connectivity,
+    /// pick_first: the connection.
     conn: Option<Arc<ConnShared>>,
-    backoff: Backoff,
-    last_error: Option<Status>,
+    pub(super) backoff: Backoff,
+    pub(super) last_error: Option<Status>,
     waiters: Vec<Waker>,
+    /// round_robin: one subchannel per resolved address.
+    pub(super) subchannels: Vec<super::round_robin::Subchannel>,
+    /// round_robin: the next ready subchannel to use.
+    pub(super) rr_next: usize,
+    /// round_robin: a resolution is in progress.
+    pub(super) resolving: bool,
 }
 
 impl ChannelState {
-    fn set(&mut self, connectivity: Connectivity) {
+    pub(super) fn set(&mut self, connectivity: Connectivity) {
         if self.connectivity != connectivity && self.connectivity != Connectivity::Shutdown {
             self.connectivity = connectivity;
             for waker in self.waiters.drain(..) {
@@ -224,7 +259,7 @@ impl ChannelState {
 /// that it opens lazily and reopens with backoff. Cheap to clone.
 #[derive(Clone)]
 pub struct Channel {
-    inner: Arc<ChannelInner>,
+    pub(super) inner: Arc<ChannelInner>,
 }
 
 impl fmt::Debug for Channel {
@@ -237,7 +272,7 @@ impl fmt::Debug for Channel {
 }
 
 /// What a call can do right now.
-enum Pick {
+pub(super) enum Pick {
     Ready(Arc<ConnShared>),
     Wait,
     Fail(Status),
@@ -254,6 +289,7 @@ impl Channel {
                 config: Config::client(),
                 backoff: BackoffConfig::default(),
                 compression: None,
+                balancing: LoadBalancing::PickFirst,
                 interceptors: Arc::new([]),
                 call_credentials: None,
                 insecure_credentials: false,
@@ -265,7 +301,7 @@ impl Channel {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ChannelState> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, ChannelState> {
         self.inner
             .state
             .lock()
@@ -305,7 +341,11 @@ impl Channel {
     pub fn state(&self, try_to_connect: bool) -> Connectivity {
         let mut state = self.lock();
         if try_to_connect && state.connectivity == Connectivity::Idle {
-            self.start_connect(&mut state);
+            if self.inner.options.balancing == LoadBalancing::RoundRobin {
+                let _ = self.pick_round_robin(&mut state, true);
+            } else {
+                self.start_connect(&mut state);
+            }
         }
         state.connectivity
     }
@@ -337,18 +377,38 @@ impl Channel {
     /// Closes the channel: new calls fail at once; calls in flight get `grace` to finish
     /// (none: cancelled now), then the connection closes. Completes when it has.
     pub async fn close(&self, grace: Option<Duration>) {
-        let conn = {
+        let conns: Vec<Arc<ConnShared>> = {
             let mut state = self.lock();
             state.set(Connectivity::Shutdown);
-            state.conn.take()
+            let subchannels: Vec<_> = state
+                .subchannels
+                .drain(..)
+                .filter_map(|s| s.into_conn())
+                .collect();
+            state.conn.take().into_iter().chain(subchannels).collect()
         };
-        let Some(conn) = conn else { return };
+        if conns.is_empty() {
+            return;
+        }
+        let all_closed = |cx: &mut std::task::Context<'_>| {
+            let mut pending = false;
+            for conn in &conns {
+                pending |= conn.poll_closed(cx).is_pending();
+            }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        };
         if let Some(grace) = grace {
-            let _ = conn.push(Command::Shutdown);
+            for conn in &conns {
+                let _ = conn.push(Command::Shutdown);
+            }
             let deadline = self.inner.runtime.now() + grace;
             let mut sleep = self.inner.runtime.sleep_until(deadline);
             let closed = poll_fn(|cx| {
-                if conn.poll_closed(cx).is_ready() {
+                if all_closed(cx).is_ready() {
                     return Poll::Ready(true);
                 }
                 sleep.as_mut().poll(cx).map(|_| false)
@@ -358,8 +418,10 @@ impl Channel {
                 return;
             }
         }
-        let _ = conn.push(Command::Close);
-        poll_fn(|cx| conn.poll_closed(cx)).await;
+        for conn in &conns {
+            let _ = conn.push(Command::Close);
+        }
+        poll_fn(all_closed).await;
     }
 
     /// Starts a call: the request head (and, for unary requests, the message and half-close)
@@ -578,6 +640,17 @@ impl Channel {
     /// Chooses a connection for a call, starting one if needed.
     fn pick(&self, wait_for_ready: bool, waker: Option<&Waker>) -> Pick {
         let mut state = self.lock();
+        if self.inner.options.balancing == LoadBalancing::RoundRobin
+            && state.connectivity != Connectivity::Shutdown
+        {
+            let pick = self.pick_round_robin(&mut state, wait_for_ready);
+            if let (Pick::Wait, Some(waker)) = (&pick, waker) {
+                if !state.waiters.iter().any(|w| w.will_wake(waker)) {
+                    state.waiters.push(waker.clone());
+                }
+            }
+            return pick;
+        }
         if let Some(conn) = &state.conn {
             if conn.is_usable() {
                 return Pick::Ready(conn.clone());
@@ -685,7 +758,7 @@ impl Channel {
 
     /// `connect`, then the TLS handshake when the channel has credentials: both run under
     /// the connect timeout, and a handshake failure fails the attempt like a refused connect.
-    fn secured(
+    pub(super) fn secured(
         &self,
         connect: BoxFuture<'static, io::Result<Box<dyn Transport>>>,
     ) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
@@ -704,7 +777,7 @@ impl Channel {
         connect
     }
 
-    async fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+    pub(super) async fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         match &self.inner.target {
             Target::Addresses(addrs) => Ok(addrs.clone()),
             Target::Dns { host, port } => self.inner.runtime.resolve(host.clone(), *port).await,
@@ -767,7 +840,7 @@ fn bind(
 }
 
 /// Runs `fut` with a deadline `timeout` from now.
-async fn with_timeout<T>(
+pub(super) async fn with_timeout<T>(
     runtime: &RuntimeRef,
     fut: BoxFuture<'static, io::Result<T>>,
     timeout: Duration,
