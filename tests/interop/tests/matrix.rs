@@ -2,7 +2,7 @@
 //! anygrpc × anygrpc, anygrpc ⇄ tonic and anygrpc ⇄ Python grpcio (C-core), each on every
 //! executor anygrpc runs on; then again over TLS (certificates made at start-up with rcgen,
 //! the client verifying the server as `foo.test.google.fr` through `--server_host_override`)
-//! for anygrpc × anygrpc and anygrpc ⇄ grpcio (tonic's TLS is not wired in yet).
+//! for every pair.
 //! Prints `PASS|FAIL|SKIP <client> -> <server> <case>` per run and `N passed, M failed`; exits
 //! non-zero on any failure. SKIP is only for a case a peer's API cannot express (each listed
 //! with its reason below, or reported by the peer with exit code 3).
@@ -302,7 +302,6 @@ fn main() -> ExitCode {
         Ok(files) => {
             let secure: Vec<(Peer, Peer)> = pairs
                 .iter()
-                .filter(|(c, s)| c.name != "tonic" && s.name != "tonic")
                 .map(|(c, s)| (c.clone().tls_client(files), s.clone().tls_server(files)))
                 .collect();
             pairs.extend(secure);
