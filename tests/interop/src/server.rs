@@ -251,10 +251,17 @@ impl TestService for Interop {
 }
 
 /// Serves TestService on `address` (`127.0.0.1:0` picks a port); returns the server and port.
-pub async fn serve(runtime: RuntimeRef, address: &str) -> std::io::Result<(Server, u16)> {
+pub async fn serve(
+    runtime: RuntimeRef,
+    address: &str,
+    credentials: Option<anygrpc::ServerCredentials>,
+) -> std::io::Result<(Server, u16)> {
     let server = Server::new(runtime.clone());
     server.add_service(TestServiceServer::new(Interop::new(runtime)));
-    let port = server.add_insecure_port(address).await?;
+    let port = match credentials {
+        Some(credentials) => server.add_secure_port(address, credentials).await?,
+        None => server.add_insecure_port(address).await?,
+    };
     server.start();
     Ok((server, port))
 }

@@ -234,12 +234,20 @@ impl TestService for TonicInterop {
 }
 
 /// Serves TestService with tonic on `127.0.0.1:port` until killed.
-pub async fn serve(port: u16) -> Result<(), Box<dyn std::error::Error>> {
+/// With `tls`, on a TLS port.
+pub async fn serve(
+    port: u16,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let service = TestServiceServer::new(TonicInterop)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(usize::MAX);
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .add_service(service)
         .serve(([127, 0, 0, 1], port).into())
         .await?;
@@ -309,9 +317,19 @@ fn out_request(size: i32, payload: usize) -> StreamingOutputCallRequest {
 
 /// Runs the test case `name` with tonic against `127.0.0.1:port`. `Ok(Err(Unsupported))`
 /// means the case cannot be written with tonic's client API.
-pub async fn run_case(port: u16, name: &str) -> Result<Result<(), Unsupported>, String> {
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .map_err(|e| e.to_string())?
+/// With `tls`, over TLS.
+pub async fn run_case(
+    port: u16,
+    name: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> Result<Result<(), Unsupported>, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint =
+        Channel::from_shared(format!("{scheme}://127.0.0.1:{port}")).map_err(|e| e.to_string())?;
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|e| format!("connect: {e}"))?;

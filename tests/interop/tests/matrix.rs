@@ -1,6 +1,8 @@
 //! The interop matrix: every test case for every (client, server) pair that involves anygrpc —
 //! anygrpc × anygrpc, anygrpc ⇄ tonic and anygrpc ⇄ Python grpcio (C-core), each on every
-//! executor anygrpc runs on.
+//! executor anygrpc runs on; then again over TLS (certificates made at start-up with rcgen,
+//! the client verifying the server as `foo.test.google.fr` through `--server_host_override`)
+//! for every pair.
 //! Prints `PASS|FAIL|SKIP <client> -> <server> <case>` per run and `N passed, M failed`; exits
 //! non-zero on any failure. SKIP is only for a case a peer's API cannot express (each listed
 //! with its reason below, or reported by the peer with exit code 3).
@@ -18,6 +20,38 @@ use std::time::{Duration, Instant};
 use anygrpc_examples::python_peer::{python_with_grpcio, workspace_root};
 use anygrpc_interop::TEST_CASES;
 use anygrpc_interop::args::RUNTIMES;
+
+#[path = "../../tests/tls/certs.rs"]
+mod certs;
+
+/// The name the TLS clients verify the server certificate against (the interop suite's).
+const HOST_OVERRIDE: &str = "foo.test.google.fr";
+
+/// The TLS files the peers read, in a temporary folder removed on drop.
+struct TlsFiles {
+    dir: PathBuf,
+}
+
+impl TlsFiles {
+    fn write() -> std::io::Result<Self> {
+        let pki = certs::TestPki::new();
+        let dir = std::env::temp_dir().join(format!("anygrpc-interop-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("ca.pem"), &pki.ca)?;
+        std::fs::write(dir.join("server.pem"), &pki.server.cert)?;
+        std::fs::write(dir.join("server.key"), &pki.server.key)?;
+        Ok(Self { dir })
+    }
+    fn flag(&self, name: &str, file: &str) -> String {
+        format!("--{name}={}", self.dir.join(file).display())
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
 
 /// How long one client run may take.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,6 +91,8 @@ struct Peer {
     program: PathBuf,
     /// Arguments before the standard flags.
     args: Vec<String>,
+    /// Speaks TLS.
+    tls: bool,
 }
 
 impl Peer {
@@ -65,6 +101,7 @@ impl Peer {
             name: format!("anygrpc-{runtime}"),
             program: env!("CARGO_BIN_EXE_interop-server").into(),
             args: vec![format!("--runtime={runtime}")],
+            tls: false,
         }
     }
     fn anygrpc_client(runtime: &str) -> Self {
@@ -78,6 +115,7 @@ impl Peer {
             name: "tonic".into(),
             program: env!("CARGO_BIN_EXE_tonic-peer").into(),
             args: vec![format!("--mode={mode}")],
+            tls: false,
         }
     }
     fn grpcio(python: &std::path::Path, mode: &str) -> Self {
@@ -89,7 +127,25 @@ impl Peer {
                 python_script().display().to_string(),
                 mode.into(),
             ],
+            tls: false,
         }
+    }
+    /// This server on a TLS port.
+    fn tls_server(mut self, files: &TlsFiles) -> Self {
+        self.args.push("--use_tls=true".into());
+        self.args.push(files.flag("tls_cert_file", "server.pem"));
+        self.args.push(files.flag("tls_key_file", "server.key"));
+        self.tls = true;
+        self
+    }
+    /// This client over TLS, trusting the test CA.
+    fn tls_client(mut self, files: &TlsFiles) -> Self {
+        self.args.push("--use_tls=true".into());
+        self.args.push(files.flag("ca_file", "ca.pem"));
+        self.args
+            .push(format!("--server_host_override={HOST_OVERRIDE}"));
+        self.tls = true;
+        self
     }
 }
 
@@ -259,6 +315,17 @@ fn main() -> ExitCode {
             pairs.push((Peer::grpcio(python, "client"), Peer::anygrpc_server(rt)));
         }
     }
+    let tls = TlsFiles::write();
+    match &tls {
+        Ok(files) => {
+            let secure: Vec<(Peer, Peer)> = pairs
+                .iter()
+                .map(|(c, s)| (c.clone().tls_client(files), s.clone().tls_server(files)))
+                .collect();
+            pairs.extend(secure);
+        }
+        Err(e) => failures.push(format!("FAIL tls: cannot write the certificates: {e}")),
+    }
 
     let mut servers: Vec<(String, Running)> = Vec::new();
     let mut work = Vec::new();
@@ -280,7 +347,8 @@ fn main() -> ExitCode {
         };
         let Some(port) = port else { continue };
         for case in TEST_CASES {
-            let line = format!("{} -> {} {case}", client.name, server.name);
+            let security = if server.tls { " [tls]" } else { "" };
+            let line = format!("{} -> {}{security} {case}", client.name, server.name);
             if line.contains(&filter) {
                 work.push((client.clone(), server.name.clone(), port, *case, line));
             }
@@ -329,6 +397,7 @@ fn main() -> ExitCode {
         }
     });
     drop(servers);
+    drop(tls);
 
     let (passed, failed, skipped) = *results.lock().unwrap_or_else(|p| p.into_inner());
     let failures = failed_lines

@@ -1,7 +1,8 @@
 """The Python grpcio (C-core) interop peer for anygrpc.
 
-    interop.py server --port=N
+    interop.py server --port=N [--use_tls=true --tls_cert_file=F --tls_key_file=F]
     interop.py client --server_host=H --server_port=N --test_case=NAME
+                      [--use_tls=true --ca_file=F --server_host_override=NAME]
 
 Stubs are generated at start-up with grpcio-tools from the project's own copies of the
 grpc.testing protos (tests/interop/proto) into a temporary folder. The server prints
@@ -73,8 +74,8 @@ def flags(argv):
             sys.exit(f"interop.py: unexpected argument {arg!r}")
         name, _, value = arg[2:].partition("=")
         out[name] = value or "true"
-    if out.get("use_tls", "false") != "false":
-        sys.exit("interop.py: --use_tls=true is not supported yet")
+    if out.get("use_tls", "false") not in ("true", "false"):
+        sys.exit(f"interop.py: --use_tls={out['use_tls']}: expected true or false")
     return out
 
 
@@ -173,7 +174,13 @@ class TestService(test_grpc.TestServiceServicer):
 def serve(opts):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
     test_grpc.add_TestServiceServicer_to_server(TestService(), server)
-    port = server.add_insecure_port(f"127.0.0.1:{opts.get('port', '0')}")
+    address = f"127.0.0.1:{opts.get('port', '0')}"
+    if opts.get("use_tls") == "true":
+        with open(opts["tls_key_file"], "rb") as key, open(opts["tls_cert_file"], "rb") as cert:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
     server.start()
     print(f"listening on {port}", flush=True)
     if opts.get("exit-on-stdin-eof") == "true":
@@ -344,9 +351,19 @@ def run_case(channel, case):
 def client(opts):
     target = f"{opts.get('server_host', 'localhost')}:{opts['server_port']}"
     options = [("grpc.max_receive_message_length", -1)]
-    if "server_host_override" in opts:
-        options.append(("grpc.default_authority", opts["server_host_override"]))
-    with grpc.insecure_channel(target, options=options) as channel:
+    if opts.get("use_tls") == "true":
+        roots = None
+        if "ca_file" in opts:
+            with open(opts["ca_file"], "rb") as f:
+                roots = f.read()
+        if "server_host_override" in opts:
+            options.append(("grpc.ssl_target_name_override", opts["server_host_override"]))
+        channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(roots), options=options)
+    else:
+        if "server_host_override" in opts:
+            options.append(("grpc.default_authority", opts["server_host_override"]))
+        channel = grpc.insecure_channel(target, options=options)
+    with channel:
         try:
             run_case(channel, opts["test_case"])
         except Failure as e:

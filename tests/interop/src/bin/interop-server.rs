@@ -1,4 +1,4 @@
-//! `interop-server --port=N [--use_tls=false] [--runtime=smol]`: serves grpc.testing.TestService
+//! `interop-server --port=N [--use_tls=true --tls_cert_file=F --tls_key_file=F] [--runtime=smol]`: serves grpc.testing.TestService
 //! on anygrpc until killed. Prints `listening on <port>` once bound.
 
 use std::process::ExitCode;
@@ -17,12 +17,13 @@ fn main() -> ExitCode {
 
 fn serve() -> Result<(), String> {
     let flags = Flags::parse(std::env::args().skip(1))?;
-    flags.refuse_tls()?;
+    let credentials = flags.server_credentials()?;
     let port = flags.port("port")?;
     run_on(flags.runtime(), |runtime| async move {
-        let (server, port) = anygrpc_interop::server::serve(runtime, &format!("127.0.0.1:{port}"))
-            .await
-            .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+        let (server, port) =
+            anygrpc_interop::server::serve(runtime, &format!("127.0.0.1:{port}"), credentials)
+                .await
+                .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
         println!("listening on {port}");
         server.wait_for_termination().await;
         Ok(())
