@@ -398,3 +398,41 @@ fn dns_targets_resolve_through_the_runtime() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
 }
+
+#[test]
+fn calls_the_server_refused_unprocessed_are_retried_transparently() {
+    let rt = MemoryRuntime::new();
+    // One stream at a time: before its SETTINGS arrive, the client may send more, and the
+    // server refuses them with REFUSED_STREAM (never processed).
+    let config = anygrpc::Config {
+        max_concurrent_streams: 1,
+        ..anygrpc::Config::server()
+    };
+    let server = Server::with_config(rt.handle(), config);
+    server.add_generic_handler("/test.Echo/Unary", |mut call: ServerCall| {
+        Box::pin(async move {
+            let request = call.recv().await.unwrap().unwrap();
+            call.send(request).await.unwrap();
+            call.finish(Status::ok(), Default::default());
+        })
+    });
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .unwrap();
+    server.start();
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    // All at once on a new channel: they go out with the connection's first bytes, while the
+    // client still assumes the default limit.
+    let calls: Vec<_> = (0..5).map(|i| echo.call(format!("m{i}"))).collect();
+    let replies = rt.block_on(futures_util::future::join_all(calls));
+    for (i, reply) in replies.into_iter().enumerate() {
+        assert_eq!(
+            reply.unwrap(),
+            format!("m{i}"),
+            "call {i} was retried, not failed"
+        );
+    }
+}

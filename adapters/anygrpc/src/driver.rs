@@ -440,11 +440,14 @@ impl Driver {
             } => {
                 if let Some(slot) = self.slots.get(&stream).cloned() {
                     self.forget(stream);
-                    slot.update(|s| {
-                        if s.headers.is_none() {
-                            s.headers = Some(Metadata::new());
-                        }
-                    });
+                    if !unprocessed {
+                        // A retried call has not ended: its head is still to come.
+                        slot.update(|s| {
+                            if s.headers.is_none() {
+                                s.headers = Some(Metadata::new());
+                            }
+                        });
+                    }
                     slot.finish(Outcome {
                         status: self.explain(status),
                         trailers: metadata,

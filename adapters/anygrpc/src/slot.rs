@@ -47,6 +47,8 @@ pub(crate) struct CallState {
     pub(crate) sends_accepted: u64,
     wakers: Vec<Waker>,
     done_callbacks: Vec<DoneCallback>,
+    /// Sends the call again (transparent retry), once; `false` if it could not.
+    pub(crate) retry: Option<Box<dyn FnOnce() -> bool + Send>>,
 }
 
 impl std::fmt::Debug for CallState {
@@ -101,11 +103,28 @@ impl CallSlot {
         }
     }
 
-    /// Ends the call (first outcome wins) and wakes every waiter.
+    /// Ends the call (first outcome wins) and wakes every waiter; a call the server never
+    /// processed is retried instead, once, when it can be.
     pub(crate) fn finish(&self, outcome: Outcome) {
         let mut state = self.lock();
         if state.outcome.is_some() {
             return;
+        }
+        if outcome.unprocessed {
+            if let Some(retry) = state.retry.take() {
+                state.stream = None;
+                state.conn = None;
+                state.headers = None;
+                state.inbox.clear();
+                drop(state);
+                if retry() {
+                    return;
+                }
+                state = self.lock();
+                if state.outcome.is_some() {
+                    return;
+                }
+            }
         }
         state.outcome = Some(outcome);
         state.recv_closed = true;

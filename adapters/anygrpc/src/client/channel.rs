@@ -498,11 +498,26 @@ impl Channel {
         if half_close {
             commands.push(Command::HalfClose { slot: slot.clone() });
         }
-        match self.pick(options.wait_for_ready, None) {
+        if half_close {
+            self.arm_transparent_retry(&slot, &commands, options.wait_for_ready, deadline);
+        }
+        self.submit(slot, commands, options.wait_for_ready, deadline);
+        core
+    }
+
+    /// Hands a call's commands to a ready connection, or to a task that waits for one.
+    fn submit(
+        &self,
+        slot: Arc<CallSlot>,
+        commands: Vec<Command>,
+        wait_for_ready: bool,
+        deadline: Option<Instant>,
+    ) {
+        match self.pick(wait_for_ready, None) {
             Pick::Ready(conn) => {
                 if let Err(commands) = bind(&slot, &conn, commands) {
                     slot.lock().unbound = commands;
-                    self.spawn_acquire(slot, options.wait_for_ready, deadline);
+                    self.spawn_acquire(slot, wait_for_ready, deadline);
                 }
             }
             Pick::Fail(status) => slot.finish(Outcome {
@@ -512,10 +527,55 @@ impl Channel {
             }),
             Pick::Wait => {
                 slot.lock().unbound = commands;
-                self.spawn_acquire(slot, options.wait_for_ready, deadline);
+                self.spawn_acquire(slot, wait_for_ready, deadline);
             }
         }
-        core
+    }
+
+    /// Transparent retry (gRPC retry design, "transparent retry"): a call whose whole request
+    /// is known (unary and server-streaming) and that the server never processed (refused,
+    /// above a GOAWAY's last stream id, or its connection died before it was sent) is sent
+    /// again, once, on whatever connection the channel picks next.
+    fn arm_transparent_retry(
+        &self,
+        slot: &Arc<CallSlot>,
+        commands: &[Command],
+        wait_for_ready: bool,
+        deadline: Option<Instant>,
+    ) {
+        let (
+            Some(Command::Start { request, .. }),
+            Some(Command::Send {
+                message,
+                compressed,
+                ..
+            }),
+        ) = (commands.first(), commands.get(1))
+        else {
+            return;
+        };
+        let (request, message, compressed) = (request.clone(), message.clone(), *compressed);
+        let channel = Arc::downgrade(&self.inner);
+        let weak_slot = Arc::downgrade(slot);
+        slot.lock().retry = Some(Box::new(move || {
+            let (Some(inner), Some(slot)) = (channel.upgrade(), weak_slot.upgrade()) else {
+                return false;
+            };
+            let commands = vec![
+                Command::Start {
+                    slot: slot.clone(),
+                    request,
+                },
+                Command::Send {
+                    slot: slot.clone(),
+                    message,
+                    compressed,
+                },
+                Command::HalfClose { slot: slot.clone() },
+            ];
+            Channel { inner }.submit(slot, commands, wait_for_ready, deadline);
+            true
+        }));
     }
 
     /// Adds call credentials and runs the interceptors. Returns the (possibly rewritten) path
