@@ -436,3 +436,54 @@ fn calls_the_server_refused_unprocessed_are_retried_transparently() {
         );
     }
 }
+
+#[test]
+fn keepalive_detects_a_peer_that_stopped_answering() {
+    let rt = MemoryRuntime::new();
+    let config = anygrpc::Config {
+        ping_policy: Some(anygrpc_core::PingPolicy {
+            min_interval: Duration::from_secs(10),
+            ..Default::default()
+        }),
+        ..anygrpc::Config::server()
+    };
+    let server = Server::with_config(rt.handle(), config);
+    server.add_generic_handler("/test.Echo/Hang", |mut call: ServerCall| {
+        Box::pin(async move {
+            // Never answers; keeps the call (and so keepalive) going.
+            while let Some(Ok(_)) = call.recv().await {}
+            let _ = call;
+        })
+    });
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .unwrap();
+    server.start();
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .keepalive(Duration::from_secs(30), Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let hang = channel.stream_stream::<String, String>("/test.Echo/Hang");
+    let mut call = hang.call();
+    rt.block_on(call.write("x".into())).unwrap();
+    // Healthy: five minutes of keepalives change nothing.
+    rt.set_auto_advance(false);
+    for _ in 0..10 {
+        rt.advance(Duration::from_secs(30));
+        rt.run_until_stalled();
+    }
+    assert!(!call.done(), "a healthy peer answers the keepalive PINGs");
+    // The network freezes: the next PING goes unanswered for 10 s.
+    for pipe in rt.connections() {
+        pipe.freeze();
+    }
+    let frozen_at = rt.now();
+    rt.set_auto_advance(true);
+    let status = rt.block_on(call.status());
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+    let took = rt.now().duration_since(frozen_at);
+    assert!(
+        took <= Duration::from_secs(41),
+        "detected within keepalive time + timeout: {took:?}"
+    );
+}
