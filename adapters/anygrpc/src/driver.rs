@@ -339,7 +339,13 @@ impl Driver {
             }
             Err(error) => {
                 // The call ended or misused the stream: the write fails with the call's status.
-                slot.update(|s| s.sends_accepted += 1);
+                // An ended call's writer sees its outcome; counting the message as accepted
+                // would report the write as a success.
+                slot.update(|s| {
+                    if s.outcome.is_none() {
+                        s.sends_accepted += 1;
+                    }
+                });
                 let _ = error;
             }
         }
