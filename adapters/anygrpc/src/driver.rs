@@ -579,7 +579,8 @@ impl Driver {
         let Some((_, sleep)) = self.timer.as_mut() else {
             return false;
         };
-        if sleep.as_mut().poll(cx).is_ready() {
+        // Due by the clock even if the timer has not woken us yet.
+        if self.runtime.now() >= deadline || sleep.as_mut().poll(cx).is_ready() {
             self.timer = None;
             self.conn.handle_timeout(self.runtime.now().max(deadline));
             return true;
@@ -612,6 +613,9 @@ impl Future for Driver {
                 progress = true;
             }
             this.commands = commands;
+            // Due timers first: what the peer sent after a deadline (its reset of the call)
+            // must not decide how the call ended.
+            progress |= this.poll_timer(cx);
             progress |= this.poll_read(cx);
             while let Some(event) = this.conn.poll_event() {
                 this.on_event(event);
