@@ -41,6 +41,22 @@ pub struct Config {
     pub keepalive_time: Option<Duration>,
     /// Close the connection when a keepalive PING is not acknowledged within this. Default 20 s.
     pub keepalive_timeout: Duration,
+    /// Send keepalive PINGs even when no call is in progress. Default `false` (keepalive.md
+    /// `permit_without_calls`): an idle connection is left alone.
+    pub keepalive_permit_without_calls: bool,
+    /// Server: how often a client may ping (keepalive.md enforcement). `None` accepts any rate
+    /// (the idle-frame budget still applies). Default on servers: 5 min, 2 strikes, no pings
+    /// without calls; off on clients.
+    pub ping_policy: Option<PingPolicy>,
+    /// Server: a connection with no call for this long is closed gracefully (GOAWAY).
+    /// Default `None` (never).
+    pub max_connection_idle: Option<Duration>,
+    /// Server: a connection older than this is closed gracefully (GOAWAY); calls in flight get
+    /// `max_connection_age_grace`, then the connection closes. Default `None` (never).
+    pub max_connection_age: Option<Duration>,
+    /// Server: how long calls may still run after `max_connection_age`. Default `None`
+    /// (as long as they need).
+    pub max_connection_age_grace: Option<Duration>,
     /// Abuse budget: frames that cost us work but carry nothing (PING, SETTINGS, empty DATA and
     /// CONTINUATION, PRIORITY, WINDOW_UPDATE for idle streams), as a token bucket of this burst
     /// refilled at `idle_frame_rate` per second. Exhausted: GOAWAY(ENHANCE_YOUR_CALM).
@@ -63,11 +79,35 @@ pub struct Config {
     pub user_agent: &'static str,
 }
 
+/// How often a client may send PINGs to a server (gRPC keepalive.md, server enforcement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingPolicy {
+    /// Shortest accepted interval between two PINGs while calls are in progress. Default 5 min.
+    pub min_interval: Duration,
+    /// PINGs allowed while no call is in progress; `false` counts each as a strike unless 2 h
+    /// apart. Default `false`.
+    pub permit_without_calls: bool,
+    /// Early PINGs tolerated before GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"); strikes are
+    /// forgiven whenever we send headers or data. Default 2.
+    pub max_strikes: u32,
+}
+
+impl Default for PingPolicy {
+    fn default() -> Self {
+        Self {
+            min_interval: Duration::from_secs(300),
+            permit_without_calls: false,
+            max_strikes: 2,
+        }
+    }
+}
+
 impl Config {
     /// Defaults for a client connection.
     pub fn client() -> Self {
         Self {
             max_concurrent_streams: 100,
+            ping_policy: None,
             ..Self::server()
         }
     }
@@ -87,6 +127,11 @@ impl Config {
             settings_timeout: Duration::from_secs(10),
             keepalive_time: None,
             keepalive_timeout: Duration::from_secs(20),
+            keepalive_permit_without_calls: false,
+            ping_policy: Some(PingPolicy::default()),
+            max_connection_idle: None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
             idle_frame_burst: 1000,
             idle_frame_rate: 1000,
             reset_burst: 200,

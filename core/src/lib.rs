@@ -70,11 +70,15 @@ mod connection;
 pub mod error;
 pub mod event;
 pub mod frame;
+/// Entry points of the fuzz targets in `core/fuzz/`, smoke-tested by `cargo test`.
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 pub mod grpc;
 pub mod hpack;
+mod queue;
 mod reader;
 
-pub use config::Config;
+pub use config::{Config, PingPolicy};
 pub use connection::{CLIENT_PREFACE, CallError, CallRequest, Connection, Scheme, Side, Transmit};
 pub use error::{ConnectionError, ErrorCode, StreamId};
 pub use event::{Event, Message};

@@ -609,7 +609,18 @@ fn keepalive_closes_a_connection_whose_peer_stopped_answering() {
         keepalive_timeout: Duration::from_secs(20),
         ..Config::client()
     };
-    let mut pair = Pair::with_configs(client, Config::server(), usize::MAX);
+    // The server allows a PING a minute (its default policy would strike these out).
+    let server = Config {
+        ping_policy: Some(anygrpc_core::PingPolicy {
+            min_interval: Duration::from_secs(60),
+            ..Default::default()
+        }),
+        ..Config::server()
+    };
+    let mut pair = Pair::with_configs(client, server, usize::MAX);
+    // Keepalive pings only while a call is in progress (permit_without_calls is off).
+    let _call = pair.start("/s.S/Long");
+    assert!(pair.drive());
     // A healthy peer answers: twenty minutes of keepalives keep the connection up.
     for _ in 0..20 {
         assert!(pair.advance());
@@ -720,4 +731,128 @@ fn random_splits_and_interleaved_calls() {
             "round {round}"
         );
     }
+}
+
+/// Counts the PING frames in what `conn` writes now.
+fn pings_written(conn: &mut anygrpc_core::Connection) -> usize {
+    let mut wire = BytesMut::new();
+    while conn.poll_transmit(&mut wire) > 0 {}
+    let mut rest = &wire[..];
+    let mut pings = 0;
+    while let Some(header) = anygrpc_core::frame::FrameHeader::peek(rest) {
+        let total = 9 + header.length as usize;
+        if header.kind == anygrpc_core::frame::FrameType::PING {
+            pings += 1;
+        }
+        rest = &rest[total.min(rest.len())..];
+    }
+    pings
+}
+
+#[test]
+fn keepalive_leaves_idle_connections_alone_unless_permitted() {
+    for permit in [false, true] {
+        let client = Config {
+            keepalive_time: Some(Duration::from_secs(60)),
+            keepalive_permit_without_calls: permit,
+            ..Config::client()
+        };
+        let mut pair = Pair::with_configs(client, Config::server(), usize::MAX);
+        let at = pair.client.poll_timeout().expect("the keepalive timer");
+        pair.now = at;
+        pair.client.handle_timeout(at);
+        assert_eq!(
+            pings_written(&mut pair.client),
+            usize::from(permit),
+            "permit_without_calls = {permit}"
+        );
+    }
+}
+
+#[test]
+fn server_closes_idle_and_old_connections_gracefully() {
+    // Idle: no call for max_connection_idle → GOAWAY, then closed.
+    let server = Config {
+        max_connection_idle: Some(Duration::from_secs(30)),
+        ..Config::server()
+    };
+    let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
+    let id = pair.start("/s.S/M");
+    assert!(pair.drive());
+    let sid = started(&pair.take_server_events())[0];
+    pair.sleep(Duration::from_secs(60));
+    assert!(pair.drive());
+    assert!(
+        pair.client.accepts_calls(),
+        "a call in progress keeps the connection busy"
+    );
+    pair.server
+        .send_trailers(sid, Status::ok(), Metadata::new())
+        .unwrap();
+    assert!(pair.drive());
+    assert_eq!(status_of(&pair.take_client_events(), id).code(), Code::Ok);
+    pair.sleep(Duration::from_secs(29));
+    assert!(pair.drive());
+    assert!(pair.client.accepts_calls(), "29 s idle is not yet 30");
+    pair.sleep(Duration::from_secs(1));
+    while pair.advance() && !pair.server.is_closed() {}
+    assert!(!pair.client.accepts_calls());
+    assert!(pair.take_client_events().iter().any(|e| matches!(
+        e,
+        Event::GoAway {
+            code: ErrorCode::NO_ERROR,
+            ..
+        }
+    )));
+    assert!(pair.server.is_closed(), "closed once idle");
+
+    // Age: GOAWAY at max_connection_age, calls in flight get the grace, then the close.
+    let server = Config {
+        max_connection_age: Some(Duration::from_secs(100)),
+        max_connection_age_grace: Some(Duration::from_secs(10)),
+        ..Config::server()
+    };
+    let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
+    let id = pair.start("/s.S/Slow");
+    assert!(pair.drive());
+    pair.sleep(Duration::from_secs(100));
+    assert!(pair.drive());
+    assert!(
+        !pair.client.accepts_calls(),
+        "no new calls after max_connection_age"
+    );
+    assert!(
+        finished(&pair.client_events, id).is_none(),
+        "the call in flight goes on during the grace"
+    );
+    pair.sleep(Duration::from_secs(10));
+    assert!(pair.drive());
+    assert!(pair.server.is_closed(), "closed after the grace");
+    // The server's socket closes with it.
+    pair.client.transport_closed(pair.now);
+    assert!(pair.drive());
+    let status = status_of(&pair.take_client_events(), id);
+    assert_eq!(
+        status.code(),
+        Code::Unavailable,
+        "cut off after the grace: {status}"
+    );
+}
+
+#[test]
+fn a_server_reset_after_our_deadline_is_deadline_exceeded() {
+    let mut pair = Pair::new(usize::MAX);
+    let mut request = anygrpc_core::CallRequest::new("/s.S/Slow", "h");
+    request.timeout = Some(Duration::from_millis(1));
+    let id = pair.client.start_call(request, pair.now).unwrap();
+    assert!(pair.drive());
+    // The server's deadline fires, and its RST_STREAM(CANCEL) reaches the client before the
+    // client's own timer was handled.
+    pair.now += Duration::from_millis(2);
+    pair.server.handle_timeout(pair.now);
+    assert!(pair.drive());
+    assert_eq!(
+        status_of(&pair.take_client_events(), id).code(),
+        Code::DeadlineExceeded
+    );
 }

@@ -2,7 +2,8 @@
 //!
 //! [`python_with_grpcio`] finds a Python that has `grpcio`: `$ANYGRPC_PYTHON` when set, else the
 //! venv `<workspace>/target/peers-venv`, created on first use (`python3 -m venv`, then
-//! `pip install grpcio==GRPCIO_VERSION`) under a file lock so parallel runs build it once.
+//! `pip install grpcio grpcio-tools` at pinned versions) under a file lock so parallel runs
+//! build it once.
 //! [`GreeterServer`] runs `tests/peers/python/greeter_server.py` on an ephemeral loopback port
 //! and kills it when dropped.
 
@@ -15,6 +16,15 @@ use std::time::Duration;
 
 /// The `grpcio` release installed into the peers' venv.
 pub const GRPCIO_VERSION: &str = "1.85.3";
+
+/// The `grpcio-tools` release (with `protobuf`) installed beside it, for the interop peer, which
+/// generates its stubs from the project's protos at run time (its releases lag grpcio's).
+pub const GRPCIO_TOOLS_VERSION: &str = "1.85.1";
+
+/// What the venv holds, as pip requirements; also its marker file's content.
+fn venv_manifest() -> String {
+    format!("grpcio=={GRPCIO_VERSION} grpcio-tools=={GRPCIO_TOOLS_VERSION}")
+}
 
 /// Environment variable naming a Python interpreter that already has `grpcio`.
 pub const PYTHON_ENV: &str = "ANYGRPC_PYTHON";
@@ -47,7 +57,8 @@ pub fn python_with_grpcio() -> io::Result<PathBuf> {
 fn ensure_venv(dir: &Path) -> io::Result<PathBuf> {
     let python = dir.join("bin/python");
     let marker = dir.join(".anygrpc-grpcio-version");
-    let ready = || fs::read_to_string(&marker).is_ok_and(|v| v.trim() == GRPCIO_VERSION);
+    let manifest = venv_manifest();
+    let ready = || fs::read_to_string(&marker).is_ok_and(|v| v.trim() == manifest);
     if ready() {
         return Ok(python);
     }
@@ -60,10 +71,7 @@ fn ensure_venv(dir: &Path) -> io::Result<PathBuf> {
     if ready() {
         return Ok(python); // another process built it while we waited
     }
-    eprintln!(
-        "creating {} with grpcio {GRPCIO_VERSION} (once)",
-        dir.display()
-    );
+    eprintln!("creating {} with {manifest} (once)", dir.display());
     if dir.exists() {
         fs::remove_dir_all(dir)?; // a half-built venv from an interrupted run
     }
@@ -74,12 +82,12 @@ fn ensure_venv(dir: &Path) -> io::Result<PathBuf> {
         "--disable-pip-version-check",
         "--no-input",
     ];
-    let grpcio = format!("grpcio=={GRPCIO_VERSION}");
+    let packages: Vec<String> = manifest.split(' ').map(str::to_string).collect();
     if run(Command::new("python3").args(["-m", "venv"]).arg(venv)).is_ok() {
         run(Command::new(&python)
             .args(["-m", "pip"])
             .args(pip)
-            .arg(&grpcio))?;
+            .args(&packages))?;
     } else {
         // Debian without python3-venv has no ensurepip: make the venv without pip and let the
         // system's pip install into it.
@@ -94,10 +102,10 @@ fn ensure_venv(dir: &Path) -> io::Result<PathBuf> {
             .args(["-m", "pip", "--python"])
             .arg(&python)
             .args(pip)
-            .arg(&grpcio))?;
+            .args(&packages))?;
     }
-    run(Command::new(&python).args(["-c", "import grpc"]))?;
-    fs::write(&marker, GRPCIO_VERSION)?;
+    run(Command::new(&python).args(["-c", "import grpc, grpc_tools.protoc"]))?;
+    fs::write(&marker, &manifest)?;
     Ok(python)
 }
 

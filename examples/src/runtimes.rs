@@ -5,7 +5,7 @@ use std::future::Future;
 use anygrpc::RuntimeRef;
 
 /// The executors the examples run on.
-pub const RUNTIMES: &[&str] = &["smol"];
+pub const RUNTIMES: &[&str] = &["smol", "async-std", "tokio"];
 
 /// Runs `main(runtime)` to completion on the executor called `name`.
 pub fn run<T, F>(name: &str, main: impl FnOnce(RuntimeRef) -> F) -> Result<T, String>
@@ -14,6 +14,17 @@ where
 {
     match name {
         "smol" => Ok(smol::block_on(main(anygrpc_smol::runtime()))),
+        "async-std" => Ok(async_std::task::block_on(
+            main(anygrpc_async_std::runtime()),
+        )),
+        "tokio" => {
+            let tokio = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start tokio: {e}"))?;
+            // `anygrpc_tokio::runtime()` binds to the tokio runtime it is called in.
+            Ok(tokio.block_on(async { main(anygrpc_tokio::runtime()).await }))
+        }
         other => Err(format!("unknown runtime {other:?}; one of {RUNTIMES:?}")),
     }
 }

@@ -225,3 +225,176 @@ fn wait_for_ready_waits_through_failures_and_fail_fast_does_not() {
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert_eq!(rt.now().duration_since(began), Duration::from_secs(3));
 }
+
+#[test]
+fn dropping_a_call_cancels_it_and_a_handler_that_forgets_the_status_ends_with_unknown() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = MemoryRuntime::new();
+    let server = Server::new(rt.handle());
+    let saw_cancel = Arc::new(AtomicBool::new(false));
+    let seen = saw_cancel.clone();
+    server.add_generic_handler("/test.Echo/Forever", move |mut call: ServerCall| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            // Reads until the client goes away; a cancelled call yields an error.
+            while let Some(item) = call.recv().await {
+                if item.is_err() {
+                    seen.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        })
+    });
+    server.add_generic_handler("/test.Echo/Forgetful", |mut call: ServerCall| {
+        Box::pin(async move {
+            let _ = call.recv().await;
+            // Returns without finish(): the call must still end.
+        })
+    });
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .unwrap();
+    server.start();
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .build()
+        .unwrap();
+
+    let forever = channel.stream_stream::<String, String>("/test.Echo/Forever");
+    let mut call = forever.call();
+    rt.block_on(call.write("hello".into())).unwrap();
+    drop(call);
+    rt.run_until_stalled();
+    assert!(
+        saw_cancel.load(Ordering::SeqCst),
+        "the server saw the dropped call cancelled"
+    );
+
+    let forgetful = channel.unary_unary::<String, String>("/test.Echo/Forgetful");
+    let err = rt.block_on(forgetful.call("x".into())).unwrap_err();
+    assert_eq!(err.code(), Code::Unknown, "{err}");
+}
+
+/// A server on `addr` whose `/test.Who/Am` answers its own name.
+fn named_server(rt: &MemoryRuntime, addr: &str, name: &'static str) -> Server {
+    let server = Server::new(rt.handle());
+    server.add_generic_handler("/test.Who/Am", move |mut call: ServerCall| {
+        Box::pin(async move {
+            let _ = call.recv().await;
+            call.send(Bytes::from(prost::Message::encode_to_vec(
+                &name.to_string(),
+            )))
+            .await
+            .unwrap();
+            call.finish(Status::ok(), Default::default());
+        })
+    });
+    rt.block_on(server.add_insecure_port(addr)).unwrap();
+    server.start();
+    server
+}
+
+fn who(
+    rt: &MemoryRuntime,
+    channel: &Channel,
+    n: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    let method = channel.unary_unary::<String, String>("/test.Who/Am");
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let name = rt
+            .block_on(method.call_with(String::new(), CallOptions::new().wait_for_ready(true)))
+            .unwrap();
+        *counts.entry(name).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn round_robin_spreads_calls_and_routes_around_a_dead_address() {
+    use anygrpc::LoadBalancing;
+    let rt = MemoryRuntime::new();
+    let a = named_server(&rt, "127.0.0.1:7101", "a");
+    let _b = named_server(&rt, "127.0.0.1:7102", "b");
+    let _c = named_server(&rt, "127.0.0.1:7103", "c");
+    let channel = Channel::builder(
+        "ipv4:///127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103",
+        rt.handle(),
+    )
+    .load_balancing(LoadBalancing::RoundRobin)
+    .build()
+    .unwrap();
+    assert_eq!(
+        rt.block_on(channel.channel_ready()),
+        anygrpc::Connectivity::Ready
+    );
+    rt.run_until_stalled(); // every subchannel connects
+    let counts = who(&rt, &channel, 30);
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        vec![10, 10, 10],
+        "{counts:?}"
+    );
+
+    // a dies: it leaves the rotation, calls keep succeeding on b and c.
+    rt.block_on(a.stop(None));
+    rt.run_until_stalled();
+    let counts = who(&rt, &channel, 20);
+    assert_eq!(counts.get("a"), None, "{counts:?}");
+    assert_eq!(counts.values().sum::<usize>(), 20);
+
+    // a comes back: after its backoff it reconnects and rejoins.
+    let _a = named_server(&rt, "127.0.0.1:7101", "a");
+    rt.advance(Duration::from_secs(3));
+    rt.run_until_stalled();
+    let counts = who(&rt, &channel, 30);
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        vec![10, 10, 10],
+        "back in rotation: {counts:?}"
+    );
+}
+
+#[test]
+fn pick_first_fails_over_in_address_order() {
+    let rt = MemoryRuntime::new();
+    let a = named_server(&rt, "127.0.0.1:7201", "a");
+    let _b = named_server(&rt, "127.0.0.1:7202", "b");
+    let channel = Channel::builder("ipv4:///127.0.0.1:7201,127.0.0.1:7202", rt.handle())
+        .build()
+        .unwrap();
+    assert_eq!(
+        who(&rt, &channel, 5).get("a"),
+        Some(&5),
+        "the first address that accepts"
+    );
+    rt.block_on(a.stop(None));
+    rt.run_until_stalled();
+    assert_eq!(
+        who(&rt, &channel, 5).get("b"),
+        Some(&5),
+        "failed over to the next address"
+    );
+}
+
+#[test]
+fn dns_targets_resolve_through_the_runtime() {
+    let rt = MemoryRuntime::new();
+    rt.add_host("svc.test", vec!["127.0.0.1".parse().unwrap()]);
+    let _server = named_server(&rt, "127.0.0.1:7301", "dns");
+    let channel = Channel::builder("dns:///svc.test:7301", rt.handle())
+        .build()
+        .unwrap();
+    assert_eq!(who(&rt, &channel, 2).get("dns"), Some(&2));
+    let unknown = Channel::builder("dns:///nowhere.test:7301", rt.handle())
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(
+            unknown
+                .unary_unary::<String, String>("/test.Who/Am")
+                .call(String::new()),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+}

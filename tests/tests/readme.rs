@@ -43,6 +43,11 @@ fn readme_lists_every_config_default() {
         settings_timeout,
         keepalive_time,
         keepalive_timeout,
+        keepalive_permit_without_calls,
+        ping_policy,
+        max_connection_idle,
+        max_connection_age,
+        max_connection_age_grace,
         idle_frame_burst,
         idle_frame_rate,
         reset_burst,
@@ -95,6 +100,39 @@ fn readme_lists_every_config_default() {
         "keepalive_timeout",
         keepalive_timeout == Duration::from_secs(20),
         "20 s",
+    );
+    check(
+        "keepalive_permit_without_calls",
+        !keepalive_permit_without_calls,
+        "`false`",
+    );
+    let policy = ping_policy.expect("servers enforce keepalive");
+    check(
+        "ping_policy",
+        policy.min_interval == Duration::from_secs(300)
+            && policy.max_strikes == 2
+            && !policy.permit_without_calls,
+        "5 min, 2 strikes, no pings without calls (server); off (client)",
+    );
+    check(
+        "ping_policy",
+        Config::client().ping_policy.is_none(),
+        "off (client)",
+    );
+    check(
+        "max_connection_idle",
+        max_connection_idle.is_none(),
+        "off (`None`)",
+    );
+    check(
+        "max_connection_age",
+        max_connection_age.is_none(),
+        "off (`None`)",
+    );
+    check(
+        "max_connection_age_grace",
+        max_connection_age_grace.is_none(),
+        "unlimited (`None`)",
     );
     check("idle_frame_burst", idle_frame_burst == 1000, "1000 frames");
     check(

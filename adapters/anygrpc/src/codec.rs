@@ -36,6 +36,20 @@ pub(crate) fn compress(bytes: Bytes, encoding: Option<Encoding>) -> Result<(Byte
     }
 }
 
+/// Decompresses and decodes a received message, refusing more than `limit` bytes; interceptors
+/// see the decompressed bytes first.
+pub(crate) fn decode_observed<M: prost::Message + Default>(
+    message: &Message,
+    limit: usize,
+    hooks: Option<&crate::interceptor::CallHooks>,
+) -> Result<M, Status> {
+    let bytes = message.decode(limit)?;
+    if let Some(hooks) = hooks {
+        hooks.on_response(&bytes);
+    }
+    M::decode(bytes).map_err(|e| Status::internal(format!("failed to decode message: {e}")))
+}
+
 /// Decompresses and decodes a received message, refusing more than `limit` bytes.
 pub(crate) fn decode<M: prost::Message + Default>(
     message: &Message,

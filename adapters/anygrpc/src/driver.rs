@@ -166,6 +166,8 @@ pub(crate) struct IncomingCall {
     pub(crate) head: Box<RequestHead>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) peer: Arc<str>,
+    /// What the transport authenticated about the peer (TLS).
+    pub(crate) auth: Option<Arc<crate::tls::AuthContext>>,
     pub(crate) runtime: RuntimeRef,
 }
 
@@ -203,6 +205,8 @@ pub(crate) struct Driver {
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     commands: Vec<Command>,
     read_closed: bool,
+    /// Why the transport failed, for the status of the calls it takes down (a TLS alert).
+    transport_error: Option<String>,
 }
 
 impl Driver {
@@ -229,6 +233,7 @@ impl Driver {
             timer: None,
             commands: Vec::new(),
             read_closed: false,
+            transport_error: None,
         };
         (driver, shared)
     }
@@ -406,6 +411,7 @@ impl Driver {
                         head,
                         deadline,
                         peer: self.peer.clone(),
+                        auth: self.io.auth_context(),
                         runtime: self.runtime.clone(),
                     }),
                     None => {
@@ -446,7 +452,7 @@ impl Driver {
                         }
                     });
                     slot.finish(Outcome {
-                        status,
+                        status: self.explain(status),
                         trailers: metadata,
                         unprocessed,
                     });
@@ -480,7 +486,10 @@ impl Driver {
                 std::mem::take(&mut state.commands),
             )
         };
-        let status = Status::unavailable("the connection closed");
+        let status = match &self.transport_error {
+            Some(error) => Status::unavailable(format!("the connection closed: {error}")),
+            None => Status::unavailable("the connection closed"),
+        };
         for command in commands {
             if let Command::Start { slot, .. } = command {
                 slot.finish(Outcome {
@@ -499,6 +508,16 @@ impl Driver {
         }
         for waker in wakers {
             waker.wake();
+        }
+    }
+
+    /// A call taken down by the transport says why it failed (a TLS alert, a reset).
+    fn explain(&self, status: Status) -> Status {
+        match &self.transport_error {
+            Some(error) if status.code() == anygrpc_core::Code::Unavailable => {
+                Status::unavailable(format!("{}: {error}", status.message()))
+            }
+            _ => status,
         }
     }
 
@@ -523,7 +542,10 @@ impl Driver {
                 count += 1;
             }
             match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                Poll::Ready(result @ (Ok(0) | Err(_))) => {
+                    if let Err(e) = result {
+                        self.transport_error.get_or_insert(e.to_string());
+                    }
                     self.out = Transmit::new();
                     self.read_closed = true;
                     self.conn.transport_closed(self.runtime.now());
@@ -550,7 +572,13 @@ impl Driver {
                 break;
             }
             match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                Poll::Ready(Ok(0)) => {
+                    self.read_closed = true;
+                    self.conn.transport_closed(self.runtime.now());
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.transport_error.get_or_insert(e.to_string());
                     self.read_closed = true;
                     self.conn.transport_closed(self.runtime.now());
                     progress = true;

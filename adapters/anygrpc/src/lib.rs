@@ -6,20 +6,29 @@
 pub mod client;
 mod codec;
 mod driver;
+pub mod interceptor;
 pub mod runtime;
 pub mod server;
 mod slot;
 /// An in-memory runtime with a manual clock, and the conformance checks of every runtime.
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use anygrpc_core::{Code, Config, Encoding, Metadata, Status};
 pub use client::{
-    BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, RpcError, StreamStream,
-    StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream, UnaryStreamCall,
-    UnaryUnary, UsageError, WriteError, WriteOptions,
+    BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, LoadBalancing, RpcError,
+    StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
+    UnaryStreamCall, UnaryUnary, UsageError, WriteError, WriteOptions,
 };
 /// Re-exported so generated code and users name one `Stream` trait.
 pub use futures_core;
+pub use interceptor::{
+    BearerToken, CallCredentials, ClientCallDetails, ClientInterceptor, ServerCallDetails,
+    ServerInterceptor,
+};
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};
+pub use tls::AuthContext;
+#[cfg(feature = "tls")]
+pub use tls::{ChannelCredentials, ServerCredentials};

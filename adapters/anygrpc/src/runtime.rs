@@ -23,6 +23,11 @@ pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {
     fn peer(&self) -> String {
         String::from("unknown")
     }
+    /// What the transport authenticated about the peer (TLS: the client certificate's
+    /// identities); `None` for cleartext transports.
+    fn auth_context(&self) -> Option<Arc<crate::tls::AuthContext>> {
+        None
+    }
 }
 
 /// A listening socket that yields transports.
@@ -65,7 +70,29 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
 /// A shared runtime handle.
 pub type RuntimeRef = Arc<dyn Runtime>;
 
+/// A socket address as gRPC names peers: `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`.
+pub fn grpc_peer(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("ipv4:{a}"),
+        SocketAddr::V6(a) => format!("ipv6:{a}"),
+    }
+}
+
 /// Waits for the next connection on `listener`.
 pub async fn accept(listener: &mut dyn Listener) -> io::Result<Box<dyn Transport>> {
     std::future::poll_fn(|cx| listener.poll_accept(cx)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_named_like_grpc() {
+        assert_eq!(
+            grpc_peer("127.0.0.1:5000".parse().unwrap()),
+            "ipv4:127.0.0.1:5000"
+        );
+        assert_eq!(grpc_peer("[::1]:5000".parse().unwrap()), "ipv6:[::1]:5000");
+    }
 }

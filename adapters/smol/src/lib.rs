@@ -18,6 +18,7 @@ use std::time::Instant;
 use async_net::{TcpListener, TcpStream};
 use futures_io::{AsyncRead, AsyncWrite};
 
+use anygrpc::client::TargetError;
 pub use anygrpc::*;
 
 /// The smol runtime: spawn with `smol::spawn`, sleep with `async_io::Timer`, sockets from
@@ -30,14 +31,30 @@ pub fn runtime() -> RuntimeRef {
     Arc::new(SmolRuntime)
 }
 
-// ---- Conveniences: the lead adds `insecure_channel(target)` and `server()` here, built on
-// ---- `runtime()`.
+// ---- Conveniences: grpc.aio's module functions, on this runtime.
 
-fn grpc_peer(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("ipv4:{a}"),
-        SocketAddr::V6(a) => format!("ipv6:{a}"),
-    }
+/// A cleartext (h2c) channel to `target` on this runtime, as grpc.aio's `insecure_channel`.
+/// For options, use [`Channel::builder`] with [`runtime()`].
+pub fn insecure_channel(target: &str) -> Result<Channel, TargetError> {
+    Channel::builder(target, runtime()).build()
+}
+
+/// A TLS channel to `target` on this runtime, as grpc.aio's `secure_channel`: the server is
+/// verified with `credentials` (see [`ChannelCredentials::ssl`]) and must speak ALPN `h2`.
+/// For options (`server_host_override`, ...), use [`Channel::builder`] with [`runtime()`] and
+/// [`ChannelBuilder::credentials`].
+pub fn secure_channel(
+    target: &str,
+    credentials: ChannelCredentials,
+) -> Result<Channel, TargetError> {
+    Channel::builder(target, runtime())
+        .credentials(credentials)
+        .build()
+}
+
+/// A server on this runtime, as grpc.aio's `server()`.
+pub fn server() -> Server {
+    Server::new(runtime())
 }
 
 impl Runtime for SmolRuntime {
@@ -57,7 +74,7 @@ impl Runtime for SmolRuntime {
             stream.set_nodelay(true)?;
             Ok(Box::new(SmolStream {
                 io: stream,
-                peer: grpc_peer(addr),
+                peer: anygrpc::runtime::grpc_peer(addr),
             }) as Box<dyn Transport>)
         })
     }
@@ -171,7 +188,7 @@ impl Listener for SmolListener {
         let _ = stream.set_nodelay(true);
         Poll::Ready(Ok(Box::new(SmolStream {
             io: stream,
-            peer: grpc_peer(peer),
+            peer: anygrpc::runtime::grpc_peer(peer),
         })))
     }
 

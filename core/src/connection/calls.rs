@@ -161,14 +161,12 @@ impl Connection {
                 encoding: stream.send_encoding,
             });
         }
-        stream.queue.push_back(Chunk::Prefix(
-            encode_prefix(compressed, message.len() as u32),
-            0,
-        ));
         stream.queued_bytes += 5 + message.len();
-        if !message.is_empty() {
-            stream.queue.push_back(Chunk::Body(message));
-        }
+        stream.queue.push_back(Chunk {
+            prefix: encode_prefix(compressed, message.len() as u32),
+            prefix_sent: 0,
+            body: message,
+        });
         self.schedule(id);
         Ok(())
     }

@@ -214,6 +214,10 @@ pub struct Connection {
 
     idle_budget: Budget,
     reset_budget: Budget,
+    /// Server keepalive enforcement: early PINGs since we last sent headers or data.
+    ping_strikes: u32,
+    /// When the last PING arrived since we last sent headers or data.
+    last_ping_recv: Option<Instant>,
 }
 
 impl Connection {
@@ -270,6 +274,8 @@ impl Connection {
             closed: None,
             idle_budget: Budget::new(config.idle_frame_burst, config.idle_frame_rate),
             reset_budget: Budget::new(config.reset_burst, config.reset_rate),
+            ping_strikes: 0,
+            last_ping_recv: None,
             config,
         };
         conn.control.push_back(Control::Settings);
@@ -283,6 +289,12 @@ impl Connection {
         conn.timers
             .set(Timer::SettingsAck, now + conn.config.settings_timeout);
         conn.arm_keepalive();
+        if side == Side::Server {
+            if let Some(age) = conn.config.max_connection_age {
+                conn.timers.set(Timer::Age, now + age);
+            }
+            conn.arm_idle();
+        }
         conn
     }
 
@@ -554,6 +566,9 @@ impl Connection {
         if !local && counted {
             self.remote_active = self.remote_active.saturating_sub(1);
         }
+        if self.streams.is_empty() {
+            self.arm_idle();
+        }
         self.maybe_finish_shutdown();
     }
 
@@ -585,6 +600,17 @@ impl Connection {
         if let Some(interval) = self.config.keepalive_time {
             if !self.keepalive_outstanding {
                 self.timers.set(Timer::KeepalivePing, self.now + interval);
+            }
+        }
+    }
+
+    /// Server: (re)starts the idle timer when no call is in progress.
+    fn arm_idle(&mut self) {
+        if let Some(idle) = self.config.max_connection_idle {
+            if self.streams.is_empty() && self.side == Side::Server {
+                self.timers.set(Timer::Idle, self.now + idle);
+            } else {
+                self.timers.clear(Timer::Idle);
             }
         }
     }

@@ -401,7 +401,7 @@ impl Connection {
     }
 
     /// Server: ends the call on the wire with `status` (trailers, or Trailers-Only).
-    fn queue_trailers(&mut self, id: StreamId, status: Status) {
+    pub(super) fn queue_trailers(&mut self, id: StreamId, status: Status) {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
@@ -568,6 +568,7 @@ impl Connection {
         stream.state = next(StreamState::Idle, Transition::RecvHeaders { end_stream })
             .unwrap_or(StreamState::Open);
         self.streams.insert(id, stream);
+        self.timers.clear(super::timers::Timer::Idle);
         if let Some(deadline) = deadline {
             self.deadlines.insert((deadline, id));
         }
@@ -756,7 +757,19 @@ impl Connection {
             return;
         }
         let unprocessed = code == ErrorCode::REFUSED_STREAM;
-        self.end_call(id, reset_status(code, self.side), unprocessed);
+        // A server enforcing the deadline we sent resets with CANCEL, possibly just before our
+        // own timer fires: past our deadline, that is DEADLINE_EXCEEDED, as in grpc-go.
+        let expired = self
+            .streams
+            .get(&id)
+            .and_then(|s| s.deadline)
+            .is_some_and(|d| self.now >= d);
+        let status = if code == ErrorCode::CANCEL && expired {
+            Status::deadline_exceeded("deadline exceeded (stream reset by the peer)")
+        } else {
+            reset_status(code, self.side)
+        };
+        self.end_call(id, status, unprocessed);
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
@@ -844,6 +857,9 @@ impl Connection {
 
     fn on_ping(&mut self, ping: Ping) {
         if !ping.ack {
+            if !self.police_ping() {
+                return;
+            }
             if self.spend_idle() {
                 self.control.push_back(Control::Ping {
                     payload: ping.payload,
@@ -888,6 +904,31 @@ impl Connection {
             }
             _ => {}
         }
+    }
+
+    /// Server keepalive enforcement (keepalive.md): a PING sooner than the policy allows after
+    /// the previous one is a strike; past `max_strikes`, GOAWAY(ENHANCE_YOUR_CALM,
+    /// "too_many_pings"). `false` when the connection was closed.
+    fn police_ping(&mut self) -> bool {
+        let (Side::Server, Some(policy)) = (self.side, self.config.ping_policy) else {
+            return true;
+        };
+        let min = if self.streams.is_empty() && !policy.permit_without_calls {
+            std::time::Duration::from_secs(2 * 60 * 60)
+        } else {
+            policy.min_interval
+        };
+        if let Some(last) = self.last_ping_recv {
+            if self.now.saturating_duration_since(last) < min {
+                self.ping_strikes += 1;
+                if self.ping_strikes > policy.max_strikes {
+                    self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too_many_pings");
+                    return false;
+                }
+            }
+        }
+        self.last_ping_recv = Some(self.now);
+        true
     }
 
     fn on_goaway(&mut self, goaway: GoAway) {

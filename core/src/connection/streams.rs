@@ -1,6 +1,7 @@
 //! Per-stream state: the HTTP/2 state, both windows, the message reassembly and the send queue.
 
-use std::collections::{HashMap, VecDeque};
+use crate::queue::InlineQueue;
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
@@ -13,12 +14,14 @@ use crate::grpc::{Encoding, MessageDecoder, Metadata, Status};
 
 use super::CallRequest;
 
-/// A piece of queued DATA payload: a message's 5-byte prefix kept inline (no allocation per
-/// message) or a slice of its body.
+/// One queued message: its 5-byte prefix kept inline (no allocation per message) and its body,
+/// both consumed from the front as DATA frames are written.
 #[derive(Debug, Clone)]
-pub(crate) enum Chunk {
-    Prefix([u8; 5], u8),
-    Body(Bytes),
+pub(crate) struct Chunk {
+    pub(crate) prefix: [u8; 5],
+    /// Prefix bytes already written.
+    pub(crate) prefix_sent: u8,
+    pub(crate) body: Bytes,
 }
 
 /// Headers we still have to write for this stream.
@@ -71,7 +74,7 @@ pub(crate) struct Stream {
     /// Server: the response head was written (trailers are not Trailers-Only).
     pub(crate) head_sent: bool,
     pub(crate) pending_headers: Option<PendingHeaders>,
-    pub(crate) queue: VecDeque<Chunk>,
+    pub(crate) queue: InlineQueue<Chunk>,
     pub(crate) queued_bytes: usize,
     pub(crate) pending_end: Option<PendingEnd>,
     /// The application may not queue more (half-closed or trailers given).
@@ -114,7 +117,7 @@ impl Stream {
             head_received: false,
             head_sent: false,
             pending_headers: None,
-            queue: VecDeque::new(),
+            queue: InlineQueue::default(),
             queued_bytes: 0,
             pending_end: None,
             send_finished: false,

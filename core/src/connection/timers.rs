@@ -17,9 +17,15 @@ pub(crate) enum Timer {
     KeepaliveAck = 2,
     /// Server shutdown: stop waiting for the PING after the first GOAWAY.
     Shutdown = 3,
+    /// Server: no call for `max_connection_idle`.
+    Idle = 4,
+    /// Server: the connection reached `max_connection_age`.
+    Age = 5,
+    /// Server: the grace after `max_connection_age` ran out; close.
+    AgeGrace = 6,
 }
 
-const TIMERS: usize = 4;
+const TIMERS: usize = 7;
 
 /// One optional deadline per [`Timer`]; the next wake-up is the earliest. No heap.
 #[derive(Debug, Default, Clone)]
@@ -76,13 +82,32 @@ impl Connection {
             return;
         }
         if self.timers.take_expired(Timer::KeepalivePing, now) {
-            self.keepalive_outstanding = true;
-            self.control.push_back(Control::Ping {
-                payload: ping_payload(PING_KEEPALIVE, 0),
-                ack: false,
-            });
-            self.timers
-                .set(Timer::KeepaliveAck, now + self.config.keepalive_timeout);
+            if self.streams.is_empty() && !self.config.keepalive_permit_without_calls {
+                // keepalive.md: no pings on an idle connection unless permitted; look again
+                // after another interval.
+                self.arm_keepalive();
+            } else {
+                self.keepalive_outstanding = true;
+                self.control.push_back(Control::Ping {
+                    payload: ping_payload(PING_KEEPALIVE, 0),
+                    ack: false,
+                });
+                self.timers
+                    .set(Timer::KeepaliveAck, now + self.config.keepalive_timeout);
+            }
+        }
+        if self.timers.take_expired(Timer::Idle, now) && self.streams.is_empty() {
+            self.shutdown(now);
+        }
+        if self.timers.take_expired(Timer::Age, now) {
+            self.shutdown(now);
+            if let Some(grace) = self.config.max_connection_age_grace {
+                self.timers.set(Timer::AgeGrace, now + grace);
+            }
+        }
+        if self.timers.take_expired(Timer::AgeGrace, now) {
+            self.close(ErrorCode::NO_ERROR, now);
+            return;
         }
         if self.timers.take_expired(Timer::Shutdown, now) && self.shutdown == Shutdown::Announced {
             self.send_final_goaway();
@@ -104,11 +129,16 @@ impl Connection {
         };
         stream.deadline = None;
         let on_wire = stream.state.is_active();
+        let answerable = !stream.local && stream.state.can_send();
         self.end_call(id, Status::deadline_exceeded("deadline exceeded"), false);
         if let Some(pos) = self.pending_open.iter().position(|&p| p == id) {
             self.pending_open.remove(pos);
         }
-        if on_wire {
+        if answerable {
+            // A server tells the client why, rather than a bare RST_STREAM(CANCEL) that some
+            // clients report as CANCELLED: trailers with DEADLINE_EXCEEDED, then the reset.
+            self.queue_trailers(id, Status::deadline_exceeded("deadline exceeded"));
+        } else if on_wire {
             self.reset_stream(id, ErrorCode::CANCEL);
         } else {
             self.set_state(id, super::StreamState::Closed);
@@ -125,6 +155,11 @@ mod tests {
     fn next_is_the_earliest_and_expiry_clears() {
         let t0 = Instant::now();
         let mut t = TimerTable::default();
+        assert_eq!(
+            t.0.len(),
+            Timer::AgeGrace as usize + 1,
+            "one slot per timer"
+        );
         assert_eq!(t.next(), None);
         t.set(Timer::KeepalivePing, t0 + Duration::from_secs(5));
         t.set(Timer::SettingsAck, t0 + Duration::from_secs(2));

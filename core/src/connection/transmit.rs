@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::state::{StreamState, Transition, next};
-use super::streams::{Chunk, PendingEnd, PendingHeaders};
+use super::streams::{PendingEnd, PendingHeaders};
 use super::{CLIENT_PREFACE, Connection, Control, Scheme, Side};
 use crate::error::{ErrorCode, StreamId};
 use crate::event::Event;
@@ -347,6 +347,7 @@ impl Connection {
 
     /// HPACK-encodes the scratch fields and writes them as HEADERS (+ CONTINUATION).
     fn encode_block<S: Sink>(&mut self, id: StreamId, end_stream: bool, sink: &mut S) {
+        self.forgive_pings();
         self.block_scratch.clear();
         self.encoder
             .encode(self.header_scratch.fields(), &mut self.block_scratch);
@@ -386,35 +387,34 @@ impl Connection {
             let drains = len == stream.queued_bytes;
             let end_stream = drains && matches!(stream.pending_end, Some(PendingEnd::EndStream));
             frame::encode_data_header(id, len as u32, end_stream, sink.buf());
+            self.ping_strikes = 0;
+            self.last_ping_recv = None;
             let mut left = len;
             while left > 0 {
                 let Some(chunk) = stream.queue.front_mut() else {
                     break;
                 };
-                match chunk {
-                    Chunk::Prefix(bytes, start) => {
-                        let from = usize::from(*start);
-                        let take = (5 - from).min(left);
-                        sink.buf()
-                            .extend_from_slice(bytes.get(from..from + take).unwrap_or_default());
-                        left -= take;
-                        if from + take == 5 {
-                            stream.queue.pop_front();
-                        } else {
-                            *start = (from + take) as u8;
-                        }
-                    }
-                    Chunk::Body(body) => {
-                        let take = body.len().min(left);
-                        if take == body.len() {
-                            sink.put_payload(body);
-                            stream.queue.pop_front();
-                        } else {
-                            sink.put_payload(&body.split_to(take));
-                        }
-                        left -= take;
-                    }
+                let from = usize::from(chunk.prefix_sent);
+                if from < 5 {
+                    let take = (5 - from).min(left);
+                    sink.buf()
+                        .extend_from_slice(chunk.prefix.get(from..from + take).unwrap_or_default());
+                    chunk.prefix_sent = (from + take) as u8;
+                    left -= take;
                 }
+                if left == 0 && (usize::from(chunk.prefix_sent) < 5 || !chunk.body.is_empty()) {
+                    break;
+                }
+                let take = chunk.body.len().min(left);
+                if take == chunk.body.len() {
+                    if take > 0 {
+                        sink.put_payload(&chunk.body);
+                    }
+                    stream.queue.pop_front();
+                } else {
+                    sink.put_payload(&chunk.body.split_to(take));
+                }
+                left -= take;
             }
             stream.queued_bytes -= len;
             stream.send_window.consume(len);
@@ -491,6 +491,12 @@ impl Connection {
             .encode(sink.buf());
             self.set_state(id, StreamState::Closed);
         }
+    }
+
+    /// We sent headers or data: the peer's early PINGs are forgiven (keepalive.md).
+    fn forgive_pings(&mut self) {
+        self.ping_strikes = 0;
+        self.last_ping_recv = None;
     }
 
     /// Puts `id` in the send rotation if it has something to write.

@@ -1,8 +1,8 @@
 //! Length-prefixed message framing (PROTOCOL-HTTP2.md, "Length-Prefixed-Message"):
 //! a 1-byte compressed flag, a 4-byte big-endian length, then the message.
 
+use crate::queue::InlineQueue;
 use core::fmt;
-use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -77,7 +77,7 @@ impl std::error::Error for MessageError {}
 /// failed, the stream is dead and every later call returns the same error.
 #[derive(Debug)]
 pub struct MessageDecoder {
-    chunks: VecDeque<Bytes>,
+    chunks: InlineQueue<Bytes>,
     buffered: usize,
     max_message_size: usize,
     /// The prefix of the message being received, once all 5 bytes were read.
@@ -89,7 +89,7 @@ impl MessageDecoder {
     /// A decoder refusing messages longer than `max_message_size` bytes.
     pub fn new(max_message_size: usize) -> Self {
         Self {
-            chunks: VecDeque::new(),
+            chunks: InlineQueue::default(),
             buffered: 0,
             max_message_size,
             pending: None,

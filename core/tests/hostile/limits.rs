@@ -281,7 +281,11 @@ fn made_you_reset_is_enhance_your_calm_after_the_reset_budget() {
 
 #[test]
 fn ping_flood_is_enhance_your_calm_after_the_idle_budget() {
-    let config = Config::server();
+    // The idle budget alone: keepalive enforcement is tested on its own.
+    let config = Config {
+        ping_policy: None,
+        ..Config::server()
+    };
     let burst = config.idle_frame_burst as usize;
     let mut raw = Raw::server(config);
     for i in 0..burst {
@@ -300,7 +304,11 @@ fn ping_flood_is_enhance_your_calm_after_the_idle_budget() {
 
 #[test]
 fn pings_at_the_refill_rate_are_never_cut_off() {
-    let config = Config::server();
+    // The idle budget alone: keepalive enforcement is tested on its own.
+    let config = Config {
+        ping_policy: None,
+        ..Config::server()
+    };
     let interval = Duration::from_secs(1) / config.idle_frame_rate;
     let mut raw = Raw::server(config);
     for i in 0..5000u64 {
@@ -359,7 +367,11 @@ fn unknown_and_priority_frame_flood_is_enhance_your_calm() {
 
 #[test]
 fn peer_that_never_reads_is_cut_off_at_max_pending_control_frames() {
-    let config = Config::server();
+    // The idle budget alone: keepalive enforcement is tested on its own.
+    let config = Config {
+        ping_policy: None,
+        ..Config::server()
+    };
     let max = config.max_pending_control_frames;
     let interval = Duration::from_secs(1) / config.idle_frame_rate;
     let mut raw = Raw::server(config);
@@ -524,4 +536,104 @@ fn empty_messages_are_bounded_by_the_stream_window() {
         "{queued} events queued after {sent} bytes; bound {}",
         window / 5 + 1
     );
+}
+
+// ---- Keepalive enforcement (keepalive.md) ----
+
+fn ping_goaway_debug(raw: &Raw) -> Option<Vec<u8>> {
+    raw.frames.iter().find_map(|f| match f {
+        Frame::GoAway(g) => Some(g.debug.to_vec()),
+        _ => None,
+    })
+}
+
+#[test]
+fn pings_faster_than_the_policy_are_struck_out_with_too_many_pings() {
+    let config = Config::server();
+    let policy = config
+        .ping_policy
+        .expect("servers enforce keepalive by default");
+    let mut raw = Raw::server(config);
+    raw.send_request(1, "/svc.S/M", false); // a call in progress: the 5 min rule applies
+    raw.send_ping([1; 8]); // the first PING is free
+    for strike in 1..=policy.max_strikes {
+        raw.now += policy.min_interval / 2;
+        raw.send_ping([2; 8]);
+        raw.flush();
+        assert!(
+            raw.closed().is_none(),
+            "strike {strike} of {} is tolerated",
+            policy.max_strikes
+        );
+    }
+    raw.now += policy.min_interval / 2;
+    raw.send_ping([3; 8]);
+    raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
+    assert_eq!(
+        ping_goaway_debug(&raw).as_deref(),
+        Some(&b"too_many_pings"[..])
+    );
+}
+
+#[test]
+fn pings_at_the_policy_interval_are_fine_forever() {
+    let config = Config::server();
+    let policy = config.ping_policy.unwrap();
+    let mut raw = Raw::server(config);
+    raw.send_request(1, "/svc.S/M", false);
+    for i in 0..50u64 {
+        raw.send_ping(i.to_be_bytes());
+        raw.now += policy.min_interval;
+    }
+    raw.assert_open();
+}
+
+#[test]
+fn without_calls_pings_need_two_hours_unless_permitted() {
+    let mut raw = Raw::server(Config::server());
+    for _ in 0..3 {
+        raw.send_ping([0; 8]);
+        raw.now += Duration::from_secs(600); // 10 min: fine with calls, early without
+    }
+    raw.send_ping([0; 8]);
+    raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
+
+    let permissive = Config {
+        ping_policy: Some(anygrpc_core::PingPolicy {
+            permit_without_calls: true,
+            ..Default::default()
+        }),
+        ..Config::server()
+    };
+    let mut raw = Raw::server(permissive);
+    for _ in 0..10 {
+        raw.send_ping([0; 8]);
+        raw.now += Duration::from_secs(600);
+    }
+    raw.assert_open();
+}
+
+#[test]
+fn sending_data_forgives_early_pings() {
+    let config = Config::server();
+    let policy = config.ping_policy.unwrap();
+    let mut raw = Raw::server(config);
+    raw.send_request(1, "/svc.S/M", false);
+    raw.poll_events();
+    for round in 0..10u8 {
+        // Two early pings per round: never more than the strikes allowed before data flows.
+        for _ in 0..policy.max_strikes {
+            raw.send_ping([round; 8]);
+            raw.now += Duration::from_secs(1);
+        }
+        raw.conn
+            .send_message(
+                anygrpc_core::StreamId(1),
+                bytes::Bytes::from_static(b"x"),
+                false,
+            )
+            .unwrap();
+        raw.flush();
+    }
+    raw.assert_open();
 }

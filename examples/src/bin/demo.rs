@@ -1,8 +1,10 @@
 //! `demo [--name=NAME]`: the whole story on one machine.
 //!
-//! Starts the Python `grpcio` Greeter server (creating `target/peers-venv` with grpcio on the
-//! first run, or using `$ANYGRPC_PYTHON`), then makes two calls with the blocking client: one
-//! that succeeds and one the server rejects with INVALID_ARGUMENT. The server is stopped on exit.
+//! 1. The blocking client (the sans-IO core driven by hand) against the Python `grpcio` Greeter
+//!    server (creating `target/peers-venv` with grpcio on the first run, or using
+//!    `$ANYGRPC_PYTHON`): one call that succeeds, one the server rejects with INVALID_ARGUMENT.
+//! 2. The async stack on every runtime: an anygrpc RouteGuide server (generated code) and a
+//!    client running the four call kinds against it.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use anygrpc_core::Code;
 use anygrpc_examples::greeter::{print_outcome, say_hello};
 use anygrpc_examples::python_peer::GreeterServer;
+use anygrpc_examples::{route, runtimes};
 
 fn main() -> ExitCode {
     let mut name = String::from("world");
@@ -45,8 +48,43 @@ fn main() -> ExitCode {
         matches!(&refused, Err(e) if e.status.code() == Code::InvalidArgument);
 
     drop(server);
-    if greeted && refused_as_expected {
-        println!("\ndemo passed: one greeting, one INVALID_ARGUMENT, both over anygrpc-core");
+
+    let mut toured = true;
+    for &runtime in runtimes::RUNTIMES {
+        println!(
+            "\n$ route_guide --runtime={runtime}   (anygrpc server and client, generated code)"
+        );
+        let tour = runtimes::run(runtime, |rt| async move {
+            let (server, port) = route::serve(rt.clone(), 0)
+                .await
+                .map_err(|e| e.to_string())?;
+            let tour = route::tour(rt, &format!("127.0.0.1:{port}"))
+                .await
+                .map_err(|e| e.to_string());
+            server.stop(None).await;
+            tour
+        });
+        match tour {
+            Ok(Ok(tour)) => {
+                println!("GetFeature   -> {:?}", tour.feature);
+                println!("ListFeatures -> {:?}", tour.listed);
+                println!(
+                    "RecordRoute  -> {} points, {} features",
+                    tour.summary.point_count, tour.summary.feature_count
+                );
+                println!("RouteChat    -> {:?}", tour.chat);
+            }
+            Ok(Err(e)) | Err(e) => {
+                println!("failed: {e}");
+                toured = false;
+            }
+        }
+    }
+
+    if greeted && refused_as_expected && toured {
+        println!(
+            "\ndemo passed: the core by hand against grpcio, the async stack on every runtime"
+        );
         ExitCode::SUCCESS
     } else {
         println!("\ndemo FAILED");

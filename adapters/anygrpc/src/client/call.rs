@@ -15,13 +15,27 @@ use crate::runtime::RuntimeRef;
 use crate::slot::{CallSlot, Outcome};
 
 /// Per-call options, as grpc.aio's call arguments.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CallOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) metadata: Metadata,
     pub(crate) wait_for_ready: bool,
     pub(crate) compression: Option<Encoding>,
     pub(crate) authority: Option<String>,
+    pub(crate) credentials: Option<Arc<dyn crate::interceptor::CallCredentials>>,
+}
+
+impl fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("timeout", &self.timeout)
+            .field("metadata", &self.metadata)
+            .field("wait_for_ready", &self.wait_for_ready)
+            .field("compression", &self.compression)
+            .field("authority", &self.authority)
+            .field("credentials", &self.credentials.is_some())
+            .finish()
+    }
 }
 
 impl CallOptions {
@@ -47,6 +61,11 @@ impl CallOptions {
     /// Compress request messages with `encoding`.
     pub fn compression(mut self, encoding: Encoding) -> Self {
         self.compression = Some(encoding);
+        self
+    }
+    /// Credentials for this call only (sent only over TLS unless the channel allows otherwise).
+    pub fn credentials(mut self, credentials: impl crate::interceptor::CallCredentials) -> Self {
+        self.credentials = Some(Arc::new(credentials));
         self
     }
     /// Overrides the `:authority` of this call.
@@ -191,6 +210,8 @@ pub(crate) struct CallCore {
     pub(crate) max_recv: usize,
     pub(crate) max_send: usize,
     pub(crate) compression: Option<Encoding>,
+    /// Interceptor hooks, when the channel has interceptors.
+    pub(crate) hooks: Option<crate::interceptor::CallHooks>,
 }
 
 impl CallCore {

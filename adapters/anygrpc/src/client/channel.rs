@@ -19,6 +19,7 @@ use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
 use super::target::{Target, TargetError};
 use crate::codec;
 use crate::driver::{Command, ConnShared, Driver};
+use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::slot::{CallSlot, Outcome};
 
@@ -37,6 +38,18 @@ pub enum Connectivity {
     Shutdown,
 }
 
+/// How a channel spreads calls over the addresses its target resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadBalancing {
+    /// One connection, to the first address that accepts (in resolution order); on failure
+    /// the next attempt starts again from the top. The gRPC default.
+    #[default]
+    PickFirst,
+    /// One connection per address, calls spread over the ready ones in turn; a dead address
+    /// leaves the rotation and returns once it reconnects.
+    RoundRobin,
+}
+
 /// Options of a channel, set through [`ChannelBuilder`].
 #[derive(Debug, Clone)]
 struct ChannelOptions {
@@ -44,6 +57,27 @@ struct ChannelOptions {
     config: Config,
     backoff: BackoffConfig,
     compression: Option<anygrpc_core::Encoding>,
+    balancing: LoadBalancing,
+    interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
+    call_credentials: Option<Arc<dyn CallCredentials>>,
+    /// Call credentials may travel over cleartext (tests, trusted networks).
+    insecure_credentials: bool,
+    #[cfg(feature = "tls")]
+    credentials: Option<crate::tls::ChannelCredentials>,
+    #[cfg(feature = "tls")]
+    server_host_override: Option<String>,
+}
+
+impl fmt::Debug for dyn ClientInterceptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientInterceptor")
+    }
+}
+
+impl fmt::Debug for dyn CallCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallCredentials")
+    }
 }
 
 /// Builds a [`Channel`].
@@ -92,14 +126,57 @@ impl ChannelBuilder {
         self.options.config.keepalive_timeout = timeout;
         self
     }
+    /// The load-balancing policy (default pick_first).
+    pub fn load_balancing(mut self, policy: LoadBalancing) -> Self {
+        self.options.balancing = policy;
+        self
+    }
+    /// Keepalive PINGs also while no call is in progress (keepalive.md `permit_without_calls`).
+    pub fn keepalive_permit_without_calls(mut self, permit: bool) -> Self {
+        self.options.config.keepalive_permit_without_calls = permit;
+        self
+    }
+    /// Adds an interceptor; they run in the order added, around every call.
+    pub fn interceptor(mut self, interceptor: impl ClientInterceptor) -> Self {
+        let mut all: Vec<_> = self.options.interceptors.iter().cloned().collect();
+        all.push(Arc::new(interceptor));
+        self.options.interceptors = all.into();
+        self
+    }
+    /// Credentials whose metadata every call carries (sent only over TLS unless
+    /// [`allow_insecure_call_credentials`](Self::allow_insecure_call_credentials)).
+    pub fn call_credentials(mut self, credentials: impl CallCredentials) -> Self {
+        self.options.call_credentials = Some(Arc::new(credentials));
+        self
+    }
+    /// Lets call credentials travel over cleartext. Off by default: a call with credentials on
+    /// a cleartext channel fails with UNAUTHENTICATED instead of leaking them.
+    pub fn allow_insecure_call_credentials(mut self, allow: bool) -> Self {
+        self.options.insecure_credentials = allow;
+        self
+    }
+    /// Secures the channel's connections with TLS (calls use the `https` scheme). Without
+    /// this the channel speaks cleartext h2c.
+    #[cfg(feature = "tls")]
+    pub fn credentials(mut self, credentials: crate::tls::ChannelCredentials) -> Self {
+        self.options.credentials = Some(credentials);
+        self
+    }
+    /// The name the server's certificate is verified against and sent as SNI, instead of the
+    /// target's host; it becomes the default `:authority` too (grpc's
+    /// `grpc.ssl_target_name_override`, for tests).
+    #[cfg(feature = "tls")]
+    pub fn server_host_override(mut self, name: impl Into<String>) -> Self {
+        self.options.server_host_override = Some(name.into());
+        self
+    }
     /// The channel. Nothing connects until the first call (or `state(true)`).
     pub fn build(self) -> Result<Channel, TargetError> {
         let target = Target::parse(&self.target)?;
-        let authority = self
-            .options
-            .authority
-            .clone()
-            .unwrap_or_else(|| target.default_authority());
+        let authority = self.options.authority.clone();
+        #[cfg(feature = "tls")]
+        let authority = authority.or_else(|| self.options.server_host_override.clone());
+        let authority = authority.unwrap_or_else(|| target.default_authority());
         // Jitter only needs to differ between channels, not to be unpredictable.
         static CHANNELS: std::sync::atomic::AtomicU64 =
             std::sync::atomic::AtomicU64::new(0x9e37_79b9);
@@ -117,41 +194,58 @@ impl ChannelBuilder {
                     backoff: Backoff::new(self.options.backoff, seed),
                     last_error: None,
                     waiters: Vec::new(),
+                    subchannels: Vec::new(),
+                    rr_next: 0,
+                    resolving: false,
                 }),
             }),
         })
     }
 }
 
-struct ChannelInner {
-    runtime: RuntimeRef,
+pub(super) struct ChannelInner {
+    pub(super) runtime: RuntimeRef,
     target: Target,
     authority: String,
-    config: Arc<Config>,
+    pub(super) config: Arc<Config>,
     options: ChannelOptions,
-    state: Mutex<ChannelState>,
+    pub(super) state: Mutex<ChannelState>,
+}
+
+impl ChannelInner {
+    pub(super) fn options_backoff(&self) -> BackoffConfig {
+        self.options.backoff
+    }
 }
 
 impl Drop for ChannelInner {
     /// The last `Channel` is gone: its connection shuts down gracefully (calls in flight finish).
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Some(conn) = state.conn.take() {
+        let subchannels = state.subchannels.drain(..).filter_map(|s| s.into_conn());
+        for conn in state.conn.take().into_iter().chain(subchannels) {
             let _ = conn.push(Command::Shutdown);
         }
     }
 }
 
-struct ChannelState {
-    connectivity: Connectivity,
+pub(super) struct ChannelState {
+    pub(super) connectivity: Connectivity,
+    /// pick_first: the connection.
     conn: Option<Arc<ConnShared>>,
-    backoff: Backoff,
-    last_error: Option<Status>,
+    pub(super) backoff: Backoff,
+    pub(super) last_error: Option<Status>,
     waiters: Vec<Waker>,
+    /// round_robin: one subchannel per resolved address.
+    pub(super) subchannels: Vec<super::round_robin::Subchannel>,
+    /// round_robin: the next ready subchannel to use.
+    pub(super) rr_next: usize,
+    /// round_robin: a resolution is in progress.
+    pub(super) resolving: bool,
 }
 
 impl ChannelState {
-    fn set(&mut self, connectivity: Connectivity) {
+    pub(super) fn set(&mut self, connectivity: Connectivity) {
         if self.connectivity != connectivity && self.connectivity != Connectivity::Shutdown {
             self.connectivity = connectivity;
             for waker in self.waiters.drain(..) {
@@ -165,7 +259,7 @@ impl ChannelState {
 /// that it opens lazily and reopens with backoff. Cheap to clone.
 #[derive(Clone)]
 pub struct Channel {
-    inner: Arc<ChannelInner>,
+    pub(super) inner: Arc<ChannelInner>,
 }
 
 impl fmt::Debug for Channel {
@@ -178,7 +272,7 @@ impl fmt::Debug for Channel {
 }
 
 /// What a call can do right now.
-enum Pick {
+pub(super) enum Pick {
     Ready(Arc<ConnShared>),
     Wait,
     Fail(Status),
@@ -195,11 +289,19 @@ impl Channel {
                 config: Config::client(),
                 backoff: BackoffConfig::default(),
                 compression: None,
+                balancing: LoadBalancing::PickFirst,
+                interceptors: Arc::new([]),
+                call_credentials: None,
+                insecure_credentials: false,
+                #[cfg(feature = "tls")]
+                credentials: None,
+                #[cfg(feature = "tls")]
+                server_host_override: None,
             },
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ChannelState> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, ChannelState> {
         self.inner
             .state
             .lock()
@@ -239,7 +341,11 @@ impl Channel {
     pub fn state(&self, try_to_connect: bool) -> Connectivity {
         let mut state = self.lock();
         if try_to_connect && state.connectivity == Connectivity::Idle {
-            self.start_connect(&mut state);
+            if self.inner.options.balancing == LoadBalancing::RoundRobin {
+                let _ = self.pick_round_robin(&mut state, true);
+            } else {
+                self.start_connect(&mut state);
+            }
         }
         state.connectivity
     }
@@ -271,18 +377,38 @@ impl Channel {
     /// Closes the channel: new calls fail at once; calls in flight get `grace` to finish
     /// (none: cancelled now), then the connection closes. Completes when it has.
     pub async fn close(&self, grace: Option<Duration>) {
-        let conn = {
+        let conns: Vec<Arc<ConnShared>> = {
             let mut state = self.lock();
             state.set(Connectivity::Shutdown);
-            state.conn.take()
+            let subchannels: Vec<_> = state
+                .subchannels
+                .drain(..)
+                .filter_map(|s| s.into_conn())
+                .collect();
+            state.conn.take().into_iter().chain(subchannels).collect()
         };
-        let Some(conn) = conn else { return };
+        if conns.is_empty() {
+            return;
+        }
+        let all_closed = |cx: &mut std::task::Context<'_>| {
+            let mut pending = false;
+            for conn in &conns {
+                pending |= conn.poll_closed(cx).is_pending();
+            }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        };
         if let Some(grace) = grace {
-            let _ = conn.push(Command::Shutdown);
+            for conn in &conns {
+                let _ = conn.push(Command::Shutdown);
+            }
             let deadline = self.inner.runtime.now() + grace;
             let mut sleep = self.inner.runtime.sleep_until(deadline);
             let closed = poll_fn(|cx| {
-                if conn.poll_closed(cx).is_ready() {
+                if all_closed(cx).is_ready() {
                     return Poll::Ready(true);
                 }
                 sleep.as_mut().poll(cx).map(|_| false)
@@ -292,8 +418,10 @@ impl Channel {
                 return;
             }
         }
-        let _ = conn.push(Command::Close);
-        poll_fn(|cx| conn.poll_closed(cx)).await;
+        for conn in &conns {
+            let _ = conn.push(Command::Close);
+        }
+        poll_fn(all_closed).await;
     }
 
     /// Starts a call: the request head (and, for unary requests, the message and half-close)
@@ -301,29 +429,45 @@ impl Channel {
     pub(crate) fn start_call<Req: Msg>(
         &self,
         path: &str,
-        options: CallOptions,
+        mut options: CallOptions,
         first: Option<&Req>,
         half_close: bool,
     ) -> CallCore {
         let runtime = &self.inner.runtime;
+        let slot = CallSlot::new();
+        let prepared = self.prepare(path, &mut options, &slot);
         let now = runtime.now();
         let deadline = options.timeout.and_then(|t| now.checked_add(t));
         let compression = options.compression.or(self.inner.options.compression);
-        let slot = CallSlot::new();
-        let core = CallCore {
+        let mut core = CallCore {
             slot: slot.clone(),
             runtime: runtime.clone(),
             deadline,
             max_recv: self.inner.config.max_recv_message_size,
             max_send: self.inner.config.max_send_message_size,
             compression,
+            hooks: None,
+        };
+        let path = match prepared {
+            Ok((path, hooks)) => {
+                core.hooks = hooks;
+                path
+            }
+            Err(status) => {
+                slot.finish(Outcome {
+                    status,
+                    trailers: Metadata::new(),
+                    unprocessed: false,
+                });
+                return core;
+            }
         };
         let request = CallRequest {
-            path: path.to_string(),
+            path,
             authority: options
                 .authority
                 .unwrap_or_else(|| self.inner.authority.clone()),
-            scheme: Scheme::Http,
+            scheme: self.scheme(),
             timeout: options.timeout,
             metadata: options.metadata,
             encoding: compression,
@@ -372,6 +516,70 @@ impl Channel {
             }
         }
         core
+    }
+
+    /// Adds call credentials and runs the interceptors. Returns the (possibly rewritten) path
+    /// and the hooks that observe the call, or the status that ends it before it starts.
+    fn prepare(
+        &self,
+        path: &str,
+        options: &mut CallOptions,
+        slot: &Arc<CallSlot>,
+    ) -> Result<(String, Option<CallHooks>), Status> {
+        let channel = &self.inner.options;
+        if let Some(credentials) = options
+            .credentials
+            .clone()
+            .or_else(|| channel.call_credentials.clone())
+        {
+            if self.scheme() == Scheme::Http && !channel.insecure_credentials {
+                return Err(Status::new(
+                    anygrpc_core::Code::Unauthenticated,
+                    "call credentials need a TLS channel (or allow_insecure_call_credentials)",
+                ));
+            }
+            for (key, value) in credentials.metadata(path)?.iter() {
+                options
+                    .metadata
+                    .append_value(key.clone(), value.clone())
+                    .map_err(|e| Status::internal(format!("bad credentials metadata: {e}")))?;
+            }
+        }
+        if channel.interceptors.is_empty() {
+            return Ok((path.to_string(), None));
+        }
+        let mut details = ClientCallDetails {
+            method: path.to_string(),
+            timeout: options.timeout,
+            metadata: std::mem::take(&mut options.metadata),
+            wait_for_ready: options.wait_for_ready,
+            compression: options.compression.or(channel.compression),
+        };
+        for interceptor in channel.interceptors.iter() {
+            if let Err(status) = interceptor.intercept(&mut details) {
+                // Short-circuited: the call ends here, and every interceptor observes it.
+                for observer in channel.interceptors.iter() {
+                    observer.on_complete(&details, &status, &Metadata::new());
+                }
+                return Err(status);
+            }
+        }
+        options.timeout = details.timeout;
+        options.metadata = details.metadata.clone();
+        options.wait_for_ready = details.wait_for_ready;
+        options.compression = details.compression;
+        let hooks = CallHooks {
+            details: Arc::new(details),
+            interceptors: channel.interceptors.clone(),
+        };
+        let observer = hooks.clone();
+        let weak = Arc::downgrade(slot);
+        slot.on_done(Box::new(move || {
+            if let Some(outcome) = weak.upgrade().and_then(|slot| slot.lock().outcome.clone()) {
+                observer.on_complete(&outcome.status, &outcome.trailers);
+            }
+        }));
+        Ok((hooks.details.method.clone(), Some(hooks)))
     }
 
     /// Waits (in a task) for a usable connection or the deadline, then binds the call.
@@ -432,6 +640,17 @@ impl Channel {
     /// Chooses a connection for a call, starting one if needed.
     fn pick(&self, wait_for_ready: bool, waker: Option<&Waker>) -> Pick {
         let mut state = self.lock();
+        if self.inner.options.balancing == LoadBalancing::RoundRobin
+            && state.connectivity != Connectivity::Shutdown
+        {
+            let pick = self.pick_round_robin(&mut state, wait_for_ready);
+            if let (Pick::Wait, Some(waker)) = (&pick, waker) {
+                if !state.waiters.iter().any(|w| w.will_wake(waker)) {
+                    state.waiters.push(waker.clone());
+                }
+            }
+            return pick;
+        }
         if let Some(conn) = &state.conn {
             if conn.is_usable() {
                 return Pick::Ready(conn.clone());
@@ -487,7 +706,8 @@ impl Channel {
                 let mut last = String::new();
                 let mut connected = None;
                 for addr in addrs {
-                    match with_timeout(&runtime, runtime.connect(addr), timeout).await {
+                    match with_timeout(&runtime, self.secured(runtime.connect(addr)), timeout).await
+                    {
                         Ok(io) => {
                             connected = Some(io);
                             break;
@@ -499,11 +719,13 @@ impl Channel {
             }
         };
         let result = match (result, &self.inner.target) {
-            (Err(_), Target::Unix(path)) => {
-                with_timeout(&runtime, runtime.connect_unix(path.clone()), timeout)
-                    .await
-                    .map_err(|e| format!("{path}: {e}"))
-            }
+            (Err(_), Target::Unix(path)) => with_timeout(
+                &runtime,
+                self.secured(runtime.connect_unix(path.clone())),
+                timeout,
+            )
+            .await
+            .map_err(|e| format!("{path}: {e}")),
             (result, _) => result,
         };
         match result {
@@ -525,7 +747,37 @@ impl Channel {
         }
     }
 
-    async fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+    /// `https` when the channel has TLS credentials.
+    fn scheme(&self) -> Scheme {
+        #[cfg(feature = "tls")]
+        if self.inner.options.credentials.is_some() {
+            return Scheme::Https;
+        }
+        Scheme::Http
+    }
+
+    /// `connect`, then the TLS handshake when the channel has credentials: both run under
+    /// the connect timeout, and a handshake failure fails the attempt like a refused connect.
+    pub(super) fn secured(
+        &self,
+        connect: BoxFuture<'static, io::Result<Box<dyn Transport>>>,
+    ) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
+        #[cfg(feature = "tls")]
+        if let Some(credentials) = self.inner.options.credentials.clone() {
+            let options = &self.inner.options;
+            let name = options.server_host_override.as_deref().map_or_else(
+                || crate::tls::server_name_of(&self.inner.authority),
+                crate::tls::server_name_of,
+            );
+            return Box::pin(async move {
+                let name = name.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                crate::tls::connect(connect.await?, &credentials, name).await
+            });
+        }
+        connect
+    }
+
+    pub(super) async fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         match &self.inner.target {
             Target::Addresses(addrs) => Ok(addrs.clone()),
             Target::Dns { host, port } => self.inner.runtime.resolve(host.clone(), *port).await,
@@ -588,7 +840,7 @@ fn bind(
 }
 
 /// Runs `fut` with a deadline `timeout` from now.
-async fn with_timeout<T>(
+pub(super) async fn with_timeout<T>(
     runtime: &RuntimeRef,
     fut: BoxFuture<'static, io::Result<T>>,
     timeout: Duration,

@@ -34,7 +34,7 @@ fn unary_result<Resp: Msg>(
         let status = Status::unimplemented("the server sent no response message");
         return Err(core.error(crate::slot::Outcome { status, ..outcome }));
     };
-    codec::decode(&message, core.max_recv)
+    codec::decode_observed(&message, core.max_recv, core.hooks.as_ref())
         .map_err(|status| core.error(crate::slot::Outcome { status, ..outcome }))
 }
 
@@ -49,20 +49,22 @@ fn poll_next_response<Resp: Msg>(
     }
     match core.poll_message(cx) {
         Poll::Pending => Poll::Pending,
-        Poll::Ready(Some(message)) => match codec::decode::<Resp>(&message, core.max_recv) {
-            Ok(value) => Poll::Ready(Some(Ok(value))),
-            Err(status) => {
-                // A message we cannot decode ends the call (grpc-go does the same).
-                core.cancel();
-                *ended = true;
-                let trailers = anygrpc_core::Metadata::new();
-                Poll::Ready(Some(Err(core.error(crate::slot::Outcome {
-                    status,
-                    trailers,
-                    unprocessed: false,
-                }))))
+        Poll::Ready(Some(message)) => {
+            match codec::decode_observed::<Resp>(&message, core.max_recv, core.hooks.as_ref()) {
+                Ok(value) => Poll::Ready(Some(Ok(value))),
+                Err(status) => {
+                    // A message we cannot decode ends the call (grpc-go does the same).
+                    core.cancel();
+                    *ended = true;
+                    let trailers = anygrpc_core::Metadata::new();
+                    Poll::Ready(Some(Err(core.error(crate::slot::Outcome {
+                        status,
+                        trailers,
+                        unprocessed: false,
+                    }))))
+                }
             }
-        },
+        }
         Poll::Ready(None) => match core.poll_outcome(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(outcome) => {
@@ -468,5 +470,41 @@ impl<Req: Msg, Resp: Msg> Stream for StreamStreamCall<Req, Resp> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         poll_next_response(&this.core, &mut this.ended, cx)
+    }
+}
+
+impl<Resp> Drop for UnaryCall<Resp> {
+    /// Dropping a call before it ended cancels it, so the server stops working on it.
+    fn drop(&mut self) {
+        if !self.core.is_done() {
+            self.core.cancel();
+        }
+    }
+}
+
+impl<Resp> Drop for UnaryStreamCall<Resp> {
+    /// Dropping a call before it ended cancels it, so the server stops working on it.
+    fn drop(&mut self) {
+        if !self.core.is_done() {
+            self.core.cancel();
+        }
+    }
+}
+
+impl<Req, Resp> Drop for StreamUnaryCall<Req, Resp> {
+    /// Dropping a call before it ended cancels it, so the server stops working on it.
+    fn drop(&mut self) {
+        if !self.core.is_done() {
+            self.core.cancel();
+        }
+    }
+}
+
+impl<Req, Resp> Drop for StreamStreamCall<Req, Resp> {
+    /// Dropping a call before it ended cancels it, so the server stops working on it.
+    fn drop(&mut self) {
+        if !self.core.is_done() {
+            self.core.cancel();
+        }
     }
 }

@@ -4,11 +4,12 @@ mod backoff;
 mod call;
 mod channel;
 mod kinds;
+mod round_robin;
 mod target;
 
 pub use backoff::BackoffConfig;
 pub use call::{CallOptions, RpcError, UsageError, WriteError, WriteOptions};
-pub use channel::{Channel, ChannelBuilder, Connectivity};
+pub use channel::{Channel, ChannelBuilder, Connectivity, LoadBalancing};
 pub use kinds::{
     Msg, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
     UnaryStreamCall, UnaryUnary,

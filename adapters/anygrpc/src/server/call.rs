@@ -16,8 +16,10 @@ use futures_core::Stream;
 use crate::client::{Msg, WriteOptions};
 use crate::codec;
 use crate::driver::{Command, ConnShared, IncomingCall};
+use crate::interceptor::ServerHooks;
 use crate::runtime::RuntimeRef;
 use crate::slot::CallSlot;
+use crate::tls::AuthContext;
 
 /// What the response side has done so far, shared by the context and the sink.
 #[derive(Debug, Default)]
@@ -27,13 +29,42 @@ struct ResponseState {
     finished: bool,
 }
 
+/// The response side of one call, shared by every clone of its handle. When the last clone
+/// goes (the handler returned or was dropped) without ending the call, the call ends with
+/// UNKNOWN rather than hanging the client.
+#[derive(Debug)]
+struct ResponseCell {
+    state: Mutex<ResponseState>,
+    slot: Arc<CallSlot>,
+    conn: Arc<ConnShared>,
+    hooks: Option<ServerHooks>,
+}
+
+impl Drop for ResponseCell {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !state.finished {
+            state.finished = true;
+            let status = Status::unknown("the handler ended without a status");
+            if let Some(hooks) = &self.hooks {
+                hooks.on_complete(&status);
+            }
+            let _ = self.conn.push(Command::Trailers {
+                slot: self.slot.clone(),
+                status,
+                metadata: Metadata::new(),
+            });
+        }
+    }
+}
+
 /// The shared handle of one server call.
 #[derive(Debug, Clone)]
 pub(crate) struct CallHandle {
     slot: Arc<CallSlot>,
     conn: Arc<ConnShared>,
     runtime: RuntimeRef,
-    response: Arc<Mutex<ResponseState>>,
+    response: Arc<ResponseCell>,
     max_recv: usize,
 }
 
@@ -43,7 +74,10 @@ impl CallHandle {
     }
 
     fn response(&self) -> std::sync::MutexGuard<'_, ResponseState> {
-        self.response.lock().unwrap_or_else(|p| p.into_inner())
+        self.response
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sends the response head if it has not gone yet.
@@ -121,6 +155,9 @@ impl CallHandle {
             }
             response.finished = true;
         }
+        if let Some(hooks) = &self.response.hooks {
+            hooks.on_complete(&status);
+        }
         self.push(Command::Trailers {
             slot: self.slot.clone(),
             status,
@@ -141,23 +178,30 @@ pub struct ServerCall {
     head: Box<RequestHead>,
     deadline: Option<Instant>,
     peer: Arc<str>,
+    auth: Option<Arc<AuthContext>>,
     path: String,
 }
 
 impl ServerCall {
-    pub(crate) fn new(call: IncomingCall, max_recv: usize) -> Self {
+    pub(crate) fn new(call: IncomingCall, max_recv: usize, hooks: Option<ServerHooks>) -> Self {
         let path = String::from_utf8_lossy(&call.head.path).into_owned();
         Self {
             handle: CallHandle {
+                response: Arc::new(ResponseCell {
+                    state: Mutex::default(),
+                    slot: call.slot.clone(),
+                    conn: call.conn.clone(),
+                    hooks,
+                }),
                 slot: call.slot,
                 conn: call.conn,
                 runtime: call.runtime,
-                response: Arc::default(),
                 max_recv,
             },
             head: call.head,
             deadline: call.deadline,
             peer: call.peer,
+            auth: call.auth,
             path,
         }
     }
@@ -203,10 +247,12 @@ impl ServerCall {
             head: self.head,
             deadline: self.deadline,
             peer: self.peer,
+            auth: self.auth,
             path: self.path,
             code: None,
             details: None,
             trailing: Metadata::new(),
+            request_compressed: false,
         };
         (context, requests, responses)
     }
@@ -290,10 +336,12 @@ pub struct ServicerContext {
     head: Box<RequestHead>,
     deadline: Option<Instant>,
     peer: Arc<str>,
+    auth: Option<Arc<AuthContext>>,
     path: String,
     code: Option<Code>,
     details: Option<String>,
     trailing: Metadata,
+    request_compressed: bool,
 }
 
 impl ServicerContext {
@@ -316,6 +364,19 @@ impl ServicerContext {
     pub fn peer(&self) -> &str {
         &self.peer
     }
+    /// What the transport authenticated about the client (grpc's `auth_context`): `None` on
+    /// a cleartext port; on a TLS port, the verified client certificate's identities.
+    pub fn auth_context(&self) -> Option<&AuthContext> {
+        self.auth.as_deref()
+    }
+    /// The client's authenticated identities (certificate SANs, else its common name), or
+    /// `None` when it presented no certificate (grpc's `peer_identities`).
+    pub fn peer_identities(&self) -> Option<&[String]> {
+        self.auth
+            .as_deref()
+            .filter(|auth| auth.is_peer_authenticated())
+            .map(|auth| auth.peer_identities.as_slice())
+    }
     /// Sends the response head now with `metadata`; `false` if it was already sent.
     pub async fn send_initial_metadata(&mut self, metadata: Metadata) -> bool {
         self.handle.ensure_headers(metadata)
@@ -335,6 +396,14 @@ impl ServicerContext {
     /// The status to return (`return Err(ctx.abort(code, details))`) to end the call now.
     pub fn abort(&mut self, code: Code, details: impl Into<String>) -> Status {
         Status::new(code, details.into())
+    }
+    /// `true` when the single request of a unary or server-streaming call arrived compressed
+    /// (streaming requests: [`RequestStream::last_compressed`]).
+    pub fn request_compressed(&self) -> bool {
+        self.request_compressed
+    }
+    pub(crate) fn set_request_compressed(&mut self, compressed: bool) {
+        self.request_compressed = compressed;
     }
     /// Time left before the client's deadline; `None` without one.
     pub fn time_remaining(&self) -> Option<Duration> {

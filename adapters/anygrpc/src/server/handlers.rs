@@ -69,7 +69,9 @@ where
 {
     Box::pin(async move {
         let (mut context, mut requests, responses) = call.into_parts::<Req, Resp>();
-        let result = match single_request(&mut requests).await {
+        let first = single_request(&mut requests).await;
+        context.set_request_compressed(requests.last_compressed());
+        let result = match first {
             Ok(request) => method(&service, request, &mut context).await,
             Err(status) => Err(status),
         };
@@ -90,7 +92,9 @@ where
 {
     Box::pin(async move {
         let (mut context, mut requests, responses) = call.into_parts::<Req, Resp>();
-        let result = match single_request(&mut requests).await {
+        let first = single_request(&mut requests).await;
+        context.set_request_compressed(requests.last_compressed());
+        let result = match first {
             Ok(request) => method(&service, request, &mut context, responses).await,
             Err(status) => Err(status),
         };

@@ -19,6 +19,7 @@ use anygrpc_core::{Config, Connection, Metadata, Side, Status};
 use futures_util::FutureExt;
 
 use crate::driver::{Command, ConnShared, Dispatch, Driver, IncomingCall};
+use crate::interceptor::{ServerCallDetails, ServerHooks, ServerInterceptor};
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
 
 pub use call::{RequestStream, ResponseSink, ServerCall, ServicerContext};
@@ -48,6 +49,7 @@ struct ServerInner {
     runtime: RuntimeRef,
     config: Arc<Config>,
     registry: RwLock<Registry>,
+    interceptors: RwLock<Arc<[Arc<dyn ServerInterceptor>]>>,
     state: Mutex<ServerState>,
 }
 
@@ -76,6 +78,7 @@ impl Server {
                 runtime,
                 config: Arc::new(config),
                 registry: RwLock::default(),
+                interceptors: RwLock::new(Arc::new([])),
                 state: Mutex::default(),
             }),
         }
@@ -95,6 +98,19 @@ impl Server {
         registry
             .services
             .insert(service.name().to_string(), Arc::new(service));
+        self
+    }
+
+    /// Adds an interceptor run before every call's handler, in the order added.
+    pub fn add_interceptor(&self, interceptor: impl ServerInterceptor) -> &Self {
+        let mut interceptors = self
+            .inner
+            .interceptors
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = interceptors.iter().cloned().collect();
+        all.push(Arc::new(interceptor));
+        *interceptors = all.into();
         self
     }
 
@@ -120,6 +136,27 @@ impl Server {
     pub async fn add_insecure_port(&self, address: &str) -> io::Result<u16> {
         let addr = parse_bind_address(address)?;
         let listener = self.inner.runtime.listen(addr).await?;
+        self.add_listener(listener)
+    }
+
+    /// Binds a TLS port secured by `credentials` and returns the bound port. Each connection
+    /// runs its handshake in its own task; clients that do not negotiate ALPN `h2` (or fail
+    /// the required client-certificate check) are dropped.
+    #[cfg(feature = "tls")]
+    pub async fn add_secure_port(
+        &self,
+        address: &str,
+        credentials: crate::tls::ServerCredentials,
+    ) -> io::Result<u16> {
+        let addr = parse_bind_address(address)?;
+        let listener = self.inner.runtime.listen(addr).await?;
+        self.add_listener(Box::new(crate::tls::TlsListener::new(
+            listener,
+            &credentials,
+        )))
+    }
+
+    fn add_listener(&self, listener: Box<dyn Listener>) -> io::Result<u16> {
         let port = listener.local_addr()?.port();
         let mut state = self.lock();
         if state.started {
@@ -319,7 +356,40 @@ impl Dispatch for Dispatcher {
         let slot = call.slot.clone();
         let conn = call.conn.clone();
         let runtime = call.runtime.clone();
-        let call = ServerCall::new(call, inner.config.max_recv_message_size);
+        let interceptors = inner
+            .interceptors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let hooks = if interceptors.is_empty() {
+            None
+        } else {
+            let details = ServerCallDetails {
+                method: String::from_utf8_lossy(&call.head.path).into_owned(),
+                metadata: call.head.metadata.clone(),
+                peer: call.peer.to_string(),
+                deadline: call.deadline,
+            };
+            let hooks = ServerHooks {
+                details: Arc::new(details),
+                interceptors,
+            };
+            let rejected = hooks
+                .interceptors
+                .iter()
+                .find_map(|i| i.intercept(&hooks.details).err());
+            if let Some(status) = rejected {
+                hooks.on_complete(&status);
+                let _ = conn.push(Command::Trailers {
+                    slot,
+                    status,
+                    metadata: Metadata::new(),
+                });
+                return;
+            }
+            Some(hooks)
+        };
+        let call = ServerCall::new(call, inner.config.max_recv_message_size, hooks);
         let path = call.path().to_string();
         let handle = call.handle();
         let task = {

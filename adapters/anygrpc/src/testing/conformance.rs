@@ -3,14 +3,15 @@
 //!
 //! Each check panics with the broken expectation. Real runtimes use loopback sockets only.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use futures_util::future::join;
+use futures_util::future::{Either, join, select};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::pipe::grpc_peer;
@@ -20,13 +21,24 @@ use crate::runtime::{RuntimeRef, accept};
 /// back-pressure is exercised.
 const BULK: usize = 300 * 1024;
 
-/// Runs every check below in turn.
+/// How long one check may take in [`runtime_conformance`] before it fails instead of hanging.
+const CHECK_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs every check below in turn, each failing after 30 s (of the runtime's own clock) rather
+/// than hanging.
 pub async fn runtime_conformance(rt: RuntimeRef) {
-    check_sockets(&rt).await;
-    check_timers(&rt).await;
-    check_spawn(&rt).await;
-    check_resolve(&rt).await;
-    check_refused(&rt).await;
+    within(&rt, "check_sockets", check_sockets(&rt)).await;
+    within(&rt, "check_timers", check_timers(&rt)).await;
+    within(&rt, "check_spawn", check_spawn(&rt)).await;
+    within(&rt, "check_resolve", check_resolve(&rt)).await;
+    within(&rt, "check_refused", check_refused(&rt)).await;
+}
+
+async fn within(rt: &RuntimeRef, name: &str, check: impl Future<Output = ()>) {
+    let limit = rt.sleep_until(rt.now() + CHECK_LIMIT);
+    if let Either::Right(((), _)) = select(pin!(check), limit).await {
+        panic!("{name} did not finish within {CHECK_LIMIT:?}");
+    }
 }
 
 /// A value handed from one task to another (a minimal oneshot channel).

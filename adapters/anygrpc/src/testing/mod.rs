@@ -378,6 +378,36 @@ mod tests {
     }
 
     #[test]
+    fn a_frozen_connection_times_out_on_the_virtual_clock_and_delivers_when_thawed() {
+        use futures_util::future::{Either, select};
+        use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+        let rt = MemoryRuntime::new();
+        let handle = rt.handle();
+        rt.block_on(async {
+            let mut listener = handle
+                .listen("127.0.0.1:50051".parse().unwrap())
+                .await
+                .unwrap();
+            let mut client = handle
+                .connect("127.0.0.1:50051".parse().unwrap())
+                .await
+                .unwrap();
+            let mut server = crate::runtime::accept(&mut *listener).await.unwrap();
+            rt.connections()[0].freeze();
+            client.write_all(b"ping").await.unwrap();
+            let mut buf = [0; 4];
+            let limit = handle.sleep_until(rt.now() + Duration::from_secs(20));
+            match select(server.read_exact(&mut buf), limit).await {
+                Either::Left(_) => panic!("bytes crossed a frozen pipe"),
+                Either::Right(((), _)) => assert_eq!(rt.elapsed(), Duration::from_secs(20)),
+            }
+            rt.connections()[0].unfreeze();
+            server.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"ping");
+        });
+    }
+
+    #[test]
     fn connections_can_be_broken_from_the_test() {
         use futures_util::io::{AsyncReadExt, AsyncWriteExt};
         let rt = MemoryRuntime::new();

@@ -80,13 +80,7 @@ fn reset() -> io::Error {
     )
 }
 
-/// Formats an address the way gRPC names peers: `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`.
-pub fn grpc_peer(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("ipv4:{a}"),
-        SocketAddr::V6(a) => format!("ipv6:{a}"),
-    }
-}
+pub use crate::runtime::grpc_peer;
 
 /// One end of an in-memory pipe; implements `AsyncRead`, `AsyncWrite` and [`Transport`].
 pub struct MemoryStream {

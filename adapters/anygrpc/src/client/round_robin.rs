@@ -1,0 +1,232 @@
+//! The round_robin policy: one subchannel (connection) per resolved address, each reconnecting
+//! on its own backoff; calls go to the ready ones in turn.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anygrpc_core::{Connection, Side, Status};
+
+use super::backoff::Backoff;
+use super::channel::{Channel, ChannelState, Connectivity, Pick, with_timeout};
+use crate::driver::{Command, ConnShared, Driver};
+
+/// One address of a round_robin channel.
+#[derive(Debug)]
+pub(crate) struct Subchannel {
+    addr: SocketAddr,
+    conn: Option<Arc<ConnShared>>,
+    connecting: bool,
+    /// The last attempt failed (and no connection came since).
+    failed: bool,
+    backoff: Backoff,
+}
+
+impl Subchannel {
+    pub(crate) fn into_conn(self) -> Option<Arc<ConnShared>> {
+        self.conn
+    }
+}
+
+impl Channel {
+    /// Picks the next ready subchannel; starts resolution and connections when none is.
+    pub(super) fn pick_round_robin(&self, state: &mut ChannelState, wait_for_ready: bool) -> Pick {
+        for sub in &mut state.subchannels {
+            if sub.conn.as_ref().is_some_and(|c| !c.is_usable()) {
+                sub.conn = None;
+            }
+        }
+        let ready: Vec<usize> = (0..state.subchannels.len())
+            .filter(|&i| state.subchannels[i].conn.is_some())
+            .collect();
+        if !ready.is_empty() {
+            let index = ready[state.rr_next % ready.len()];
+            state.rr_next = state.rr_next.wrapping_add(1);
+            if let Some(conn) = state.subchannels[index].conn.clone() {
+                return Pick::Ready(conn);
+            }
+        }
+        let idle = state.subchannels.iter().all(|s| !s.connecting && !s.failed);
+        if !state.resolving && (state.subchannels.is_empty() || idle) {
+            self.resolve_round_robin(state);
+        }
+        aggregate(state);
+        match state.connectivity {
+            Connectivity::TransientFailure if !wait_for_ready => Pick::Fail(
+                state
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| Status::unavailable("no address is reachable")),
+            ),
+            Connectivity::Shutdown => Pick::Fail(Status::cancelled("the channel is closed")),
+            _ => Pick::Wait,
+        }
+    }
+
+    /// (Re-)resolves the target and connects every address that has no connection.
+    fn resolve_round_robin(&self, state: &mut ChannelState) {
+        state.resolving = true;
+        state.set(Connectivity::Connecting);
+        let channel = self.clone();
+        self.inner.runtime.spawn(Box::pin(async move {
+            let resolved = channel.resolve().await;
+            let mut state = channel.lock();
+            state.resolving = false;
+            let addrs = match resolved {
+                Ok(addrs) if !addrs.is_empty() => addrs,
+                Ok(_) | Err(_) => {
+                    let why = match resolved {
+                        Err(e) => format!("name resolution failed: {e}"),
+                        Ok(_) => "name resolution returned no addresses".to_string(),
+                    };
+                    state.last_error = Some(Status::unavailable(why));
+                    state.set(Connectivity::TransientFailure);
+                    return;
+                }
+            };
+            // Keep the subchannels still resolved, add new ones, shut down the rest.
+            let old = std::mem::take(&mut state.subchannels);
+            for sub in old {
+                if addrs.contains(&sub.addr) {
+                    state.subchannels.push(sub);
+                } else if let Some(conn) = sub.conn {
+                    let _ = conn.push(Command::Shutdown);
+                }
+            }
+            for &addr in &addrs {
+                if !state.subchannels.iter().any(|s| s.addr == addr) {
+                    // Jitter only needs to differ between subchannels.
+                    let seed = u64::from(addr.port()) << 16 ^ state.subchannels.len() as u64;
+                    let config = channel.inner.options_backoff();
+                    state.subchannels.push(Subchannel {
+                        addr,
+                        conn: None,
+                        connecting: false,
+                        failed: false,
+                        backoff: Backoff::new(config, seed),
+                    });
+                }
+            }
+            let idle: Vec<SocketAddr> = state
+                .subchannels
+                .iter_mut()
+                .filter(|s| s.conn.is_none() && !s.connecting)
+                .map(|s| {
+                    s.connecting = true;
+                    s.addr
+                })
+                .collect();
+            aggregate(&mut state);
+            drop(state);
+            for addr in idle {
+                channel.spawn_subchannel(addr);
+            }
+        }));
+    }
+
+    /// Connects one address, retrying on its own backoff until it is connected, removed, or the
+    /// channel shuts down; reconnects when its connection ends.
+    fn spawn_subchannel(&self, addr: SocketAddr) {
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.runtime.spawn(Box::pin(async move {
+            loop {
+                let Some(channel) = weak.upgrade().map(|inner| Channel { inner }) else {
+                    return;
+                };
+                let runtime = channel.inner.runtime.clone();
+                let timeout = {
+                    let state = channel.lock();
+                    match state.subchannels.iter().find(|s| s.addr == addr) {
+                        Some(sub) if state.connectivity != Connectivity::Shutdown => {
+                            sub.backoff.connect_timeout()
+                        }
+                        _ => return,
+                    }
+                };
+                let attempt =
+                    with_timeout(&runtime, channel.secured(runtime.connect(addr)), timeout).await;
+                // What the attempt means, decided under the lock; the awaits come after it.
+                let next = {
+                    let mut state = channel.lock();
+                    if state.connectivity == Connectivity::Shutdown {
+                        return;
+                    }
+                    let Some(sub) = state.subchannels.iter_mut().find(|s| s.addr == addr) else {
+                        return;
+                    };
+                    let next = match attempt {
+                        Ok(io) => {
+                            let conn = Connection::new(
+                                Side::Client,
+                                channel.inner.config.clone(),
+                                runtime.now(),
+                            );
+                            let (driver, shared) = Driver::new(conn, io, runtime.clone(), None);
+                            runtime.spawn(Box::pin(driver));
+                            sub.conn = Some(shared.clone());
+                            sub.connecting = false;
+                            sub.failed = false;
+                            sub.backoff.reset();
+                            Next::Watch(shared)
+                        }
+                        Err(e) => {
+                            sub.failed = true;
+                            let delay = sub.backoff.next_delay();
+                            state.last_error = Some(Status::unavailable(format!(
+                                "failed to connect to {addr}: {e}"
+                            )));
+                            Next::Retry(delay)
+                        }
+                    };
+                    aggregate(&mut state);
+                    next
+                };
+                drop(channel);
+                let delay = match next {
+                    Next::Retry(delay) => delay,
+                    Next::Watch(shared) => {
+                        // Wait for this connection to end, then reconnect at once.
+                        poll_fn(|cx| shared.poll_closed(cx)).await;
+                        let Some(inner) = weak.upgrade() else { return };
+                        let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(sub) = state.subchannels.iter_mut().find(|s| s.addr == addr) {
+                            if sub.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &shared)) {
+                                sub.conn = None;
+                                sub.connecting = true;
+                            }
+                        }
+                        aggregate(&mut state);
+                        continue;
+                    }
+                };
+                runtime.sleep_until(runtime.now() + delay).await;
+            }
+        }));
+    }
+}
+
+/// After one connection attempt of a subchannel.
+enum Next {
+    /// Connected: watch the connection, reconnect when it ends.
+    Watch(Arc<ConnShared>),
+    /// Failed: try again after this backoff.
+    Retry(std::time::Duration),
+}
+
+/// The channel's state from its subchannels': Ready if any is, Connecting if any tries,
+/// TransientFailure when all failed.
+fn aggregate(state: &mut ChannelState) {
+    if state.connectivity == Connectivity::Shutdown {
+        return;
+    }
+    let next = if state.subchannels.iter().any(|s| s.conn.is_some()) {
+        Connectivity::Ready
+    } else if state.resolving || state.subchannels.iter().any(|s| s.connecting && !s.failed) {
+        Connectivity::Connecting
+    } else if state.subchannels.iter().any(|s| s.failed) {
+        Connectivity::TransientFailure
+    } else {
+        Connectivity::Idle
+    };
+    state.set(next);
+}

@@ -1,0 +1,17 @@
+//! Generates the `grpc.testing` messages and services twice: for anygrpc (`$OUT_DIR`) and for
+//! the tonic peer (`$OUT_DIR/tonic`), both from the copies in `proto/`, compiled with protox.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/grpc/testing/test.proto"];
+    anygrpc_build::compile_protos(&protos, &["proto"])?;
+
+    let out = PathBuf::from(std::env::var("OUT_DIR")?).join("tonic");
+    std::fs::create_dir_all(&out)?;
+    let descriptors = protox::compile(protos, ["proto"])?;
+    tonic_prost_build::configure()
+        .out_dir(&out)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Shared pieces of the TLS tests.
+
+pub(crate) mod certs;
