@@ -344,7 +344,13 @@ impl Driver {
             }
             Err(error) => {
                 // The call ended or misused the stream: the write fails with the call's status.
-                slot.update(|s| s.sends_accepted += 1);
+                // An ended call's writer sees its outcome; counting the message as accepted
+                // would report the write as a success.
+                slot.update(|s| {
+                    if s.outcome.is_none() {
+                        s.sends_accepted += 1;
+                    }
+                });
                 let _ = error;
             }
         }
@@ -604,7 +610,8 @@ impl Driver {
         let Some((_, sleep)) = self.timer.as_mut() else {
             return false;
         };
-        if sleep.as_mut().poll(cx).is_ready() {
+        // Due by the clock even if the timer has not woken us yet.
+        if self.runtime.now() >= deadline || sleep.as_mut().poll(cx).is_ready() {
             self.timer = None;
             self.conn.handle_timeout(self.runtime.now().max(deadline));
             return true;
@@ -637,6 +644,9 @@ impl Future for Driver {
                 progress = true;
             }
             this.commands = commands;
+            // Due timers first: what the peer sent after a deadline (its reset of the call)
+            // must not decide how the call ended.
+            progress |= this.poll_timer(cx);
             progress |= this.poll_read(cx);
             while let Some(event) = this.conn.poll_event() {
                 this.on_event(event);

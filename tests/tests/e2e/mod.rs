@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anygrpc::testing::MemoryRuntime;
 use anygrpc::{BackoffConfig, Channel, ChannelBuilder, Config, RuntimeRef, Server};
+use futures_util::future::{Either, select};
 
 use service::{Probe, TestService};
 
@@ -121,7 +122,21 @@ impl Env {
     }
 }
 
-/// Runs one case on the in-memory runtime, then drops every task it left.
+/// How long a case may run on a real runtime before it fails as hung.
+pub const CASE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `case` on the real runtime `runtime`; a case still running after [`CASE_LIMIT`]
+/// fails instead of hanging the suite. Give it to the runtime's `block_on`.
+pub async fn watched<F: Future<Output = ()>>(runtime: RuntimeRef, case: impl FnOnce(Env) -> F) {
+    let limit = runtime.sleep_until(runtime.now() + CASE_LIMIT);
+    let case = std::pin::pin!(case(Env::real(runtime)));
+    if let Either::Right(_) = select(case, limit).await {
+        panic!("the case did not finish within {CASE_LIMIT:?}");
+    }
+}
+
+/// Runs one case on the in-memory runtime, then drops every task it left. (Its `block_on`
+/// reports a hang itself: it panics when nothing can run and no timer is pending.)
 pub fn run_memory<F: Future<Output = ()>>(case: impl FnOnce(Env) -> F) {
     let rt = MemoryRuntime::new();
     rt.block_on(case(Env::memory(&rt)));
