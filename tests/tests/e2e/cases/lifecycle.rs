@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anygrpc::{CallOptions, Code, Connectivity, UsageError, WriteError};
+use anygrpc::{Code, Connectivity, UsageError, WriteError};
 use futures_util::FutureExt;
 use futures_util::future::join;
 use futures_util::stream;
@@ -171,17 +171,15 @@ pub async fn server_killed_mid_call_then_back(env: Env) {
     for call in calls {
         assert_eq!(call.await.unwrap_err().code(), Code::Unavailable);
     }
-    // A server comes back on the same port: a new call reconnects.
+    // The lost connection left the channel IDLE (gRPC's pick_first): once a server is back
+    // on the same port, a new call, even fail-fast, reconnects.
+    let mut state = channel.state(false);
+    while state == Connectivity::Ready {
+        state = channel.wait_for_state_change(state).await;
+    }
+    assert_eq!(state, Connectivity::Idle);
     let back = env.start_server_with(anygrpc::Config::server(), port).await;
-    let reply = echo
-        .call_with(
-            Ping::text("reconnected"),
-            CallOptions::new()
-                .wait_for_ready(true)
-                .timeout(Duration::from_secs(20)),
-        )
-        .await
-        .unwrap();
+    let reply = echo.call(Ping::text("reconnected")).await.unwrap();
     assert_eq!(reply.text, "reconnected");
     assert_eq!(channel.state(false), Connectivity::Ready);
     back.server.stop(None).await;
