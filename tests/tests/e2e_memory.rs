@@ -487,3 +487,42 @@ fn keepalive_detects_a_peer_that_stopped_answering() {
         "detected within keepalive time + timeout: {took:?}"
     );
 }
+
+#[test]
+fn an_idle_channel_closes_its_connection_and_reconnects_on_the_next_call() {
+    use anygrpc::Connectivity;
+    let rt = MemoryRuntime::new();
+    let (_server, port) = echo_server(&rt);
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    assert_eq!(rt.block_on(echo.call("a".into())).unwrap(), "a");
+    assert_eq!(channel.state(false), Connectivity::Ready);
+    rt.set_auto_advance(false);
+    // Busy enough: a call every 4 minutes keeps it open.
+    for _ in 0..3 {
+        rt.advance(Duration::from_secs(240));
+        rt.run_until_stalled();
+        assert_eq!(rt.block_on(echo.call("b".into())).unwrap(), "b");
+    }
+    assert_eq!(channel.state(false), Connectivity::Ready);
+    let pipes = rt.connections();
+    assert_eq!(pipes.len(), 1, "one connection all along");
+    // Two quiet periods: the connection closes, the channel goes Idle.
+    rt.advance(Duration::from_secs(300));
+    rt.run_until_stalled();
+    rt.advance(Duration::from_secs(300));
+    rt.run_until_stalled();
+    assert_eq!(channel.state(false), Connectivity::Idle);
+    assert!(pipes[0].is_closed());
+    rt.set_auto_advance(true);
+    assert_eq!(
+        rt.block_on(echo.call("c".into())).unwrap(),
+        "c",
+        "the next call reconnects"
+    );
+    let now_open = rt.connections();
+    assert!(now_open.iter().any(|p| !p.is_closed()), "a new connection");
+}

@@ -68,6 +68,8 @@ struct ConnState {
     draining: bool,
     /// Calls started and not finished, for balancing and shutdown.
     active: usize,
+    /// Calls ever started here, to tell an idle connection from a busy one.
+    started: u64,
     close_wakers: Vec<Waker>,
 }
 
@@ -143,6 +145,12 @@ impl ConnShared {
     /// `true` once the driver has stopped.
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    /// Calls in progress, and calls ever started.
+    pub(crate) fn activity(&self) -> (usize, u64) {
+        let state = self.lock();
+        (state.active, state.started)
     }
 
     /// Completes when the driver has stopped.
@@ -245,7 +253,9 @@ impl Driver {
                 Ok(id) => {
                     slot.lock().stream = Some(id);
                     self.slots.insert(id, slot);
-                    self.shared.lock().active += 1;
+                    let mut shared = self.shared.lock();
+                    shared.active += 1;
+                    shared.started += 1;
                 }
                 Err(error) => {
                     let unprocessed = true;

@@ -58,6 +58,7 @@ struct ChannelOptions {
     backoff: BackoffConfig,
     compression: Option<anygrpc_core::Encoding>,
     balancing: LoadBalancing,
+    idle_timeout: Option<Duration>,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
     call_credentials: Option<Arc<dyn CallCredentials>>,
     /// Call credentials may travel over cleartext (tests, trusted networks).
@@ -124,6 +125,12 @@ impl ChannelBuilder {
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.options.config.keepalive_time = Some(interval);
         self.options.config.keepalive_timeout = timeout;
+        self
+    }
+    /// After this long without a call, the channel closes its connection and goes Idle; the
+    /// next call reconnects. Default 30 min (gRPC's default); `None` keeps it open.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.idle_timeout = timeout;
         self
     }
     /// The load-balancing policy (default pick_first).
@@ -290,6 +297,7 @@ impl Channel {
                 backoff: BackoffConfig::default(),
                 compression: None,
                 balancing: LoadBalancing::PickFirst,
+                idle_timeout: Some(Duration::from_secs(30 * 60)),
                 interceptors: Arc::new([]),
                 call_credentials: None,
                 insecure_credentials: false,
@@ -860,11 +868,47 @@ impl Channel {
             state.conn = Some(shared.clone());
             state.set(Connectivity::Ready);
         }
-        // When the connection ends, the channel goes back to Idle (reconnects lazily). The
-        // watcher holds the channel weakly, so dropping every `Channel` still closes it.
+        // When the connection ends, the channel goes back to Idle (reconnects lazily); after
+        // `idle_timeout` without a call it is shut down first. The watcher holds the channel
+        // weakly, so dropping every `Channel` still closes it.
         let channel = Arc::downgrade(&self.inner);
+        let idle = self.inner.options.idle_timeout;
+        let clock = runtime.clone();
         runtime.spawn(Box::pin(async move {
-            poll_fn(|cx| shared.poll_closed(cx)).await;
+            let runtime = clock;
+            let mut seen = shared.activity().1;
+            loop {
+                let Some(idle) = idle else {
+                    poll_fn(|cx| shared.poll_closed(cx)).await;
+                    break;
+                };
+                let mut sleep = runtime.sleep_until(runtime.now() + idle);
+                let closed = poll_fn(|cx| {
+                    if shared.poll_closed(cx).is_ready() {
+                        return Poll::Ready(true);
+                    }
+                    sleep.as_mut().poll(cx).map(|_| false)
+                })
+                .await;
+                if closed {
+                    break;
+                }
+                let (active, started) = shared.activity();
+                if active == 0 && started == seen {
+                    // Idle for a whole period: close gracefully, the channel goes Idle.
+                    if let Some(inner) = channel.upgrade() {
+                        let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                        if state.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &shared)) {
+                            state.conn = None;
+                            state.set(Connectivity::Idle);
+                        }
+                    }
+                    let _ = shared.push(Command::Shutdown);
+                    poll_fn(|cx| shared.poll_closed(cx)).await;
+                    break;
+                }
+                seen = started;
+            }
             let Some(inner) = channel.upgrade() else {
                 return;
             };
