@@ -526,3 +526,40 @@ fn an_idle_channel_closes_its_connection_and_reconnects_on_the_next_call() {
     let now_open = rt.connections();
     assert!(now_open.iter().any(|p| !p.is_closed()), "a new connection");
 }
+
+#[test]
+fn round_robin_follows_dns_changes_on_its_resolve_interval() {
+    use anygrpc::LoadBalancing;
+    let rt = MemoryRuntime::new();
+    rt.add_host("svc.test", vec!["127.0.0.1".parse().unwrap()]);
+    let _one = named_server(&rt, "127.0.0.1:7401", "one");
+    let _two = named_server(&rt, "127.0.0.2:7401", "two");
+    let channel = Channel::builder("dns:///svc.test:7401", rt.handle())
+        .load_balancing(LoadBalancing::RoundRobin)
+        .resolve_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    assert_eq!(who(&rt, &channel, 4).get("one"), Some(&4));
+    // The name now also points at a second address: it joins at the next resolution.
+    rt.add_host(
+        "svc.test",
+        vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()],
+    );
+    rt.set_auto_advance(false);
+    rt.advance(Duration::from_secs(60));
+    rt.run_until_stalled();
+    rt.set_auto_advance(true);
+    let counts = who(&rt, &channel, 10);
+    assert_eq!(
+        (counts.get("one"), counts.get("two")),
+        (Some(&5), Some(&5)),
+        "{counts:?}"
+    );
+    // And the first address leaves when the name stops listing it.
+    rt.add_host("svc.test", vec!["127.0.0.2".parse().unwrap()]);
+    rt.set_auto_advance(false);
+    rt.advance(Duration::from_secs(60));
+    rt.run_until_stalled();
+    rt.set_auto_advance(true);
+    assert_eq!(who(&rt, &channel, 6).get("two"), Some(&6));
+}

@@ -59,6 +59,7 @@ struct ChannelOptions {
     compression: Option<anygrpc_core::Encoding>,
     balancing: LoadBalancing,
     idle_timeout: Option<Duration>,
+    resolve_interval: Option<Duration>,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
     call_credentials: Option<Arc<dyn CallCredentials>>,
     /// Call credentials may travel over cleartext (tests, trusted networks).
@@ -133,6 +134,12 @@ impl ChannelBuilder {
         self.options.idle_timeout = timeout;
         self
     }
+    /// round_robin: resolve a `dns:` target again this often (new addresses join, vanished
+    /// ones leave). Connection failures also re-resolve, at most every 30 s. Default `None`.
+    pub fn resolve_interval(mut self, interval: Duration) -> Self {
+        self.options.resolve_interval = Some(interval);
+        self
+    }
     /// The load-balancing policy (default pick_first).
     pub fn load_balancing(mut self, policy: LoadBalancing) -> Self {
         self.options.balancing = policy;
@@ -204,6 +211,7 @@ impl ChannelBuilder {
                     subchannels: Vec::new(),
                     rr_next: 0,
                     resolving: false,
+                    resolved_at: None,
                 }),
             }),
         })
@@ -212,7 +220,7 @@ impl ChannelBuilder {
 
 pub(super) struct ChannelInner {
     pub(super) runtime: RuntimeRef,
-    target: Target,
+    pub(super) target: Target,
     authority: String,
     pub(super) config: Arc<Config>,
     options: ChannelOptions,
@@ -222,6 +230,10 @@ pub(super) struct ChannelInner {
 impl ChannelInner {
     pub(super) fn options_backoff(&self) -> BackoffConfig {
         self.options.backoff
+    }
+
+    pub(super) fn resolve_interval(&self) -> Option<Duration> {
+        self.options.resolve_interval
     }
 }
 
@@ -249,6 +261,8 @@ pub(super) struct ChannelState {
     pub(super) rr_next: usize,
     /// round_robin: a resolution is in progress.
     pub(super) resolving: bool,
+    /// round_robin: when the target was last resolved (re-resolution is rate-limited).
+    pub(super) resolved_at: Option<Instant>,
 }
 
 impl ChannelState {
@@ -298,6 +312,7 @@ impl Channel {
                 compression: None,
                 balancing: LoadBalancing::PickFirst,
                 idle_timeout: Some(Duration::from_secs(30 * 60)),
+                resolve_interval: None,
                 interceptors: Arc::new([]),
                 call_credentials: None,
                 insecure_credentials: false,

@@ -9,7 +9,9 @@ use anygrpc_core::{Connection, Side, Status};
 
 use super::backoff::Backoff;
 use super::channel::{Channel, ChannelState, Connectivity, Pick, with_timeout};
+use super::target::Target;
 use crate::driver::{Command, ConnShared, Driver};
+use std::time::Duration;
 
 /// One address of a round_robin channel.
 #[derive(Debug)]
@@ -63,8 +65,48 @@ impl Channel {
         }
     }
 
+    /// Re-resolves a DNS target after a connection failure, at most every 30 s.
+    fn reresolve_after_failure(&self, state: &mut ChannelState) {
+        let due = state.resolved_at.is_none_or(|at| {
+            self.inner.runtime.now().saturating_duration_since(at) >= Duration::from_secs(30)
+        });
+        if matches!(self.inner.target, Target::Dns { .. }) && !state.resolving && due {
+            self.resolve_round_robin(state);
+        }
+    }
+
+    /// With `resolve_interval`, re-resolves the target on that period while the channel lives.
+    fn spawn_periodic_resolution(&self) {
+        let Some(interval) = self.inner.resolve_interval() else {
+            return;
+        };
+        if !matches!(self.inner.target, Target::Dns { .. }) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let runtime = self.inner.runtime.clone();
+        self.inner.runtime.spawn(Box::pin(async move {
+            loop {
+                runtime.sleep_until(runtime.now() + interval).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let channel = Channel { inner };
+                let mut state = channel.lock();
+                if state.connectivity == Connectivity::Shutdown {
+                    return;
+                }
+                if !state.resolving {
+                    channel.resolve_round_robin(&mut state);
+                }
+            }
+        }));
+    }
+
     /// (Re-)resolves the target and connects every address that has no connection.
     fn resolve_round_robin(&self, state: &mut ChannelState) {
+        if state.resolved_at.is_none() {
+            self.spawn_periodic_resolution();
+        }
+        state.resolved_at = Some(self.inner.runtime.now());
         state.resolving = true;
         state.set(Connectivity::Connecting);
         let channel = self.clone();
@@ -175,6 +217,7 @@ impl Channel {
                             state.last_error = Some(Status::unavailable(format!(
                                 "failed to connect to {addr}: {e}"
                             )));
+                            channel.reresolve_after_failure(&mut state);
                             Next::Retry(delay)
                         }
                     };
