@@ -15,7 +15,7 @@ mod slot;
 pub mod testing;
 pub mod tls;
 
-pub use anygrpc_core::{Code, Config, Encoding, Metadata, Status};
+pub use anygrpc_core::{Code, Config, Encoding, Metadata, PingPolicy, Status};
 pub use client::{
     BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, LoadBalancing, RpcError,
     StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
