@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/grpc/testing/test.proto"];
+    let protos = [
+        "proto/grpc/testing/test.proto",
+        "proto/grpc/testing/benchmark_service.proto",
+    ];
     anygrpc_build::compile_protos(&protos, &["proto"])?;
 
     let out = PathBuf::from(std::env::var("OUT_DIR")?).join("tonic");

@@ -189,6 +189,8 @@ pub(crate) trait Dispatch: Send + Sync + 'static {
 enum Blocked {
     Message(Bytes, bool),
     HalfClose,
+    /// The server's trailers, behind messages still waiting for room.
+    Trailers(Status, Metadata),
 }
 
 /// Bytes read from the transport per read call.
@@ -300,7 +302,11 @@ impl Driver {
                 metadata,
             } => {
                 let Some(id) = slot.lock().stream else { return };
-                self.blocked.remove(&id);
+                if let Some(queue) = self.blocked.get_mut(&id) {
+                    // Messages sent ahead still wait for room: the trailers go after them.
+                    queue.push_back(Blocked::Trailers(status, metadata));
+                    return;
+                }
                 if self.conn.send_trailers(id, status, metadata).is_ok() {
                     self.forget(id);
                 }
@@ -376,6 +382,13 @@ impl Driver {
             match next {
                 Blocked::HalfClose => {
                     let _ = self.conn.finish_sending(id);
+                }
+                Blocked::Trailers(status, metadata) => {
+                    if self.conn.send_trailers(id, status, metadata).is_ok() {
+                        self.forget(id);
+                    }
+                    self.blocked.remove(&id);
+                    return;
                 }
                 Blocked::Message(message, compressed) => {
                     match self.conn.send_message(id, message.clone(), compressed) {

@@ -4,6 +4,7 @@
 //! (`tonic-peer`) so the matrix can run anygrpc against tonic and Python grpcio both ways.
 
 pub mod args;
+pub mod bench;
 pub mod cases;
 pub mod pb;
 pub mod server;

@@ -21,6 +21,9 @@ use crate::runtime::RuntimeRef;
 use crate::slot::CallSlot;
 use crate::tls::AuthContext;
 
+/// Messages a handler may send before the driver has taken the earlier ones.
+const SENDS_AHEAD: u64 = 16;
+
 /// What the response side has done so far, shared by the context and the sink.
 #[derive(Debug, Default)]
 struct ResponseState {
@@ -116,12 +119,18 @@ impl CallHandle {
             message,
             compressed,
         });
+        // Up to SENDS_AHEAD messages may wait in the driver's queue, so a streaming handler
+        // hands over a batch per driver turn instead of one message per wake-up and write.
         poll_fn(|cx| {
             self.slot.poll_with(cx, |s| {
                 if s.sends_accepted >= seq {
                     Some(Ok(()))
+                } else if let Some(outcome) = &s.outcome {
+                    Some(Err(outcome.status.clone()))
+                } else if s.sends_accepted + SENDS_AHEAD >= seq {
+                    Some(Ok(()))
                 } else {
-                    s.outcome.as_ref().map(|o| Err(o.status.clone()))
+                    None
                 }
             })
         })

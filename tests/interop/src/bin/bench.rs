@@ -1,8 +1,13 @@
-//! `bench`: anygrpc's benchmark driver. For now it runs the `core-inmem-unary` scenario: unary
-//! calls pushed through an `anygrpc-core` client/server pair in memory, no sockets, measuring
-//! the protocol's own cost (calls per second, allocations and bytes allocated per call).
+//! `bench`: anygrpc's benchmark driver on `grpc.testing.BenchmarkService`.
 //!
-//! `bench client --scenario=core-inmem-unary [--duration_s=S]` prints one JSON line.
+//! - `bench server [--runtime=smol|async-std|tokio] [--impl=anygrpc|tonic|floor] --port=N`
+//! - `bench client [--runtime=…] [--impl=anygrpc|tonic|floor] --server_host=H --server_port=N
+//!   --scenario=NAME --duration_s=S`: one JSON line on stdout.
+//! - `bench client --scenario=core-inmem-unary [--duration_s=S]`: unary calls through an
+//!   `anygrpc-core` client/server pair in memory, no sockets (the protocol's own cost, with
+//!   allocations per call).
+//! - `bench compare [--duration_s=5] [--rounds=3] [--scenarios=a,b] [--runtimes=a,b]`: every
+//!   pair side by side, printed as Markdown tables.
 
 #![allow(
     unsafe_code,
@@ -14,7 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::process::ExitCode;
+
 use anygrpc_core::{CallRequest, Config, Connection, Event, Metadata, Side, Status};
+use anygrpc_interop::args::{Flags, run_on};
+use anygrpc_interop::bench::{self, anygrpc_side, compare, cpu_seconds, floor, tonic_side};
 use bytes::{Bytes, BytesMut};
 
 /// Counts allocations, then delegates to the system allocator.
@@ -47,25 +56,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// User + system CPU seconds of this process, from /proc (Linux).
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return f64::NAN;
-    };
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return f64::NAN;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 fn shuttle(from: &mut Connection, to: &mut Connection, wire: &mut BytesMut, now: Instant) -> usize {
     wire.clear();
@@ -134,23 +124,7 @@ fn inmem_unary(duration: Duration, concurrency: usize) -> (u64, Duration) {
     (calls, start.elapsed())
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| {
-        args.iter()
-            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
-            .map(str::to_string)
-    };
-    let scenario = flag("scenario").unwrap_or_else(|| "core-inmem-unary".into());
-    let duration_s: f64 = flag("duration_s")
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(5.0);
-    if args.first().map(String::as_str) != Some("client") || scenario != "core-inmem-unary" {
-        eprintln!(
-            "usage: bench client --scenario=core-inmem-unary [--duration_s=S] (other scenarios: not yet)"
-        );
-        std::process::exit(2);
-    }
+fn inmem(duration_s: f64) -> String {
     let concurrency = 64;
     inmem_unary(Duration::from_millis(500), concurrency); // warm-up
     let (allocs0, bytes0, cpu0) = (
@@ -163,13 +137,92 @@ fn main() {
     let allocs = ALLOCATIONS.load(Ordering::Relaxed) - allocs0;
     let bytes = ALLOCATED.load(Ordering::Relaxed) - bytes0;
     let secs = elapsed.as_secs_f64();
-    println!(
+    format!(
         "{{\"scenario\":\"core-inmem-unary\",\"client\":\"anygrpc-core\",\"rate\":{:.0},\"unit\":\"calls/s\",\"count\":{calls},\"duration_s\":{secs:.3},\"mb_per_s\":null,\"p50_us\":null,\"p90_us\":null,\"p99_us\":null,\"cpu_s\":{cpu:.3},\"cpu_s_per_1k\":{:.5},\"errors\":0,\"connections\":1,\"concurrency\":{concurrency},\"req_bytes\":0,\"resp_bytes\":0,\"allocs_per_call\":{:.2},\"alloc_bytes_per_call\":{:.0}}}",
         calls as f64 / secs,
         cpu / calls as f64 * 1000.0,
         allocs as f64 / calls as f64,
         bytes as f64 / calls as f64,
-    );
+    )
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))
+}
+
+fn server(flags: &Flags) -> Result<(), String> {
+    let port = flags.port("port")?;
+    match flags.get("impl").unwrap_or("anygrpc") {
+        "anygrpc" => run_on(flags.runtime(), |runtime| async move {
+            let (server, _) = anygrpc_side::serve(runtime, port)
+                .await
+                .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+            server.wait_for_termination().await;
+            Ok(())
+        })?,
+        "tonic" => tokio_runtime()?.block_on(tonic_side::serve(port)),
+        "floor" => floor::serve(port).map_err(|e| format!("floor server: {e}")),
+        other => Err(format!("--impl={other}: one of anygrpc, tonic, floor")),
+    }
+}
+
+fn client(flags: &Flags) -> Result<String, String> {
+    let name = flags.required("scenario")?;
+    let duration_s: f64 = match flags.get("duration_s") {
+        Some(d) => d
+            .parse()
+            .map_err(|_| format!("--duration_s={d} is not a number"))?,
+        None => 5.0,
+    };
+    if name == "core-inmem-unary" {
+        return Ok(inmem(duration_s));
+    }
+    let scenario = bench::find(name).ok_or_else(|| format!("unknown scenario {name:?}"))?;
+    let host = flags.get("server_host").unwrap_or("127.0.0.1").to_string();
+    let target = format!("{host}:{}", flags.port("server_port")?);
+    let duration = Duration::from_secs_f64(duration_s);
+    let report = match flags.get("impl").unwrap_or("anygrpc") {
+        "anygrpc" => {
+            let label = format!("anygrpc-{}", flags.runtime());
+            run_on(flags.runtime(), |runtime| async move {
+                anygrpc_side::client(runtime, &label, &target, &scenario, duration).await
+            })??
+        }
+        "tonic" => tokio_runtime()?.block_on(tonic_side::client(&target, &scenario, duration))?,
+        "floor" => floor::client(&target, &scenario, duration)?,
+        other => return Err(format!("--impl={other}: one of anygrpc, tonic, floor")),
+    };
+    Ok(report.to_json())
+}
+
+const USAGE: &str = "usage: bench server [--runtime=smol|async-std|tokio] [--impl=anygrpc|tonic|floor] --port=N
+       bench client [--runtime=…] [--impl=…] --server_host=H --server_port=N --scenario=NAME --duration_s=S
+       bench compare [--duration_s=5] [--rounds=3] [--scenarios=a,b] [--runtimes=a,b]";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let result = Flags::parse(args).and_then(|flags| match command.as_str() {
+        "server" => server(&flags).map(|()| None),
+        "client" => client(&flags).map(Some),
+        "compare" => compare::run(&compare::options(&flags)?).map(Some),
+        _ => Err(USAGE.into()),
+    });
+    match result {
+        Ok(out) => {
+            if let Some(out) = out {
+                println!("{out}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]
