@@ -563,3 +563,48 @@ fn round_robin_follows_dns_changes_on_its_resolve_interval() {
     rt.set_auto_advance(true);
     assert_eq!(who(&rt, &channel, 6).get("two"), Some(&6));
 }
+
+#[test]
+fn a_response_over_the_servers_send_limit_fails_the_call_instead_of_vanishing() {
+    let rt = MemoryRuntime::new();
+    let config = anygrpc::Config {
+        max_send_message_size: 10,
+        ..anygrpc::Config::server()
+    };
+    let server = Server::with_config(rt.handle(), config);
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = sent.clone();
+    server.add_generic_handler("/test.Big/Reply", move |mut call: ServerCall| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            let _ = call.recv().await;
+            // Sends run ahead of the driver: the refusal shows on the call, and on later sends.
+            let _ = call.send(Bytes::from(vec![7u8; 100])).await;
+            let mut result = Ok(());
+            for _ in 0..100 {
+                result = call.send(Bytes::from_static(b"x")).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            *seen.lock().unwrap() = Some(result.map_err(|s| s.code()));
+            call.finish(Status::ok(), Default::default());
+        })
+    });
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .unwrap();
+    server.start();
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .build()
+        .unwrap();
+    let big = channel.unary_unary::<String, Vec<u8>>("/test.Big/Reply");
+    let err = rt.block_on(big.call(String::new())).unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    rt.run_until_stalled();
+    assert_eq!(
+        *sent.lock().unwrap(),
+        Some(Err(Code::ResourceExhausted)),
+        "the handler's send failed too"
+    );
+}

@@ -358,16 +358,39 @@ impl Driver {
                     .or_default()
                     .push_back(Blocked::Message(message, compressed));
             }
-            Err(error) => {
-                // The call ended or misused the stream: the write fails with the call's status.
-                // An ended call's writer sees its outcome; counting the message as accepted
-                // would report the write as a success.
+            Err(error @ anygrpc_core::CallError::MessageTooLarge { .. }) => {
+                // Dropping it would lose data behind a successful write: the call ends with
+                // RESOURCE_EXHAUSTED instead, on both ends.
+                let status = error.to_status();
+                match self.conn.side() {
+                    Side::Client => {
+                        let _ = self.conn.cancel(id);
+                    }
+                    Side::Server => {
+                        self.blocked.remove(&id);
+                        if self
+                            .conn
+                            .send_trailers(id, status.clone(), Metadata::new())
+                            .is_ok()
+                        {
+                            self.forget(id);
+                        }
+                    }
+                }
+                slot.finish(Outcome {
+                    status,
+                    trailers: Metadata::new(),
+                    unprocessed: false,
+                });
+            }
+            Err(_) => {
+                // The call ended: the write fails with the call's status. An ended call's writer
+                // sees its outcome; counting the message as accepted would report a success.
                 slot.update(|s| {
                     if s.outcome.is_none() {
                         s.sends_accepted += 1;
                     }
                 });
-                let _ = error;
             }
         }
     }
