@@ -239,6 +239,9 @@ struct Peer {
     pings_acked: usize,
     /// `Closed` was seen and the output drained since: nothing more may be written.
     silent: bool,
+    /// Server: calls whose start and cancellation reached the application in one batch of
+    /// events, i.e. reset before the application could see them (the rapid-reset signature).
+    reset_unseen: usize,
 }
 
 impl Peer {
@@ -256,6 +259,7 @@ impl Peer {
             pings_sent: 0,
             pings_acked: 0,
             silent: false,
+            reset_unseen: 0,
         }
     }
 
@@ -282,9 +286,17 @@ impl Peer {
     /// the other side queued, when it is one of ours.
     fn poll_events(&mut self, peer_sent: Option<&Sent>) -> usize {
         let mut n = 0;
+        let mut started = Vec::new();
         while let Some(event) = self.conn.poll_event() {
             assert!(self.closed.is_none(), "{event:?} after Closed");
             n += 1;
+            match event {
+                Event::CallStarted { stream, .. } => started.push(stream),
+                Event::Cancelled { stream, .. } if started.contains(&stream) => {
+                    self.reset_unseen += 1;
+                }
+                _ => {}
+            }
             self.on_event(event, peer_sent);
         }
         self.events += n;
@@ -464,6 +476,19 @@ fn message_len(arg: u8) -> usize {
 /// A call timeout from an argument byte: none for even ones.
 fn timeout(arg: u8) -> Option<Duration> {
     (arg % 2 == 1).then(|| Duration::from_millis(u64::from(arg) * 20))
+}
+
+/// The connection ended because the server's reset budget ran out, seen from either side.
+fn is_reset_budget_close(error: &crate::error::ConnectionError) -> bool {
+    use crate::error::ConnectionError::{Protocol, Remote};
+    const REASON: &str = "too many reset streams";
+    match error {
+        Protocol { code, reason } => *code == ErrorCode::ENHANCE_YOUR_CALM && *reason == REASON,
+        Remote { code, debug } => {
+            *code == ErrorCode::ENHANCE_YOUR_CALM && debug[..] == *REASON.as_bytes()
+        }
+        _ => false,
+    }
 }
 
 /// An empty SETTINGS frame and a SETTINGS ACK (RFC 9113 §6.5).
@@ -717,12 +742,20 @@ impl Pair {
         self.drive();
         self.client.assert_all_ended();
         self.server.assert_all_ended();
+        // More resets of unseen calls than the server's burst allows is rapid reset, whether
+        // the client meant it or a stalled wire delivered opens and cancels together: the
+        // server is right to end the connection then, and only then.
+        let burst = usize::try_from(self.server.conn.config().reset_burst).unwrap_or(usize::MAX);
+        let rapid_reset = self.server.reset_unseen > burst;
         for peer in [&self.client, &self.server] {
+            let justified =
+                rapid_reset && matches!(&peer.closed, Some(Some(e)) if is_reset_budget_close(e));
             assert!(
-                matches!(peer.closed, None | Some(None)),
-                "{:?} closed with {:?}",
+                matches!(peer.closed, None | Some(None)) || justified,
+                "{:?} closed with {:?} ({} resets of unseen calls)",
                 peer.side,
-                peer.closed
+                peer.closed,
+                self.server.reset_unseen
             );
         }
         if self.client.closed.is_none() && self.server.closed.is_none() {

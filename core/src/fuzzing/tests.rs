@@ -450,3 +450,25 @@ fn cancelling_seen_calls_is_not_rapid_reset() {
     );
     stream_ops(&input);
 }
+
+/// A wire that stalls for seconds while the client opens 200+ calls with deadlines delivers
+/// each call's HEADERS and its deadline's RST_STREAM in one read: rapid reset as the server
+/// sees it, so the server's budget ends the connection, and the harness accepts that close
+/// only because it counted more such resets than the burst allows.
+#[test]
+fn a_stalled_wire_with_expiring_calls_trips_the_reset_budget_justly() {
+    let kept = corpus_dir().join("../artifacts-kept/stream_ops/stalled-wire-expiring-calls");
+    let input = std::fs::read(kept).expect("reproducer file");
+    let pair = super::run_stream_ops(&input);
+    let burst = usize::try_from(pair.server.conn.config().reset_burst).expect("small burst");
+    assert!(
+        pair.server.reset_unseen > burst,
+        "{}",
+        pair.server.reset_unseen
+    );
+    assert!(
+        matches!(&pair.server.closed, Some(Some(e)) if super::is_reset_budget_close(e)),
+        "{:?}",
+        pair.server.closed
+    );
+}
