@@ -21,7 +21,9 @@ pub struct Config {
     /// our SETTINGS. Default 16 MiB.
     pub connection_window: u32,
     /// SETTINGS_MAX_FRAME_SIZE we advertise: the largest frame payload we accept (16,384 ..=
-    /// 16,777,215). Default 16,384. Bounds the read buffer.
+    /// 16,777,215). Default 1 MiB, so a large message arrives in one frame and is handed on
+    /// without being reassembled. Bounds the read buffer (header frames are refused beyond
+    /// twice `max_header_list_size` before they are buffered).
     pub max_frame_size: u32,
     /// SETTINGS_MAX_HEADER_LIST_SIZE we advertise and enforce on every received header block
     /// (CONTINUATION chains included), counted as RFC 9113 §6.5.2 does. Default 16 KiB.
@@ -119,7 +121,7 @@ impl Config {
             max_concurrent_streams: 1024,
             initial_stream_window: 1 << 20,
             connection_window: 16 << 20,
-            max_frame_size: 16_384,
+            max_frame_size: 1 << 20,
             max_header_list_size: 16 << 10,
             max_recv_message_size: 4 << 20,
             max_send_message_size: usize::MAX,

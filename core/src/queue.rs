@@ -41,6 +41,11 @@ impl<T> InlineQueue<T> {
         item
     }
 
+    /// The elements, front to back.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.head.iter().chain(self.rest.iter())
+    }
+
     /// Removes everything.
     pub(crate) fn clear(&mut self) {
         self.head = None;
@@ -58,6 +63,10 @@ mod tests {
         assert!(q.front_mut().is_none());
         for i in 0..5 {
             q.push_back(i);
+            assert_eq!(
+                q.iter().copied().collect::<Vec<_>>(),
+                (0..=i).collect::<Vec<_>>()
+            );
         }
         *q.front_mut().unwrap() += 10;
         assert_eq!(q.pop_front(), Some(10));

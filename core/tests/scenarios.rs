@@ -856,3 +856,48 @@ fn a_server_reset_after_our_deadline_is_deadline_exceeded() {
         Code::DeadlineExceeded
     );
 }
+
+/// DATA frame payload sizes the raw peer received.
+fn data_frame_sizes(raw: &support::raw::Raw) -> Vec<usize> {
+    use anygrpc_core::frame::Frame;
+    raw.frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Data(d) => Some(d.data.len()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_64k_message_goes_out_in_one_frame_and_no_frame_exceeds_128k() {
+    use anygrpc_core::frame::{Frame, Settings};
+    use support::raw::Raw;
+    let mut raw = Raw::new(anygrpc_core::Side::Server, Config::server());
+    raw.send(anygrpc_core::CLIENT_PREFACE);
+    // The client accepts any frame size and opens its windows wide.
+    raw.send_frame(&Frame::Settings(Settings {
+        max_frame_size: Some((1 << 24) - 1),
+        initial_window_size: Some(16 << 20),
+        ..Settings::default()
+    }));
+    raw.send_frame(&Frame::Settings(Settings::ack()));
+    raw.send_window_update(0, 16 << 20);
+    raw.settle();
+    raw.send_request(1, "/svc.S/M", false);
+    raw.poll_events();
+    let id = StreamId(1);
+    raw.conn
+        .send_headers(id, Metadata::new(), None)
+        .expect("head");
+    let small = Bytes::from(vec![1; 64 << 10]);
+    let large = Bytes::from(vec![2; 300 << 10]);
+    raw.conn.send_message(id, small, false).expect("64 KiB");
+    raw.conn.send_message(id, large, false).expect("300 KiB");
+    raw.flush();
+    let sizes = data_frame_sizes(&raw);
+    assert_eq!(sizes.first(), Some(&((64 << 10) + 5)), "{sizes:?}");
+    assert!(sizes.iter().all(|&n| n <= 128 << 10), "{sizes:?}");
+    let total: usize = sizes.iter().sum();
+    assert_eq!(total, (64 << 10) + (300 << 10) + 10, "{sizes:?}");
+}

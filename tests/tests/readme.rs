@@ -9,7 +9,7 @@ use anygrpc_core::Config;
 
 const README: &str = include_str!("../../README.md");
 
-/// The README row of `field`, e.g. "| `max_frame_size` | 16,384 bytes | ... |".
+/// The README row of `field`, e.g. "| `max_frame_size` | 1 MiB | ... |".
 fn row(field: &str) -> &'static str {
     let start = format!("| `{field}` |");
     README
@@ -73,7 +73,7 @@ fn readme_lists_every_config_default() {
         "1 MiB",
     );
     check("connection_window", connection_window == 16 << 20, "16 MiB");
-    check("max_frame_size", max_frame_size == 16_384, "16,384 bytes");
+    check("max_frame_size", max_frame_size == 1 << 20, "1 MiB");
     check(
         "max_header_list_size",
         max_header_list_size == 16 << 10,

@@ -17,6 +17,7 @@ use anygrpc_core::{
 use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 
+use crate::read_buffer::ReadBuffer;
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::slot::{CallSlot, Outcome};
 
@@ -193,8 +194,8 @@ enum Blocked {
     Trailers(Status, Metadata),
 }
 
-/// Bytes read from the transport per read call.
-const READ_CHUNK: usize = 64 << 10;
+/// Bytes gathered from the connection before they are written.
+const WRITE_CHUNK: usize = 64 << 10;
 /// Reads per wake-up before other work gets a turn.
 const READS_PER_TURN: usize = 16;
 
@@ -210,7 +211,7 @@ pub(crate) struct Driver {
     blocked: HashMap<StreamId, VecDeque<Blocked>>,
     dispatch: Option<Arc<dyn Dispatch>>,
     peer: Arc<str>,
-    read_buf: Vec<u8>,
+    read_buf: ReadBuffer,
     out: Transmit,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     commands: Vec<Command>,
@@ -238,7 +239,7 @@ impl Driver {
             blocked: HashMap::new(),
             dispatch,
             peer,
-            read_buf: vec![0; READ_CHUNK],
+            read_buf: ReadBuffer::default(),
             out: Transmit::new(),
             timer: None,
             commands: Vec::new(),
@@ -574,9 +575,9 @@ impl Driver {
     fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         loop {
-            if self.out.len() < READ_CHUNK {
+            if self.out.len() < WRITE_CHUNK {
                 while self.conn.poll_transmit_chained(&mut self.out) > 0 {
-                    if self.out.len() >= READ_CHUNK * 4 {
+                    if self.out.len() >= WRITE_CHUNK * 4 {
                         break;
                     }
                 }
@@ -620,7 +621,7 @@ impl Driver {
             if self.read_closed {
                 break;
             }
-            match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
+            match Pin::new(&mut self.io).poll_read(cx, self.read_buf.space()) {
                 Poll::Ready(Ok(0)) => {
                     self.read_closed = true;
                     self.conn.transport_closed(self.runtime.now());
@@ -634,8 +635,8 @@ impl Driver {
                 }
                 Poll::Ready(Ok(n)) => {
                     let now = self.runtime.now();
-                    self.conn
-                        .recv(self.read_buf.get(..n).unwrap_or_default(), now);
+                    self.conn.recv(self.read_buf.read(n), now);
+                    self.read_buf.adapt(n);
                     progress = true;
                 }
                 Poll::Pending => break,

@@ -7,6 +7,7 @@ pub mod client;
 mod codec;
 mod driver;
 pub mod interceptor;
+mod read_buffer;
 pub mod runtime;
 pub mod server;
 mod slot;

@@ -64,6 +64,13 @@ impl Connection {
                 );
                 return;
             }
+            // A header block beyond what we ever buffer is refused before it is buffered
+            // (our SETTINGS_MAX_FRAME_SIZE is far larger than a sane header block).
+            let header_block = matches!(header.kind, FrameType::HEADERS | FrameType::CONTINUATION);
+            if header_block && header.length as usize > self.max_block_bytes() {
+                self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
+                return;
+            }
             let total = FrameHeader::LEN + header.length as usize;
             if self.read_buf.len() < total {
                 self.read_buf.reserve(total - self.read_buf.len());

@@ -5,13 +5,19 @@ use std::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::state::{StreamState, Transition, next};
-use super::streams::{PendingEnd, PendingHeaders};
+use super::streams::{Chunk, PendingEnd, PendingHeaders};
 use super::{CLIENT_PREFACE, Connection, Control, Scheme, Side};
 use crate::error::{ErrorCode, StreamId};
 use crate::event::Event;
 use crate::frame::{self, GoAway, Ping, RstStream, Settings, WindowUpdate};
 use crate::grpc::{self, Status};
 use crate::hpack::Sensitivity;
+use crate::queue::InlineQueue;
+
+/// Largest DATA frame we send, whatever the peer accepts: big enough for a 64 KiB message and
+/// its prefix in one frame (the receiver can then hand it on without reassembly), small
+/// enough that one stream's frame does not hold the others back for long.
+const MAX_SEND_FRAME: usize = 128 << 10;
 
 /// Payloads at least this large are chained into a [`Transmit`] instead of copied.
 const CHAIN_MIN: usize = 4096;
@@ -232,7 +238,7 @@ impl Connection {
             if stream.pending_headers.is_some() && !self.write_headers(id, sink) {
                 continue;
             }
-            let quantum = (self.peer.max_frame_size as usize).max(16_384) * 4;
+            let quantum = (self.send_frame_size() * 4).clamp(64 << 10, 256 << 10);
             let waiting_for_conn = self.write_data(id, sink, quantum);
             let Some(stream) = self.streams.get_mut(&id) else {
                 continue;
@@ -360,10 +366,15 @@ impl Connection {
         );
     }
 
+    /// The largest DATA frame we send: what the peer accepts, at most [`MAX_SEND_FRAME`].
+    fn send_frame_size(&self) -> usize {
+        (self.peer.max_frame_size as usize).min(MAX_SEND_FRAME)
+    }
+
     /// Writes DATA frames for `id` within the windows, up to `quantum` bytes. Returns `true`
     /// when the connection window stopped it.
     fn write_data<S: Sink>(&mut self, id: StreamId, sink: &mut S, quantum: usize) -> bool {
-        let max_frame = self.peer.max_frame_size as usize;
+        let max_frame = self.send_frame_size();
         let mut written = 0;
         loop {
             let Some(stream) = self.streams.get_mut(&id) else {
@@ -376,13 +387,21 @@ impl Connection {
             if conn == 0 {
                 return true;
             }
-            let len = stream
+            let mut len = stream
                 .queued_bytes
                 .min(stream.send_window.available())
                 .min(conn)
                 .min(max_frame);
             if len == 0 {
                 return false;
+            }
+            if len < stream.queued_bytes {
+                // End the frame where a message ends, when one does: a message that starts a
+                // frame and fits in it reaches the peer's application without reassembly.
+                let whole = whole_messages_within(&stream.queue, len);
+                if whole > 0 {
+                    len = whole;
+                }
             }
             let drains = len == stream.queued_bytes;
             let end_stream = drains && matches!(stream.pending_end, Some(PendingEnd::EndStream));
@@ -528,6 +547,20 @@ impl Connection {
             self.schedule(id);
         }
     }
+}
+
+/// Bytes of the queued messages that lie wholly within the first `limit` bytes of `queue`
+/// (a message partly written counts from where it stands).
+fn whole_messages_within(queue: &InlineQueue<Chunk>, limit: usize) -> usize {
+    let mut total = 0;
+    for chunk in queue.iter() {
+        let left = 5 - usize::from(chunk.prefix_sent.min(5)) + chunk.body.len();
+        if total + left > limit {
+            break;
+        }
+        total += left;
+    }
+    total
 }
 
 #[cfg(test)]

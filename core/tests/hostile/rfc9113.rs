@@ -158,19 +158,40 @@ fn settings_ack_with_payload_is_frame_size_error() {
 
 #[test]
 fn frame_over_max_frame_size_is_frame_size_error_before_its_payload() {
-    let mut raw = Raw::server(Config::server());
+    let config = Config::server();
+    let max = config.max_frame_size as usize;
+    let mut raw = Raw::server(config);
     raw.send_request(1, "/svc.S/M", false);
-    // Only the 9-byte header of a 16,385-byte DATA frame: refused before buffering for it.
-    let frame = raw_frame(FrameType::DATA, 0, 1, &vec![0; 16_385]);
+    // Only the 9-byte header of a DATA frame one byte too large: refused before buffering it.
+    let frame = raw_frame(FrameType::DATA, 0, 1, &vec![0; max + 1]);
     raw.send(&frame[..9]);
     raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
 }
 
 #[test]
+fn a_header_frame_larger_than_any_header_block_is_refused_before_its_payload() {
+    let config = Config::server();
+    // Within SETTINGS_MAX_FRAME_SIZE, but more than twice the header list limit.
+    let len = config.max_header_list_size as usize * 2 + 2048;
+    assert!(len <= config.max_frame_size as usize);
+    for kind in [FrameType::HEADERS, FrameType::CONTINUATION] {
+        let mut raw = Raw::server(config.clone());
+        if kind == FrameType::CONTINUATION {
+            raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &[0x82]));
+        }
+        let frame = raw_frame(kind, flags::END_HEADERS, 1, &vec![0; len]);
+        raw.send(&frame[..9]);
+        raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
+    }
+}
+
+#[test]
 fn frame_at_max_frame_size_is_accepted() {
-    let mut raw = Raw::server(Config::server());
+    let config = Config::server();
+    let max = config.max_frame_size as usize;
+    let mut raw = Raw::server(config);
     // An unknown frame type of exactly SETTINGS_MAX_FRAME_SIZE bytes is read and ignored.
-    raw.send(&raw_frame(FrameType(0xfa), 0, 0, &vec![7; 16_384]));
+    raw.send(&raw_frame(FrameType(0xfa), 0, 0, &vec![7; max]));
     raw.assert_open();
     raw.assert_serves_call(1);
 }
