@@ -204,6 +204,7 @@ macro_rules! hostile_suite {
             client_that_never_opens_its_window,
             thousands_of_idle_connections,
             slowloris_preface_is_closed_by_the_settings_timeout,
+            slowloris_header_block_is_closed_by_the_header_block_timeout,
         );
         $crate::hostile::hostile_suite!(@cases $run; grpc_cases:
             four_gib_length_prefix_is_resource_exhausted,

@@ -5,14 +5,15 @@
 use std::time::Duration;
 
 use anygrpc::Config;
-use anygrpc_core::frame::{Frame, Settings};
+use anygrpc_core::frame::{Frame, FrameType, Settings, flags};
 use anygrpc_core::{CLIENT_PREFACE, ErrorCode};
 use bytes::BytesMut;
+use futures_util::future::join;
 use prost::Message as _;
 
 use super::alloc::{self, Watermark};
-use super::peer::{Peer, grpc_message};
-use super::service::{COUNT, Ping};
+use super::peer::{Peer, grpc_message, plain_block, raw_frame, request_fields};
+use super::service::{COUNT, ECHO, Ping};
 use super::{Env, off_thread};
 
 /// What a stalled stream may make the server hold: the peer's window (64 KiB), the stream's
@@ -150,6 +151,54 @@ pub async fn slowloris_preface_is_closed_by_the_settings_timeout(env: Env) {
             took >= timeout && took < timeout + Duration::from_secs(2),
             "closed after {took:?}"
         );
+    })
+    .await;
+    env.assert_serves_then_stop(&srv).await;
+}
+
+/// Slowloris in a header block: after a clean handshake, one client dribbles CONTINUATIONs of
+/// a block that never ends, another the bytes of a single HEADERS frame. Both are closed with
+/// GOAWAY(ENHANCE_YOUR_CALM) once `header_block_timeout` passed, however they keep dribbling;
+/// fresh calls are served meanwhile.
+pub async fn slowloris_header_block_is_closed_by_the_header_block_timeout(env: Env) {
+    let timeout = Duration::from_millis(500);
+    let config = Config {
+        header_block_timeout: timeout,
+        ..Config::server()
+    };
+    let srv = env.server_with(config).await;
+    let port = srv.port;
+    let block = plain_block(&request_fields(ECHO));
+    let fragments = block.clone();
+    let in_continuations = off_thread(move || {
+        let mut peer = Peer::connect(port);
+        peer.client_handshake();
+        peer.send(&raw_frame(FrameType::HEADERS, 0, 1, &fragments[..1]));
+        peer
+    });
+    let frame = raw_frame(FrameType::HEADERS, flags::END_HEADERS, 1, &block);
+    let in_one_frame = off_thread(move || {
+        let mut peer = Peer::connect(port);
+        peer.client_handshake();
+        peer.send(&frame[..1]);
+        (peer, frame)
+    });
+    let (mut continuations, (mut one_frame, frame)) = join(in_continuations, in_one_frame).await;
+    let started = std::time::Instant::now();
+    env.assert_serves(&srv).await;
+    off_thread(move || {
+        // A byte every 50 ms from both, for three times the timeout: never finished.
+        for i in 1..30 {
+            continuations.send_continuation(1, &block[i..=i], false);
+            one_frame.send(&frame[i..=i]);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for mut peer in [continuations, one_frame] {
+            assert!(peer.write_failed, "the server closed while it dribbled");
+            peer.assert_goaway(ErrorCode::ENHANCE_YOUR_CALM);
+        }
+        let took = started.elapsed();
+        assert!(took < timeout * 3 + Duration::from_secs(1), "{took:?}");
     })
     .await;
     env.assert_serves_then_stop(&srv).await;
