@@ -39,6 +39,11 @@ pub struct Config {
     /// How long our SETTINGS may go unacknowledged before we close with SETTINGS_TIMEOUT.
     /// Default 10 s.
     pub settings_timeout: Duration,
+    /// How long a header block may stay incomplete: from the first byte of a HEADERS frame
+    /// (or of a frame header not yet complete) until the END_HEADERS of its last CONTINUATION.
+    /// A peer slower than this (slowloris) is closed with GOAWAY(ENHANCE_YOUR_CALM). Dribbling
+    /// does not extend it. Default 10 s. Bounds how long a connection holds a partial request head.
+    pub header_block_timeout: Duration,
     /// Send a keepalive PING after this long without receiving anything. Default `None` (off).
     pub keepalive_time: Option<Duration>,
     /// Close the connection when a keepalive PING is not acknowledged within this. Default 20 s.
@@ -127,6 +132,7 @@ impl Config {
             max_send_message_size: usize::MAX,
             max_send_buffer: 1 << 20,
             settings_timeout: Duration::from_secs(10),
+            header_block_timeout: Duration::from_secs(10),
             keepalive_time: None,
             keepalive_timeout: Duration::from_secs(20),
             keepalive_permit_without_calls: false,

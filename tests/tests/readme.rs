@@ -41,6 +41,7 @@ fn readme_lists_every_config_default() {
         max_send_message_size,
         max_send_buffer,
         settings_timeout,
+        header_block_timeout,
         keepalive_time,
         keepalive_timeout,
         keepalive_permit_without_calls,
@@ -93,6 +94,11 @@ fn readme_lists_every_config_default() {
     check(
         "settings_timeout",
         settings_timeout == Duration::from_secs(10),
+        "10 s",
+    );
+    check(
+        "header_block_timeout",
+        header_block_timeout == Duration::from_secs(10),
         "10 s",
     );
     check("keepalive_time", keepalive_time.is_none(), "off");

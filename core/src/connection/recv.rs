@@ -106,6 +106,27 @@ impl Connection {
                 Err(FrameError::Connection { code, reason }) => self.protocol_error(code, reason),
             }
         }
+        self.watch_incomplete_block();
+    }
+
+    /// Arms the header-block timer when input stopped inside a header block or a frame header
+    /// (slowloris), once: more dribbled bytes do not extend it. Cleared at a clean boundary.
+    fn watch_incomplete_block(&mut self) {
+        let in_block = self.assembly.is_some()
+            || match FrameHeader::peek(&self.read_buf) {
+                None => !self.read_buf.is_empty(),
+                Some(header) => {
+                    header.kind == FrameType::HEADERS || header.kind == FrameType::CONTINUATION
+                }
+            };
+        if !in_block {
+            self.timers.clear(super::timers::Timer::HeaderBlock);
+        } else if !self.timers.is_set(super::timers::Timer::HeaderBlock) {
+            self.timers.set(
+                super::timers::Timer::HeaderBlock,
+                self.now + self.config.header_block_timeout,
+            );
+        }
     }
 
     /// Server: consumes the client preface; `false` while more of it is needed (or it was wrong).

@@ -1,4 +1,5 @@
-//! Connection timers and `handle_timeout`: SETTINGS ACK, keepalive, shutdown and call deadlines.
+//! Connection timers and `handle_timeout`: SETTINGS ACK, header blocks, keepalive, shutdown and
+//! call deadlines.
 
 use std::time::Instant;
 
@@ -23,9 +24,11 @@ pub(crate) enum Timer {
     Age = 5,
     /// Server: the grace after `max_connection_age` ran out; close.
     AgeGrace = 6,
+    /// A header block (or a frame header) started arriving and must be complete by then.
+    HeaderBlock = 7,
 }
 
-const TIMERS: usize = 7;
+const TIMERS: usize = 8;
 
 /// One optional deadline per [`Timer`]; the next wake-up is the earliest. No heap.
 #[derive(Debug, Default, Clone)]
@@ -38,6 +41,11 @@ impl TimerTable {
 
     pub(crate) fn clear(&mut self, timer: Timer) {
         self.0[timer as usize] = None;
+    }
+
+    /// `true` while `timer` is set.
+    pub(crate) fn is_set(&self, timer: Timer) -> bool {
+        self.0[timer as usize].is_some()
     }
 
     /// `true` when `timer` is set and due at `now`; clears it.
@@ -70,6 +78,13 @@ impl Connection {
                 ConnectionError::SettingsTimeout,
                 Some(ErrorCode::SETTINGS_TIMEOUT),
                 "SETTINGS not acknowledged",
+            );
+            return;
+        }
+        if self.timers.take_expired(Timer::HeaderBlock, now) {
+            self.protocol_error(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "header block not completed in time",
             );
             return;
         }
@@ -157,7 +172,7 @@ mod tests {
         let mut t = TimerTable::default();
         assert_eq!(
             t.0.len(),
-            Timer::AgeGrace as usize + 1,
+            Timer::HeaderBlock as usize + 1,
             "one slot per timer"
         );
         assert_eq!(t.next(), None);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anygrpc_core::frame::{Frame, FrameType, Settings};
+use anygrpc_core::frame::{Frame, FrameType, Settings, flags};
 use anygrpc_core::{Config, ErrorCode, Event, StreamId};
 use bytes::BytesMut;
 
@@ -636,4 +636,76 @@ fn sending_data_forgives_early_pings() {
         raw.flush();
     }
     raw.assert_open();
+}
+
+// ---- Slowloris: header blocks that never complete ----
+
+#[test]
+fn header_block_dribbled_in_continuations_is_cut_off_at_the_timeout() {
+    let config = Config::server();
+    let timeout = config.header_block_timeout;
+    let mut raw = Raw::server(config);
+    let block = plain_block(&request_fields("/svc.S/M"));
+    raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &block[..1]));
+    // One byte per tenth of the timeout: dribbling does not extend it.
+    for byte in &block[1..10] {
+        raw.sleep(timeout / 10);
+        raw.send_continuation(1, &[*byte], false);
+        raw.assert_open();
+    }
+    raw.sleep(timeout / 10);
+    raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
+    assert!(raw.started().is_empty());
+}
+
+#[test]
+fn header_frame_dribbled_byte_by_byte_is_cut_off_at_the_timeout() {
+    let config = Config::server();
+    let timeout = config.header_block_timeout;
+    let mut raw = Raw::server(config);
+    let block = plain_block(&request_fields("/svc.S/M"));
+    let frame = raw_frame(FrameType::HEADERS, flags::END_HEADERS, 1, &block);
+    // The frame header itself arrives a byte at a time, then part of the payload.
+    for byte in &frame[..20] {
+        raw.send(&[*byte]);
+        raw.sleep(timeout / 20);
+    }
+    raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
+}
+
+#[test]
+fn a_completed_header_block_stops_the_timer() {
+    let config = Config::server();
+    let timeout = config.header_block_timeout;
+    let mut raw = Raw::server(config);
+    let block = plain_block(&request_fields("/svc.S/M"));
+    raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &block[..10]));
+    raw.sleep(timeout - Duration::from_millis(1));
+    raw.send_continuation(1, &block[10..], true);
+    raw.pump();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+    // Idle afterwards, for much longer: an idle connection is not a slow one.
+    raw.sleep(timeout * 10);
+    raw.assert_open();
+    raw.send_data(1, &grpc_message(0, b"hi"), true);
+    raw.respond_ok(1, b"ok");
+    raw.pump();
+    assert_eq!(
+        raw.final_block(1).and_then(|b| b.get("grpc-status")),
+        Some("0")
+    );
+}
+
+#[test]
+fn header_block_timeout_is_configurable() {
+    let config = Config {
+        header_block_timeout: Duration::from_secs(60),
+        ..Config::server()
+    };
+    let mut raw = Raw::server(config);
+    raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &[0x83]));
+    raw.sleep(Duration::from_secs(59));
+    raw.assert_open();
+    raw.sleep(Duration::from_secs(1));
+    raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
 }

@@ -1,0 +1,469 @@
+//! The raw peer: a blocking loopback socket that writes hand-built bytes (valid or not) and
+//! decodes everything the other end writes back into frames, and header blocks into fields.
+//! It runs on its own thread (see [`off_thread`](super::off_thread)); every read has a time
+//! limit, so a peer never hangs a case.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use anygrpc_core::frame::{
+    self, Continuation, Data, Frame, FrameHeader, FrameType, GoAway, Ping, RstStream, Settings,
+    WindowUpdate,
+};
+use anygrpc_core::hpack::{self, Sensitivity};
+use anygrpc_core::{CLIENT_PREFACE, ErrorCode, StreamId};
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// How long one read may wait for the other end before the case fails.
+pub const READ_LIMIT: Duration = Duration::from_secs(5);
+
+/// A header block the other end wrote, decoded.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// The stream it was written on.
+    pub stream: StreamId,
+    /// It ended the stream (trailers, Trailers-Only, or a request without body).
+    pub end_stream: bool,
+    /// The fields, in order.
+    pub fields: Vec<(String, String)>,
+}
+
+impl Block {
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the other end did next.
+#[derive(Debug)]
+pub enum Next {
+    /// It wrote this frame.
+    Frame(Frame),
+    /// It closed the connection (or reset it).
+    Closed,
+}
+
+/// One raw HTTP/2 endpoint on a blocking socket.
+#[derive(Debug)]
+pub struct Peer {
+    io: TcpStream,
+    input: BytesMut,
+    /// Our HPACK encoder: every [`send_headers`](Self::send_headers) block goes through it.
+    pub encoder: hpack::Encoder,
+    decoder: hpack::Decoder,
+    assembling: Option<(StreamId, bool, BytesMut)>,
+    /// Every header block the other end wrote, decoded, in order.
+    pub blocks: Vec<Block>,
+    /// Set once the other end closed; later reads return [`Next::Closed`] at once.
+    closed: bool,
+    /// A write failed: the other end is gone (the bytes it wrote may still be read).
+    pub write_failed: bool,
+}
+
+impl Peer {
+    fn new(io: TcpStream) -> Self {
+        io.set_nodelay(true).expect("TCP_NODELAY");
+        io.set_read_timeout(Some(READ_LIMIT)).expect("read timeout");
+        io.set_write_timeout(Some(READ_LIMIT))
+            .expect("write timeout");
+        Self {
+            io,
+            input: BytesMut::new(),
+            encoder: hpack::Encoder::new(),
+            decoder: hpack::Decoder::new(4096),
+            assembling: None,
+            blocks: Vec::new(),
+            closed: false,
+            write_failed: false,
+        }
+    }
+
+    /// A raw client connected to `127.0.0.1:port`, nothing sent yet.
+    pub fn connect(port: u16) -> Self {
+        Self::new(TcpStream::connect(("127.0.0.1", port)).expect("connect to the server"))
+    }
+
+    /// A raw server: the next connection on `listener` (within [`READ_LIMIT`]), its client
+    /// preface read and checked.
+    pub fn accept(listener: &TcpListener) -> Self {
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let give_up = Instant::now() + READ_LIMIT;
+        let io = loop {
+            match listener.accept() {
+                Ok((io, _)) => break io,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => panic!("no client connected: {e}"),
+            }
+        };
+        io.set_nonblocking(false).expect("blocking socket");
+        let mut peer = Self::new(io);
+        let mut preface = [0; 24];
+        peer.io
+            .read_exact(&mut preface)
+            .expect("the client preface");
+        assert_eq!(&preface[..], CLIENT_PREFACE, "client preface");
+        peer
+    }
+
+    /// Writes raw bytes; a failure (the other end closed) is remembered, not fatal.
+    pub fn send(&mut self, bytes: &[u8]) {
+        if self.write_failed {
+            return;
+        }
+        if self.io.write_all(bytes).is_err() {
+            self.write_failed = true;
+        }
+    }
+
+    /// Writes one encoded frame.
+    pub fn send_frame(&mut self, frame: &Frame) {
+        let mut dst = BytesMut::new();
+        frame.encode(&mut dst);
+        self.send(&dst);
+    }
+
+    /// Client handshake: the preface and empty SETTINGS, then the ACK of the server's SETTINGS
+    /// once they arrive.
+    pub fn client_handshake(&mut self) {
+        self.send(CLIENT_PREFACE);
+        self.send_frame(&Frame::Settings(Settings::default()));
+        self.ack_settings();
+    }
+
+    /// Server handshake (after [`accept`](Self::accept)): our `settings`, then the ACK of the
+    /// client's once they arrive.
+    pub fn server_handshake(&mut self, settings: Settings) {
+        self.send_frame(&Frame::Settings(settings));
+        self.ack_settings();
+    }
+
+    fn ack_settings(&mut self) {
+        self.until("the peer's SETTINGS", |f, _| {
+            matches!(f, Frame::Settings(s) if !s.ack).then_some(())
+        });
+        self.send_frame(&Frame::Settings(Settings::ack()));
+    }
+
+    /// The next frame the other end wrote, or `Closed`; panics when nothing came within
+    /// [`READ_LIMIT`].
+    pub fn next(&mut self) -> Next {
+        loop {
+            if let Some(header) = FrameHeader::peek(&self.input) {
+                let total = FrameHeader::LEN + header.length as usize;
+                if self.input.len() >= total {
+                    let mut bytes = self.input.split_to(total).freeze();
+                    let payload = bytes.split_off(FrameHeader::LEN);
+                    let frame = Frame::decode(header, payload).expect("a valid frame");
+                    self.on_frame(&frame);
+                    return Next::Frame(frame);
+                }
+            }
+            if self.closed {
+                return Next::Closed;
+            }
+            let mut buf = [0; 16 << 10];
+            match self.io.read(&mut buf) {
+                Ok(0) => self.closed = true,
+                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    panic!("nothing from the other end within {READ_LIMIT:?}")
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // A reset after the other end closed with our bytes unread.
+                Err(_) => self.closed = true,
+            }
+        }
+    }
+
+    /// Reads until `found` returns a value (given each frame and the blocks decoded so far);
+    /// panics if the connection closes first.
+    pub fn until<T>(
+        &mut self,
+        what: &str,
+        mut found: impl FnMut(&Frame, &[Block]) -> Option<T>,
+    ) -> T {
+        loop {
+            match self.next() {
+                Next::Frame(frame) => {
+                    if let Some(value) = found(&frame, &self.blocks) {
+                        return value;
+                    }
+                }
+                Next::Closed => panic!("the connection closed before {what}"),
+            }
+        }
+    }
+
+    /// The GOAWAY the other end sends next (frames before it are skipped).
+    pub fn goaway(&mut self) -> GoAway {
+        self.until("GOAWAY", |f, _| match f {
+            Frame::GoAway(g) => Some(g.clone()),
+            _ => None,
+        })
+    }
+
+    /// Reads until the GOAWAY, asserts its code, then asserts the connection closes.
+    #[track_caller]
+    pub fn assert_goaway(&mut self, code: ErrorCode) -> GoAway {
+        let goaway = self.goaway();
+        assert_eq!(goaway.code, code, "GOAWAY {goaway:?}");
+        self.assert_closes();
+        goaway
+    }
+
+    /// Asserts the other end closes the connection (within [`READ_LIMIT`]), whatever it
+    /// writes before.
+    #[track_caller]
+    pub fn assert_closes(&mut self) {
+        while let Next::Frame(_) = self.next() {}
+    }
+
+    /// The code of the RST_STREAM the other end sends next on `stream`.
+    pub fn reset_of(&mut self, stream: u32) -> ErrorCode {
+        self.until("RST_STREAM", |f, _| match f {
+            Frame::RstStream(r) if r.stream == StreamId(stream) => Some(r.code),
+            Frame::GoAway(g) => panic!("GOAWAY instead of RST_STREAM: {g:?}"),
+            _ => None,
+        })
+    }
+
+    /// The header block that ends `stream` (trailers or Trailers-Only).
+    pub fn end_of(&mut self, stream: u32) -> Block {
+        let id = StreamId(stream);
+        self.until("the end of the stream", |f, blocks| match f {
+            Frame::GoAway(g) => panic!("GOAWAY instead of trailers: {g:?}"),
+            _ => blocks
+                .iter()
+                .rev()
+                .find(|b| b.stream == id && b.end_stream)
+                .cloned(),
+        })
+    }
+
+    /// A request head the other end (a client) sent: its stream and fields.
+    pub fn request(&mut self) -> Block {
+        self.until("a request head", |_, blocks| blocks.first().cloned())
+    }
+
+    fn on_frame(&mut self, frame: &Frame) {
+        match frame {
+            Frame::Headers(h) => {
+                let block = BytesMut::from(&h.fragment[..]);
+                if h.end_headers {
+                    self.decode_block(h.stream, h.end_stream, block.freeze());
+                } else {
+                    self.assembling = Some((h.stream, h.end_stream, block));
+                }
+            }
+            Frame::Continuation(c) => {
+                let (stream, end_stream, mut block) =
+                    self.assembling.take().expect("CONTINUATION after HEADERS");
+                block.extend_from_slice(&c.fragment);
+                if c.end_headers {
+                    self.decode_block(stream, end_stream, block.freeze());
+                } else {
+                    self.assembling = Some((stream, end_stream, block));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn decode_block(&mut self, stream: StreamId, end_stream: bool, block: Bytes) {
+        let mut fields = Vec::new();
+        self.decoder
+            .decode(&block, usize::MAX, |f| {
+                fields.push((
+                    String::from_utf8_lossy(&f.name).into_owned(),
+                    String::from_utf8_lossy(&f.value).into_owned(),
+                ))
+            })
+            .expect("valid HPACK from the other end");
+        self.blocks.push(Block {
+            stream,
+            end_stream,
+            fields,
+        });
+    }
+
+    // ---- What the peer writes ----
+
+    /// One HEADERS frame (END_HEADERS) with `fields` HPACK-encoded by our encoder.
+    pub fn send_headers(&mut self, stream: u32, fields: &[(String, String)], end_stream: bool) {
+        let mut block = BytesMut::new();
+        self.encoder.encode(
+            fields
+                .iter()
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes(), Sensitivity::Normal)),
+            &mut block,
+        );
+        self.send_block(stream, &block, end_stream);
+    }
+
+    /// One HEADERS frame (END_HEADERS) carrying an already encoded block.
+    pub fn send_block(&mut self, stream: u32, block: &[u8], end_stream: bool) {
+        let mut dst = BytesMut::new();
+        frame::encode_header_block(StreamId(stream), end_stream, block, 16_384, &mut dst);
+        self.send(&dst);
+    }
+
+    /// One HEADERS frame with `fields` as plain literals: any name, as given.
+    pub fn send_plain(&mut self, stream: u32, fields: &[(String, String)], end_stream: bool) {
+        self.send_block(stream, &plain_block(fields), end_stream);
+    }
+
+    /// A valid gRPC request head for `path`.
+    pub fn send_request(&mut self, stream: u32, path: &str, end_stream: bool) {
+        self.send_headers(stream, &request_fields(path), end_stream);
+    }
+
+    /// A DATA frame.
+    pub fn send_data(&mut self, stream: u32, data: &[u8], end_stream: bool) {
+        self.send_frame(&Frame::Data(Data::new(
+            StreamId(stream),
+            Bytes::copy_from_slice(data),
+            end_stream,
+        )));
+    }
+
+    /// A valid unary request: head, one message, END_STREAM.
+    pub fn send_unary(&mut self, stream: u32, path: &str, body: &[u8]) {
+        self.send_request(stream, path, false);
+        self.send_data(stream, &grpc_message(0, body), true);
+    }
+
+    /// A CONTINUATION frame.
+    pub fn send_continuation(&mut self, stream: u32, fragment: &[u8], end_headers: bool) {
+        self.send_frame(&Frame::Continuation(Continuation {
+            stream: StreamId(stream),
+            end_headers,
+            fragment: Bytes::copy_from_slice(fragment),
+        }));
+    }
+
+    /// A WINDOW_UPDATE with any increment, 0 included.
+    pub fn send_window_update(&mut self, stream: u32, increment: u32) {
+        if increment == 0 {
+            self.send(&raw_frame(FrameType::WINDOW_UPDATE, 0, stream, &[0; 4]));
+        } else {
+            self.send_frame(&Frame::WindowUpdate(WindowUpdate {
+                stream: StreamId(stream),
+                increment,
+            }));
+        }
+    }
+
+    /// An RST_STREAM.
+    pub fn send_rst(&mut self, stream: u32, code: ErrorCode) {
+        self.send_frame(&Frame::RstStream(RstStream {
+            stream: StreamId(stream),
+            code,
+        }));
+    }
+
+    /// A PING (not an ACK).
+    pub fn send_ping(&mut self, payload: [u8; 8]) {
+        self.send_frame(&Frame::Ping(Ping::new(payload)));
+    }
+}
+
+// ---- Bytes no encoder would write ----
+
+/// A frame with any header and payload, valid or not.
+pub fn raw_frame(kind: FrameType, flags: u8, stream: u32, payload: &[u8]) -> Bytes {
+    let mut dst = BytesMut::with_capacity(9 + payload.len());
+    let [_, a, b, c] = u32::try_from(payload.len())
+        .expect("a test-sized payload")
+        .to_be_bytes();
+    dst.put_slice(&[a, b, c, kind.0, flags]);
+    dst.put_u32(stream);
+    dst.put_slice(payload);
+    dst.freeze()
+}
+
+/// A SETTINGS frame with these raw (id, value) pairs, unchecked.
+pub fn raw_settings(entries: &[(u16, u32)]) -> Bytes {
+    let mut payload = BytesMut::new();
+    for &(id, value) in entries {
+        payload.put_u16(id);
+        payload.put_u32(value);
+    }
+    raw_frame(FrameType::SETTINGS, 0, 0, &payload)
+}
+
+/// A gRPC length-prefixed message with this compressed flag.
+pub fn grpc_message(compressed: u8, body: &[u8]) -> Bytes {
+    let mut dst = BytesMut::with_capacity(5 + body.len());
+    dst.put_u8(compressed);
+    dst.put_u32(u32::try_from(body.len()).expect("a test-sized message"));
+    dst.put_slice(body);
+    dst.freeze()
+}
+
+/// `pairs` as owned fields.
+pub fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The request head a well-behaved gRPC client sends for `path`.
+pub fn request_fields(path: &str) -> Vec<(String, String)> {
+    fields(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "127.0.0.1"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ])
+}
+
+/// A gRPC response head.
+pub fn response_fields() -> Vec<(String, String)> {
+    fields(&[(":status", "200"), ("content-type", "application/grpc")])
+}
+
+/// An HPACK integer with an `n`-bit prefix (RFC 7541 §5.1) after the bits in `first`.
+pub fn hpack_int(value: usize, n: u8, first: u8, dst: &mut BytesMut) {
+    let max = (1usize << n) - 1;
+    if value < max {
+        dst.put_u8(first | value as u8);
+        return;
+    }
+    dst.put_u8(first | max as u8);
+    let mut rest = value - max;
+    while rest >= 128 {
+        dst.put_u8((rest % 128) as u8 | 0x80);
+        rest /= 128;
+    }
+    dst.put_u8(rest as u8);
+}
+
+/// One field as a literal with a new name (RFC 7541 §6.2), never Huffman-coded: `indexed`
+/// inserts it in the dynamic table.
+pub fn hpack_literal(name: &[u8], value: &[u8], indexed: bool, dst: &mut BytesMut) {
+    dst.put_u8(if indexed { 0x40 } else { 0x00 });
+    hpack_int(name.len(), 7, 0, dst);
+    dst.put_slice(name);
+    hpack_int(value.len(), 7, 0, dst);
+    dst.put_slice(value);
+}
+
+/// A header block of literals without indexing: any name as given (upper case, duplicates,
+/// connection headers), and no dynamic-table change on either side.
+pub fn plain_block(fields: &[(String, String)]) -> Bytes {
+    let mut dst = BytesMut::new();
+    for (name, value) in fields {
+        hpack_literal(name.as_bytes(), value.as_bytes(), false, &mut dst);
+    }
+    dst.freeze()
+}
