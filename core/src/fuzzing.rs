@@ -630,11 +630,18 @@ struct Pair {
 impl Pair {
     fn new(mode: u8) -> Self {
         let now = Instant::now();
-        let mut client = Config::client();
+        // The operations can stall the wire inside a header block for seconds of fake time:
+        // the slowloris timer (tested on its own) would rightly end such a connection.
+        let patient = Duration::from_secs(86_400);
+        let mut client = Config {
+            header_block_timeout: patient,
+            ..Config::client()
+        };
         // The operations include PINGs at any rate: keepalive enforcement (tested on its own)
         // would rightly end such a connection.
         let mut server = Config {
             ping_policy: None,
+            header_block_timeout: patient,
             ..Config::server()
         };
         if mode & 1 != 0 {

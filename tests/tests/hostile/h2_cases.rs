@@ -150,8 +150,10 @@ pub async fn settings_of_wrong_length_is_frame_size_error(env: Env) {
 pub async fn oversized_frame_is_frame_size_error(env: Env) {
     one_connection_error(env, true, ErrorCode::FRAME_SIZE_ERROR, |peer| {
         peer.send_request(1, ECHO, false);
-        // The header of a 16,385-byte DATA frame is enough: refused before its payload.
-        let frame = raw_frame(FrameType::DATA, 0, 1, &[0; 16_385]);
+        // The header of a DATA frame one byte over the limit is enough: refused before its
+        // payload.
+        let too_large = anygrpc::Config::server().max_frame_size as usize + 1;
+        let frame = raw_frame(FrameType::DATA, 0, 1, &vec![0; too_large]);
         peer.send(&frame[..9]);
     })
     .await;
