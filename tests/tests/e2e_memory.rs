@@ -7,8 +7,8 @@ use anygrpc::{CallOptions, Channel, Code, Server, ServerCall, Status};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-fn echo_server(rt: &MemoryRuntime) -> (Server, u16) {
-    let server = Server::new(rt.handle());
+/// Adds `/test.Echo/Unary`: answers the request with itself.
+fn add_unary_echo(server: &Server) {
     server.add_generic_handler("/test.Echo/Unary", |mut call: ServerCall| {
         Box::pin(async move {
             let request = call.recv().await.unwrap().unwrap();
@@ -16,6 +16,22 @@ fn echo_server(rt: &MemoryRuntime) -> (Server, u16) {
             call.finish(Status::ok(), Default::default());
         })
     });
+}
+
+/// Starts `server` on a free port and returns a channel to it.
+fn serve_and_connect(rt: &MemoryRuntime, server: &Server) -> Channel {
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .unwrap();
+    server.start();
+    Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .build()
+        .unwrap()
+}
+
+fn echo_server(rt: &MemoryRuntime) -> (Server, u16) {
+    let server = Server::new(rt.handle());
+    add_unary_echo(&server);
     server.add_generic_handler("/test.Echo/Fail", |call: ServerCall| {
         Box::pin(async move {
             call.finish(
@@ -189,13 +205,7 @@ fn wait_for_ready_waits_through_failures_and_fail_fast_does_not() {
     rt.run_until_stalled();
     assert!(!call.done(), "still waiting");
     let server = Server::new(rt.handle());
-    server.add_generic_handler("/test.Echo/Unary", |mut call: ServerCall| {
-        Box::pin(async move {
-            let request = call.recv().await.unwrap().unwrap();
-            call.send(request).await.unwrap();
-            call.finish(Status::ok(), Default::default());
-        })
-    });
+    add_unary_echo(&server);
     rt.set_auto_advance(true);
     assert_eq!(
         rt.block_on(server.add_insecure_port("127.0.0.1:7001"))
@@ -252,13 +262,7 @@ fn dropping_a_call_cancels_it_and_a_handler_that_forgets_the_status_ends_with_un
             // Returns without finish(): the call must still end.
         })
     });
-    let port = rt
-        .block_on(server.add_insecure_port("127.0.0.1:0"))
-        .unwrap();
-    server.start();
-    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
-        .build()
-        .unwrap();
+    let channel = serve_and_connect(&rt, &server);
 
     let forever = channel.stream_stream::<String, String>("/test.Echo/Forever");
     let mut call = forever.call();
@@ -409,20 +413,8 @@ fn calls_the_server_refused_unprocessed_are_retried_transparently() {
         ..anygrpc::Config::server()
     };
     let server = Server::with_config(rt.handle(), config);
-    server.add_generic_handler("/test.Echo/Unary", |mut call: ServerCall| {
-        Box::pin(async move {
-            let request = call.recv().await.unwrap().unwrap();
-            call.send(request).await.unwrap();
-            call.finish(Status::ok(), Default::default());
-        })
-    });
-    let port = rt
-        .block_on(server.add_insecure_port("127.0.0.1:0"))
-        .unwrap();
-    server.start();
-    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
-        .build()
-        .unwrap();
+    add_unary_echo(&server);
+    let channel = serve_and_connect(&rt, &server);
     let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
     // All at once on a new channel: they go out with the connection's first bytes, while the
     // client still assumes the default limit.
@@ -591,13 +583,7 @@ fn a_response_over_the_servers_send_limit_fails_the_call_instead_of_vanishing() 
             call.finish(Status::ok(), Default::default());
         })
     });
-    let port = rt
-        .block_on(server.add_insecure_port("127.0.0.1:0"))
-        .unwrap();
-    server.start();
-    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
-        .build()
-        .unwrap();
+    let channel = serve_and_connect(&rt, &server);
     let big = channel.unary_unary::<String, Vec<u8>>("/test.Big/Reply");
     let err = rt.block_on(big.call(String::new())).unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
@@ -607,4 +593,42 @@ fn a_response_over_the_servers_send_limit_fails_the_call_instead_of_vanishing() 
         Some(Err(Code::ResourceExhausted)),
         "the handler's send failed too"
     );
+}
+
+#[test]
+fn a_handler_that_answers_at_once_runs_on_the_connection_task_and_others_get_their_own() {
+    let rt = MemoryRuntime::new();
+    let server = Server::new(rt.handle());
+    add_unary_echo(&server);
+    let sleeper = rt.clone();
+    server.add_generic_handler("/test.Echo/Slow", move |mut call: ServerCall| {
+        let rt = sleeper.clone();
+        Box::pin(async move {
+            let request = call.recv().await.unwrap().unwrap();
+            anygrpc::Runtime::sleep_until(&rt, rt.now() + Duration::from_millis(5)).await;
+            call.send(request).await.unwrap();
+            call.finish(Status::ok(), Default::default());
+        })
+    });
+    let channel = serve_and_connect(&rt, &server);
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    let slow = channel.unary_unary::<String, String>("/test.Echo/Slow");
+    // The first call also connects (driver tasks on both sides, the accept loop).
+    assert_eq!(rt.block_on(echo.call("warm".into())).unwrap(), "warm");
+    let before = rt.spawned_tasks();
+    for i in 0..10 {
+        let reply = rt.block_on(echo.call(format!("n{i}"))).unwrap();
+        assert_eq!(reply, format!("n{i}"));
+    }
+    assert_eq!(rt.spawned_tasks(), before, "no task per immediate handler");
+    for i in 0..3 {
+        let reply = rt.block_on(slow.call(format!("s{i}"))).unwrap();
+        assert_eq!(reply, format!("s{i}"));
+    }
+    assert_eq!(
+        rt.spawned_tasks(),
+        before + 3,
+        "one task per waiting handler"
+    );
+    rt.shutdown();
 }

@@ -11,17 +11,41 @@ pub(crate) fn encode<M: prost::Message>(
     encoding: Option<Encoding>,
     limit: usize,
 ) -> Result<(Bytes, bool), Status> {
-    let mut buf = BytesMut::with_capacity(message.encoded_len());
-    message
-        .encode(&mut buf)
-        .map_err(|e| Status::internal(format!("failed to encode message: {e}")))?;
-    if buf.len() > limit {
-        return Err(Status::resource_exhausted(format!(
-            "message of {} bytes exceeds the send limit of {limit}",
-            buf.len()
-        )));
+    EncodeBuffer::default().encode(message, encoding, limit)
+}
+
+/// Where a call that sends many messages encodes them: consecutive messages share one
+/// allocation (each is a `Bytes` slice of it), which is reused once the connection has let go
+/// of them, instead of one allocation per message.
+#[derive(Debug, Default)]
+pub(crate) struct EncodeBuffer(BytesMut);
+
+/// Smallest allocation an [`EncodeBuffer`] makes.
+const ENCODE_CHUNK: usize = 16 << 10;
+
+impl EncodeBuffer {
+    /// Encodes `message` as [`encode`] does.
+    pub(crate) fn encode<M: prost::Message>(
+        &mut self,
+        message: &M,
+        encoding: Option<Encoding>,
+        limit: usize,
+    ) -> Result<(Bytes, bool), Status> {
+        let len = message.encoded_len();
+        if len > limit {
+            return Err(Status::resource_exhausted(format!(
+                "message of {len} bytes exceeds the send limit of {limit}"
+            )));
+        }
+        if self.0.capacity() < len {
+            // Reclaims the current allocation when every earlier message was dropped.
+            self.0.reserve(len.max(ENCODE_CHUNK));
+        }
+        message
+            .encode(&mut self.0)
+            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))?;
+        compress(self.0.split().freeze(), encoding)
     }
-    compress(buf.freeze(), encoding)
 }
 
 /// Compresses already-encoded bytes when an encoding other than identity is chosen.
@@ -62,6 +86,30 @@ pub(crate) fn decode<M: prost::Message + Default>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encode_buffer_shares_and_reuses_its_allocation() {
+        let mut buf = EncodeBuffer::default();
+        let message = String::from("0123456789");
+        let (a, _) = buf.encode(&message, None, usize::MAX).expect("encodes");
+        let (b, _) = buf.encode(&message, None, usize::MAX).expect("encodes");
+        assert_eq!(a, b);
+        assert_eq!(a, encode(&message, None, usize::MAX).expect("encodes").0);
+        // The second message follows the first in the same allocation.
+        assert_eq!(a.as_ptr().wrapping_add(a.len()), b.as_ptr());
+        let first = a.as_ptr();
+        drop((a, b));
+        // Fill the chunk, dropping each message (as the driver does once it has copied it):
+        // the message after the chunk is full goes to the start of the same allocation.
+        let per_chunk = ENCODE_CHUNK / 12;
+        let mut pointers = Vec::new();
+        for _ in 0..per_chunk + 1 {
+            let (m, _) = buf.encode(&message, None, usize::MAX).expect("encodes");
+            pointers.push(m.as_ptr());
+        }
+        assert!(pointers.contains(&first), "reclaimed: {first:?}");
+        assert!(buf.encode(&message, None, 5).is_err(), "limit kept");
+    }
 
     #[test]
     fn round_trip_plain_and_compressed() {

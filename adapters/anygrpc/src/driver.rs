@@ -182,7 +182,10 @@ pub(crate) struct IncomingCall {
 
 /// Where a server connection sends the calls it receives.
 pub(crate) trait Dispatch: Send + Sync + 'static {
-    fn dispatch(&self, call: IncomingCall);
+    /// Starts serving `call`: answers it at once (unknown method, interceptor refusal) or
+    /// returns the handler's task, which the driver polls once itself (see
+    /// [`Driver::run_new_handlers`]) and spawns only if it did not finish.
+    fn dispatch(&self, call: IncomingCall) -> Option<BoxFuture<'static, ()>>;
 }
 
 /// Output a call queued while its stream's send buffer was full.
@@ -215,6 +218,9 @@ pub(crate) struct Driver {
     out: Transmit,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     commands: Vec<Command>,
+    /// Handler tasks of calls dispatched in this turn, to be polled once after the turn's
+    /// events (their request messages) reached their slots.
+    new_handlers: Vec<BoxFuture<'static, ()>>,
     read_closed: bool,
     /// Why the transport failed, for the status of the calls it takes down (a TLS alert).
     transport_error: Option<String>,
@@ -243,6 +249,7 @@ impl Driver {
             out: Transmit::new(),
             timer: None,
             commands: Vec::new(),
+            new_handlers: Vec::new(),
             read_closed: false,
             transport_error: None,
         };
@@ -452,15 +459,18 @@ impl Driver {
                 self.slots.insert(stream, slot.clone());
                 self.shared.lock().active += 1;
                 match &self.dispatch {
-                    Some(dispatch) => dispatch.dispatch(IncomingCall {
-                        slot,
-                        conn: self.shared.clone(),
-                        head,
-                        deadline,
-                        peer: self.peer.clone(),
-                        auth: self.io.auth_context(),
-                        runtime: self.runtime.clone(),
-                    }),
+                    Some(dispatch) => {
+                        let handler = dispatch.dispatch(IncomingCall {
+                            slot,
+                            conn: self.shared.clone(),
+                            head,
+                            deadline,
+                            peer: self.peer.clone(),
+                            auth: self.io.auth_context(),
+                            runtime: self.runtime.clone(),
+                        });
+                        self.new_handlers.extend(handler);
+                    }
                     None => {
                         let _ = self.conn.send_trailers(
                             stream,
@@ -569,6 +579,27 @@ impl Driver {
             }
             _ => status,
         }
+    }
+
+    /// Polls the handlers dispatched in this turn once, here, now that their requests are in
+    /// their slots: a handler that answers without waiting (most unary ones) is done before
+    /// the driver writes, with no task spawned and no wake-up between tasks. The others are
+    /// spawned, and their task polls them again. `true` if there were any.
+    fn run_new_handlers(&mut self) -> bool {
+        if self.new_handlers.is_empty() {
+            return false;
+        }
+        // What the handlers queue is applied in the driver's next round anyway: they need not
+        // wake it.
+        drop(self.shared.lock().waker.take());
+        let mut cx = Context::from_waker(Waker::noop());
+        for mut handler in std::mem::take(&mut self.new_handlers) {
+            // The task catches a panicking handler itself (see `server::Dispatcher`).
+            if handler.as_mut().poll(&mut cx).is_pending() {
+                self.runtime.spawn(handler);
+            }
+        }
+        true
     }
 
     /// Writes what the connection has to say; `true` if bytes moved.
@@ -699,6 +730,7 @@ impl Future for Driver {
                 this.on_event(event);
                 progress = true;
             }
+            progress |= this.run_new_handlers();
             progress |= this.poll_write(cx);
             while let Some(event) = this.conn.poll_event() {
                 this.on_event(event);

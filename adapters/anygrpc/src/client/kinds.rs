@@ -84,6 +84,7 @@ fn poll_next_response<Resp: Msg>(
 struct Requests {
     done_writing: bool,
     from_stream: bool,
+    buffer: codec::EncodeBuffer,
 }
 
 impl Requests {
@@ -104,8 +105,10 @@ impl Requests {
         } else {
             core.compression
         };
-        let (bytes, compressed) =
-            codec::encode(request, compression, core.max_send).map_err(|status| {
+        let (bytes, compressed) = self
+            .buffer
+            .encode(request, compression, core.max_send)
+            .map_err(|status| {
                 core.cancel();
                 WriteError::Rpc(RpcError::new(
                     status,
@@ -136,8 +139,9 @@ fn feed<Req: Msg>(core: &CallCore, requests: impl Stream<Item = Req> + Send + 's
     let core = core.clone();
     let task = async move {
         let mut requests = std::pin::pin!(requests);
+        let mut buffer = codec::EncodeBuffer::default();
         while let Some(request) = std::future::poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
-            let encoded = codec::encode(&request, core.compression, core.max_send);
+            let encoded = buffer.encode(&request, core.compression, core.max_send);
             let Ok((bytes, compressed)) = encoded else {
                 core.cancel();
                 return;
@@ -293,6 +297,7 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
             requests: Requests {
                 done_writing: false,
                 from_stream: false,
+                buffer: codec::EncodeBuffer::default(),
             },
             _types: PhantomData,
         }
@@ -319,6 +324,7 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
             requests: Requests {
                 done_writing: true,
                 from_stream: true,
+                buffer: codec::EncodeBuffer::default(),
             },
             _types: PhantomData,
         }
@@ -395,6 +401,7 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
             requests: Requests {
                 done_writing: false,
                 from_stream: false,
+                buffer: codec::EncodeBuffer::default(),
             },
             ended: false,
             _types: PhantomData,
@@ -422,6 +429,7 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
             requests: Requests {
                 done_writing: true,
                 from_stream: true,
+                buffer: codec::EncodeBuffer::default(),
             },
             ended: false,
             _types: PhantomData,

@@ -249,6 +249,7 @@ impl ServerCall {
         };
         let responses = ResponseSink {
             handle: self.handle.clone(),
+            buffer: codec::EncodeBuffer::default(),
             _resp: PhantomData,
         };
         let context = ServicerContext {
@@ -323,6 +324,7 @@ impl<Req: Msg> Stream for RequestStream<Req> {
 #[derive(Debug)]
 pub struct ResponseSink<Resp> {
     handle: CallHandle,
+    buffer: codec::EncodeBuffer,
     _resp: PhantomData<fn(Resp)>,
 }
 
@@ -333,7 +335,7 @@ impl<Resp: Msg> ResponseSink<Resp> {
     }
     /// Sends one response with per-message options (e.g. uncompressed).
     pub async fn send_with(&mut self, response: Resp, options: WriteOptions) -> Result<(), Status> {
-        let (bytes, _) = codec::encode(&response, None, usize::MAX)?;
+        let (bytes, _) = self.buffer.encode(&response, None, usize::MAX)?;
         self.handle.send_bytes(bytes, options).await
     }
 }

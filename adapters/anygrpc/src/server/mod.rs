@@ -351,11 +351,10 @@ struct Dispatcher {
 }
 
 impl Dispatch for Dispatcher {
-    fn dispatch(&self, call: IncomingCall) {
+    fn dispatch(&self, call: IncomingCall) -> Option<BoxFuture<'static, ()>> {
         let inner = &self.server.inner;
         let slot = call.slot.clone();
         let conn = call.conn.clone();
-        let runtime = call.runtime.clone();
         let interceptors = inner
             .interceptors
             .read()
@@ -385,7 +384,7 @@ impl Dispatch for Dispatcher {
                     status,
                     metadata: Metadata::new(),
                 });
-                return;
+                return None;
             }
             Some(hooks)
         };
@@ -412,8 +411,9 @@ impl Dispatch for Dispatcher {
                     status,
                     metadata: Metadata::new(),
                 });
+                None
             }
-            Some(task) => runtime.spawn(Box::pin(async move {
+            Some(task) => Some(Box::pin(async move {
                 // A panicking handler ends its own call, never the server.
                 if AssertUnwindSafe(task).catch_unwind().await.is_err() {
                     handle.finish(Status::unknown("the handler panicked"), Metadata::new());

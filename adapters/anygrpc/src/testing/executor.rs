@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -44,6 +44,8 @@ struct RunQueue {
     tasks: Mutex<Vec<Weak<Task>>>,
     /// Set while `run_until_stalled` runs: re-entering it from a task is a test bug.
     running: AtomicBool,
+    /// Tasks ever spawned.
+    spawned: AtomicUsize,
 }
 
 /// A handle to the executor; clones share it.
@@ -73,6 +75,7 @@ impl Drop for RunningGuard<'_> {
 impl Executor {
     /// Queues `future` as a new task; it first runs at the next `run_until_stalled`.
     pub(crate) fn spawn(&self, future: BoxFuture<'static, ()>) {
+        self.queue.spawned.fetch_add(1, Ordering::Relaxed);
         let task = Arc::new(Task {
             future: Mutex::new(Some(future)),
             queued: AtomicBool::new(false),
@@ -129,6 +132,10 @@ impl Executor {
 
     /// Tasks spawned and not finished (waiting or queued). A task nobody can wake any more
     /// (its waker was dropped) is freed and no longer counted.
+    pub(crate) fn spawned_tasks(&self) -> usize {
+        self.queue.spawned.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn live_tasks(&self) -> usize {
         lock(&self.queue.tasks)
             .iter()

@@ -174,6 +174,11 @@ impl MemoryRuntime {
         self.shared.auto_advance.load(Ordering::Acquire)
     }
 
+    /// Tasks ever spawned.
+    pub fn spawned_tasks(&self) -> usize {
+        self.shared.executor.spawned_tasks()
+    }
+
     /// Tasks spawned and not finished.
     pub fn live_tasks(&self) -> usize {
         self.shared.executor.live_tasks()
