@@ -1,12 +1,13 @@
 //! The connection driver: one task per connection owns the sans-IO `Connection` and its
 //! transport, applies the calls' commands, routes events to call slots, batches writes and runs
-//! the connection's timers. Written once, for every executor.
+//! the connection's timers. Written once, for every executor. A caller starting a call may
+//! poll the driver itself, on the task's behalf (`driver_cell`).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ use anygrpc_core::{
 use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 
+use crate::driver_cell::{DriverCell, DriverTask};
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::slot::{CallSlot, Outcome};
@@ -90,10 +92,33 @@ impl std::fmt::Debug for Command {
     }
 }
 
+/// Has just-queued commands applied: the caller polls the driver itself when it is free (see
+/// `driver_cell`), otherwise wakes its task.
+#[must_use = "the commands wait until the driver is kicked"]
+pub(crate) struct Kick {
+    waker: Option<Waker>,
+    cell: Option<Weak<DriverCell>>,
+}
+
+impl Kick {
+    /// Polls the driver here or wakes it. Call it holding no lock.
+    pub(crate) fn run(self) {
+        let inline = self
+            .cell
+            .and_then(|cell| cell.upgrade())
+            .is_some_and(|cell| cell.poll_inline());
+        if let (false, Some(waker)) = (inline, self.waker) {
+            waker.wake();
+        }
+    }
+}
+
 /// The handle through which calls reach a connection's driver.
 #[derive(Debug, Default)]
 pub(crate) struct ConnShared {
     state: Mutex<ConnState>,
+    /// The driver itself, for a caller starting a call to poll it inline.
+    cell: OnceLock<Weak<DriverCell>>,
 }
 
 impl ConnShared {
@@ -118,23 +143,26 @@ impl ConnShared {
         Ok(())
     }
 
-    /// Queues several commands at once (one lock, one wake-up).
-    pub(crate) fn push_all(&self, commands: Vec<Command>) -> Result<(), Vec<Command>> {
+    /// Queues several commands at once (a new call's start, first message and half-close).
+    /// Nothing runs them until the returned [`Kick`] is given, which the caller does once it
+    /// holds no lock of its own.
+    pub(crate) fn queue_all(&self, commands: Vec<Command>) -> Result<Kick, Vec<Command>> {
         let mut state = self.lock();
         if state.closed {
             return Err(commands);
         }
+        // Only a call on a quiet connection is written inline: under load the driver's task
+        // gathers many calls into one write, which costs less than a write per call.
+        let quiet = state.active == 0 && state.commands.is_empty();
         if state.commands.is_empty() {
             state.commands = commands;
         } else {
             state.commands.extend(commands);
         }
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        Ok(())
+        Ok(Kick {
+            waker: state.waker.take(),
+            cell: quiet.then(|| self.cell.get().cloned()).flatten(),
+        })
     }
 
     /// `true` while new calls may be started here.
@@ -227,13 +255,13 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// A driver for a new connection; spawn it, keep the returned handle.
-    pub(crate) fn new(
+    /// A driver for a new connection: spawn the task, keep the handle.
+    pub(crate) fn start(
         conn: Connection,
         io: Box<dyn Transport>,
         runtime: RuntimeRef,
         dispatch: Option<Arc<dyn Dispatch>>,
-    ) -> (Self, Arc<ConnShared>) {
+    ) -> (DriverTask, Arc<ConnShared>) {
         let shared = Arc::new(ConnShared::default());
         let peer: Arc<str> = Arc::from(io.peer());
         let driver = Self {
@@ -253,7 +281,9 @@ impl Driver {
             read_closed: false,
             transport_error: None,
         };
-        (driver, shared)
+        let (cell, task) = DriverCell::new(driver);
+        let _ = shared.cell.set(Arc::downgrade(&cell));
+        (task, shared)
     }
 
     fn apply(&mut self, command: Command) {

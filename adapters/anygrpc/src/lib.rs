@@ -6,6 +6,7 @@
 pub mod client;
 mod codec;
 mod driver;
+mod driver_cell;
 pub mod interceptor;
 mod read_buffer;
 pub mod runtime;

@@ -871,7 +871,7 @@ impl Channel {
     fn established(&self, io: Box<dyn Transport>) {
         let runtime = self.inner.runtime.clone();
         let conn = Connection::new(Side::Client, self.inner.config.clone(), runtime.now());
-        let (driver, shared) = Driver::new(conn, io, runtime.clone(), None);
+        let (driver, shared) = Driver::start(conn, io, runtime.clone(), None);
         runtime.spawn(Box::pin(driver));
         {
             let mut state = self.lock();
@@ -949,13 +949,11 @@ fn bind(
     }
     let mut commands = commands;
     commands.append(&mut state.unbound);
-    match conn.push_all(commands) {
-        Ok(()) => {
-            state.conn = Some(conn.clone());
-            Ok(())
-        }
-        Err(commands) => Err(commands),
-    }
+    let kick = conn.queue_all(commands)?;
+    state.conn = Some(conn.clone());
+    drop(state);
+    kick.run();
+    Ok(())
 }
 
 /// Runs `fut` with a deadline `timeout` from now.

@@ -203,7 +203,7 @@ impl Channel {
                                 channel.inner.config.clone(),
                                 runtime.now(),
                             );
-                            let (driver, shared) = Driver::new(conn, io, runtime.clone(), None);
+                            let (driver, shared) = Driver::start(conn, io, runtime.clone(), None);
                             runtime.spawn(Box::pin(driver));
                             sub.conn = Some(shared.clone());
                             sub.connecting = false;

@@ -228,7 +228,7 @@ impl Server {
         let dispatch: Arc<dyn Dispatch> = Arc::new(Dispatcher {
             server: self.clone(),
         });
-        let (driver, shared) = Driver::new(conn, io, runtime.clone(), Some(dispatch));
+        let (driver, shared) = Driver::start(conn, io, runtime.clone(), Some(dispatch));
         {
             let mut state = self.lock();
             state.conns.retain(|c| !c.is_closed());

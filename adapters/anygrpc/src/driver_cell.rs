@@ -1,0 +1,229 @@
+//! Who polls a connection's [`Driver`]: the task spawned for it, and, when a new call is
+//! queued, the caller itself.
+//!
+//! A call's first bytes go out fastest when the caller writes them: queuing a command and
+//! waking the driver's task costs a wake-up and a context switch before anything reaches the
+//! socket. So the driver lives behind a lock; the caller that queued a new call polls it once
+//! on the task's behalf ([`DriverCell::poll_inline`], with the task's waker, so everything it
+//! registers still wakes the task) if no one else is polling it at that moment. Nobody ever
+//! waits for the lock: a task that finds it taken notes that it missed a turn, and whoever
+//! holds the lock wakes it again when they let go. Inline polls happen only where the caller
+//! holds no lock (the driver takes call locks) and never inside another driver's poll.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::task::{Context, Poll, Waker};
+
+use crate::driver::Driver;
+
+/// A connection's driver, shared by its task and inline pollers.
+pub(crate) struct DriverCell {
+    /// `None` once the driver finished.
+    driver: Mutex<Option<Driver>>,
+    /// The waker of the task's latest poll: inline polls run with it.
+    task_waker: Mutex<Option<Waker>>,
+    /// The task was polled while someone else held the driver.
+    missed: AtomicBool,
+}
+
+/// The future to spawn for a connection: polls its driver until the connection is over.
+pub(crate) struct DriverTask(Arc<DriverCell>);
+
+impl std::fmt::Debug for DriverTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DriverTask")
+    }
+}
+
+impl DriverCell {
+    /// Puts `driver` in a cell; spawn the returned task.
+    pub(crate) fn new(driver: Driver) -> (Arc<Self>, DriverTask) {
+        let cell = Arc::new(Self {
+            driver: Mutex::new(Some(driver)),
+            task_waker: Mutex::new(None),
+            missed: AtomicBool::new(false),
+        });
+        (cell.clone(), DriverTask(cell))
+    }
+
+    /// The driver, if no one else is polling it right now.
+    fn try_driver(&self) -> Option<MutexGuard<'_, Option<Driver>>> {
+        match self.driver.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Polls the driver once with `waker`; `true` when it finished.
+    fn poll_driver(guard: &mut MutexGuard<'_, Option<Driver>>, waker: &Waker) -> bool {
+        let Some(driver) = guard.as_mut() else {
+            return true;
+        };
+        let mut cx = Context::from_waker(waker);
+        let _polling = Polling::enter();
+        if Pin::new(driver).poll(&mut cx).is_ready() {
+            **guard = None;
+            return true;
+        }
+        false
+    }
+
+    /// Polls the driver here, on its task's behalf, unless someone else is polling it or the
+    /// task never ran yet. `true` if it was polled.
+    pub(crate) fn poll_inline(&self) -> bool {
+        // Never from inside a driver (a call started by a callback the driver ran): drivers
+        // do not nest.
+        if Polling::active() {
+            return false;
+        }
+        let Some(waker) = self
+            .task_waker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
+            return false;
+        };
+        let Some(mut guard) = self.try_driver() else {
+            return false;
+        };
+        let finished = Self::poll_driver(&mut guard, &waker);
+        drop(guard);
+        // The task must see a finished driver, or take the turn it missed meanwhile.
+        if finished | self.missed.swap(false, Ordering::AcqRel) {
+            waker.wake();
+        }
+        true
+    }
+}
+
+thread_local! {
+    /// Set while this thread polls a driver.
+    static POLLING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as polling a driver until dropped.
+struct Polling(bool);
+
+impl Polling {
+    fn enter() -> Self {
+        Self(POLLING.replace(true))
+    }
+
+    fn active() -> bool {
+        POLLING.get()
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        POLLING.set(self.0);
+    }
+}
+
+impl Future for DriverTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let cell = &self.0;
+        {
+            let mut waker = cell.task_waker.lock().unwrap_or_else(|p| p.into_inner());
+            if waker.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        let mut guard = match cell.try_driver() {
+            Some(guard) => guard,
+            None => {
+                // An inline poller has it: it wakes us when it lets go. Unless it let go
+                // before it could see the flag: then the driver is free now.
+                cell.missed.store(true, Ordering::Release);
+                match cell.try_driver() {
+                    Some(guard) => {
+                        cell.missed.store(false, Ordering::Release);
+                        guard
+                    }
+                    None => return Poll::Pending,
+                }
+            }
+        };
+        if DriverCell::poll_driver(&mut guard, cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use anygrpc_core::{CallRequest, Config, Connection, Side};
+    use futures_io::AsyncRead;
+
+    use super::*;
+    use crate::driver::{Command, ConnShared, Driver};
+    use crate::slot::CallSlot;
+    use crate::testing::{MemoryRuntime, MemoryStream, pipe};
+
+    /// Reads what is in `end` now, without waiting.
+    fn available(end: &mut MemoryStream) -> usize {
+        let mut buf = vec![0; 64 << 10];
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(end).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(Ok(n)) => n,
+            _ => 0,
+        }
+    }
+
+    /// A client driver whose task ran once (preface and SETTINGS written and read off).
+    fn started(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnShared>, MemoryStream) {
+        let addr = "127.0.0.1:1".parse().expect("an address");
+        let (client_end, mut server_end, _control) = pipe(addr, addr, 1 << 20);
+        let conn = Connection::new(Side::Client, Arc::new(Config::client()), Instant::now());
+        let (mut task, shared) = Driver::start(conn, Box::new(client_end), rt.handle(), None);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        assert!(available(&mut server_end) > 0, "preface");
+        (task, shared, server_end)
+    }
+
+    fn start() -> Command {
+        Command::Start {
+            slot: CallSlot::new(),
+            request: CallRequest::new("/a.B/C", "x"),
+        }
+    }
+
+    #[test]
+    fn a_call_on_a_quiet_connection_is_written_by_the_caller() {
+        let rt = MemoryRuntime::new();
+        let (_task, shared, mut server_end) = started(&rt);
+        // Queued and kicked: the kick wrote the request; nobody polled the task.
+        shared.queue_all(vec![start()]).expect("open").run();
+        assert!(available(&mut server_end) > 0, "written inline");
+        // A second call while the first is active is left to the task, to be batched.
+        shared.queue_all(vec![start()]).expect("open").run();
+        assert_eq!(available(&mut server_end), 0, "left to the task");
+    }
+
+    #[test]
+    fn a_call_started_from_inside_a_driver_is_left_to_the_task() {
+        let rt = MemoryRuntime::new();
+        let (mut task, shared, mut server_end) = started(&rt);
+        {
+            let _inside = Polling::enter();
+            shared.queue_all(vec![start()]).expect("open").run();
+        }
+        assert_eq!(available(&mut server_end), 0, "not written inline");
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        assert!(available(&mut server_end) > 0, "the task wrote it");
+    }
+}
