@@ -1,0 +1,58 @@
+//! Hardening suites of issue 8, written once and run on every executor through
+//! [`load_drop_suite!`] (`load_drop_smol.rs`, `load_drop_async_std.rs`, `load_drop_tokio.rs`):
+//!
+//! - [`load`]: `h2load` (nghttp2) drives thousands of concurrent streams at an anygrpc server,
+//!   which must answer every call.
+#![allow(
+    dead_code,
+    reason = "each runtime's test binary uses a different part of the support code"
+)]
+#![allow(
+    unreachable_pub,
+    reason = "support items are shared by the test binaries through `mod load_drop`"
+)]
+
+pub mod load;
+pub mod off_executor;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anygrpc::RuntimeRef;
+use futures_util::future::{Either, select};
+
+/// How long a case may run before it fails as hung.
+pub const CASE_LIMIT: Duration = Duration::from_secs(20);
+
+/// Runs `case` on `runtime`; a case still running after [`CASE_LIMIT`] fails instead of hanging
+/// the suite. Give it to the runtime's `block_on`.
+pub async fn watched<F: Future<Output = ()>>(
+    runtime: RuntimeRef,
+    case: impl FnOnce(RuntimeRef) -> F,
+) {
+    let limit = runtime.sleep_until(runtime.now() + CASE_LIMIT);
+    let case = std::pin::pin!(case(runtime.clone()));
+    if let Either::Right(_) = select(case, limit).await {
+        panic!("the case did not finish within {CASE_LIMIT:?}");
+    }
+}
+
+/// Instantiates every case of [`load`] as a `#[test]` run by `$run`, a function
+/// taking the case (`impl FnOnce(RuntimeRef) -> impl Future<Output = ()>`).
+macro_rules! load_drop_suite {
+    ($run:path) => {
+        $crate::load_drop::load_drop_suite!(@cases $run, load;
+            h2load_thousands_of_concurrent_streams,
+            h2load_over_the_stream_limit,
+        );
+    };
+    (@cases $run:path, $suite:ident; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $run($crate::load_drop::$suite::$name)
+            }
+        )*
+    };
+}
+pub(crate) use load_drop_suite;
