@@ -1,8 +1,10 @@
-//! Hardening suites of issue 8, written once and run on every executor through
+//! Two hardening suites of issue 8, written once and run on every executor through
 //! [`load_drop_suite!`] (`load_drop_smol.rs`, `load_drop_async_std.rs`, `load_drop_tokio.rs`):
 //!
 //! - [`load`]: `h2load` (nghttp2) drives thousands of concurrent streams at an anygrpc server,
-//!   which must answer every call.
+//!   which must answer every call;
+//! - [`drops`]: a client whose connection is closed or reset mid-call (by [`proxy`], a loopback
+//!   proxy the test controls) reports UNAVAILABLE for exactly the calls on that connection.
 #![allow(
     dead_code,
     reason = "each runtime's test binary uses a different part of the support code"
@@ -12,8 +14,12 @@
     reason = "support items are shared by the test binaries through `mod load_drop`"
 )]
 
+pub mod drops;
+pub mod journal;
 pub mod load;
 pub mod off_executor;
+pub mod proxy;
+pub mod service;
 
 use std::future::Future;
 use std::time::Duration;
@@ -37,13 +43,21 @@ pub async fn watched<F: Future<Output = ()>>(
     }
 }
 
-/// Instantiates every case of [`load`] as a `#[test]` run by `$run`, a function
+/// Instantiates every case of [`load`] and [`drops`] as a `#[test]` run by `$run`, a function
 /// taking the case (`impl FnOnce(RuntimeRef) -> impl Future<Output = ()>`).
 macro_rules! load_drop_suite {
     ($run:path) => {
         $crate::load_drop::load_drop_suite!(@cases $run, load;
             h2load_thousands_of_concurrent_streams,
             h2load_over_the_stream_limit,
+        );
+        $crate::load_drop::load_drop_suite!(@cases $run, drops;
+            close_mid_call_fails_every_call_in_flight,
+            reset_mid_call_fails_every_call_in_flight,
+            close_one_of_two_connections_fails_only_its_calls,
+            reset_one_of_two_connections_fails_only_its_calls,
+            close_retries_only_calls_the_server_never_saw,
+            reset_retries_only_calls_the_server_never_saw,
         );
     };
     (@cases $run:path, $suite:ident; $($name:ident),* $(,)?) => {
