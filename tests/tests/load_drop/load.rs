@@ -1,6 +1,10 @@
 //! `h2load` (nghttp2's HTTP/2 load generator) against an anygrpc server: thousands of streams
 //! open at once, every one a valid gRPC unary call, and the server must answer each of them.
 //!
+//! The first calls are held in their handler until as many as h2load may open are there at
+//! once, so the server really serves thousands of calls together (a server that could not would
+//! hang, and the case would fail on its time limit).
+//!
 //! h2load sees only HTTP statuses, not the `grpc-status` trailer, so each case checks the
 //! trailers another way: the handler counts the calls it answered (with OK, by construction),
 //! and `nghttp -v` (same package), which prints every frame it receives, must show
@@ -12,11 +16,13 @@
 //! is refused. Only a client that ignores the setting gets REFUSED_STREAM for the excess streams
 //! (which gRPC clients retry transparently); `tests/tests/hostile*` covers that one.
 
+use std::future::poll_fn;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 
-use anygrpc::{Metadata, RuntimeRef, Server, ServerCall, Status};
+use anygrpc::{Config, Metadata, RuntimeRef, Server, ServerCall, Status};
 use bytes::Bytes;
 
 use super::off_executor;
@@ -29,6 +35,50 @@ const REQUEST: &[u8] = b"\x0a\x04load";
 /// The Debian package that provides `h2load` and `nghttp`.
 const PACKAGE: &str = "nghttp2-client";
 
+/// Holds the first calls in their handler until `size` of them are there at once, then lets
+/// every call through: getting past it proves the server had `size` calls open together.
+#[derive(Debug)]
+struct Crowd {
+    size: u64,
+    state: Mutex<CrowdState>,
+}
+
+#[derive(Debug, Default)]
+struct CrowdState {
+    arrived: u64,
+    waiting: Vec<Waker>,
+}
+
+impl Crowd {
+    fn new(size: u64) -> Self {
+        Self {
+            size,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Joins the crowd; completes once it has gathered.
+    async fn gather(&self) {
+        let mut joined = false;
+        poll_fn(|cx| {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if !joined {
+                joined = true;
+                state.arrived += 1;
+                if state.arrived == self.size {
+                    state.waiting.drain(..).for_each(Waker::wake);
+                }
+            }
+            if state.arrived >= self.size {
+                return Poll::Ready(());
+            }
+            state.waiting.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
 /// An anygrpc server whose one handler echoes [`REQUEST`] and counts what it saw.
 struct LoadServer {
     server: Server,
@@ -40,14 +90,17 @@ struct LoadServer {
 }
 
 impl LoadServer {
-    async fn start(runtime: RuntimeRef) -> Self {
+    /// Starts the server; its handlers answer once `crowd` calls were open at once.
+    async fn start(runtime: RuntimeRef, crowd: u64) -> Self {
         let server = Server::new(runtime);
         let answered = Arc::new(AtomicU64::new(0));
         let malformed = Arc::new(AtomicU64::new(0));
         let (ok, bad) = (answered.clone(), malformed.clone());
+        let crowd = Arc::new(Crowd::new(crowd));
         server.add_generic_handler(PATH, move |mut call: ServerCall| {
-            let (ok, bad) = (ok.clone(), bad.clone());
+            let (ok, bad, crowd) = (ok.clone(), bad.clone(), crowd.clone());
             Box::pin(async move {
+                crowd.gather().await;
                 let request = call.recv().await;
                 if !matches!(&request, Some(Ok(message)) if message.as_ref() == REQUEST) {
                     bad.fetch_add(1, Ordering::Relaxed);
@@ -177,15 +230,18 @@ fn parse_h2load(output: &str) -> H2loadSummary {
 }
 
 /// Runs h2load with `requests` requests over `clients` connections, `streams` concurrent
-/// streams each, and asserts that every request succeeded and the handler answered it.
-async fn h2load(rt: RuntimeRef, requests: u64, clients: u64, streams: u64) {
-    let server = LoadServer::start(rt).await;
+/// streams each, and asserts that every request succeeded and the handler answered it, after
+/// holding the first calls until `crowd` of them were open at once.
+async fn h2load(rt: RuntimeRef, requests: u64, clients: u64, streams: u64, crowd: u64) {
+    let server = LoadServer::start(rt, crowd).await;
     let body = server.request_file();
     let mut args: Vec<String> = vec![
         format!("--requests={requests}"),
         format!("--clients={clients}"),
         format!("--max-concurrent-streams={streams}"),
         format!("--data={body}"),
+        // A stuck server makes h2load give up and report, well within the case's time limit.
+        "--connection-inactivity-timeout=10s".to_string(),
     ];
     args.extend(grpc_headers());
     args.push(server.url());
@@ -240,13 +296,16 @@ async fn h2load(rt: RuntimeRef, requests: u64, clients: u64, streams: u64) {
     server.server.stop(None).await;
 }
 
-/// 8 connections × 512 streams: 4,096 calls in flight at once, 20,000 in all.
+/// 8 connections × 512 streams, 20,000 calls in all: the first 4,096 are all in their handler
+/// at once before any is answered.
 pub async fn h2load_thousands_of_concurrent_streams(rt: RuntimeRef) {
-    h2load(rt, 20_000, 8, 512).await;
+    h2load(rt, 20_000, 8, 512, 8 * 512).await;
 }
 
-/// 2 connections × 1,500 streams, above the server's limit of 1,024 per connection: h2load
-/// honours SETTINGS_MAX_CONCURRENT_STREAMS and queues the rest, so every call still succeeds.
+/// 2 connections × 1,500 streams, above the server's limit of 1,024 per connection: the server
+/// serves 1,024 calls at once on each, h2load honours SETTINGS_MAX_CONCURRENT_STREAMS and
+/// queues the rest, and every call succeeds.
 pub async fn h2load_over_the_stream_limit(rt: RuntimeRef) {
-    h2load(rt, 6_000, 2, 1_500).await;
+    let limit = u64::from(Config::server().max_concurrent_streams);
+    h2load(rt, 6_000, 2, 1_500, 2 * limit).await;
 }
