@@ -2,8 +2,8 @@
 //! open at once, every one a valid gRPC unary call, and the server must answer each of them.
 //!
 //! The first calls are held in their handler until as many as h2load may open are there at
-//! once, so the server really serves thousands of calls together (a server that could not would
-//! hang, and the case would fail on its time limit).
+//! once, so the server really serves thousands of calls together (were it unable to, h2load
+//! would give up after 10 s of inactivity and the case would fail with its report).
 //!
 //! h2load sees only HTTP statuses, not the `grpc-status` trailer, so each case checks the
 //! trailers another way: the handler counts the calls it answered (with OK, by construction),
@@ -14,7 +14,8 @@
 //! honours it, as h2load and every gRPC client do, keeps the calls beyond the limit queued on
 //! its side until a stream slot frees: with `-m` above 1024 every request still succeeds, none
 //! is refused. Only a client that ignores the setting gets REFUSED_STREAM for the excess streams
-//! (which gRPC clients retry transparently); `tests/tests/hostile*` covers that one.
+//! (which gRPC clients retry transparently); the core's hostile-peer tests cover that one
+//! (`client_ignoring_max_concurrent_streams_is_refused_then_cut_off`).
 
 use std::future::poll_fn;
 use std::process::Command;
