@@ -476,6 +476,24 @@ impl Driver {
         self.blocked.remove(&id);
     }
 
+    /// Hands the connection's events to the calls; `true` if there were any.
+    ///
+    /// A connection that stopped taking calls is marked draining first: the calls it reports
+    /// as never processed (still queued behind the peer's stream limit when the transport
+    /// died) are retried on whatever connection the channel picks next, and that must not be
+    /// this one. The core reports those calls before `Event::Closed`.
+    fn route_events(&mut self) -> bool {
+        if !self.conn.accepts_calls() && self.conn.side() == Side::Client {
+            self.shared.lock().draining = true;
+        }
+        let mut progress = false;
+        while let Some(event) = self.conn.poll_event() {
+            self.on_event(event);
+            progress = true;
+        }
+        progress
+    }
+
     fn on_event(&mut self, event: Event) {
         match event {
             Event::CallStarted {
@@ -756,21 +774,13 @@ impl Future for Driver {
             // must not decide how the call ended.
             progress |= this.poll_timer(cx);
             progress |= this.poll_read(cx);
-            while let Some(event) = this.conn.poll_event() {
-                this.on_event(event);
-                progress = true;
-            }
+            progress |= this.route_events();
             progress |= this.run_new_handlers();
             progress |= this.poll_write(cx);
-            while let Some(event) = this.conn.poll_event() {
-                this.on_event(event);
-                progress = true;
-            }
+            progress |= this.route_events();
             progress |= this.poll_timer(cx);
             if this.conn.is_closed() && (this.out.is_empty() || this.read_closed) {
-                while let Some(event) = this.conn.poll_event() {
-                    this.on_event(event);
-                }
+                this.route_events();
                 let _ = Pin::new(&mut this.io).poll_close(cx);
                 this.shut();
                 return Poll::Ready(());
