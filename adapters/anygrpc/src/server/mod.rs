@@ -153,6 +153,7 @@ impl Server {
         self.add_listener(Box::new(crate::tls::TlsListener::new(
             listener,
             &credentials,
+            self.inner.runtime.clone(),
         )))
     }
 

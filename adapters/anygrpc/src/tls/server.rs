@@ -7,27 +7,34 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_rustls::server::TlsStream;
-use futures_rustls::{Accept, TlsAcceptor};
+use futures_rustls::{FallibleAccept, TlsAcceptor};
 
 use super::credentials::ServerCredentials;
 use super::{ALPN_H2, AuthContext, identity};
-use crate::runtime::{Listener, Transport};
+use crate::runtime::{BoxFuture, Listener, RuntimeRef, Transport};
 
 /// A listener yielding TLS transports whose handshake has not run yet.
 pub(crate) struct TlsListener {
     inner: Box<dyn Listener>,
     acceptor: TlsAcceptor,
+    runtime: RuntimeRef,
 }
 
 impl TlsListener {
     /// Secures the connections `inner` accepts with `credentials`.
-    pub(crate) fn new(inner: Box<dyn Listener>, credentials: &ServerCredentials) -> Self {
+    pub(crate) fn new(
+        inner: Box<dyn Listener>,
+        credentials: &ServerCredentials,
+        runtime: RuntimeRef,
+    ) -> Self {
         Self {
             inner,
             acceptor: TlsAcceptor::from(credentials.config.clone()),
+            runtime,
         }
     }
 }
@@ -38,8 +45,9 @@ impl Listener for TlsListener {
         let peer = io.peer();
         Poll::Ready(Ok(Box::new(ServerTls {
             peer,
-            state: State::Handshake(Box::new(self.acceptor.accept(io))),
+            state: State::Handshake(Box::new(self.acceptor.accept(io).into_fallible())),
             auth: None,
+            runtime: self.runtime.clone(),
         })))
     }
 
@@ -49,16 +57,35 @@ impl Listener for TlsListener {
 }
 
 enum State {
-    Handshake(Box<Accept<Box<dyn Transport>>>),
+    Handshake(Box<FallibleAccept<Box<dyn Transport>>>),
     Ready(Box<TlsStream<Box<dyn Transport>>>),
+    /// The handshake failed and its alert went out: we close our side and read what the
+    /// client still sends (at most [`LINGER_BYTES`], for at most [`LINGER_TIME`]) until it
+    /// closes, before reporting the failure. Closing with unread bytes would make the kernel answer with a reset, which
+    /// can destroy the alert before the client reads it: the client would see "connection
+    /// reset" instead of why (a TLS 1.3 client sends its first requests before it learns
+    /// that the server refused its certificate).
+    Lingering {
+        io: Box<dyn Transport>,
+        error: Option<io::Error>,
+        closed: bool,
+        drained: usize,
+        until: BoxFuture<'static, ()>,
+    },
     Failed,
 }
+
+/// Bytes read and dropped after a failed handshake before the connection is dropped anyway.
+const LINGER_BYTES: usize = 256 << 10;
+/// How long a failed handshake's connection lingers at most.
+const LINGER_TIME: Duration = Duration::from_secs(1);
 
 /// A server-side TLS transport: handshakes on first use, then relays through rustls.
 struct ServerTls {
     peer: String,
     state: State,
     auth: Option<Arc<AuthContext>>,
+    runtime: RuntimeRef,
 }
 
 impl ServerTls {
@@ -71,29 +98,85 @@ impl ServerTls {
         if let State::Handshake(accept) = &mut self.state {
             let result = ready!(Pin::new(&mut **accept).poll(cx));
             self.state = State::Failed;
-            let stream = result?;
-            let (_, session) = stream.get_ref();
-            if session.alpn_protocol() != Some(ALPN_H2) {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "TLS client did not negotiate ALPN \"h2\"",
-                )));
+            match result {
+                Ok(stream) => self.on_handshake(stream)?,
+                Err((error, io)) => {
+                    let until = self.runtime.sleep_until(self.runtime.now() + LINGER_TIME);
+                    self.state = State::Lingering {
+                        io,
+                        error: Some(error),
+                        closed: false,
+                        drained: 0,
+                        until,
+                    };
+                }
             }
-            let certificate = session
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|cert| cert.as_ref());
-            self.auth = Some(Arc::new(identity::auth_context(certificate)));
-            self.state = State::Ready(Box::new(stream));
+        }
+        if let State::Lingering { .. } = self.state {
+            return self.poll_linger(cx).map(Err);
         }
         match &mut self.state {
             State::Ready(stream) => Poll::Ready(Ok(&mut **stream)),
-            _ => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the TLS handshake failed",
-            ))),
+            _ => Poll::Ready(Err(handshake_failed())),
         }
     }
+
+    /// Checks a completed handshake and keeps its stream and the client's identity.
+    fn on_handshake(&mut self, stream: TlsStream<Box<dyn Transport>>) -> io::Result<()> {
+        let (_, session) = stream.get_ref();
+        if session.alpn_protocol() != Some(ALPN_H2) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "TLS client did not negotiate ALPN \"h2\"",
+            ));
+        }
+        let certificate = session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|cert| cert.as_ref());
+        self.auth = Some(Arc::new(identity::auth_context(certificate)));
+        self.state = State::Ready(Box::new(stream));
+        Ok(())
+    }
+
+    /// Lingers after a failed handshake (see [`State::Lingering`]); when done, the state is
+    /// `Failed` and the handshake's error is returned.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let State::Lingering {
+            io,
+            error,
+            closed,
+            drained,
+            until,
+        } = &mut self.state
+        else {
+            return Poll::Ready(handshake_failed());
+        };
+        let expired = until.as_mut().poll(cx).is_ready();
+        if !*closed && !expired {
+            // Flushes the alert and sends our FIN.
+            if Pin::new(&mut *io).poll_close(cx).is_pending() {
+                return Poll::Pending;
+            }
+            *closed = true;
+        }
+        let mut scratch = [0u8; 4096];
+        while *drained < LINGER_BYTES && !expired {
+            match Pin::new(&mut *io).poll_read(cx, &mut scratch) {
+                Poll::Ready(Ok(0) | Err(_)) => break,
+                Poll::Ready(Ok(n)) => *drained += n,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let error = error.take().unwrap_or_else(handshake_failed);
+        self.state = State::Failed;
+        Poll::Ready(error)
+    }
+}
+
+/// The error of every use of a transport whose handshake failed.
+fn handshake_failed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the TLS handshake failed")
 }
 
 impl AsyncRead for ServerTls {
@@ -126,7 +209,7 @@ impl AsyncWrite for ServerTls {
         match &mut self.get_mut().state {
             State::Ready(stream) => Pin::new(&mut **stream).poll_close(cx),
             // Nothing was said yet: dropping the socket closes it.
-            State::Handshake(_) | State::Failed => Poll::Ready(Ok(())),
+            State::Handshake(_) | State::Lingering { .. } | State::Failed => Poll::Ready(Ok(())),
         }
     }
 }
