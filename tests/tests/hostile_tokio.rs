@@ -1,21 +1,40 @@
-//! The hostile-peer suite on a multi-thread tokio runtime (two workers), over loopback TCP.
+//! The hostile-peer suite on tokio over loopback TCP: on a multi-thread runtime (two workers),
+//! and on a current-thread one where the server and client run inside `block_on`.
 
 mod hostile;
 
 use std::future::Future;
 use std::sync::Arc;
 
-fn run<F: Future<Output = ()>>(case: impl FnOnce(hostile::Env) -> F) {
+/// Runs `case` on a new tokio runtime, multi-thread (two workers) or current-thread.
+fn run_on<F: Future<Output = ()>>(multi_thread: bool, case: impl FnOnce(hostile::Env) -> F) {
     let _one_at_a_time = hostile::serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let mut builder = if multi_thread {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = builder.enable_all().build().expect("a tokio runtime");
     let runtime = Arc::new(anygrpc_tokio::TokioRuntime::from_handle(
         rt.handle().clone(),
     ));
     rt.block_on(hostile::watched(runtime, case));
 }
 
-hostile::hostile_suite!(crate::run);
+mod multi_thread {
+    fn run<F: std::future::Future<Output = ()>>(case: impl FnOnce(crate::hostile::Env) -> F) {
+        crate::run_on(true, case);
+    }
+
+    crate::hostile::hostile_suite!(super::run);
+}
+
+mod current_thread {
+    fn run<F: std::future::Future<Output = ()>>(case: impl FnOnce(crate::hostile::Env) -> F) {
+        crate::run_on(false, case);
+    }
+
+    crate::hostile::hostile_suite!(super::run);
+}

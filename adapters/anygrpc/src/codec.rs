@@ -11,7 +11,8 @@ pub(crate) fn encode<M: prost::Message>(
     encoding: Option<Encoding>,
     limit: usize,
 ) -> Result<(Bytes, bool), Status> {
-    EncodeBuffer::default().encode(message, encoding, limit)
+    // Exactly the message's size: a one-off buffer is not shared with later messages.
+    EncodeBuffer(BytesMut::with_capacity(message.encoded_len())).encode(message, encoding, limit)
 }
 
 /// Where a call that sends many messages encodes them: consecutive messages share one

@@ -25,9 +25,20 @@ const STALLED_BOUND: usize = (5 << 20) / 2;
 const IDLE_CONNECTIONS: usize = 2_000;
 
 /// What one idle connection may cost, both ends counted (the raw peer's socket and HPACK
-/// tables, the server's driver with its 64 KiB read buffer, its `Connection`). Measured:
-/// about 67 KiB.
-const IDLE_CONNECTION_BOUND: usize = 96 << 10;
+/// tables, the server's driver with its 16 KiB read buffer, its `Connection`). Measured: about
+/// 20 KB (67 KB while the driver's read buffer was a fixed 64 KiB).
+const IDLE_CONNECTION_BOUND: usize = 48 << 10;
+
+/// Asks on stream 1 for 10,000 replies of 16 KB each: 160 MB if nothing held the server back.
+fn request_160_mb(peer: &mut Peer) {
+    let request = Ping {
+        text: "x".repeat(16_000),
+        count: 10_000,
+        ..Ping::default()
+    };
+    peer.send_request(1, COUNT, false);
+    peer.send_data(1, &grpc_message(0, &request.encode_to_vec()), true);
+}
 
 /// A server-streaming call whose client never opens its window: the server sends what the
 /// window allows, queues at most its send buffer, then waits; the call ends when the client
@@ -39,14 +50,7 @@ pub async fn client_that_never_opens_its_window(env: Env) {
     let mut peer = off_thread(move || {
         let mut peer = Peer::connect(port);
         peer.client_handshake();
-        // 10,000 replies of 16 KB each: 160 MB if nothing held the server back.
-        let request = Ping {
-            text: "x".repeat(16_000),
-            count: 10_000,
-            ..Ping::default()
-        };
-        peer.send_request(1, COUNT, false);
-        peer.send_data(1, &grpc_message(0, &request.encode_to_vec()), true);
+        request_160_mb(&mut peer);
         // Read until the default window (65,535 bytes, never raised) is used up.
         let mut received = 0;
         peer.until("the window to fill", |frame, _| {
@@ -74,6 +78,33 @@ pub async fn client_that_never_opens_its_window(env: Env) {
         });
     })
     .await;
+    srv.server.stop(None).await;
+}
+
+/// A server-streaming call whose client opens every window wide and then stops reading the
+/// socket: the server fills the kernel's buffers, then holds at most its send buffer and one
+/// write batch, and waits. Memory stays bounded and fresh calls are served meanwhile.
+pub async fn client_that_stops_reading_the_socket(env: Env) {
+    let srv = env.server().await;
+    let port = srv.port;
+    let memory = Watermark::start();
+    let peer = off_thread(move || {
+        let mut peer = Peer::connect(port);
+        peer.client_handshake();
+        peer.send_frame(&Frame::Settings(Settings {
+            initial_window_size: Some(i32::MAX as u32),
+            ..Settings::default()
+        }));
+        peer.send_window_update(0, i32::MAX as u32 - 65_535);
+        request_160_mb(&mut peer);
+        peer
+    })
+    .await;
+    // Let the server run into full socket buffers and its own limits.
+    env.sleep(Duration::from_millis(500)).await;
+    env.assert_serves(&srv).await;
+    memory.assert_within(STALLED_BOUND, "a client that stops reading");
+    drop(peer);
     srv.server.stop(None).await;
 }
 
