@@ -3,13 +3,13 @@
 //! the HPACK bomb), costs at most a stated amount of memory, and leaves the server serving.
 
 use anygrpc::Config;
-use anygrpc_core::frame::{Frame, FrameType, Settings};
+use anygrpc_core::frame::{Frame, FrameType, Settings, flags};
 use anygrpc_core::{ErrorCode, StreamId};
 use bytes::BytesMut;
 
 use super::alloc::Watermark;
 use super::h2_cases::assert_call_served;
-use super::peer::{Peer, hpack_literal, raw_frame, request_fields};
+use super::peer::{Peer, hpack_literal, plain_block, raw_frame, request_fields};
 use super::service::ECHO;
 use super::{Env, off_thread};
 
@@ -22,18 +22,19 @@ pub const FLOOD_BOUND: usize = 2 << 20;
 const FLOOD_FRAMES: usize = 2_000;
 
 /// Writes `burst` (after a handshake and whatever `opening` writes) and asserts the server
-/// answers with GOAWAY(ENHANCE_YOUR_CALM) within [`FLOOD_BOUND`]; returns the peer.
+/// answers with GOAWAY(ENHANCE_YOUR_CALM) within [`FLOOD_BOUND`]; returns the GOAWAY's debug
+/// data (why).
 async fn flood(
     env: &Env,
     config: Config,
     what: &'static str,
     opening: impl FnOnce(&mut Peer) + Send + 'static,
     burst: impl FnOnce() -> BytesMut + Send + 'static,
-) -> Peer {
+) -> Vec<u8> {
     let srv = env.server_with(config).await;
     let port = srv.port;
     let memory = Watermark::start();
-    let peer = off_thread(move || {
+    let why = off_thread(move || {
         let mut peer = Peer::connect(port);
         peer.client_handshake();
         opening(&mut peer);
@@ -45,12 +46,12 @@ async fn flood(
             !goaway.debug.is_empty(),
             "{what}: GOAWAY says why: {goaway:?}"
         );
-        peer
+        goaway.debug.to_vec()
     })
     .await;
     memory.assert_within(FLOOD_BOUND, what);
     env.assert_serves_then_stop(&srv).await;
-    peer
+    why
 }
 
 /// `n` copies of `frame`.
@@ -208,4 +209,59 @@ pub async fn empty_data_flood_is_enhance_your_calm(env: Env) {
         move || repeated(&empty, FLOOD_FRAMES),
     )
     .await;
+}
+
+/// Keepalive enforcement (gRPC keepalive.md): PINGs faster than the server's policy (at most
+/// one per 5 minutes while a call runs, 2 strikes, by default) end the connection with
+/// GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"), long before the idle-frame budget would.
+pub async fn pings_faster_than_the_keepalive_policy_are_too_many_pings(env: Env) {
+    let srv = env.server().await;
+    let port = srv.port;
+    off_thread(move || {
+        let mut peer = Peer::connect(port);
+        peer.client_handshake();
+        // A call in progress (its request never ends), so the 5-minute rule applies.
+        peer.send_request(1, ECHO, false);
+        // The first PING is free, two more are strikes, the fourth is one too many.
+        for i in 0..4u8 {
+            peer.send_ping([i; 8]);
+        }
+        let goaway = peer.assert_goaway(ErrorCode::ENHANCE_YOUR_CALM);
+        assert_eq!(&goaway.debug[..], b"too_many_pings", "{goaway:?}");
+    })
+    .await;
+    env.assert_serves_then_stop(&srv).await;
+}
+
+/// MadeYouReset (CVE-2025-8671): streams the client makes the server reset (here with a zero
+/// WINDOW_UPDATE each) are budgeted like the client's own resets.
+pub async fn made_you_reset_is_enhance_your_calm(env: Env) {
+    let why = flood(
+        &env,
+        Config::server(),
+        "MadeYouReset",
+        |_| {},
+        || {
+            let block = plain_block(&request_fields(ECHO));
+            let mut bytes = BytesMut::new();
+            for i in 0..1_000u32 {
+                let id = 1 + 2 * i;
+                bytes.extend_from_slice(&raw_frame(
+                    FrameType::HEADERS,
+                    flags::END_HEADERS,
+                    id,
+                    &block,
+                ));
+                bytes.extend_from_slice(&raw_frame(FrameType::WINDOW_UPDATE, 0, id, &[0; 4]));
+            }
+            bytes
+        },
+    )
+    .await;
+    assert_eq!(
+        why,
+        b"too many reset streams",
+        "{}",
+        String::from_utf8_lossy(&why)
+    );
 }

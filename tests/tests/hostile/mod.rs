@@ -199,6 +199,8 @@ macro_rules! hostile_suite {
             ping_flood_is_enhance_your_calm,
             settings_flood_is_enhance_your_calm,
             empty_data_flood_is_enhance_your_calm,
+            pings_faster_than_the_keepalive_policy_are_too_many_pings,
+            made_you_reset_is_enhance_your_calm,
         );
         $crate::hostile::hostile_suite!(@cases $run; resource_cases:
             client_that_never_opens_its_window,
