@@ -87,6 +87,28 @@ pub async fn missing_grpc_status_is_unknown(env: Env) {
     assert_code(result, Code::Unknown);
 }
 
+/// A Trailers-Only response (one HEADERS with END_STREAM) without grpc-status: UNKNOWN after
+/// HTTP 200, and the HTTP status's mapping otherwise (http-grpc-status-mapping.md).
+pub async fn trailers_only_without_grpc_status(env: Env) {
+    for (http, code) in [
+        ("200", Code::Unknown),
+        ("503", Code::Unavailable),
+        ("404", Code::Unimplemented),
+        ("401", Code::Unauthenticated),
+    ] {
+        let result = call_raw_server(&env, move |peer| {
+            let id = accept_call(peer);
+            let head = fields(&[(":status", http), ("content-type", "application/grpc")]);
+            peer.send_plain(id, &head, true);
+        })
+        .await;
+        match result {
+            Ok(reply) => panic!("HTTP {http}: expected {code:?}, got {reply:?}"),
+            Err(error) => assert_eq!(error.code(), code, "HTTP {http}: {error:?}"),
+        }
+    }
+}
+
 pub async fn invalid_grpc_status_is_internal(env: Env) {
     let result = call_raw_server(&env, |peer| {
         respond(peer, &pong(), &[("grpc-status", "abc")]);

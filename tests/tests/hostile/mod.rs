@@ -219,6 +219,7 @@ macro_rules! hostile_suite {
         );
         $crate::hostile::hostile_suite!(@cases $run; client_cases:
             missing_grpc_status_is_unknown,
+            trailers_only_without_grpc_status,
             invalid_grpc_status_is_internal,
             bad_base64_in_binary_trailers_is_internal,
             four_gib_length_prefix_in_a_response_is_resource_exhausted,
