@@ -205,6 +205,7 @@ macro_rules! hostile_suite {
         $crate::hostile::hostile_suite!(@cases $run; resource_cases:
             client_that_never_opens_its_window,
             client_that_stops_reading_the_socket,
+            streams_over_the_concurrency_limit_are_refused,
             thousands_of_idle_connections,
             slowloris_preface_is_closed_by_the_settings_timeout,
             slowloris_header_block_is_closed_by_the_header_block_timeout,

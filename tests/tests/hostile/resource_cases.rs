@@ -108,6 +108,39 @@ pub async fn client_that_stops_reading_the_socket(env: Env) {
     srv.server.stop(None).await;
 }
 
+/// A client that ignores SETTINGS_MAX_CONCURRENT_STREAMS: the server refuses exactly the
+/// streams over its limit (1,024) with REFUSED_STREAM (never processed, safe to retry), keeps
+/// the others open, and serves a fresh call meanwhile.
+pub async fn streams_over_the_concurrency_limit_are_refused(env: Env) {
+    let srv = env.server().await;
+    let port = srv.port;
+    let limit = Config::server().max_concurrent_streams;
+    let extra = 50;
+    let peer = off_thread(move || {
+        let mut peer = Peer::connect(port);
+        peer.client_handshake();
+        // Requests that never end: each holds its stream open.
+        for i in 0..limit + extra {
+            peer.send_request(1 + 2 * i, ECHO, false);
+        }
+        let mut refused = Vec::new();
+        peer.until("the refusals", |frame, _| {
+            if let Frame::RstStream(rst) = frame {
+                assert_eq!(rst.code, ErrorCode::REFUSED_STREAM, "{rst:?}");
+                refused.push(rst.stream.0);
+            }
+            (refused.len() == extra as usize).then_some(())
+        });
+        let over: Vec<u32> = (limit..limit + extra).map(|i| 1 + 2 * i).collect();
+        assert_eq!(refused, over, "exactly the streams over the limit");
+        peer
+    })
+    .await;
+    env.assert_serves(&srv).await;
+    drop(peer);
+    srv.server.stop(None).await;
+}
+
 /// Thousands of connections that complete their handshake and then do nothing: the server
 /// keeps them (as gRPC servers do, without `max_connection_idle`) at a bounded cost each, and
 /// serves a fresh call while they are open.
