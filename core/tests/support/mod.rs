@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod raw;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
