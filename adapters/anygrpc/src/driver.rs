@@ -227,6 +227,9 @@ enum Blocked {
 
 /// Bytes gathered from the connection before they are written.
 const WRITE_CHUNK: usize = 64 << 10;
+/// Most slices handed to one vectored write (Linux takes up to 1,024): a batch of small
+/// messages is two slices each (frame headers, payload).
+const MAX_SLICES: usize = 256;
 /// Reads per wake-up before other work gets a turn.
 const READS_PER_TURN: usize = 16;
 
@@ -286,8 +289,8 @@ impl Driver {
         (task, shared)
     }
 
-    fn apply(&mut self, command: Command) {
-        let now = self.runtime.now();
+    /// Carries out one command; `now` is the time of this batch of commands.
+    fn apply(&mut self, command: Command, now: Instant) {
         match command {
             Command::Start { slot, request } => match self.conn.start_call(request, now) {
                 Ok(id) => {
@@ -650,8 +653,13 @@ impl Driver {
         true
     }
 
-    /// Writes what the connection has to say; `true` if bytes moved.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Writes what the connection has to say; `true` if bytes moved. Sets `io.write_blocked`
+    /// when the transport took all it could: the waker is registered, so this poll need not
+    /// try again.
+    fn poll_write(&mut self, cx: &mut Context<'_>, io: &mut TurnIo) -> bool {
+        if io.write_blocked {
+            return false;
+        }
         let mut progress = false;
         loop {
             if self.out.len() < WRITE_CHUNK {
@@ -664,7 +672,7 @@ impl Driver {
             if self.out.is_empty() {
                 break;
             }
-            let mut slices = [IoSlice::new(&[]); 64];
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut count = 0;
             for (slot, chunk) in slices.iter_mut().zip(self.out.chunks()) {
                 *slot = IoSlice::new(chunk);
@@ -684,7 +692,10 @@ impl Driver {
                     self.out.advance(n);
                     progress = true;
                 }
-                Poll::Pending => break,
+                Poll::Pending => {
+                    io.write_blocked = true;
+                    break;
+                }
             }
         }
         if progress {
@@ -693,11 +704,13 @@ impl Driver {
         progress
     }
 
-    /// Reads what the peer sent; `true` if anything happened.
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Reads what the peer sent; `true` if anything happened. Sets `io.read_blocked` once the
+    /// transport has nothing more: its waker is registered, so this poll need not ask again
+    /// (on async-io every attempt is a system call).
+    fn poll_read(&mut self, cx: &mut Context<'_>, io: &mut TurnIo) -> bool {
         let mut progress = false;
         for _ in 0..READS_PER_TURN {
-            if self.read_closed {
+            if self.read_closed || io.read_blocked {
                 break;
             }
             match Pin::new(&mut self.io).poll_read(cx, self.read_buf.space()) {
@@ -718,7 +731,7 @@ impl Driver {
                     self.read_buf.adapt(n);
                     progress = true;
                 }
-                Poll::Pending => break,
+                Poll::Pending => io.read_blocked = true,
             }
         }
         progress
@@ -746,15 +759,34 @@ impl Driver {
     }
 }
 
-impl Future for Driver {
-    type Output = ();
+/// What one poll of the driver learned about its transport.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TurnIo {
+    /// Reading would wait (or is not this poller's job): the task's waker is registered.
+    read_blocked: bool,
+    /// Writing would wait: the waker is registered for writability.
+    write_blocked: bool,
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
+impl TurnIo {
+    /// A poll by a caller on the task's behalf: it writes and runs timers, but leaves reading
+    /// to the task, whose waker the transport already holds (an attempt would be a wasted
+    /// system call on a quiet socket).
+    pub(crate) fn write_only() -> Self {
+        Self {
+            read_blocked: true,
+            write_blocked: false,
+        }
+    }
+}
+
+impl Driver {
+    /// Runs the connection until nothing moves, as one poll with `cx`.
+    pub(crate) fn poll_turn(&mut self, cx: &mut Context<'_>, mut io: TurnIo) -> Poll<()> {
         loop {
             let mut progress = false;
             {
-                let mut state = this.shared.lock();
+                let mut state = self.shared.lock();
                 if state
                     .waker
                     .as_ref()
@@ -762,32 +794,44 @@ impl Future for Driver {
                 {
                     state.waker = Some(cx.waker().clone());
                 }
-                std::mem::swap(&mut state.commands, &mut this.commands);
+                std::mem::swap(&mut state.commands, &mut self.commands);
             }
-            let mut commands = std::mem::take(&mut this.commands);
-            for command in commands.drain(..) {
-                this.apply(command);
+            let mut commands = std::mem::take(&mut self.commands);
+            if !commands.is_empty() {
+                // One clock read for the batch: a streaming handler queues dozens at a time.
+                let now = self.runtime.now();
+                for command in commands.drain(..) {
+                    self.apply(command, now);
+                }
                 progress = true;
             }
-            this.commands = commands;
+            self.commands = commands;
             // Due timers first: what the peer sent after a deadline (its reset of the call)
             // must not decide how the call ended.
-            progress |= this.poll_timer(cx);
-            progress |= this.poll_read(cx);
-            progress |= this.route_events();
-            progress |= this.run_new_handlers();
-            progress |= this.poll_write(cx);
-            progress |= this.route_events();
-            progress |= this.poll_timer(cx);
-            if this.conn.is_closed() && (this.out.is_empty() || this.read_closed) {
-                this.route_events();
-                let _ = Pin::new(&mut this.io).poll_close(cx);
-                this.shut();
+            progress |= self.poll_timer(cx);
+            progress |= self.poll_read(cx, &mut io);
+            progress |= self.route_events();
+            progress |= self.run_new_handlers();
+            progress |= self.poll_write(cx, &mut io);
+            progress |= self.route_events();
+            progress |= self.poll_timer(cx);
+            if self.conn.is_closed() && (self.out.is_empty() || self.read_closed) {
+                self.route_events();
+                let _ = Pin::new(&mut self.io).poll_close(cx);
+                self.shut();
                 return Poll::Ready(());
             }
             if !progress {
                 return Poll::Pending;
             }
         }
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().poll_turn(cx, TurnIo::default())
     }
 }

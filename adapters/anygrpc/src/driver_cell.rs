@@ -5,7 +5,9 @@
 //! waking the driver's task costs a wake-up and a context switch before anything reaches the
 //! socket. So the driver lives behind a lock; the caller that queued a new call polls it once
 //! on the task's behalf ([`DriverCell::poll_inline`], with the task's waker, so everything it
-//! registers still wakes the task) if no one else is polling it at that moment. Nobody ever
+//! registers still wakes the task) if no one else is polling it at that moment. The caller
+//! applies commands, writes and runs timers, but does not read: the socket already holds the
+//! task's waker for that, and a read attempt on a quiet socket is a wasted system call. Nobody ever
 //! waits for the lock: a task that finds it taken notes that it missed a turn, and whoever
 //! holds the lock wakes it again when they let go. Inline polls happen only where the caller
 //! holds no lock (the driver takes call locks) and never inside another driver's poll.
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 
-use crate::driver::Driver;
+use crate::driver::{Driver, TurnIo};
 
 /// A connection's driver, shared by its task and inline pollers.
 pub(crate) struct DriverCell {
@@ -59,13 +61,13 @@ impl DriverCell {
     }
 
     /// Polls the driver once with `waker`; `true` when it finished.
-    fn poll_driver(guard: &mut MutexGuard<'_, Option<Driver>>, waker: &Waker) -> bool {
+    fn poll_driver(guard: &mut MutexGuard<'_, Option<Driver>>, waker: &Waker, io: TurnIo) -> bool {
         let Some(driver) = guard.as_mut() else {
             return true;
         };
         let mut cx = Context::from_waker(waker);
         let _polling = Polling::enter();
-        if Pin::new(driver).poll(&mut cx).is_ready() {
+        if driver.poll_turn(&mut cx, io).is_ready() {
             **guard = None;
             return true;
         }
@@ -91,7 +93,8 @@ impl DriverCell {
         let Some(mut guard) = self.try_driver() else {
             return false;
         };
-        let finished = Self::poll_driver(&mut guard, &waker);
+        // Reading stays the task's: the socket holds its waker already.
+        let finished = Self::poll_driver(&mut guard, &waker, TurnIo::write_only());
         drop(guard);
         // The task must see a finished driver, or take the turn it missed meanwhile.
         if finished | self.missed.swap(false, Ordering::AcqRel) {
@@ -151,7 +154,7 @@ impl Future for DriverTask {
                 }
             }
         };
-        if DriverCell::poll_driver(&mut guard, cx.waker()) {
+        if DriverCell::poll_driver(&mut guard, cx.waker(), TurnIo::default()) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -164,8 +167,10 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
+    use std::sync::atomic::AtomicUsize;
+
     use anygrpc_core::{CallRequest, Config, Connection, Side};
-    use futures_io::AsyncRead;
+    use futures_io::{AsyncRead, AsyncWrite};
 
     use super::*;
     use crate::driver::{Command, ConnShared, Driver};
@@ -182,15 +187,64 @@ mod tests {
         }
     }
 
-    /// A client driver whose task ran once (preface and SETTINGS written and read off).
-    fn started(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnShared>, MemoryStream) {
+    /// A transport that counts the reads it was asked for.
+    struct CountingReads {
+        inner: MemoryStream,
+        reads: Arc<AtomicUsize>,
+    }
+
+    impl AsyncRead for CountingReads {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for CountingReads {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_close(cx)
+        }
+    }
+
+    impl crate::runtime::Transport for CountingReads {}
+
+    /// A client driver whose task ran once (preface and SETTINGS written and read off), and
+    /// the count of reads its transport was asked for.
+    fn started_counting(
+        rt: &MemoryRuntime,
+    ) -> (DriverTask, Arc<ConnShared>, MemoryStream, Arc<AtomicUsize>) {
         let addr = "127.0.0.1:1".parse().expect("an address");
         let (client_end, mut server_end, _control) = pipe(addr, addr, 1 << 20);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let io = CountingReads {
+            inner: client_end,
+            reads: reads.clone(),
+        };
         let conn = Connection::new(Side::Client, Arc::new(Config::client()), Instant::now());
-        let (mut task, shared) = Driver::start(conn, Box::new(client_end), rt.handle(), None);
+        let (mut task, shared) = Driver::start(conn, Box::new(io), rt.handle(), None);
         let mut cx = Context::from_waker(Waker::noop());
         assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
         assert!(available(&mut server_end) > 0, "preface");
+        (task, shared, server_end, reads)
+    }
+
+    /// A client driver whose task ran once.
+    fn started(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnShared>, MemoryStream) {
+        let (task, shared, server_end, _) = started_counting(rt);
         (task, shared, server_end)
     }
 
@@ -211,6 +265,24 @@ mod tests {
         // A second call while the first is active is left to the task, to be batched.
         shared.queue_all(vec![start()]).expect("open").run();
         assert_eq!(available(&mut server_end), 0, "left to the task");
+    }
+
+    #[test]
+    fn a_poll_asks_a_quiet_transport_once_and_an_inline_poll_not_at_all() {
+        let rt = MemoryRuntime::new();
+        let (mut task, shared, mut server_end, reads) = started_counting(&rt);
+        // The task's poll went round several times (commands, writes) but asked the empty
+        // transport for bytes once: its waker was registered by then.
+        let first = reads.load(Ordering::Relaxed);
+        assert_eq!(first, 1, "one read attempt in the first poll");
+        // The caller writes its call without trying to read: reading stays the task's.
+        shared.queue_all(vec![start()]).expect("open").run();
+        assert!(available(&mut server_end) > 0, "written inline");
+        assert_eq!(reads.load(Ordering::Relaxed), first, "no read inline");
+        // The task, polled again, asks once more and stops at the first `Pending`.
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        assert_eq!(reads.load(Ordering::Relaxed), first + 1);
     }
 
     #[test]

@@ -19,16 +19,25 @@ use crate::queue::InlineQueue;
 /// enough that one stream's frame does not hold the others back for long.
 const MAX_SEND_FRAME: usize = 128 << 10;
 
-/// Payloads at least this large are chained into a [`Transmit`] instead of copied.
-const CHAIN_MIN: usize = 4096;
+/// Payloads at least this large are chained into a [`Transmit`] instead of copied: from here
+/// on, a slice of its own in a vectored write costs less than copying the bytes.
+const CHAIN_MIN: usize = 1024;
 
-/// Output for vectored writes: frame headers and small frames are gathered into shared
-/// segments, large payloads are chained as the `Bytes` the application gave, never copied.
+/// Output for vectored writes: frame headers and small frames are gathered into one buffer,
+/// large payloads are chained as the `Bytes` the application gave, never copied. Chaining a
+/// payload only notes where it goes in the buffer's byte stream: nothing is split off or
+/// allocated per frame, and the buffer is reused once everything was written.
 #[derive(Debug, Default)]
 pub struct Transmit {
-    segments: VecDeque<Bytes>,
-    tail: BytesMut,
-    len: usize,
+    /// The gathered bytes not written yet.
+    inline: BytesMut,
+    /// Chained payloads, each with the position in the inline byte stream (counted from the
+    /// first byte ever gathered, see `consumed`) that it follows.
+    chained: VecDeque<(usize, Bytes)>,
+    /// Bytes of the chained payloads not written yet.
+    chained_len: usize,
+    /// Inline bytes written so far: `inline` starts at this position of the stream.
+    consumed: usize,
 }
 
 impl Transmit {
@@ -39,7 +48,7 @@ impl Transmit {
 
     /// Bytes waiting to be written.
     pub fn len(&self) -> usize {
-        self.len + self.tail.len()
+        self.inline.len() + self.chained_len
     }
 
     /// `true` when nothing waits to be written.
@@ -49,28 +58,54 @@ impl Transmit {
 
     /// The pending bytes as slices, in order: hand them to a vectored write.
     pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
-        self.segments
+        let mut at = 0;
+        self.chained
             .iter()
-            .map(|b| &b[..])
-            .chain(std::iter::once(&self.tail[..]))
+            .flat_map(move |(cut, payload)| {
+                let cut = cut - self.consumed;
+                let before = &self.inline[at..cut];
+                at = cut;
+                [before, &payload[..]]
+            })
+            .chain(std::iter::once_with(move || {
+                let written_up_to = self
+                    .chained
+                    .back()
+                    .map_or(0, |(cut, _)| cut - self.consumed);
+                &self.inline[written_up_to..]
+            }))
             .filter(|c| !c.is_empty())
     }
 
     /// Drops the first `n` bytes, which the transport wrote.
     pub fn advance(&mut self, mut n: usize) {
         while n > 0 {
-            let Some(front) = self.segments.front_mut() else {
-                let k = n.min(self.tail.len());
-                self.tail.advance(k);
-                return;
+            let inline_first = match self.chained.front() {
+                Some((cut, _)) => cut - self.consumed,
+                None => self.inline.len(),
+            };
+            if inline_first > 0 {
+                let k = n.min(inline_first);
+                self.inline.advance(k);
+                self.consumed += k;
+                n -= k;
+                continue;
+            }
+            let Some((_, front)) = self.chained.front_mut() else {
+                break;
             };
             let k = n.min(front.len());
             front.advance(k);
-            self.len -= k;
+            self.chained_len -= k;
             n -= k;
             if front.is_empty() {
-                self.segments.pop_front();
+                self.chained.pop_front();
             }
+        }
+        if self.chained.is_empty() && self.inline.is_empty() {
+            // All written: the buffer's space is used again from its start.
+            self.inline.clear();
+            self.consumed = 0;
         }
     }
 }
@@ -100,20 +135,16 @@ impl Sink for BytesMut {
 
 impl Sink for Transmit {
     fn buf(&mut self) -> &mut BytesMut {
-        &mut self.tail
+        &mut self.inline
     }
     fn put_payload(&mut self, payload: &Bytes) {
         if payload.len() < CHAIN_MIN {
-            self.tail.extend_from_slice(payload);
+            self.inline.extend_from_slice(payload);
             return;
         }
-        if !self.tail.is_empty() {
-            let head = self.tail.split().freeze();
-            self.len += head.len();
-            self.segments.push_back(head);
-        }
-        self.len += payload.len();
-        self.segments.push_back(payload.clone());
+        self.chained
+            .push_back((self.consumed + self.inline.len(), payload.clone()));
+        self.chained_len += payload.len();
     }
     fn written(&self) -> usize {
         self.len()
@@ -588,6 +619,79 @@ mod tests {
         assert_eq!(out.chunks().collect::<Vec<_>>(), vec![&b"ll"[..]]);
         out.advance(2);
         assert!(out.is_empty());
+        // Everything written: the next frames go into the same buffer, not a new one.
+        let start = out.chunks().next().map(<[u8]>::as_ptr);
+        assert_eq!(start, None);
+        out.buf().extend_from_slice(b"again");
+        out.put_payload(&big);
+        let first = out.chunks().next().expect("bytes").as_ptr();
+        out.advance(out.len());
+        out.buf().extend_from_slice(b"and again");
+        let next = out.chunks().next().expect("bytes").as_ptr();
+        let distance = (next as usize).abs_diff(first as usize);
+        assert!(distance < 64, "no new allocation: {distance} bytes apart");
+    }
+
+    /// Random appends (inline bytes, small and chained payloads) and partial writes: the
+    /// slices always spell exactly the bytes not written yet, in order.
+    #[test]
+    fn transmit_slices_match_a_plain_buffer_through_partial_writes() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |bound: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % bound as u64).expect("small")
+        };
+        let mut out = Transmit::new();
+        let mut expected: VecDeque<u8> = VecDeque::new();
+        let mut byte = 0u8;
+        let mut fill = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    byte = byte.wrapping_add(1);
+                    byte
+                })
+                .collect()
+        };
+        for round in 0..2_000 {
+            for _ in 0..next(4) {
+                let piece = match next(3) {
+                    0 => {
+                        let piece = fill(next(20));
+                        out.buf().extend_from_slice(&piece);
+                        piece
+                    }
+                    1 => {
+                        let piece = fill(next(CHAIN_MIN));
+                        out.put_payload(&Bytes::from(piece.clone()));
+                        piece
+                    }
+                    _ => {
+                        let piece = fill(CHAIN_MIN + next(3 * CHAIN_MIN));
+                        out.put_payload(&Bytes::from(piece.clone()));
+                        piece
+                    }
+                };
+                expected.extend(piece);
+            }
+            let flat: Vec<u8> = out.chunks().flatten().copied().collect();
+            assert_eq!(
+                flat,
+                expected.iter().copied().collect::<Vec<_>>(),
+                "round {round}"
+            );
+            assert_eq!(out.len(), expected.len());
+            assert!(out.chunks().all(|c| !c.is_empty()));
+            let written = if round % 7 == 0 {
+                expected.len()
+            } else {
+                next(expected.len() + 1)
+            };
+            out.advance(written);
+            expected.drain(..written);
+            assert_eq!(out.is_empty(), expected.is_empty());
+        }
     }
 
     #[test]

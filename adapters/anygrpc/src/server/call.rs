@@ -21,8 +21,20 @@ use crate::runtime::RuntimeRef;
 use crate::slot::CallSlot;
 use crate::tls::AuthContext;
 
-/// Messages a handler may send before the driver has taken the earlier ones.
+/// Messages a handler may send before the driver has taken the earlier ones: at least this
+/// many...
 const SENDS_AHEAD: u64 = 16;
+/// ...and more while they are small, up to this many bytes (or [`MAX_SENDS_AHEAD`] messages):
+/// a stream of small messages then hands the driver a batch as large as one big write.
+const SEND_AHEAD_BYTES: usize = 64 << 10;
+/// The most messages a handler may send ahead, however small.
+const MAX_SENDS_AHEAD: u64 = 64;
+
+/// How many messages of `len` bytes a handler may send ahead of the driver.
+fn sends_ahead(len: usize) -> u64 {
+    let by_bytes = u64::try_from(SEND_AHEAD_BYTES / len.max(1)).unwrap_or(MAX_SENDS_AHEAD);
+    by_bytes.clamp(SENDS_AHEAD, MAX_SENDS_AHEAD)
+}
 
 /// What the response side has done so far, shared by the context and the sink.
 #[derive(Debug, Default)]
@@ -109,6 +121,7 @@ impl CallHandle {
             self.response().encoding
         };
         let (message, compressed) = codec::compress(message, encoding)?;
+        let ahead = sends_ahead(message.len());
         let seq = {
             let mut state = self.slot.lock();
             state.sends_submitted += 1;
@@ -119,15 +132,16 @@ impl CallHandle {
             message,
             compressed,
         });
-        // Up to SENDS_AHEAD messages may wait in the driver's queue, so a streaming handler
-        // hands over a batch per driver turn instead of one message per wake-up and write.
+        // Several messages may wait in the driver's queue (`sends_ahead`), so a streaming
+        // handler hands over a batch per driver turn instead of one message per wake-up and
+        // write.
         poll_fn(|cx| {
             self.slot.poll_with(cx, |s| {
                 if s.sends_accepted >= seq {
                     Some(Ok(()))
                 } else if let Some(outcome) = &s.outcome {
                     Some(Err(outcome.status.clone()))
-                } else if s.sends_accepted + SENDS_AHEAD >= seq {
+                } else if s.sends_accepted + ahead >= seq {
                     Some(Ok(()))
                 } else {
                     None
@@ -460,5 +474,24 @@ impl ServicerContext {
     /// `true` when the handler set a non-OK code: its response message is not sent.
     pub(crate) fn failed(&self) -> bool {
         self.code.is_some_and(|c| c != Code::Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_messages_may_run_further_ahead_than_large_ones() {
+        assert_eq!(sends_ahead(0), MAX_SENDS_AHEAD);
+        assert_eq!(sends_ahead(1024), MAX_SENDS_AHEAD);
+        assert_eq!(sends_ahead(2048), 32);
+        assert_eq!(sends_ahead(64 << 10), SENDS_AHEAD);
+        assert_eq!(sends_ahead(usize::MAX), SENDS_AHEAD);
+        // Never more bytes ahead than the larger of the two bounds.
+        for len in [1, 100, 1000, 5000, 70_000] {
+            let bytes = sends_ahead(len) * len as u64;
+            assert!(bytes <= (SEND_AHEAD_BYTES as u64).max(SENDS_AHEAD * len as u64));
+        }
     }
 }
