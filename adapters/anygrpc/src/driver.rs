@@ -73,7 +73,17 @@ struct ConnState {
     active: usize,
     /// Calls ever started here, to tell an idle connection from a busy one.
     started: u64,
+    /// Queued commands that did not wake the driver (small credit returns), and their bytes.
+    lazy: usize,
+    lazy_credit: usize,
     close_wakers: Vec<Waker>,
+}
+
+impl ConnState {
+    /// No command waits for the driver but lazy ones.
+    fn nothing_urgent(&self) -> bool {
+        self.commands.len() == self.lazy
+    }
 }
 
 impl std::fmt::Debug for Command {
@@ -119,7 +129,14 @@ pub(crate) struct ConnShared {
     state: Mutex<ConnState>,
     /// The driver itself, for a caller starting a call to poll it inline.
     cell: OnceLock<Weak<DriverCell>>,
+    /// Credit (bytes of received messages consumed) that may wait for the driver's next turn
+    /// instead of waking it: small against the receive windows, so the peer never stalls
+    /// for want of it.
+    lazy_credit_limit: usize,
 }
+
+/// The most credit left for the driver's next turn, whatever the windows.
+pub(crate) const LAZY_CREDIT_MAX: usize = 16 << 10;
 
 impl ConnShared {
     fn lock(&self) -> MutexGuard<'_, ConnState> {
@@ -143,6 +160,54 @@ impl ConnShared {
         Ok(())
     }
 
+    /// Queues a command of a running call (a message, its head or end, a half-close, a
+    /// cancel). Nothing runs it until the returned [`Kick`] is given, which the caller does
+    /// once it holds no lock of its own: when the call is alone on its connection, the kick
+    /// writes it from the caller's task, with no hand-off to the driver's; otherwise it wakes
+    /// the driver, which batches the calls' output. A cancel always wakes the driver: it
+    /// comes from drops, which may happen anywhere, under any lock of the application's.
+    pub(crate) fn send(&self, command: Command) -> Result<Kick, Command> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(command);
+        }
+        let lone = state.active <= 1
+            && state.nothing_urgent()
+            && !matches!(command, Command::Cancel { .. });
+        state.commands.push(command);
+        Ok(self.kick(&mut state, lone))
+    }
+
+    /// Returns `n` bytes of credit for a message the call consumed. Small amounts wait for
+    /// the driver's next turn (a read, a write, a timer): waking it for them would cost a
+    /// turn per message received.
+    pub(crate) fn release(&self, command: Command, n: usize) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.commands.push(command);
+        if state.lazy_credit + n <= self.lazy_credit_limit {
+            state.lazy += 1;
+            state.lazy_credit += n;
+            return;
+        }
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// How the caller gets the driver to apply what it just queued: inline when `inline` (and
+    /// the driver is free then), else by waking its task.
+    fn kick(&self, state: &mut ConnState, inline: bool) -> Kick {
+        Kick {
+            waker: state.waker.take(),
+            cell: inline.then(|| self.cell.get().cloned()).flatten(),
+        }
+    }
+
     /// Queues several commands at once (a new call's start, first message and half-close).
     /// Nothing runs them until the returned [`Kick`] is given, which the caller does once it
     /// holds no lock of its own.
@@ -153,16 +218,13 @@ impl ConnShared {
         }
         // Only a call on a quiet connection is written inline: under load the driver's task
         // gathers many calls into one write, which costs less than a write per call.
-        let quiet = state.active == 0 && state.commands.is_empty();
+        let quiet = state.active == 0 && state.nothing_urgent();
         if state.commands.is_empty() {
             state.commands = commands;
         } else {
             state.commands.extend(commands);
         }
-        Ok(Kick {
-            waker: state.waker.take(),
-            cell: quiet.then(|| self.cell.get().cloned()).flatten(),
-        })
+        Ok(self.kick(&mut state, quiet))
     }
 
     /// `true` while new calls may be started here.
@@ -265,7 +327,14 @@ impl Driver {
         runtime: RuntimeRef,
         dispatch: Option<Arc<dyn Dispatch>>,
     ) -> (DriverTask, Arc<ConnShared>) {
-        let shared = Arc::new(ConnShared::default());
+        let windows = conn
+            .config()
+            .initial_stream_window
+            .min(conn.config().connection_window);
+        let shared = Arc::new(ConnShared {
+            lazy_credit_limit: LAZY_CREDIT_MAX.min(usize::try_from(windows / 8).unwrap_or(0)),
+            ..ConnShared::default()
+        });
         let peer: Arc<str> = Arc::from(io.peer());
         let driver = Self {
             conn,
@@ -795,6 +864,8 @@ impl Driver {
                     state.waker = Some(cx.waker().clone());
                 }
                 std::mem::swap(&mut state.commands, &mut self.commands);
+                state.lazy = 0;
+                state.lazy_credit = 0;
             }
             let mut commands = std::mem::take(&mut self.commands);
             if !commands.is_empty() {

@@ -173,7 +173,7 @@ mod tests {
     use futures_io::{AsyncRead, AsyncWrite};
 
     use super::*;
-    use crate::driver::{Command, ConnShared, Driver};
+    use crate::driver::{Command, ConnShared, Driver, LAZY_CREDIT_MAX};
     use crate::slot::CallSlot;
     use crate::testing::{MemoryRuntime, MemoryStream, pipe};
 
@@ -283,6 +283,97 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
         assert_eq!(reads.load(Ordering::Relaxed), first + 1);
+    }
+
+    fn send(slot: &Arc<CallSlot>) -> Command {
+        Command::Send {
+            slot: slot.clone(),
+            message: bytes::Bytes::from_static(b"ping"),
+            compressed: false,
+        }
+    }
+
+    /// Starts a call through the task and returns its slot.
+    fn running_call(
+        task: &mut DriverTask,
+        shared: &ConnShared,
+        server_end: &mut MemoryStream,
+    ) -> Arc<CallSlot> {
+        let slot = CallSlot::new();
+        shared
+            .queue_all(vec![Command::Start {
+                slot: slot.clone(),
+                request: CallRequest::new("/a.B/C", "x"),
+            }])
+            .expect("open")
+            .run();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(task).poll(&mut cx).is_pending());
+        available(server_end);
+        assert!(slot.lock().stream.is_some(), "started");
+        slot
+    }
+
+    #[test]
+    fn a_lone_call_writes_its_messages_itself_and_busy_ones_leave_them_to_the_task() {
+        let rt = MemoryRuntime::new();
+        let (mut task, shared, mut server_end) = started(&rt);
+        let first = running_call(&mut task, &shared, &mut server_end);
+        shared.send(send(&first)).expect("open").run();
+        assert!(available(&mut server_end) > 0, "written by the sender");
+        assert_eq!(first.lock().sends_accepted, 1, "accepted at once");
+        // A cancel is never written inline, even for a lone call.
+        shared
+            .send(Command::Cancel { slot: first })
+            .expect("open")
+            .run();
+        assert_eq!(available(&mut server_end), 0, "cancel left to the task");
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        available(&mut server_end);
+        // Two calls on the connection: the driver's task batches their output.
+        let a = running_call(&mut task, &shared, &mut server_end);
+        let _b = running_call(&mut task, &shared, &mut server_end);
+        shared.send(send(&a)).expect("open").run();
+        assert_eq!(available(&mut server_end), 0, "left to the task");
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        assert!(available(&mut server_end) > 0, "the task wrote it");
+    }
+
+    /// A waker that counts its wakes.
+    struct CountingWaker(AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn small_credit_waits_for_the_next_turn_and_large_credit_wakes_the_driver() {
+        let rt = MemoryRuntime::new();
+        let (mut task, shared, mut server_end) = started(&rt);
+        let slot = running_call(&mut task, &shared, &mut server_end);
+        let wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        let release = |n| Command::Release {
+            slot: slot.clone(),
+            n,
+        };
+        shared.release(release(100), 100);
+        shared.release(release(1000), 1000);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0, "small credit is lazy");
+        shared.release(release(LAZY_CREDIT_MAX), LAZY_CREDIT_MAX);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "the sum is not small");
+        // The turn takes all three; the budget starts again.
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        shared.release(release(100), 100);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        // Lazy credit waiting in the queue does not keep a lone call from writing inline.
+        shared.send(send(&slot)).expect("open").run();
+        assert!(available(&mut server_end) > 0, "written by the sender");
     }
 
     #[test]

@@ -81,25 +81,44 @@ impl CallSlot {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends a command to the call's connection, or keeps it until the call is bound. A
-    /// connection that closed meanwhile ends the call with UNAVAILABLE.
+    /// Sends a command to the call's connection (see [`ConnShared::send`]), or keeps it until
+    /// the call is bound. A connection that closed meanwhile ends the call with UNAVAILABLE.
     pub(crate) fn submit(self: &Arc<Self>, command: Command) {
         let mut state = self.lock();
         if state.outcome.is_some() {
             return;
         }
-        match state.conn.clone() {
-            None => state.unbound.push(command),
-            Some(conn) => {
-                if conn.push(command).is_err() {
-                    drop(state);
-                    self.finish(Outcome {
-                        status: Status::unavailable("the connection closed"),
-                        trailers: Metadata::new(),
-                        unprocessed: false,
-                    });
-                }
-            }
+        let Some(conn) = state.conn.clone() else {
+            state.unbound.push(command);
+            return;
+        };
+        let sent = conn.send(command);
+        drop(state);
+        match sent {
+            Ok(kick) => kick.run(),
+            Err(_) => self.finish(Outcome {
+                status: Status::unavailable("the connection closed"),
+                trailers: Metadata::new(),
+                unprocessed: false,
+            }),
+        }
+    }
+
+    /// Returns credit for `n` bytes of received messages the call consumed (see
+    /// [`ConnShared::release`]); nothing to do once the call ended or before it is bound.
+    pub(crate) fn release(self: &Arc<Self>, n: usize) {
+        let state = self.lock();
+        if state.outcome.is_some() {
+            return;
+        }
+        if let Some(conn) = &state.conn {
+            conn.release(
+                Command::Release {
+                    slot: self.clone(),
+                    n,
+                },
+                n,
+            );
         }
     }
 

@@ -237,10 +237,7 @@ impl CallCore {
         });
         if let Poll::Ready(Some(message)) = &polled {
             // Credit goes back as the application consumes.
-            self.slot.submit(Command::Release {
-                slot: self.slot.clone(),
-                n: message.credit(),
-            });
+            self.slot.release(message.credit());
         }
         polled
     }

@@ -84,8 +84,12 @@ pub(crate) struct CallHandle {
 }
 
 impl CallHandle {
+    /// Queues a command of this call; when the call is alone on its connection, this task
+    /// writes it (see [`ConnShared::send`]).
     fn push(&self, command: Command) {
-        let _ = self.conn.push(command);
+        if let Ok(kick) = self.conn.send(command) {
+            kick.run();
+        }
     }
 
     fn response(&self) -> std::sync::MutexGuard<'_, ResponseState> {
@@ -161,10 +165,7 @@ impl CallHandle {
             },
         });
         if let Poll::Ready(Some(Ok(message))) = &polled {
-            self.push(Command::Release {
-                slot: self.slot.clone(),
-                n: message.credit(),
-            });
+            self.slot.release(message.credit());
         }
         polled
     }
