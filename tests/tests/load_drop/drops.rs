@@ -365,6 +365,11 @@ async fn calls_queued_over_the_stream_limit(rt: RuntimeRef, how: Cut) {
         let (link, _) = link_of(&srv, &proxy, label);
         assert_eq!(link, 1, "{label} went out on the second connection");
     }
+    // The server learns of the cut in its own time (the proxy's threads pass the reset on):
+    // its handlers of the calls it saw are cancelled before anything releases them.
+    for (label, _) in &sent {
+        srv.journal.wait_for(&format!("cancelled:{label}")).await;
+    }
     srv.journal.record("release");
     for (label, call) in queued {
         assert_eq!(call.await.expect("answered"), Note::new(&label, 0));
