@@ -1,6 +1,7 @@
 //! Picks an executor by name (`--runtime=smol|async-std|tokio`) and runs a future on it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anygrpc::RuntimeRef;
 
@@ -13,7 +14,12 @@ where
     F: Future<Output = T>,
 {
     match name {
-        "smol" => Ok(smol::block_on(main(anygrpc_smol::runtime()))),
+        "smol" => {
+            // smol's way for one thread: an executor the main thread runs, holding every task.
+            let executor = Arc::new(smol::Executor::new());
+            let runtime = anygrpc_smol::runtime_on(executor.clone());
+            Ok(smol::block_on(executor.run(main(runtime))))
+        }
         "async-std" => Ok(async_std::task::block_on(
             main(anygrpc_async_std::runtime()),
         )),

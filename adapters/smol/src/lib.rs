@@ -21,14 +21,43 @@ use futures_io::{AsyncRead, AsyncWrite};
 use anygrpc::client::TargetError;
 pub use anygrpc::*;
 
-/// The smol runtime: spawn with `smol::spawn`, sleep with `async_io::Timer`, sockets from
-/// `async-net`, names resolved on smol's blocking thread pool.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SmolRuntime;
+/// The smol runtime: tasks on smol's global executor (`smol::spawn`) or on an executor of
+/// the application's, sleep with `async_io::Timer`, sockets from `async-net`, names resolved
+/// on smol's blocking thread pool.
+#[derive(Debug, Clone, Default)]
+pub struct SmolRuntime {
+    /// Where tasks go; `None`: smol's global executor.
+    executor: Option<Arc<smol::Executor<'static>>>,
+}
 
-/// A shared handle to [`SmolRuntime`], for channels and servers.
+/// A shared handle to [`SmolRuntime`] on smol's global executor, for channels and servers.
 pub fn runtime() -> RuntimeRef {
-    Arc::new(SmolRuntime)
+    Arc::new(SmolRuntime::default())
+}
+
+/// A shared handle to [`SmolRuntime`] whose tasks (connections, handlers, timers of channels)
+/// run on `executor`, which the application runs itself, e.g. on its main thread:
+///
+/// ```no_run
+/// use std::sync::Arc;
+///
+/// let executor = Arc::new(smol::Executor::new());
+/// let runtime = anygrpc_smol::runtime_on(executor.clone());
+/// smol::block_on(executor.run(async move {
+///     let server = anygrpc_smol::Server::new(runtime);
+///     let _port = server.add_insecure_port("127.0.0.1:0").await;
+///     server.start();
+///     server.wait_for_termination().await;
+/// }));
+/// ```
+///
+/// With one thread running the executor, a connection's driver, its calls and the code that
+/// awaits them share that thread: no hand-off between threads per message. Nothing of this
+/// runtime makes progress unless `executor` is run.
+pub fn runtime_on(executor: Arc<smol::Executor<'static>>) -> RuntimeRef {
+    Arc::new(SmolRuntime {
+        executor: Some(executor),
+    })
 }
 
 // ---- Conveniences: grpc.aio's module functions, on this runtime.
@@ -59,7 +88,10 @@ pub fn server() -> Server {
 
 impl Runtime for SmolRuntime {
     fn spawn(&self, task: BoxFuture<'static, ()>) {
-        smol::spawn(task).detach();
+        match &self.executor {
+            Some(executor) => executor.spawn(task).detach(),
+            None => smol::spawn(task).detach(),
+        }
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
@@ -208,6 +240,21 @@ mod tests {
     }
 
     #[test]
+    fn runs_its_tasks_on_the_applications_executor() {
+        let executor = Arc::new(smol::Executor::new());
+        let rt = runtime_on(executor.clone());
+        smol::block_on(executor.run(testing::runtime_conformance(rt.clone())));
+        // A spawned task runs only where the executor is run: here, on this thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(Box::pin(async move {
+            let _ = tx.send(std::thread::current().id());
+        }));
+        assert!(rx.try_recv().is_err(), "nothing runs the executor yet");
+        while executor.try_tick() {}
+        assert_eq!(rx.try_recv(), Ok(std::thread::current().id()));
+    }
+
+    #[test]
     fn works_under_another_executor() {
         // futures' own block_on has no reactor: async-io's drives the sockets and timers.
         park_block_on(testing::runtime_conformance(runtime()));
@@ -246,7 +293,10 @@ mod tests {
                 conn.write_all(b"over unix").await.unwrap();
             };
             let client = async {
-                let mut conn = SmolRuntime.connect_unix(path_string.clone()).await.unwrap();
+                let mut conn = SmolRuntime::default()
+                    .connect_unix(path_string.clone())
+                    .await
+                    .unwrap();
                 assert_eq!(conn.peer(), format!("unix:{path_string}"));
                 let mut got = String::new();
                 conn.read_to_string(&mut got).await.unwrap();
