@@ -130,13 +130,14 @@ pub(crate) struct ConnShared {
     /// The driver itself, for a caller starting a call to poll it inline.
     cell: OnceLock<Weak<DriverCell>>,
     /// Credit (bytes of received messages consumed) that may wait for the driver's next turn
-    /// instead of waking it: small against the receive windows, so the peer never stalls
-    /// for want of it.
+    /// instead of waking it: a quarter of the stream window at most. The core announces a
+    /// stream's credit once half its window was released (and credits the connection window
+    /// on receipt), so the rest, released at once, always gets the peer going again.
     lazy_credit_limit: usize,
 }
 
 /// The most credit left for the driver's next turn, whatever the windows.
-pub(crate) const LAZY_CREDIT_MAX: usize = 16 << 10;
+pub(crate) const LAZY_CREDIT_MAX: usize = 256 << 10;
 
 impl ConnShared {
     fn lock(&self) -> MutexGuard<'_, ConnState> {
@@ -327,12 +328,9 @@ impl Driver {
         runtime: RuntimeRef,
         dispatch: Option<Arc<dyn Dispatch>>,
     ) -> (DriverTask, Arc<ConnShared>) {
-        let windows = conn
-            .config()
-            .initial_stream_window
-            .min(conn.config().connection_window);
+        let window = conn.config().initial_stream_window;
         let shared = Arc::new(ConnShared {
-            lazy_credit_limit: LAZY_CREDIT_MAX.min(usize::try_from(windows / 8).unwrap_or(0)),
+            lazy_credit_limit: LAZY_CREDIT_MAX.min(usize::try_from(window / 4).unwrap_or(0)),
             ..ConnShared::default()
         });
         let peer: Arc<str> = Arc::from(io.peer());

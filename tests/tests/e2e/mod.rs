@@ -170,6 +170,7 @@ macro_rules! e2e_suite {
             ten_thousand_concurrent_unary_calls,
             large_messages_with_raised_limits,
             messages_over_the_default_limit,
+            small_windows_keep_a_lone_stream_flowing,
             server_stop_with_grace_lets_calls_finish,
             server_stop_with_short_grace_cancels_the_rest,
             server_stop_now_cancels_calls,

@@ -5,7 +5,7 @@ use futures_util::future::join_all;
 use prost::Message;
 
 use crate::e2e::Env;
-use crate::e2e::service::{ECHO, Ping};
+use crate::e2e::service::{CHAT, COUNT, ECHO, Ping, SUM};
 
 const CALLS: u32 = 10_000;
 const MIB: usize = 1 << 20;
@@ -132,4 +132,62 @@ pub async fn messages_over_the_default_limit(env: Env) {
     assert_eq!(call.code().await, Code::ResourceExhausted);
     // The channel is still fine afterwards.
     assert_eq!(echo.call(Ping::text("after")).await.unwrap().text, "after");
+}
+
+/// One call alone on its connection with 4 KiB stream windows on both ends: every message goes
+/// out from the sending task, and credit for consumed messages is returned lazily (a quarter of
+/// the window at most may wait for the driver's next turn). Thousands of messages each way
+/// must still flow: a stall would hang the case until its time limit.
+pub async fn small_windows_keep_a_lone_stream_flowing(env: Env) {
+    let window = 4 << 10;
+    let srv = env
+        .start_server_with(
+            Config {
+                initial_stream_window: window,
+                ..Config::server()
+            },
+            0,
+        )
+        .await;
+    let channel = env
+        .channel_builder(srv.port)
+        .config(Config {
+            initial_stream_window: window,
+            ..Config::client()
+        })
+        .build()
+        .unwrap();
+    // Server streaming: 3,000 messages of about 300 bytes, about 220 windows' worth.
+    let count = channel.unary_stream::<Ping, Ping>(COUNT);
+    let mut call = count.call(Ping {
+        count: 3_000,
+        text: "x".repeat(300),
+        ..Ping::default()
+    });
+    let mut seen = 0;
+    while let Some(reply) = call.read().await {
+        assert_eq!(reply.unwrap().count, seen);
+        seen += 1;
+    }
+    assert_eq!(seen, 3_000);
+    assert_eq!(call.code().await, Code::Ok);
+    // Client streaming the other way, then a ping-pong on the same kind of lone stream.
+    let sum = channel.stream_unary::<Ping, Ping>(SUM);
+    let mut call = sum.call();
+    for _ in 0..3_000 {
+        call.write(Ping::text("y".repeat(300))).await.unwrap();
+    }
+    call.done_writing().await.unwrap();
+    let total = call.await.unwrap();
+    assert_eq!((total.count, total.text.len()), (3_000, 900_000));
+    let chat = channel.stream_stream::<Ping, Ping>(CHAT);
+    let mut call = chat.call();
+    for i in 0..500 {
+        call.write(Ping::text("z".repeat(300))).await.unwrap();
+        let pong = call.read().await.unwrap().unwrap();
+        assert_eq!(pong.count, i);
+    }
+    call.done_writing().await.unwrap();
+    assert!(call.read().await.is_none());
+    assert_eq!(call.code().await, Code::Ok);
 }
