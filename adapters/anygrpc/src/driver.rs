@@ -111,6 +111,14 @@ pub(crate) struct Kick {
 }
 
 impl Kick {
+    /// A kick that does nothing: someone else kicks the driver.
+    fn none() -> Self {
+        Self {
+            waker: None,
+            cell: None,
+        }
+    }
+
     /// Polls the driver here or wakes it. Call it holding no lock.
     pub(crate) fn run(self) {
         let inline = self
@@ -167,16 +175,30 @@ impl ConnShared {
     /// writes it from the caller's task, with no hand-off to the driver's; otherwise it wakes
     /// the driver, which batches the calls' output. A cancel always wakes the driver: it
     /// comes from drops, which may happen anywhere, under any lock of the application's.
-    pub(crate) fn send(&self, command: Command) -> Result<Kick, Command> {
+    ///
+    /// Inside a server handler's task the kick waits until the handler's poll ends
+    /// ([`HandlerTask`](crate::handler_task::HandlerTask)), so that what it queued meanwhile
+    /// goes out together.
+    pub(crate) fn send(self: &Arc<Self>, command: Command) -> Result<Kick, Command> {
         let mut state = self.lock();
         if state.closed {
             return Err(command);
         }
-        let lone = state.active <= 1
-            && state.nothing_urgent()
-            && !matches!(command, Command::Cancel { .. });
+        let cancel = matches!(command, Command::Cancel { .. });
+        let lone = state.active <= 1 && state.nothing_urgent() && !cancel;
         state.commands.push(command);
+        if !cancel && crate::handler_task::defer(self) {
+            return Ok(Kick::none());
+        }
         Ok(self.kick(&mut state, lone))
+    }
+
+    /// The kick for commands a handler queued during its poll: inline when its call is alone
+    /// on the connection, else a wake of the driver's task (unless it is awake already).
+    pub(crate) fn kick_deferred(&self) -> Kick {
+        let mut state = self.lock();
+        let lone = state.active <= 1;
+        self.kick(&mut state, lone)
     }
 
     /// Returns `n` bytes of credit for a message the call consumed. Small amounts wait for
@@ -714,7 +736,8 @@ impl Driver {
         for mut handler in std::mem::take(&mut self.new_handlers) {
             // The task catches a panicking handler itself (see `server::Dispatcher`).
             if handler.as_mut().poll(&mut cx).is_pending() {
-                self.runtime.spawn(handler);
+                self.runtime
+                    .spawn(Box::pin(crate::handler_task::HandlerTask(handler)));
             }
         }
         true

@@ -187,10 +187,11 @@ mod tests {
         }
     }
 
-    /// A transport that counts the reads it was asked for.
+    /// A transport that counts the reads it was asked for, and the writes.
     struct CountingReads {
         inner: MemoryStream,
         reads: Arc<AtomicUsize>,
+        writes: Arc<AtomicUsize>,
     }
 
     impl AsyncRead for CountingReads {
@@ -210,7 +211,16 @@ mod tests {
             cx: &mut Context<'_>,
             buf: &[u8],
         ) -> Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
             Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
         }
         fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
             Pin::new(&mut self.inner).poll_flush(cx)
@@ -224,22 +234,28 @@ mod tests {
 
     /// A client driver whose task ran once (preface and SETTINGS written and read off), and
     /// the count of reads its transport was asked for.
-    fn started_counting(
-        rt: &MemoryRuntime,
-    ) -> (DriverTask, Arc<ConnShared>, MemoryStream, Arc<AtomicUsize>) {
+    fn started_counting(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnShared>, MemoryStream, Counts) {
         let addr = "127.0.0.1:1".parse().expect("an address");
         let (client_end, mut server_end, _control) = pipe(addr, addr, 1 << 20);
-        let reads = Arc::new(AtomicUsize::new(0));
+        let counts = Counts::default();
         let io = CountingReads {
             inner: client_end,
-            reads: reads.clone(),
+            reads: counts.reads.clone(),
+            writes: counts.writes.clone(),
         };
         let conn = Connection::new(Side::Client, Arc::new(Config::client()), Instant::now());
         let (mut task, shared) = Driver::start(conn, Box::new(io), rt.handle(), None);
         let mut cx = Context::from_waker(Waker::noop());
         assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
         assert!(available(&mut server_end) > 0, "preface");
-        (task, shared, server_end, reads)
+        (task, shared, server_end, counts)
+    }
+
+    /// What a [`CountingReads`] counted.
+    #[derive(Default)]
+    struct Counts {
+        reads: Arc<AtomicUsize>,
+        writes: Arc<AtomicUsize>,
     }
 
     /// A client driver whose task ran once.
@@ -270,7 +286,8 @@ mod tests {
     #[test]
     fn a_poll_asks_a_quiet_transport_once_and_an_inline_poll_not_at_all() {
         let rt = MemoryRuntime::new();
-        let (mut task, shared, mut server_end, reads) = started_counting(&rt);
+        let (mut task, shared, mut server_end, counts) = started_counting(&rt);
+        let reads = counts.reads;
         // The task's poll went round several times (commands, writes) but asked the empty
         // transport for bytes once: its waker was registered by then.
         let first = reads.load(Ordering::Relaxed);
@@ -338,6 +355,30 @@ mod tests {
         assert_eq!(available(&mut server_end), 0, "left to the task");
         assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
         assert!(available(&mut server_end) > 0, "the task wrote it");
+    }
+
+    #[test]
+    fn what_a_handler_task_queues_in_one_poll_goes_out_in_one_write() {
+        let rt = MemoryRuntime::new();
+        let (mut task, shared, mut server_end, counts) = started_counting(&rt);
+        let slot = running_call(&mut task, &shared, &mut server_end);
+        assert!(!crate::handler_task::defer(&shared), "no handler poll here");
+        let before = counts.writes.load(Ordering::Relaxed);
+        let (conn, call) = (shared.clone(), slot.clone());
+        let mut handler = crate::handler_task::HandlerTask(Box::pin(async move {
+            for _ in 0..3 {
+                conn.send(send(&call)).expect("open").run();
+            }
+        }));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut handler).poll(&mut cx).is_ready());
+        assert_eq!(
+            counts.writes.load(Ordering::Relaxed),
+            before + 1,
+            "one write"
+        );
+        assert_eq!(slot.lock().sends_accepted, 3, "all three applied");
+        assert!(available(&mut server_end) > 3 * 9, "three DATA frames");
     }
 
     /// A waker that counts its wakes.

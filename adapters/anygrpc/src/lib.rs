@@ -7,6 +7,7 @@ pub mod client;
 mod codec;
 mod driver;
 mod driver_cell;
+mod handler_task;
 pub mod interceptor;
 mod read_buffer;
 pub mod runtime;
