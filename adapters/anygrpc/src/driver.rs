@@ -53,7 +53,7 @@ pub(crate) enum Command {
     /// Cancel the call (RST_STREAM CANCEL).
     Cancel { slot: Arc<CallSlot> },
     /// The call consumed `n` bytes of messages.
-    Release { slot: Arc<CallSlot>, n: usize },
+    Release { slot: Arc<CallSlot> },
     /// Graceful shutdown: no new calls, running ones finish.
     Shutdown,
     /// Close now with GOAWAY(NO_ERROR): every call ends.
@@ -201,17 +201,21 @@ impl ConnShared {
         self.kick(&mut state, lone)
     }
 
-    /// Returns `n` bytes of credit for a message the call consumed. Small amounts wait for
-    /// the driver's next turn (a read, a write, a timer): waking it for them would cost a
-    /// turn per message received.
-    pub(crate) fn release(&self, command: Command, n: usize) {
+    /// Notes `n` more bytes of credit that `slot`'s call consumed (the call adds them up in its
+    /// slot; `first` when it held none, and then a `Release` is queued to hand them over).
+    /// Small amounts wait for the driver's next turn (a read, a write, a timer): waking it for
+    /// them would cost a turn per message received.
+    pub(crate) fn release(&self, slot: &Arc<CallSlot>, n: usize, first: bool) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        state.commands.push(command);
-        if state.lazy_credit + n <= self.lazy_credit_limit {
-            state.lazy += 1;
+        let lazy = state.lazy_credit + n <= self.lazy_credit_limit;
+        if first {
+            state.commands.push(Command::Release { slot: slot.clone() });
+            state.lazy += usize::from(lazy);
+        }
+        if lazy {
             state.lazy_credit += n;
             return;
         }
@@ -454,9 +458,14 @@ impl Driver {
                     });
                 }
             }
-            Command::Release { slot, n } => {
-                let Some(id) = slot.lock().stream else { return };
-                self.conn.release_capacity(id, n);
+            Command::Release { slot } => {
+                let (stream, n) = {
+                    let mut state = slot.lock();
+                    (state.stream, std::mem::take(&mut state.credit_pending))
+                };
+                if let Some(id) = stream {
+                    self.conn.release_capacity(id, n);
+                }
             }
             Command::Shutdown => {
                 self.conn.shutdown(now);
