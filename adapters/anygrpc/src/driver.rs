@@ -52,7 +52,8 @@ pub(crate) enum Command {
     },
     /// Cancel the call (RST_STREAM CANCEL).
     Cancel { slot: Arc<CallSlot> },
-    /// The call consumed `n` bytes of messages.
+    /// Return the credit for what the call consumed, added up in its slot
+    /// (`credit_pending`) since the last `Release`.
     Release { slot: Arc<CallSlot> },
     /// Graceful shutdown: no new calls, running ones finish.
     Shutdown,
@@ -73,7 +74,8 @@ struct ConnState {
     active: usize,
     /// Calls ever started here, to tell an idle connection from a busy one.
     started: u64,
-    /// Queued commands that did not wake the driver (small credit returns), and their bytes.
+    /// Queued commands that did not wake the driver (small credit returns), and the bytes of
+    /// credit noted since the driver's last turn.
     lazy: usize,
     lazy_credit: usize,
     close_wakers: Vec<Waker>,
