@@ -137,10 +137,11 @@ async fn pingpong(client: &BenchmarkServiceClient, req: &SimpleRequest, window: 
 async fn stream(client: &BenchmarkServiceClient, req: &SimpleRequest, window: &Window) -> Tally {
     let mut tally = Tally::default();
     let mut call = client.streaming_from_server(req.clone());
-    while !window.over() {
+    let mut over = window.over();
+    while !over {
         match call.read().await {
             Some(Ok(response)) => {
-                tally.message(window, response.payload.map_or(0, |p| p.body.len()));
+                over = tally.message(window, response.payload.map_or(0, |p| p.body.len()));
             }
             _ => {
                 tally.errors += 1;

@@ -187,13 +187,14 @@ fn stream(target: &str, scenario: &Scenario, window: &Window) -> io::Result<Tall
     let mut frames = Frames::default();
     let mut buf = vec![0u8; 256 << 10];
     let mut tally = Tally::default();
-    while !window.over() {
+    let mut over = window.over();
+    while !over {
         let n = stream.read(&mut buf)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         for _ in 0..frames.feed(&buf[..n]) {
-            tally.message(window, scenario.resp_bytes);
+            over = tally.message(window, scenario.resp_bytes);
         }
     }
     let _ = stream.shutdown(Shutdown::Both);

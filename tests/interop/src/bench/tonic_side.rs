@@ -167,10 +167,11 @@ async fn stream(
             return tally;
         }
     };
-    while !window.over() {
+    let mut over = window.over();
+    while !over {
         match responses.message().await {
             Ok(Some(response)) => {
-                tally.message(window, response.payload.map_or(0, |p| p.body.len()));
+                over = tally.message(window, response.payload.map_or(0, |p| p.body.len()));
             }
             _ => {
                 tally.errors += 1;
