@@ -52,9 +52,8 @@ pub(crate) enum Command {
     },
     /// Cancel the call (RST_STREAM CANCEL).
     Cancel { slot: Arc<CallSlot> },
-    /// Return the credit for what the call consumed, added up in its slot
-    /// (`credit_pending`) since the last `Release`.
-    Release { slot: Arc<CallSlot> },
+    /// The call consumed `n` bytes of messages.
+    Release { slot: Arc<CallSlot>, n: usize },
     /// Graceful shutdown: no new calls, running ones finish.
     Shutdown,
     /// Close now with GOAWAY(NO_ERROR): every call ends.
@@ -203,21 +202,17 @@ impl ConnShared {
         self.kick(&mut state, lone)
     }
 
-    /// Notes `n` more bytes of credit that `slot`'s call consumed (the call adds them up in its
-    /// slot; `first` when it held none, and then a `Release` is queued to hand them over).
-    /// Small amounts wait for the driver's next turn (a read, a write, a timer): waking it for
-    /// them would cost a turn per message received.
-    pub(crate) fn release(&self, slot: &Arc<CallSlot>, n: usize, first: bool) {
+    /// Returns `n` bytes of credit for a message the call consumed. Small amounts wait for
+    /// the driver's next turn (a read, a write, a timer): waking it for them would cost a
+    /// turn per message received.
+    pub(crate) fn release(&self, command: Command, n: usize) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        let lazy = state.lazy_credit + n <= self.lazy_credit_limit;
-        if first {
-            state.commands.push(Command::Release { slot: slot.clone() });
-            state.lazy += usize::from(lazy);
-        }
-        if lazy {
+        state.commands.push(command);
+        if state.lazy_credit + n <= self.lazy_credit_limit {
+            state.lazy += 1;
             state.lazy_credit += n;
             return;
         }
@@ -460,14 +455,9 @@ impl Driver {
                     });
                 }
             }
-            Command::Release { slot } => {
-                let (stream, n) = {
-                    let mut state = slot.lock();
-                    (state.stream, std::mem::take(&mut state.credit_pending))
-                };
-                if let Some(id) = stream {
-                    self.conn.release_capacity(id, n);
-                }
+            Command::Release { slot, n } => {
+                let Some(id) = slot.lock().stream else { return };
+                self.conn.release_capacity(id, n);
             }
             Command::Shutdown => {
                 self.conn.shutdown(now);

@@ -42,8 +42,6 @@ pub(crate) struct CallState {
     pub(crate) headers: Option<Metadata>,
     /// Set once, when the call ends.
     pub(crate) outcome: Option<Outcome>,
-    /// Bytes of received messages the call consumed whose credit the driver has not taken.
-    pub(crate) credit_pending: usize,
     /// Messages handed to the driver, and how many of them the connection accepted.
     pub(crate) sends_submitted: u64,
     pub(crate) sends_accepted: u64,
@@ -109,18 +107,19 @@ impl CallSlot {
     /// Returns credit for `n` bytes of received messages the call consumed (see
     /// [`ConnShared::release`]); nothing to do once the call ended or before it is bound.
     pub(crate) fn release(self: &Arc<Self>, n: usize) {
-        let mut state = self.lock();
+        let state = self.lock();
         if state.outcome.is_some() {
             return;
         }
-        let Some(conn) = state.conn.clone() else {
-            return;
-        };
-        // One `Release` in the driver's queue at a time carries everything consumed until
-        // the driver takes it.
-        let first = state.credit_pending == 0;
-        state.credit_pending += n;
-        conn.release(self, n, first);
+        if let Some(conn) = &state.conn {
+            conn.release(
+                Command::Release {
+                    slot: self.clone(),
+                    n,
+                },
+                n,
+            );
+        }
     }
 
     /// Ends the call (first outcome wins) and wakes every waiter; a call the server never
@@ -136,7 +135,6 @@ impl CallSlot {
                 state.conn = None;
                 state.headers = None;
                 state.inbox.clear();
-                state.credit_pending = 0;
                 drop(state);
                 if retry() {
                     return;
