@@ -35,8 +35,7 @@ async fn flood(
     let port = srv.port;
     let memory = Watermark::start();
     let why = off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         opening(&mut peer);
         let bytes = burst();
         peer.send(&bytes);
@@ -69,8 +68,7 @@ pub async fn rapid_reset_is_enhance_your_calm(env: Env) {
     let port = srv.port;
     let memory = Watermark::start();
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         // HPACK-indexed heads and their resets, encoded ahead, written at once.
         let mut burst = BytesMut::new();
         let mut block = BytesMut::new();
@@ -135,8 +133,7 @@ pub async fn hpack_bomb_is_resource_exhausted(env: Env) {
     let port = srv.port;
     let memory = Watermark::start();
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         let mut block = BytesMut::new();
         for (name, value) in request_fields(ECHO) {
             hpack_literal(name.as_bytes(), value.as_bytes(), false, &mut block);
@@ -218,8 +215,7 @@ pub async fn pings_faster_than_the_keepalive_policy_are_too_many_pings(env: Env)
     let srv = env.server().await;
     let port = srv.port;
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         // A call in progress (its request never ends), so the 5-minute rule applies.
         peer.send_request(1, ECHO, false);
         // The first PING is free, two more are strikes, the fourth is one too many.

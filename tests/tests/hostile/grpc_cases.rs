@@ -31,8 +31,7 @@ async fn refused_heads(env: Env, code: &'static str, heads: Vec<Vec<(String, Str
     let srv = env.server().await;
     let port = srv.port;
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         let mut stream = 1;
         for head in &heads {
             peer.send_plain(stream, head, false);
@@ -57,8 +56,7 @@ pub async fn four_gib_length_prefix_is_resource_exhausted(env: Env) {
     let port = srv.port;
     let memory = Watermark::start();
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         peer.send_request(1, ECHO, false);
         // 2^32-1 bytes declared, none sent: refused on the 5-byte prefix.
         peer.send_data(1, &[0, 0xff, 0xff, 0xff, 0xff], false);
@@ -84,8 +82,7 @@ pub async fn message_over_the_limit_is_resource_exhausted(env: Env) {
     let srv = env.server_with(config).await;
     let port = srv.port;
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         // Exactly at the limit: served.
         let mut ping = Ping {
             payload: vec![1; 990],
@@ -112,8 +109,7 @@ pub async fn bad_compressed_flags_are_internal(env: Env) {
     let srv = env.server().await;
     let port = srv.port;
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         // Flag 1 without grpc-encoding; flag 2 (undefined).
         for (stream, flag) in [(1, 1), (3, 2)] {
             peer.send_request(stream, ECHO, false);
@@ -130,8 +126,7 @@ pub async fn unknown_grpc_encoding_is_unimplemented(env: Env) {
     let srv = env.server().await;
     let port = srv.port;
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         peer.send_plain(1, &request_plus("grpc-encoding", "snappy"), false);
         peer.send_data(1, &grpc_message(1, b"snappy bytes"), true);
         let end = peer.end_of(1);

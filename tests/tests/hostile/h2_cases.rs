@@ -62,8 +62,7 @@ async fn malformed_requests(env: Env, requests: Vec<Vec<(String, String)>>) {
     let srv = env.server().await;
     let port = srv.port;
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         let mut stream = 1;
         for request in &requests {
             peer.send_plain(stream, request, false);
@@ -209,8 +208,7 @@ pub async fn zero_window_update_on_a_stream_resets_it(env: Env) {
     let srv = env.server().await;
     let port = srv.port;
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         peer.send_request(1, ECHO, false);
         peer.send_window_update(1, 0);
         assert_eq!(peer.reset_of(1), ErrorCode::PROTOCOL_ERROR);
@@ -231,8 +229,7 @@ pub async fn overflowing_stream_window_resets_it(env: Env) {
     let srv = env.server().await;
     let port = srv.port;
     off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         peer.send_request(1, ECHO, false);
         // The stream's send window is 65,535: this brings it to 2^31-1, then one past.
         peer.send_window_update(1, (1 << 31) - 1 - 65_535);

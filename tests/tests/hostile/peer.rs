@@ -92,6 +92,14 @@ impl Peer {
         Self::new(TcpStream::connect(("127.0.0.1", port)).expect("connect to the server"))
     }
 
+    /// A raw client connected to `127.0.0.1:port` after its
+    /// [`client_handshake`](Self::client_handshake): the prologue of most cases.
+    pub fn handshaken(port: u16) -> Self {
+        let mut peer = Self::connect(port);
+        peer.client_handshake();
+        peer
+    }
+
     /// A raw server: the next connection on `listener` (within [`READ_LIMIT`]), its client
     /// preface read and checked.
     pub fn accept(listener: &TcpListener) -> Self {

@@ -48,8 +48,7 @@ pub async fn client_that_never_opens_its_window(env: Env) {
     let port = srv.port;
     let memory = Watermark::start();
     let mut peer = off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         request_160_mb(&mut peer);
         // Read until the default window (65,535 bytes, never raised) is used up.
         let mut received = 0;
@@ -89,8 +88,7 @@ pub async fn client_that_stops_reading_the_socket(env: Env) {
     let port = srv.port;
     let memory = Watermark::start();
     let peer = off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         peer.send_frame(&Frame::Settings(Settings {
             initial_window_size: Some(i32::MAX as u32),
             ..Settings::default()
@@ -117,8 +115,7 @@ pub async fn streams_over_the_concurrency_limit_are_refused(env: Env) {
     let limit = Config::server().max_concurrent_streams;
     let extra = 50;
     let peer = off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         // Requests that never end: each holds its stream open.
         for i in 0..limit + extra {
             peer.send_request(1 + 2 * i, ECHO, false);
@@ -150,11 +147,7 @@ pub async fn thousands_of_idle_connections(env: Env) {
     let memory = Watermark::start();
     let peers = off_thread(move || {
         (0..IDLE_CONNECTIONS)
-            .map(|_| {
-                let mut peer = Peer::connect(port);
-                peer.client_handshake();
-                peer
-            })
+            .map(|_| Peer::handshaken(port))
             .collect::<Vec<_>>()
     })
     .await;
@@ -235,15 +228,13 @@ pub async fn slowloris_header_block_is_closed_by_the_header_block_timeout(env: E
     let block = plain_block(&request_fields(ECHO));
     let fragments = block.clone();
     let in_continuations = off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         peer.send(&raw_frame(FrameType::HEADERS, 0, 1, &fragments[..1]));
         peer
     });
     let frame = raw_frame(FrameType::HEADERS, flags::END_HEADERS, 1, &block);
     let in_one_frame = off_thread(move || {
-        let mut peer = Peer::connect(port);
-        peer.client_handshake();
+        let mut peer = Peer::handshaken(port);
         peer.send(&frame[..1]);
         (peer, frame)
     });
