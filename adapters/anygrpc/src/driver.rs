@@ -338,6 +338,8 @@ pub(crate) struct Driver {
     /// Handler tasks of calls dispatched in this turn, to be polled once after the turn's
     /// events (their request messages) reached their slots.
     new_handlers: Vec<BoxFuture<'static, ()>>,
+    /// Waiters of the calls that events reached, woken once all the events are routed.
+    wakes: Vec<Waker>,
     read_closed: bool,
     /// Why the transport failed, for the status of the calls it takes down (a TLS alert).
     transport_error: Option<String>,
@@ -371,6 +373,7 @@ impl Driver {
             timer: None,
             commands: Vec::new(),
             new_handlers: Vec::new(),
+            wakes: Vec::new(),
             read_closed: false,
             transport_error: None,
         };
@@ -482,7 +485,7 @@ impl Driver {
 
     fn send(&mut self, id: StreamId, slot: &Arc<CallSlot>, message: Bytes, compressed: bool) {
         match self.conn.send_message(id, message.clone(), compressed) {
-            Ok(()) => slot.update(|s| s.sends_accepted += 1),
+            Ok(()) => slot.update_later(|s| s.sends_accepted += 1, &mut self.wakes),
             Err(anygrpc_core::CallError::SendBufferFull(_)) => {
                 self.blocked
                     .entry(id)
@@ -553,7 +556,7 @@ impl Driver {
                             return;
                         }
                         // Accepted, or the call ended (its status tells the writer).
-                        _ => slot.update(|s| s.sends_accepted += 1),
+                        _ => slot.update_later(|s| s.sends_accepted += 1, &mut self.wakes),
                     }
                 }
             }
@@ -584,6 +587,7 @@ impl Driver {
             self.on_event(event);
             progress = true;
         }
+        self.wake_waiters();
         progress
     }
 
@@ -624,16 +628,16 @@ impl Driver {
             }
             Event::Headers { stream, metadata } => {
                 if let Some(slot) = self.slots.get(&stream) {
-                    slot.update(|s| s.headers = Some(metadata));
+                    slot.update_later(|s| s.headers = Some(metadata), &mut self.wakes);
                 }
             }
             Event::Message { stream, message } => match self.slots.get(&stream) {
-                Some(slot) => slot.update(|s| s.inbox.push_back(message)),
+                Some(slot) => slot.update_later(|s| s.inbox.push_back(message), &mut self.wakes),
                 None => self.conn.release_capacity(stream, message.credit()),
             },
             Event::HalfClosed { stream } => {
                 if let Some(slot) = self.slots.get(&stream) {
-                    slot.update(|s| s.recv_closed = true);
+                    slot.update_later(|s| s.recv_closed = true, &mut self.wakes);
                 }
             }
             Event::Finished {
@@ -672,6 +676,13 @@ impl Driver {
             Event::Writable { stream } => self.unblock(stream),
             Event::GoAway { .. } => self.shared.lock().draining = true,
             Event::PingAcknowledged { .. } | Event::Closed { .. } => {}
+        }
+    }
+
+    /// Wakes the calls whose slots this turn's commands or events changed.
+    fn wake_waiters(&mut self) {
+        for waker in self.wakes.drain(..) {
+            waker.wake();
         }
     }
 
@@ -896,6 +907,7 @@ impl Driver {
                 for command in commands.drain(..) {
                     self.apply(command, now);
                 }
+                self.wake_waiters();
                 progress = true;
             }
             self.commands = commands;

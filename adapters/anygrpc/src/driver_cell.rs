@@ -310,12 +310,8 @@ mod tests {
         }
     }
 
-    /// Starts a call through the task and returns its slot.
-    fn running_call(
-        task: &mut DriverTask,
-        shared: &ConnShared,
-        server_end: &mut MemoryStream,
-    ) -> Arc<CallSlot> {
+    /// Starts a call through the task and returns its slot; what it wrote stays unread.
+    fn start_call(task: &mut DriverTask, shared: &ConnShared) -> Arc<CallSlot> {
         let slot = CallSlot::new();
         shared
             .queue_all(vec![Command::Start {
@@ -326,8 +322,18 @@ mod tests {
             .run();
         let mut cx = Context::from_waker(Waker::noop());
         assert!(Pin::new(task).poll(&mut cx).is_pending());
-        available(server_end);
         assert!(slot.lock().stream.is_some(), "started");
+        slot
+    }
+
+    /// Starts a call through the task and returns its slot.
+    fn running_call(
+        task: &mut DriverTask,
+        shared: &ConnShared,
+        server_end: &mut MemoryStream,
+    ) -> Arc<CallSlot> {
+        let slot = start_call(task, shared);
+        available(server_end);
         slot
     }
 
@@ -415,6 +421,74 @@ mod tests {
         // Lazy credit waiting in the queue does not keep a lone call from writing inline.
         shared.send(send(&slot)).expect("open").run();
         assert!(available(&mut server_end) > 0, "written by the sender");
+    }
+
+    /// A waker that notes, at each wake, how many messages its call's inbox holds.
+    struct InboxAtWake {
+        slot: Arc<CallSlot>,
+        seen: std::sync::Mutex<Vec<usize>>,
+    }
+
+    impl std::task::Wake for InboxAtWake {
+        fn wake(self: Arc<Self>) {
+            let held = self.slot.lock().inbox.len();
+            self.seen.lock().expect("not poisoned").push(held);
+        }
+    }
+
+    /// Moves what `from` has written into `to`.
+    fn deliver(from: &mut MemoryStream, to: &mut Connection) {
+        let mut buf = vec![0; 64 << 10];
+        let mut cx = Context::from_waker(Waker::noop());
+        while let Poll::Ready(Ok(n @ 1..)) = Pin::new(&mut *from).poll_read(&mut cx, &mut buf) {
+            to.recv(&buf[..n], Instant::now());
+        }
+    }
+
+    #[test]
+    fn a_waiter_is_woken_once_the_whole_read_is_delivered() {
+        let rt = MemoryRuntime::new();
+        let addr = "127.0.0.1:1".parse().expect("an address");
+        let (client_end, mut server_end, _control) = pipe(addr, addr, 1 << 20);
+        let conn = Connection::new(Side::Client, Arc::new(Config::client()), Instant::now());
+        let (mut task, shared) = Driver::start(conn, Box::new(client_end), rt.handle(), None);
+        let mut server = Connection::new(Side::Server, Arc::new(Config::server()), Instant::now());
+        let slot = start_call(&mut task, &shared);
+        deliver(&mut server_end, &mut server);
+        let stream = std::iter::from_fn(|| server.poll_event())
+            .find_map(|event| match event {
+                anygrpc_core::Event::CallStarted { stream, .. } => Some(stream),
+                _ => None,
+            })
+            .expect("the call reached the server");
+        for _ in 0..3 {
+            server
+                .send_message(stream, bytes::Bytes::from_static(b"pong"), false)
+                .expect("accepted");
+        }
+        // The server's SETTINGS, the response head and three messages, in one read.
+        let mut out = bytes::BytesMut::new();
+        while server.poll_transmit(&mut out) > 0 {}
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(
+            Pin::new(&mut server_end).poll_write(&mut cx, &out),
+            Poll::Ready(Ok(n)) if n == out.len()
+        ));
+        let waiter = Arc::new(InboxAtWake {
+            slot: slot.clone(),
+            seen: Default::default(),
+        });
+        let waker = Waker::from(waiter.clone());
+        assert!(
+            slot.poll_with(&mut Context::from_waker(&waker), |_| None::<()>)
+                .is_pending()
+        );
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        assert_eq!(
+            *waiter.seen.lock().expect("not poisoned"),
+            [3],
+            "one wake, with every message of the read in the inbox"
+        );
     }
 
     #[test]

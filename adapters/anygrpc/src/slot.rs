@@ -161,13 +161,20 @@ impl CallSlot {
 
     /// Runs `f` on the state, then wakes every waiter.
     pub(crate) fn update(&self, f: impl FnOnce(&mut CallState)) {
-        let mut state = self.lock();
-        f(&mut state);
-        let wakers = std::mem::take(&mut state.wakers);
-        drop(state);
+        let mut wakers = Vec::new();
+        self.update_later(f, &mut wakers);
         for waker in wakers {
             waker.wake();
         }
+    }
+
+    /// Runs `f` on the state and adds its waiters to `wakers`, for the caller to wake once it
+    /// has delivered everything it has: a waiter on another thread that ran at the first of a
+    /// batch of messages would find only that one, and sleep again before the next.
+    pub(crate) fn update_later(&self, f: impl FnOnce(&mut CallState), wakers: &mut Vec<Waker>) {
+        let mut state = self.lock();
+        f(&mut state);
+        wakers.append(&mut state.wakers);
     }
 
     /// Polls until `ready` returns `Some`, registering the task's waker otherwise.
