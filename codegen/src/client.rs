@@ -107,11 +107,13 @@ fn write_method(method: &Method, options: &Options, buf: &mut String) {
     let callable = format!("self.channel.{factory}({path})");
 
     if matches!(Kind::of(method), Kind::Unary | Kind::ServerStreaming) {
+        // The request may be borrowed, so its type does not name the method's.
+        let callable = format!("self.channel.{factory}::<{req}, {resp}>({path})");
         push_docs(buf, &method.comments, &kind_line);
         push_deprecated(buf, method);
         let _ = writeln!(
             buf,
-            "pub fn {name}(&self, request: {req}) -> {call_type} {{\n    {callable}.call(request)\n}}\n"
+            "pub fn {name}(&self, request: impl ::core::borrow::Borrow<{req}>) -> {call_type} {{\n    {callable}.call(request)\n}}\n"
         );
         let _ = writeln!(
             buf,
@@ -120,7 +122,7 @@ fn write_method(method: &Method, options: &Options, buf: &mut String) {
         push_deprecated(buf, method);
         let _ = writeln!(
             buf,
-            "pub fn {base}_with(&self, request: {req}, options: {g}::CallOptions) -> {call_type} {{\n    \
+            "pub fn {base}_with(&self, request: impl ::core::borrow::Borrow<{req}>, options: {g}::CallOptions) -> {call_type} {{\n    \
              {callable}.call_with(request, options)\n}}\n"
         );
         return;

@@ -305,11 +305,15 @@ macro_rules! unary_request {
     ($callable:ident => $call:ident<$($p:ident),*>) => {
         impl<Req, Resp> $callable<Req, Resp> {
             /// Starts a call.
-            pub fn call(&self, _request: Req) -> $call<$($p),*> {
+            pub fn call(&self, _request: impl std::borrow::Borrow<Req>) -> $call<$($p),*> {
                 $call(started(self.0.path, None, false), PhantomData)
             }
             /// Starts a call with options.
-            pub fn call_with(&self, _request: Req, options: CallOptions) -> $call<$($p),*> {
+            pub fn call_with(
+                &self,
+                _request: impl std::borrow::Borrow<Req>,
+                options: CallOptions,
+            ) -> $call<$($p),*> {
                 $call(started(self.0.path, Some(options), false), PhantomData)
             }
         }

@@ -86,16 +86,16 @@ fn client_has_every_call_shape() {
             "pub fn new(channel: ::anygrpc::Channel) -> Self",
             // Unary, keyword name, message from another package.
             &format!(
-                "pub fn r#type(&self, request: {PING}) -> ::anygrpc::UnaryCall<{PING}> {{ self.channel.unary_unary(TYPE_PATH).call(request) }}"
+                "pub fn r#type(&self, request: impl ::core::borrow::Borrow<{PING}>) -> ::anygrpc::UnaryCall<{PING}> {{ self.channel.unary_unary::<{PING}, {PING}>(TYPE_PATH).call(request) }}"
             ),
             &format!(
-                "pub fn type_with(&self, request: {PING}, options: ::anygrpc::CallOptions) -> ::anygrpc::UnaryCall<{PING}> {{ self.channel.unary_unary(TYPE_PATH).call_with(request, options) }}"
+                "pub fn type_with(&self, request: impl ::core::borrow::Borrow<{PING}>, options: ::anygrpc::CallOptions) -> ::anygrpc::UnaryCall<{PING}> {{ self.channel.unary_unary::<{PING}, {PING}>(TYPE_PATH).call_with(request, options) }}"
             ),
             // google.protobuf.Empty is `()`; a method named like Service::call.
-            "pub fn call(&self, request: ()) -> ::anygrpc::UnaryCall<super::Order>",
+            "pub fn call(&self, request: impl ::core::borrow::Borrow<()>) -> ::anygrpc::UnaryCall<super::Order>",
             // Server streaming.
-            "pub fn serve(&self, request: super::Order) -> ::anygrpc::UnaryStreamCall<super::Dish> { self.channel.unary_stream(SERVE_PATH).call(request) }",
-            "pub fn serve_with(&self, request: super::Order, options: ::anygrpc::CallOptions) -> ::anygrpc::UnaryStreamCall<super::Dish>",
+            "pub fn serve(&self, request: impl ::core::borrow::Borrow<super::Order>) -> ::anygrpc::UnaryStreamCall<super::Dish> { self.channel.unary_stream::<super::Order, super::Dish>(SERVE_PATH).call(request) }",
+            "pub fn serve_with(&self, request: impl ::core::borrow::Borrow<super::Order>, options: ::anygrpc::CallOptions) -> ::anygrpc::UnaryStreamCall<super::Dish>",
             // Client streaming.
             "pub fn gather(&self) -> ::anygrpc::StreamUnaryCall<super::Dish, super::Order> { self.channel.stream_unary(GATHER_PATH).call() }",
             "pub fn gather_with(&self, options: ::anygrpc::CallOptions) -> ::anygrpc::StreamUnaryCall<super::Dish, super::Order> { self.channel.stream_unary(GATHER_PATH).call_with(options) }",
@@ -107,7 +107,7 @@ fn client_has_every_call_shape() {
             "pub fn match_from(&self, requests: impl ::anygrpc::futures_core::Stream<Item = super::Dish> + ::core::marker::Send + 'static) -> ::anygrpc::StreamStreamCall<super::Dish, super::Dish>",
             "pub fn match_from_with(&self, requests: impl ::anygrpc::futures_core::Stream<Item = super::Dish> + ::core::marker::Send + 'static, options: ::anygrpc::CallOptions) -> ::anygrpc::StreamStreamCall<super::Dish, super::Dish>",
             // Nested message type.
-            "pub fn inspect(&self, request: super::order::Line) -> ::anygrpc::UnaryCall<super::order::Line>",
+            "pub fn inspect(&self, request: impl ::core::borrow::Borrow<super::order::Line>) -> ::anygrpc::UnaryCall<super::order::Line>",
         ],
     );
 }
@@ -273,7 +273,7 @@ fn helloworld_greeter() {
         &files["helloworld.rs"],
         &[
             "pub const SAY_HELLO_PATH: &str = \"/helloworld.Greeter/SayHello\";",
-            "pub fn say_hello(&self, request: super::HelloRequest) -> ::anygrpc::UnaryCall<super::HelloReply>",
+            "pub fn say_hello(&self, request: impl ::core::borrow::Borrow<super::HelloRequest>) -> ::anygrpc::UnaryCall<super::HelloReply>",
             "fn say_hello(&self, request: super::HelloRequest, context: &mut ::anygrpc::ServicerContext) -> impl ::core::future::Future<Output = ::core::result::Result<super::HelloReply, ::anygrpc::Status>> + ::core::marker::Send;",
             "\"SayHello\" =>",
         ],

@@ -49,9 +49,9 @@ fn calls_queued_behind_the_stream_limit_are_retried_after_the_connection_is_lost
         .unwrap();
     let hold = channel.unary_unary::<String, String>("/test.Hold/Unary");
     // Connected, with the server's limit known.
-    assert_eq!(rt.block_on(hold.call("warm".into())).unwrap(), "warm");
-    let sent: Vec<_> = ["s0", "s1"].map(|t| hold.call(t.into())).into();
-    let queued: Vec<_> = ["q0", "q1"].map(|t| hold.call(t.into())).into();
+    assert_eq!(rt.block_on(hold.call("warm".to_string())).unwrap(), "warm");
+    let sent: Vec<_> = ["s0", "s1"].map(|t| hold.call(t.to_string())).into();
+    let queued: Vec<_> = ["q0", "q1"].map(|t| hold.call(t.to_string())).into();
     rt.run_until_stalled();
     assert_eq!(*seen.lock().unwrap(), ["warm", "s0", "s1"]);
 

@@ -70,7 +70,7 @@ fn unary_and_errors_over_the_memory_runtime() {
     let reply = rt.block_on(echo.call("hello".to_string())).unwrap();
     assert_eq!(reply, "hello");
     let call = echo.call_with(
-        "again".into(),
+        "again".to_string(),
         CallOptions::new().timeout(Duration::from_secs(3)),
     );
     assert!(call.time_remaining().unwrap() <= Duration::from_secs(3));
@@ -126,7 +126,7 @@ fn dropping_the_last_channel_closes_its_connection() {
         .build()
         .unwrap();
     let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
-    assert_eq!(rt.block_on(echo.call("x".into())).unwrap(), "x");
+    assert_eq!(rt.block_on(echo.call("x".to_string())).unwrap(), "x");
     let pipes = rt.connections();
     assert_eq!(pipes.len(), 1);
     assert!(!pipes[0].is_closed());
@@ -190,11 +190,11 @@ fn wait_for_ready_waits_through_failures_and_fail_fast_does_not() {
         .unwrap();
     let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
     // Fail fast: UNAVAILABLE as soon as the first attempt failed.
-    let err = rt.block_on(echo.call("fast".into())).unwrap_err();
+    let err = rt.block_on(echo.call("fast".to_string())).unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
     // wait_for_ready: survives failed attempts until a server appears 5 s later.
     let call = echo.call_with(
-        "patient".into(),
+        "patient".to_string(),
         CallOptions::new()
             .wait_for_ready(true)
             .timeout(Duration::from_secs(60)),
@@ -225,7 +225,7 @@ fn wait_for_ready_waits_through_failures_and_fail_fast_does_not() {
         .unwrap();
     let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
     let call = echo.call_with(
-        "late".into(),
+        "late".to_string(),
         CallOptions::new()
             .wait_for_ready(true)
             .timeout(Duration::from_secs(3)),
@@ -266,7 +266,7 @@ fn dropping_a_call_cancels_it_and_a_handler_that_forgets_the_status_ends_with_un
 
     let forever = channel.stream_stream::<String, String>("/test.Echo/Forever");
     let mut call = forever.call();
-    rt.block_on(call.write("hello".into())).unwrap();
+    rt.block_on(call.write("hello".to_string())).unwrap();
     drop(call);
     rt.run_until_stalled();
     assert!(
@@ -275,7 +275,7 @@ fn dropping_a_call_cancels_it_and_a_handler_that_forgets_the_status_ends_with_un
     );
 
     let forgetful = channel.unary_unary::<String, String>("/test.Echo/Forgetful");
-    let err = rt.block_on(forgetful.call("x".into())).unwrap_err();
+    let err = rt.block_on(forgetful.call("x".to_string())).unwrap_err();
     assert_eq!(err.code(), Code::Unknown, "{err}");
 }
 
@@ -457,7 +457,7 @@ fn keepalive_detects_a_peer_that_stopped_answering() {
         .unwrap();
     let hang = channel.stream_stream::<String, String>("/test.Echo/Hang");
     let mut call = hang.call();
-    rt.block_on(call.write("x".into())).unwrap();
+    rt.block_on(call.write("x".to_string())).unwrap();
     // Healthy: five minutes of keepalives change nothing.
     rt.set_auto_advance(false);
     for _ in 0..10 {
@@ -490,14 +490,14 @@ fn an_idle_channel_closes_its_connection_and_reconnects_on_the_next_call() {
         .build()
         .unwrap();
     let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
-    assert_eq!(rt.block_on(echo.call("a".into())).unwrap(), "a");
+    assert_eq!(rt.block_on(echo.call("a".to_string())).unwrap(), "a");
     assert_eq!(channel.state(false), Connectivity::Ready);
     rt.set_auto_advance(false);
     // Busy enough: a call every 4 minutes keeps it open.
     for _ in 0..3 {
         rt.advance(Duration::from_secs(240));
         rt.run_until_stalled();
-        assert_eq!(rt.block_on(echo.call("b".into())).unwrap(), "b");
+        assert_eq!(rt.block_on(echo.call("b".to_string())).unwrap(), "b");
     }
     assert_eq!(channel.state(false), Connectivity::Ready);
     let pipes = rt.connections();
@@ -511,7 +511,7 @@ fn an_idle_channel_closes_its_connection_and_reconnects_on_the_next_call() {
     assert!(pipes[0].is_closed());
     rt.set_auto_advance(true);
     assert_eq!(
-        rt.block_on(echo.call("c".into())).unwrap(),
+        rt.block_on(echo.call("c".to_string())).unwrap(),
         "c",
         "the next call reconnects"
     );
@@ -614,7 +614,7 @@ fn a_handler_that_answers_at_once_runs_on_the_connection_task_and_others_get_the
     let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
     let slow = channel.unary_unary::<String, String>("/test.Echo/Slow");
     // The first call also connects (driver tasks on both sides, the accept loop).
-    assert_eq!(rt.block_on(echo.call("warm".into())).unwrap(), "warm");
+    assert_eq!(rt.block_on(echo.call("warm".to_string())).unwrap(), "warm");
     let before = rt.spawned_tasks();
     for i in 0..10 {
         let reply = rt.block_on(echo.call(format!("n{i}"))).unwrap();

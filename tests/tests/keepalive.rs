@@ -77,7 +77,7 @@ fn keepalive_detects_a_frozen_network_on_every_runtime() {
                 .unwrap();
             let method = channel.stream_stream::<String, String>("/test.Hang/Forever");
             let mut call = method.call();
-            call.write("hello".into()).await.unwrap();
+            call.write("hello".to_string()).await.unwrap();
             // Healthy for a while: several keepalive rounds pass.
             let mut sleep = rt.sleep_until(rt.now() + Duration::from_millis(1200));
             std::future::poll_fn(|cx| sleep.as_mut().poll(cx)).await;

@@ -63,49 +63,68 @@ pub mod kitchen_client {
         /// Unary RPC `Type`: sends one request; awaiting the call gives the response.
         pub fn r#type(
             &self,
-            request: super::super::super::common::Ping,
+            request: impl ::core::borrow::Borrow<super::super::super::common::Ping>,
         ) -> ::anygrpc::UnaryCall<super::super::super::common::Ping> {
-            self.channel.unary_unary(TYPE_PATH).call(request)
+            self.channel
+                .unary_unary::<
+                    super::super::super::common::Ping,
+                    super::super::super::common::Ping,
+                >(TYPE_PATH)
+                .call(request)
         }
         /// Like `type`, with explicit call options (timeout, metadata, wait_for_ready, compression).
         pub fn type_with(
             &self,
-            request: super::super::super::common::Ping,
+            request: impl ::core::borrow::Borrow<super::super::super::common::Ping>,
             options: ::anygrpc::CallOptions,
         ) -> ::anygrpc::UnaryCall<super::super::super::common::Ping> {
-            self.channel.unary_unary(TYPE_PATH).call_with(request, options)
+            self.channel
+                .unary_unary::<
+                    super::super::super::common::Ping,
+                    super::super::super::common::Ping,
+                >(TYPE_PATH)
+                .call_with(request, options)
         }
         /// Takes an order without a request body. Shares its name with
         /// anygrpc::Service::call.
         ///
         /// Unary RPC `Call`: sends one request; awaiting the call gives the response.
-        pub fn call(&self, request: ()) -> ::anygrpc::UnaryCall<super::Order> {
-            self.channel.unary_unary(CALL_PATH).call(request)
+        pub fn call(
+            &self,
+            request: impl ::core::borrow::Borrow<()>,
+        ) -> ::anygrpc::UnaryCall<super::Order> {
+            self.channel.unary_unary::<(), super::Order>(CALL_PATH).call(request)
         }
         /// Like `call`, with explicit call options (timeout, metadata, wait_for_ready, compression).
         pub fn call_with(
             &self,
-            request: (),
+            request: impl ::core::borrow::Borrow<()>,
             options: ::anygrpc::CallOptions,
         ) -> ::anygrpc::UnaryCall<super::Order> {
-            self.channel.unary_unary(CALL_PATH).call_with(request, options)
+            self.channel
+                .unary_unary::<(), super::Order>(CALL_PATH)
+                .call_with(request, options)
         }
         /// Streams the dishes of an order as they are ready.
         ///
         /// Server-streaming RPC `Serve`: sends one request; the call is a stream of responses.
         pub fn serve(
             &self,
-            request: super::Order,
+            request: impl ::core::borrow::Borrow<super::Order>,
         ) -> ::anygrpc::UnaryStreamCall<super::Dish> {
-            self.channel.unary_stream(SERVE_PATH).call(request)
+            self.channel
+                .unary_stream::<super::Order, super::Dish>(SERVE_PATH)
+                .call(request)
         }
         /// Like `serve`, with explicit call options (timeout, metadata, wait_for_ready, compression).
         pub fn serve_with(
             &self,
-            request: super::Order,
+            request: impl ::core::borrow::Borrow<super::Order>,
             options: ::anygrpc::CallOptions,
         ) -> ::anygrpc::UnaryStreamCall<super::Dish> {
-            self.channel.unary_stream(SERVE_PATH).call_with(request, options)
+            self.channel
+                .unary_stream::<super::Order, super::Dish>(SERVE_PATH)
+                .call_with(request, options)
         }
         /// Collects dishes and answers with the order they make up.
         ///
@@ -178,17 +197,21 @@ pub mod kitchen_client {
         /// Unary RPC `Inspect`: sends one request; awaiting the call gives the response.
         pub fn inspect(
             &self,
-            request: super::order::Line,
+            request: impl ::core::borrow::Borrow<super::order::Line>,
         ) -> ::anygrpc::UnaryCall<super::order::Line> {
-            self.channel.unary_unary(INSPECT_PATH).call(request)
+            self.channel
+                .unary_unary::<super::order::Line, super::order::Line>(INSPECT_PATH)
+                .call(request)
         }
         /// Like `inspect`, with explicit call options (timeout, metadata, wait_for_ready, compression).
         pub fn inspect_with(
             &self,
-            request: super::order::Line,
+            request: impl ::core::borrow::Borrow<super::order::Line>,
             options: ::anygrpc::CallOptions,
         ) -> ::anygrpc::UnaryCall<super::order::Line> {
-            self.channel.unary_unary(INSPECT_PATH).call_with(request, options)
+            self.channel
+                .unary_unary::<super::order::Line, super::order::Line>(INSPECT_PATH)
+                .call_with(request, options)
         }
         /// Superseded by Type.
         ///
@@ -196,33 +219,47 @@ pub mod kitchen_client {
         #[deprecated]
         pub fn old_ping(
             &self,
-            request: super::super::super::common::Ping,
+            request: impl ::core::borrow::Borrow<super::super::super::common::Ping>,
         ) -> ::anygrpc::UnaryCall<super::super::super::common::Ping> {
-            self.channel.unary_unary(OLD_PING_PATH).call(request)
+            self.channel
+                .unary_unary::<
+                    super::super::super::common::Ping,
+                    super::super::super::common::Ping,
+                >(OLD_PING_PATH)
+                .call(request)
         }
         /// Like `old_ping`, with explicit call options (timeout, metadata, wait_for_ready, compression).
         #[deprecated]
         pub fn old_ping_with(
             &self,
-            request: super::super::super::common::Ping,
+            request: impl ::core::borrow::Borrow<super::super::super::common::Ping>,
             options: ::anygrpc::CallOptions,
         ) -> ::anygrpc::UnaryCall<super::super::super::common::Ping> {
-            self.channel.unary_unary(OLD_PING_PATH).call_with(request, options)
+            self.channel
+                .unary_unary::<
+                    super::super::super::common::Ping,
+                    super::super::super::common::Ping,
+                >(OLD_PING_PATH)
+                .call_with(request, options)
         }
         /// Unary RPC `Undocumented`: sends one request; awaiting the call gives the response.
         pub fn undocumented(
             &self,
-            request: super::super::super::common::Ping,
+            request: impl ::core::borrow::Borrow<super::super::super::common::Ping>,
         ) -> ::anygrpc::UnaryCall<()> {
-            self.channel.unary_unary(UNDOCUMENTED_PATH).call(request)
+            self.channel
+                .unary_unary::<super::super::super::common::Ping, ()>(UNDOCUMENTED_PATH)
+                .call(request)
         }
         /// Like `undocumented`, with explicit call options (timeout, metadata, wait_for_ready, compression).
         pub fn undocumented_with(
             &self,
-            request: super::super::super::common::Ping,
+            request: impl ::core::borrow::Borrow<super::super::super::common::Ping>,
             options: ::anygrpc::CallOptions,
         ) -> ::anygrpc::UnaryCall<()> {
-            self.channel.unary_unary(UNDOCUMENTED_PATH).call_with(request, options)
+            self.channel
+                .unary_unary::<super::super::super::common::Ping, ()>(UNDOCUMENTED_PATH)
+                .call_with(request, options)
         }
     }
 }

@@ -37,17 +37,21 @@ pub mod greeter_client {
         /// Unary RPC `SayHello`: sends one request; awaiting the call gives the response.
         pub fn say_hello(
             &self,
-            request: super::HelloRequest,
+            request: impl ::core::borrow::Borrow<super::HelloRequest>,
         ) -> ::anygrpc::UnaryCall<super::HelloReply> {
-            self.channel.unary_unary(SAY_HELLO_PATH).call(request)
+            self.channel
+                .unary_unary::<super::HelloRequest, super::HelloReply>(SAY_HELLO_PATH)
+                .call(request)
         }
         /// Like `say_hello`, with explicit call options (timeout, metadata, wait_for_ready, compression).
         pub fn say_hello_with(
             &self,
-            request: super::HelloRequest,
+            request: impl ::core::borrow::Borrow<super::HelloRequest>,
             options: ::anygrpc::CallOptions,
         ) -> ::anygrpc::UnaryCall<super::HelloReply> {
-            self.channel.unary_unary(SAY_HELLO_PATH).call_with(request, options)
+            self.channel
+                .unary_unary::<super::HelloRequest, super::HelloReply>(SAY_HELLO_PATH)
+                .call_with(request, options)
         }
     }
 }

@@ -86,34 +86,42 @@ pub mod route_guide_client {
         /// Unary RPC `GetFeature`: sends one request; awaiting the call gives the response.
         pub fn get_feature(
             &self,
-            request: super::Point,
+            request: impl ::core::borrow::Borrow<super::Point>,
         ) -> ::anygrpc::UnaryCall<super::Feature> {
-            self.channel.unary_unary(GET_FEATURE_PATH).call(request)
+            self.channel
+                .unary_unary::<super::Point, super::Feature>(GET_FEATURE_PATH)
+                .call(request)
         }
         /// Like `get_feature`, with explicit call options (timeout, metadata, wait_for_ready, compression).
         pub fn get_feature_with(
             &self,
-            request: super::Point,
+            request: impl ::core::borrow::Borrow<super::Point>,
             options: ::anygrpc::CallOptions,
         ) -> ::anygrpc::UnaryCall<super::Feature> {
-            self.channel.unary_unary(GET_FEATURE_PATH).call_with(request, options)
+            self.channel
+                .unary_unary::<super::Point, super::Feature>(GET_FEATURE_PATH)
+                .call_with(request, options)
         }
         /// Streams every feature inside a rectangle, as each is found.
         ///
         /// Server-streaming RPC `ListFeatures`: sends one request; the call is a stream of responses.
         pub fn list_features(
             &self,
-            request: super::Rectangle,
+            request: impl ::core::borrow::Borrow<super::Rectangle>,
         ) -> ::anygrpc::UnaryStreamCall<super::Feature> {
-            self.channel.unary_stream(LIST_FEATURES_PATH).call(request)
+            self.channel
+                .unary_stream::<super::Rectangle, super::Feature>(LIST_FEATURES_PATH)
+                .call(request)
         }
         /// Like `list_features`, with explicit call options (timeout, metadata, wait_for_ready, compression).
         pub fn list_features_with(
             &self,
-            request: super::Rectangle,
+            request: impl ::core::borrow::Borrow<super::Rectangle>,
             options: ::anygrpc::CallOptions,
         ) -> ::anygrpc::UnaryStreamCall<super::Feature> {
-            self.channel.unary_stream(LIST_FEATURES_PATH).call_with(request, options)
+            self.channel
+                .unary_stream::<super::Rectangle, super::Feature>(LIST_FEATURES_PATH)
+                .call_with(request, options)
         }
         /// Takes the points of a route as they are travelled and replies with a
         /// summary once the route ends.

@@ -289,7 +289,7 @@ fn panic<'a>(
     Box::pin(async move { panic!("the handler panics on purpose: {}", request.text) })
 }
 
-/// Sends `count` responses numbered from 0, then fails with DATA_LOSS if `text` is `cut`;
+/// Sends `count` responses numbered from 0 (even ones borrowed, odd ones owned), then fails with DATA_LOSS if `text` is `cut`;
 /// with `count == 0`, sends 3, records
 /// `count:waiting`, waits for the cancellation and records `count:cancelled:<cancelled()>`.
 fn count<'a>(
@@ -306,7 +306,11 @@ fn count<'a>(
                 text: request.text.clone(),
                 ..Ping::default()
             };
-            responses.send(reply).await?;
+            if i % 2 == 0 {
+                responses.send(&reply).await?;
+            } else {
+                responses.send(reply).await?;
+            }
         }
         if request.text == "cut" {
             return Err(Status::new(Code::DataLoss, "cut short"));

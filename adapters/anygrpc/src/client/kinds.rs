@@ -1,6 +1,6 @@
 //! The four call kinds: multi-callables (one per method) and the Call objects they return.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -172,14 +172,14 @@ impl<Req: Msg, Resp: Msg> UnaryUnary<Req, Resp> {
         }
     }
     /// Starts the call with default options.
-    pub fn call(&self, request: Req) -> UnaryCall<Resp> {
+    pub fn call(&self, request: impl Borrow<Req>) -> UnaryCall<Resp> {
         self.call_with(request, CallOptions::default())
     }
     /// Starts the call.
-    pub fn call_with(&self, request: Req, options: CallOptions) -> UnaryCall<Resp> {
+    pub fn call_with(&self, request: impl Borrow<Req>, options: CallOptions) -> UnaryCall<Resp> {
         let core = self
             .channel
-            .start_call(&self.path, options, Some(&request), true);
+            .start_call(&self.path, options, Some(request.borrow()), true);
         UnaryCall {
             core,
             _resp: PhantomData,
@@ -225,14 +225,18 @@ impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
         }
     }
     /// Starts the call with default options.
-    pub fn call(&self, request: Req) -> UnaryStreamCall<Resp> {
+    pub fn call(&self, request: impl Borrow<Req>) -> UnaryStreamCall<Resp> {
         self.call_with(request, CallOptions::default())
     }
     /// Starts the call.
-    pub fn call_with(&self, request: Req, options: CallOptions) -> UnaryStreamCall<Resp> {
+    pub fn call_with(
+        &self,
+        request: impl Borrow<Req>,
+        options: CallOptions,
+    ) -> UnaryStreamCall<Resp> {
         let core = self
             .channel
-            .start_call(&self.path, options, Some(&request), true);
+            .start_call(&self.path, options, Some(request.borrow()), true);
         UnaryStreamCall {
             core,
             ended: false,
@@ -343,18 +347,20 @@ pub struct StreamUnaryCall<Req, Resp> {
 impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
     call_accessors!();
     /// Sends one request; completes when the connection accepted it (back-pressure).
-    pub async fn write(&mut self, request: Req) -> Result<(), WriteError> {
+    pub async fn write(&mut self, request: impl Borrow<Req>) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, &request, WriteOptions::default())
+            .write(&self.core, request.borrow(), WriteOptions::default())
             .await
     }
     /// Sends one request with per-message options (e.g. uncompressed).
     pub async fn write_with(
         &mut self,
-        request: Req,
+        request: impl Borrow<Req>,
         options: WriteOptions,
     ) -> Result<(), WriteError> {
-        self.requests.write(&self.core, &request, options).await
+        self.requests
+            .write(&self.core, request.borrow(), options)
+            .await
     }
     /// No more requests (half-close).
     pub async fn done_writing(&mut self) -> Result<(), WriteError> {
@@ -450,18 +456,20 @@ pub struct StreamStreamCall<Req, Resp> {
 impl<Req: Msg, Resp: Msg> StreamStreamCall<Req, Resp> {
     call_accessors!();
     /// Sends one request; completes when the connection accepted it (back-pressure).
-    pub async fn write(&mut self, request: Req) -> Result<(), WriteError> {
+    pub async fn write(&mut self, request: impl Borrow<Req>) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, &request, WriteOptions::default())
+            .write(&self.core, request.borrow(), WriteOptions::default())
             .await
     }
     /// Sends one request with per-message options (e.g. uncompressed).
     pub async fn write_with(
         &mut self,
-        request: Req,
+        request: impl Borrow<Req>,
         options: WriteOptions,
     ) -> Result<(), WriteError> {
-        self.requests.write(&self.core, &request, options).await
+        self.requests
+            .write(&self.core, request.borrow(), options)
+            .await
     }
     /// No more requests (half-close).
     pub async fn done_writing(&mut self) -> Result<(), WriteError> {

@@ -1,6 +1,7 @@
 //! One call on the server: the raw handle, the request stream, the response sink and the
 //! `ServicerContext` a handler gets.
 
+use std::borrow::Borrow;
 use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -344,13 +345,17 @@ pub struct ResponseSink<Resp> {
 }
 
 impl<Resp: Msg> ResponseSink<Resp> {
-    /// Sends one response.
-    pub async fn send(&mut self, response: Resp) -> Result<(), Status> {
+    /// Sends one response: owned, or borrowed to send the same one again without a clone.
+    pub async fn send(&mut self, response: impl Borrow<Resp>) -> Result<(), Status> {
         self.send_with(response, WriteOptions::default()).await
     }
     /// Sends one response with per-message options (e.g. uncompressed).
-    pub async fn send_with(&mut self, response: Resp, options: WriteOptions) -> Result<(), Status> {
-        let (bytes, _) = self.buffer.encode(&response, None, usize::MAX)?;
+    pub async fn send_with(
+        &mut self,
+        response: impl Borrow<Resp>,
+        options: WriteOptions,
+    ) -> Result<(), Status> {
+        let (bytes, _) = self.buffer.encode(response.borrow(), None, usize::MAX)?;
         self.handle.send_bytes(bytes, options).await
     }
 }

@@ -20,6 +20,8 @@ pub async fn unary(env: Env) {
         payload: vec![0, 1, 2, 255],
         ..Ping::default()
     };
+    // Borrowed or owned, the same request.
+    assert_eq!(echo.call(&request).await.unwrap(), request);
     assert_eq!(echo.call(request.clone()).await.unwrap(), request);
     // An empty message is a valid request and response.
     assert_eq!(echo.call(Ping::default()).await.unwrap(), Ping::default());
@@ -65,7 +67,8 @@ pub async fn client_streaming_with_write(env: Env) {
     let sum = channel.stream_unary::<Ping, Ping>(SUM);
     let mut call = sum.call();
     for word in ["a", "b", "c"] {
-        call.write(Ping::text(word)).await.unwrap();
+        // Borrowed: the writer keeps its request (bidi cases write owned ones).
+        call.write(&Ping::text(word)).await.unwrap();
     }
     call.done_writing().await.unwrap();
     call.done_writing()
