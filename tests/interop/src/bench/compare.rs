@@ -56,7 +56,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             duration_s: 5.0,
-            rounds: 3,
+            rounds: 5,
             scenarios: SCENARIOS.to_vec(),
             runtimes: crate::args::RUNTIMES
                 .iter()
@@ -179,6 +179,74 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// Which side a pair judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    /// anygrpc on both sides.
+    Both,
+    /// tonic client → anygrpc server.
+    Server,
+    /// anygrpc client → tonic server.
+    Client,
+}
+
+impl Judged {
+    fn label(self) -> &'static str {
+        match self {
+            Judged::Both => "both",
+            Judged::Server => "server",
+            Judged::Client => "client",
+        }
+    }
+}
+
+/// One round's ratios of an anygrpc pair to the tonic pair (and the floor) of that round.
+#[derive(Debug, Clone, Copy)]
+struct RoundRatios {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    /// tonic's CPU per 1,000 over anygrpc's, for the side under test.
+    cpu: f64,
+    floor_rate: f64,
+    floor_p50: f64,
+}
+
+impl RoundRatios {
+    fn of(side: Judged, run: &Run, base: &Run, floor: Option<&Run>) -> Self {
+        let (a, b) = (&run.report, &base.report);
+        let nan = f64::NAN;
+        let cpu = match side {
+            Judged::Both => {
+                (b.cpu_s_per_1k + base.server_cpu_per_1k) / (a.cpu_s_per_1k + run.server_cpu_per_1k)
+            }
+            Judged::Server => base.server_cpu_per_1k / run.server_cpu_per_1k,
+            Judged::Client => b.cpu_s_per_1k / a.cpu_s_per_1k,
+        };
+        Self {
+            rate: a.rate / b.rate,
+            p50: a.p50_us.unwrap_or(nan) / b.p50_us.unwrap_or(nan),
+            p99: a.p99_us.unwrap_or(nan) / b.p99_us.unwrap_or(nan),
+            cpu,
+            floor_rate: floor.map_or(nan, |f| a.rate / f.report.rate),
+            floor_p50: floor.map_or(nan, |f| {
+                a.p50_us.unwrap_or(nan) / f.report.p50_us.unwrap_or(nan)
+            }),
+        }
+    }
+}
+
+/// `name: met` or `name: MISSED`.
+fn verdict(name: &str, met: bool) -> String {
+    format!("{name}: {}", if met { "met" } else { "MISSED" })
+}
+
+/// One figure per round, in round order.
+fn figures_of(rounds: &[RoundRatios], f: fn(&RoundRatios) -> f64) -> String {
+    let figures: Vec<String> = rounds.iter().map(|r| cell(f(r), 2)).collect();
+    figures.join(" ")
+}
+
 /// Medians over the rounds of one pair.
 #[derive(Debug, Clone, Copy)]
 struct Figures {
@@ -220,10 +288,6 @@ fn cell(v: f64, digits: usize) -> String {
     } else {
         "–".into()
     }
-}
-
-fn ratio(a: f64, b: f64) -> String {
-    cell(a / b, 2)
 }
 
 /// Runs everything `options` asks for; returns the Markdown report.
@@ -294,63 +358,64 @@ pub fn run(options: &Options) -> Result<String, String> {
     }
     let _ = writeln!(
         out,
-        "\nRatios: anygrpc over tonic in the same run (tonic → tonic is the baseline). `both`: anygrpc on both sides; `server`: tonic client → anygrpc server; `client`: anygrpc client → tonic server. CPU ratio = tonic's CPU per 1,000 over anygrpc's, for the side under test (both sides summed for `both`); > 1 means anygrpc is cheaper.\n"
+        "\nRatios: anygrpc over tonic in the same round (tonic → tonic is the baseline), the median over the rounds; each round runs its pairs back to back, so a machine that speeds up or slows down between rounds moves both sides of a ratio alike. `both`: anygrpc on both sides; `server`: tonic client → anygrpc server; `client`: anygrpc client → tonic server. CPU ratio = tonic's CPU per 1,000 over anygrpc's, for the side under test (both sides summed for `both`); > 1 means anygrpc is cheaper. `by round`: the figure the target judges, round by round (p50 for latency, the better of rate and CPU for throughput; then the rate over the floor's).\n"
     );
     let _ = writeln!(
         out,
-        "| scenario | executor | side | rate ×tonic | p50 ×tonic | p99 ×tonic | CPU/1k tonic÷anygrpc | rate ×floor | p50 ×floor | target |"
+        "| scenario | executor | side | rate ×tonic | p50 ×tonic | p99 ×tonic | CPU/1k tonic÷anygrpc | rate ×floor | p50 ×floor | target | by round |"
     );
-    let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|---|");
-    let floor = pairs.len() - 1;
+    let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|---|---|");
+    let floor_pair = pairs.len() - 1;
+    let runs = |si: usize, pi: usize| results.get(&(si, pi)).map(Vec::as_slice);
     for (si, scenario) in options.scenarios.iter().enumerate() {
-        let (Some(base), floor) = (fig(si, 0), fig(si, floor)) else {
-            continue;
-        };
+        let Some(base) = runs(si, 0) else { continue };
+        let floor = runs(si, floor_pair);
+        let latency = matches!(scenario.name, "unary-latency" | "pingpong-latency");
         for (ri, rt) in options.runtimes.iter().enumerate() {
             for (side, pi) in [
-                ("both", 1 + 3 * ri),
-                ("server", 2 + 3 * ri),
-                ("client", 3 + 3 * ri),
+                (Judged::Both, 1 + 3 * ri),
+                (Judged::Server, 2 + 3 * ri),
+                (Judged::Client, 3 + 3 * ri),
             ] {
-                let Some(f) = fig(si, pi) else { continue };
-                let cpu = match side {
-                    "both" => (base.client_cpu + base.server_cpu) / (f.client_cpu + f.server_cpu),
-                    "server" => base.server_cpu / f.server_cpu,
-                    _ => base.client_cpu / f.client_cpu,
+                let Some(pair) = runs(si, pi) else { continue };
+                let rounds: Vec<RoundRatios> = pair
+                    .iter()
+                    .zip(base)
+                    .enumerate()
+                    .map(|(r, (run, base))| {
+                        RoundRatios::of(side, run, base, floor.and_then(|f| f.get(r)))
+                    })
+                    .collect();
+                let m = |f: fn(&RoundRatios) -> f64| median(rounds.iter().map(f).collect());
+                let judged: fn(&RoundRatios) -> f64 = if latency {
+                    |r| r.p50
+                } else {
+                    |r| r.rate.max(r.cpu)
                 };
-                let rate = f.rate / base.rate;
-                let p50 = f.p50 / base.p50;
-                let target = match (scenario.kind, scenario.name) {
-                    (_, "unary-latency" | "pingpong-latency") => {
-                        format!("p50 ≤ 0.7: {}", if p50 <= 0.7 { "met" } else { "MISSED" })
-                    }
-                    (Kind::Stream | Kind::Unary, _) => {
-                        let best = rate.max(cpu);
-                        format!("≥ 1.5×: {}", if best >= 1.5 { "met" } else { "MISSED" })
-                    }
+                let mut target = match scenario.kind {
+                    _ if latency => verdict("p50 ≤ 0.7", m(judged) <= 0.7),
+                    Kind::Stream | Kind::Unary => verdict("≥ 1.5×", m(judged) >= 1.5),
                     _ => String::new(),
                 };
-                let (floor_rate, floor_p50) = match (side, floor) {
-                    ("both", Some(fl)) => (ratio(f.rate, fl.rate), ratio(f.p50, fl.p50)),
-                    _ => ("".into(), "".into()),
-                };
-                let target = if side == "both" && scenario.name == "stream-throughput-64k" {
-                    let fr = floor.map_or(f64::NAN, |fl| f.rate / fl.rate);
-                    format!(
-                        "{target}; ≥ 0.8 floor: {}",
-                        if fr >= 0.8 { "met" } else { "MISSED" }
-                    )
-                } else {
-                    target
+                let mut by_round = figures_of(&rounds, judged);
+                let floor_target = side == Judged::Both && scenario.name == "stream-throughput-64k";
+                if floor_target {
+                    target += &format!("; {}", verdict("≥ 0.8 floor", m(|r| r.floor_rate) >= 0.8));
+                    by_round += &format!("; floor {}", figures_of(&rounds, |r| r.floor_rate));
+                }
+                let (floor_rate, floor_p50) = match side {
+                    Judged::Both => (cell(m(|r| r.floor_rate), 2), cell(m(|r| r.floor_p50), 2)),
+                    _ => (String::new(), String::new()),
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {rt} | {side} | {} | {} | {} | {} | {floor_rate} | {floor_p50} | {target} |",
+                    "| {} | {rt} | {} | {} | {} | {} | {} | {floor_rate} | {floor_p50} | {target} | {by_round} |",
                     scenario.name,
-                    cell(rate, 2),
-                    cell(p50, 2),
-                    ratio(f.p99, base.p99),
-                    cell(cpu, 2),
+                    side.label(),
+                    cell(m(|r| r.rate), 2),
+                    cell(m(|r| r.p50), 2),
+                    cell(m(|r| r.p99), 2),
+                    cell(m(|r| r.cpu), 2),
                 );
             }
         }
@@ -377,4 +442,66 @@ pub fn options(flags: &crate::args::Flags) -> Result<Options, String> {
         options.runtimes = list.split(',').map(str::to_string).collect();
     }
     Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(rate: f64, p50: f64, client_cpu: f64, server_cpu: f64) -> Run {
+        Run {
+            report: Report {
+                scenario: "unary-latency".into(),
+                client: "x".into(),
+                rate,
+                unit: "calls/s".into(),
+                count: 1,
+                duration_s: 1.0,
+                mb_per_s: None,
+                p50_us: Some(p50),
+                p90_us: Some(p50),
+                p99_us: Some(p50 * 2.0),
+                cpu_s: 1.0,
+                cpu_s_per_1k: client_cpu,
+                errors: 0,
+                connections: 1,
+                concurrency: 1,
+                req_bytes: 0,
+                resp_bytes: 0,
+            },
+            server_cpu_per_1k: server_cpu,
+        }
+    }
+
+    #[test]
+    fn a_ratio_compares_runs_of_the_same_round() {
+        // The machine is twice as fast in the second round, for both stacks alike.
+        let tonic = [run(100.0, 200.0, 4.0, 2.0), run(200.0, 100.0, 2.0, 1.0)];
+        let ours = [run(150.0, 120.0, 2.0, 1.0), run(300.0, 60.0, 1.0, 0.5)];
+        let rounds: Vec<RoundRatios> = ours
+            .iter()
+            .zip(&tonic)
+            .map(|(a, b)| RoundRatios::of(Judged::Both, a, b, None))
+            .collect();
+        for r in &rounds {
+            assert!((r.rate - 1.5).abs() < 1e-9, "{r:?}");
+            assert!((r.p50 - 0.6).abs() < 1e-9, "{r:?}");
+            assert!((r.cpu - 2.0).abs() < 1e-9, "both sides summed: {r:?}");
+            assert!(r.floor_rate.is_nan(), "no floor run");
+        }
+        assert_eq!(figures_of(&rounds, |r| r.p50), "0.60 0.60");
+        // The side under test alone: the server's CPU, then the client's.
+        let server = RoundRatios::of(Judged::Server, &ours[0], &tonic[0], Some(&tonic[1]));
+        assert!((server.cpu - 2.0).abs() < 1e-9);
+        assert!((server.floor_rate - 0.75).abs() < 1e-9);
+        let client = RoundRatios::of(Judged::Client, &run(1.0, 1.0, 1.0, 9.0), &tonic[0], None);
+        assert!((client.cpu - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_median_skips_missing_figures() {
+        assert_eq!(median(vec![3.0, f64::NAN, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0]), 2.5);
+        assert!(median(vec![f64::NAN]).is_nan());
+    }
 }
