@@ -18,3 +18,20 @@ pub fn start_python_greeter() -> GreeterServer {
         )
     })
 }
+
+/// A tokio runtime for one test case, multi-thread (two workers) or current-thread, and the
+/// anygrpc runtime on its handle.
+pub fn tokio_runtime(multi_thread: bool) -> (tokio::runtime::Runtime, anygrpc::RuntimeRef) {
+    let mut builder = if multi_thread {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = builder.enable_all().build().expect("a tokio runtime");
+    let runtime = std::sync::Arc::new(anygrpc_tokio::TokioRuntime::from_handle(
+        rt.handle().clone(),
+    ));
+    (rt, runtime)
+}

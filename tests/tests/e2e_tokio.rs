@@ -5,19 +5,11 @@ mod e2e;
 
 mod multi_thread {
     use std::future::Future;
-    use std::sync::Arc;
 
     use crate::e2e;
 
     fn run<F: Future<Output = ()>>(case: impl FnOnce(e2e::Env) -> F) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let runtime = Arc::new(anygrpc_tokio::TokioRuntime::from_handle(
-            rt.handle().clone(),
-        ));
+        let (rt, runtime) = anygrpc_tests::tokio_runtime(true);
         rt.block_on(e2e::watched(runtime, case));
     }
 
@@ -26,18 +18,11 @@ mod multi_thread {
 
 mod current_thread {
     use std::future::Future;
-    use std::sync::Arc;
 
     use crate::e2e;
 
     fn run<F: Future<Output = ()>>(case: impl FnOnce(e2e::Env) -> F) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let runtime = Arc::new(anygrpc_tokio::TokioRuntime::from_handle(
-            rt.handle().clone(),
-        ));
+        let (rt, runtime) = anygrpc_tests::tokio_runtime(false);
         rt.block_on(e2e::watched(runtime, case));
     }
 

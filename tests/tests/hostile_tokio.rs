@@ -4,22 +4,11 @@
 mod hostile;
 
 use std::future::Future;
-use std::sync::Arc;
 
 /// Runs `case` on a new tokio runtime, multi-thread (two workers) or current-thread.
 fn run_on<F: Future<Output = ()>>(multi_thread: bool, case: impl FnOnce(hostile::Env) -> F) {
     let _one_at_a_time = hostile::serial();
-    let mut builder = if multi_thread {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(2);
-        b
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    let rt = builder.enable_all().build().expect("a tokio runtime");
-    let runtime = Arc::new(anygrpc_tokio::TokioRuntime::from_handle(
-        rt.handle().clone(),
-    ));
+    let (rt, runtime) = anygrpc_tests::tokio_runtime(multi_thread);
     rt.block_on(hostile::watched(runtime, case));
 }
 
