@@ -338,7 +338,8 @@ pub(crate) struct Driver {
     /// Handler tasks of calls dispatched in this turn, to be polled once after the turn's
     /// events (their request messages) reached their slots.
     new_handlers: Vec<BoxFuture<'static, ()>>,
-    /// Waiters of the calls that events reached, woken once all the events are routed.
+    /// Waiters of the calls that a turn's events or commands reached, woken once all of them
+    /// are delivered.
     wakes: Vec<Waker>,
     read_closed: bool,
     /// Why the transport failed, for the status of the calls it takes down (a TLS alert).

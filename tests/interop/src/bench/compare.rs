@@ -356,6 +356,18 @@ pub fn run(options: &Options) -> Result<String, String> {
             );
         }
     }
+    write_ratios(&mut out, options, &pairs, &results);
+    Ok(out)
+}
+
+/// Appends the table of ratios: each anygrpc pair against tonic → tonic (and the floor) of the
+/// same round, the median over the rounds, and the judged figure of each round.
+fn write_ratios(
+    out: &mut String,
+    options: &Options,
+    pairs: &[(Side, Side)],
+    results: &BTreeMap<(usize, usize), Vec<Run>>,
+) {
     let _ = writeln!(
         out,
         "\nRatios: anygrpc over tonic in the same round (tonic → tonic is the baseline), the median over the rounds; each round runs its pairs back to back, so a machine that speeds up or slows down between rounds moves both sides of a ratio alike. `both`: anygrpc on both sides; `server`: tonic client → anygrpc server; `client`: anygrpc client → tonic server. CPU ratio = tonic's CPU per 1,000 over anygrpc's, for the side under test (both sides summed for `both`); > 1 means anygrpc is cheaper. `by round`: the figure the target judges, round by round (p50 for latency, the better of rate and CPU for throughput; then the rate over the floor's).\n"
@@ -420,7 +432,6 @@ pub fn run(options: &Options) -> Result<String, String> {
             }
         }
     }
-    Ok(out)
 }
 
 /// Parses `bench compare`'s flags: `--duration_s`, `--rounds`, `--scenarios=a,b`, `--runtimes=a,b`.
