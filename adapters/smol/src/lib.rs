@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use async_io::Async;
 use async_net::{TcpListener, TcpStream};
 use futures_io::{AsyncRead, AsyncWrite};
 
@@ -104,10 +105,10 @@ impl Runtime for SmolRuntime {
         Box::pin(async move {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            Ok(Box::new(SmolStream {
-                io: stream,
-                peer: anygrpc::runtime::grpc_peer(addr),
-            }) as Box<dyn Transport>)
+            Ok(Box::new(SmolStream::new(
+                stream.into(),
+                anygrpc::runtime::grpc_peer(addr),
+            )) as Box<dyn Transport>)
         })
     }
 
@@ -115,10 +116,10 @@ impl Runtime for SmolRuntime {
     fn connect_unix(&self, path: String) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
         Box::pin(async move {
             let stream = async_net::unix::UnixStream::connect(&path).await?;
-            Ok(Box::new(SmolStream {
-                io: stream,
-                peer: format!("unix:{path}"),
-            }) as Box<dyn Transport>)
+            Ok(
+                Box::new(SmolStream::new(stream.into(), format!("unix:{path}")))
+                    as Box<dyn Transport>,
+            )
         })
     }
 
@@ -138,12 +139,29 @@ impl Runtime for SmolRuntime {
 }
 
 /// A TCP or Unix socket as an anygrpc [`Transport`].
-struct SmolStream<S> {
-    io: S,
+///
+/// A read that returned less than the buffer's size left the socket empty, so the next read
+/// first waits for the reactor to report it readable instead of asking the kernel, which
+/// would only answer "empty" (one system call per wait saved; tokio does the same). Waiting
+/// re-arms the socket's interest, and the kernel reports data that arrived meanwhile at once.
+struct SmolStream<T> {
+    io: Arc<Async<T>>,
+    /// The last read did not fill its buffer.
+    drained: bool,
     peer: String,
 }
 
-impl<S> fmt::Debug for SmolStream<S> {
+impl<T> SmolStream<T> {
+    fn new(io: Arc<Async<T>>, peer: String) -> Self {
+        Self {
+            io,
+            drained: false,
+            peer,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SmolStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SmolStream")
             .field("peer", &self.peer)
@@ -151,43 +169,80 @@ impl<S> fmt::Debug for SmolStream<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for SmolStream<S> {
+impl<T> AsyncRead for SmolStream<T>
+where
+    for<'a> &'a Async<T>: AsyncRead,
+{
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = self.get_mut();
+        if this.drained {
+            ready!(this.io.poll_readable(cx))?;
+            this.drained = false;
+        }
+        let n = ready!(Pin::new(&mut &*this.io).poll_read(cx, buf))?;
+        this.drained = n > 0 && n < buf.len();
+        Poll::Ready(Ok(n))
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for SmolStream<S> {
+impl<T: ShutdownWrite> AsyncWrite for SmolStream<T>
+where
+    for<'a> &'a Async<T>: AsyncWrite,
+{
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        Pin::new(&mut &*self.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        Pin::new(&mut &*self.io).poll_write_vectored(cx, bufs)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.io).poll_flush(cx)
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_close(cx)
+    /// Shuts down the writing half (FIN): the peer reads EOF. async-io's own `poll_close`
+    /// only flushes.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(Pin::new(&mut &*self.io).poll_flush(cx))?;
+        Poll::Ready(self.io.get_ref().shutdown_write())
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Transport for SmolStream<S> {
+/// Sockets whose writing half can be shut down.
+trait ShutdownWrite {
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl ShutdownWrite for std::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+#[cfg(unix)]
+impl ShutdownWrite for std::os::unix::net::UnixStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl<T: ShutdownWrite + Send + Sync + 'static> Transport for SmolStream<T>
+where
+    for<'a> &'a Async<T>: AsyncRead + AsyncWrite,
+{
     fn peer(&self) -> String {
         self.peer.clone()
     }
@@ -218,10 +273,10 @@ impl Listener for SmolListener {
         let (stream, peer) = result?;
         // The connection works without TCP_NODELAY, only slower: not a reason to drop it.
         let _ = stream.set_nodelay(true);
-        Poll::Ready(Ok(Box::new(SmolStream {
-            io: stream,
-            peer: anygrpc::runtime::grpc_peer(peer),
-        })))
+        Poll::Ready(Ok(Box::new(SmolStream::new(
+            stream.into(),
+            anygrpc::runtime::grpc_peer(peer),
+        ))))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -276,6 +331,33 @@ mod tests {
             }
             std::thread::park();
         }
+    }
+
+    #[test]
+    fn after_a_short_read_it_waits_for_data_without_losing_any() {
+        smol::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut conn = SmolRuntime::default().connect(addr).await.unwrap();
+            let (mut peer, _) = listener.accept().await.unwrap();
+            peer.write_all(b"abc").await.unwrap();
+            let mut buf = [0u8; 64];
+            let n = conn.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"abc", "a short read");
+            // Drained: with nothing sent, the next read waits (registered, not failed).
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            assert!(
+                Pin::new(&mut conn)
+                    .poll_read(&mut cx, &mut buf)
+                    .is_pending()
+            );
+            // What arrives later is read, and so is the end of the stream.
+            peer.write_all(b"later").await.unwrap();
+            peer.close().await.unwrap();
+            let mut rest = Vec::new();
+            conn.read_to_end(&mut rest).await.unwrap();
+            assert_eq!(rest, b"later");
+        });
     }
 
     #[cfg(unix)]
