@@ -162,12 +162,17 @@ impl ConnShared {
             return Err(command);
         }
         state.commands.push(command);
+        Self::wake_driver(state);
+        Ok(())
+    }
+
+    /// Wakes the driver's task (unless it is awake already), letting go of `state` first.
+    fn wake_driver(mut state: MutexGuard<'_, ConnState>) {
         let waker = state.waker.take();
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
         }
-        Ok(())
     }
 
     /// Queues a command of a running call (a message, its head or end, a half-close, a
@@ -216,11 +221,7 @@ impl ConnShared {
             state.lazy_credit += n;
             return;
         }
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        Self::wake_driver(state);
     }
 
     /// How the caller gets the driver to apply what it just queued: inline when `inline` (and

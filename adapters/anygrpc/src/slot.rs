@@ -161,8 +161,10 @@ impl CallSlot {
 
     /// Runs `f` on the state, then wakes every waiter.
     pub(crate) fn update(&self, f: impl FnOnce(&mut CallState)) {
-        let mut wakers = Vec::new();
-        self.update_later(f, &mut wakers);
+        let mut state = self.lock();
+        f(&mut state);
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
         for waker in wakers {
             waker.wake();
         }

@@ -355,7 +355,14 @@ mod tests {
             peer.write_all(b"later").await.unwrap();
             peer.close().await.unwrap();
             let mut rest = Vec::new();
-            conn.read_to_end(&mut rest).await.unwrap();
+            // A lost wake-up fails the test instead of hanging it.
+            let read = std::pin::pin!(conn.read_to_end(&mut rest));
+            let limit = async_io::Timer::after(std::time::Duration::from_secs(10));
+            let finished = matches!(
+                futures_util::future::select(read, limit).await,
+                futures_util::future::Either::Left((Ok(_), _))
+            );
+            assert!(finished, "the data after the wait arrived, then the end");
             assert_eq!(rest, b"later");
         });
     }
