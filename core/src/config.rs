@@ -18,8 +18,18 @@ pub struct Config {
     /// messages per stream.
     pub initial_stream_window: u32,
     /// Receive window of the whole connection, raised from 65,535 by a WINDOW_UPDATE right after
-    /// our SETTINGS. Default 16 MiB.
+    /// our SETTINGS: what the peer may have sent and we not yet freed. Its credit comes back as
+    /// the memory it filled is freed (see `recv_budget`). Default 16 MiB.
     pub connection_window: u32,
+    /// Bytes of memory one connection holds for its peer at most: messages being reassembled,
+    /// messages delivered and not yet released, the heads of live calls and per-stream and
+    /// per-message bookkeeping (see `Connection::held_for_peer`). The connection window we
+    /// advertise never exceeds what is left of it; when it is full,
+    /// `Connection::wants_input` turns `false` (stop reading until the application releases
+    /// messages), and when most of it is held by messages that cannot complete, the newest of
+    /// them fail with RESOURCE_EXHAUSTED. At least twice `max_recv_message_size` plus 64 KiB,
+    /// so that one message of the largest size can always complete. Default 32 MiB.
+    pub recv_budget: usize,
     /// SETTINGS_MAX_FRAME_SIZE we advertise: the largest frame payload we accept (16,384 ..=
     /// 16,777,215). Default 1 MiB, so a large message arrives in one frame and is handed on
     /// without being reassembled. Bounds the read buffer (header frames are refused beyond
@@ -126,6 +136,7 @@ impl Config {
             max_concurrent_streams: 1024,
             initial_stream_window: 1 << 20,
             connection_window: 16 << 20,
+            recv_budget: 32 << 20,
             max_frame_size: 1 << 20,
             max_header_list_size: 16 << 10,
             max_recv_message_size: 4 << 20,
@@ -157,6 +168,12 @@ impl Config {
         c.connection_window = c.connection_window.clamp(65_535, (1 << 31) - 1);
         c.max_frame_size = c.max_frame_size.clamp(16_384, (1 << 24) - 1);
         c.transmit_budget = c.transmit_budget.max(16 << 10);
+        // Room for one message of the largest size to complete whatever else is held.
+        c.recv_budget = c.recv_budget.max(
+            c.max_recv_message_size
+                .saturating_mul(2)
+                .saturating_add(64 << 10),
+        );
         c
     }
 }

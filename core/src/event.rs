@@ -18,10 +18,16 @@ pub struct Message {
 }
 
 impl Message {
-    /// Flow-control credit this message holds until the application calls
-    /// [`Connection::release_capacity`](crate::Connection::release_capacity) with it.
+    /// What one message costs beyond its bytes while the application holds it: its prefix,
+    /// its event and its place in a queue. Charged so that a flood of empty messages is
+    /// bounded by the receive budget like any other.
+    pub const OVERHEAD: usize = 64;
+
+    /// Credit this message holds until the application calls
+    /// [`Connection::release_capacity`](crate::Connection::release_capacity) with it: its
+    /// bytes plus [`OVERHEAD`](Self::OVERHEAD). Stream and connection windows reopen by it.
     pub fn credit(&self) -> usize {
-        self.data.len()
+        self.data.len() + Self::OVERHEAD
     }
 
     /// The message bytes, decompressed if needed, refusing anything over `limit` bytes.

@@ -163,6 +163,24 @@ impl<'a> Input<'a> {
     }
 }
 
+/// What a connection holds for its peer stays within its receive budget, give or take one
+/// message being reassembled and one input's bookkeeping, and its sums are those of its
+/// streams.
+fn assert_held_within_budget(conn: &Connection) {
+    let config = conn.config();
+    let slack = config.max_recv_message_size + 4096 * crate::event::Message::OVERHEAD;
+    let held = conn.held_for_peer();
+    assert!(
+        held <= config.recv_budget + slack,
+        "{held} bytes held for the peer, budget {}",
+        config.recv_budget
+    );
+    assert!(
+        conn.held_is_consistent(),
+        "held sums drifted from the streams'"
+    );
+}
+
 /// Limits small enough for fuzzing to reach every one of them.
 fn tight_config(side: Side) -> Config {
     Config {
@@ -172,6 +190,7 @@ fn tight_config(side: Side) -> Config {
         connection_window: 65_535,
         max_header_list_size: 512,
         max_recv_message_size: 100,
+        recv_budget: 0, // the least allowed: twice the message limit plus 64 KiB
         max_send_buffer: 256,
         settings_timeout: Duration::from_secs(1),
         keepalive_time: Some(Duration::from_secs(2)),
@@ -605,6 +624,7 @@ impl Harness {
             Side::Client => self.peer.calls.len(),
         };
         assert!(active <= limit, "{active} active calls, limit {limit}");
+        assert_held_within_budget(&self.peer.conn);
     }
 
     /// Closes the connection: every call must then have ended exactly once.
@@ -651,6 +671,7 @@ impl Pair {
                 c.connection_window = 65_535;
                 c.max_send_buffer = 4096;
                 c.max_recv_message_size = 1000;
+                c.recv_budget = 0; // the least allowed: twice the message limit plus 64 KiB
             }
         }
         let mut pair = Self {
@@ -687,7 +708,12 @@ impl Pair {
         self.server.poll_events(Some(&self.client.sent));
     }
 
+    /// Delivers up to `n` bytes to the server, unless it asks for no input (its receive
+    /// budget is full); returns how many moved.
     fn deliver_to_server(&mut self, n: usize) -> usize {
+        if !self.server.conn.wants_input() {
+            return 0;
+        }
         let piece = self.to_server.split_to(n.min(self.to_server.len()));
         self.server.conn.recv(&piece, self.now);
         self.server.poll_events(Some(&self.client.sent));
@@ -695,6 +721,9 @@ impl Pair {
     }
 
     fn deliver_to_client(&mut self, n: usize) -> usize {
+        if !self.client.conn.wants_input() {
+            return 0;
+        }
         let piece = self.to_client.split_to(n.min(self.to_client.len()));
         self.client.conn.recv(&piece, self.now);
         self.client.poll_events(Some(&self.server.sent));
@@ -708,9 +737,15 @@ impl Pair {
             self.server.transmit(&mut self.to_client);
             let events = self.client.poll_events(Some(&self.server.sent))
                 + self.server.poll_events(Some(&self.client.sent));
+            assert_held_within_budget(&self.client.conn);
+            assert_held_within_budget(&self.server.conn);
             let mut moved = 0;
-            while !self.to_server.is_empty() || !self.to_client.is_empty() {
-                moved += self.deliver_to_server(self.chunk) + self.deliver_to_client(self.chunk);
+            loop {
+                let n = self.deliver_to_server(self.chunk) + self.deliver_to_client(self.chunk);
+                if n == 0 {
+                    break;
+                }
+                moved += n;
             }
             if moved == 0 && events == 0 {
                 return;

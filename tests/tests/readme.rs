@@ -35,6 +35,7 @@ fn readme_lists_every_config_default() {
         max_concurrent_streams,
         initial_stream_window,
         connection_window,
+        recv_budget,
         max_frame_size,
         max_header_list_size,
         max_recv_message_size,
@@ -74,6 +75,7 @@ fn readme_lists_every_config_default() {
         "1 MiB",
     );
     check("connection_window", connection_window == 16 << 20, "16 MiB");
+    check("recv_budget", recv_budget == 32 << 20, "32 MiB");
     check("max_frame_size", max_frame_size == 1 << 20, "1 MiB");
     check(
         "max_header_list_size",

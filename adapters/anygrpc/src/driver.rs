@@ -77,6 +77,9 @@ struct ConnState {
     /// credit noted since the driver's last turn.
     lazy: usize,
     lazy_credit: usize,
+    /// The connection holds its whole receive budget: the driver stopped reading, and only
+    /// released credit gets it going again, so no release may wait.
+    input_paused: bool,
     close_wakers: Vec<Waker>,
 }
 
@@ -140,8 +143,9 @@ pub(crate) struct ConnShared {
     cell: OnceLock<Weak<DriverCell>>,
     /// Credit (bytes of received messages consumed) that may wait for the driver's next turn
     /// instead of waking it: a quarter of the stream window at most. The core announces a
-    /// stream's credit once half its window was released (and credits the connection window
-    /// on receipt), so the rest, released at once, always gets the peer going again.
+    /// stream's credit once half its window was released (the connection's once half of
+    /// what its receive budget allows was freed), so the rest, released at once, always gets
+    /// the peer going again. While the connection's input is paused no credit waits.
     lazy_credit_limit: usize,
 }
 
@@ -216,7 +220,7 @@ impl ConnShared {
             return;
         }
         state.commands.push(command);
-        if state.lazy_credit + n <= self.lazy_credit_limit {
+        if !state.input_paused && state.lazy_credit + n <= self.lazy_credit_limit {
             state.lazy += 1;
             state.lazy_credit += n;
             return;
@@ -814,7 +818,9 @@ impl Driver {
     fn poll_read(&mut self, cx: &mut Context<'_>, io: &mut TurnIo) -> bool {
         let mut progress = false;
         for _ in 0..READS_PER_TURN {
-            if self.read_closed || io.read_blocked {
+            // Over its receive budget the connection reads nothing until the application
+            // releases messages (their release wakes the driver: `input_paused`).
+            if self.read_closed || io.read_blocked || !self.conn.wants_input() {
                 break;
             }
             match Pin::new(&mut self.io).poll_read(cx, self.read_buf.space()) {
@@ -901,6 +907,7 @@ impl Driver {
                 std::mem::swap(&mut state.commands, &mut self.commands);
                 state.lazy = 0;
                 state.lazy_credit = 0;
+                state.input_paused = !self.conn.wants_input();
             }
             let mut commands = std::mem::take(&mut self.commands);
             if !commands.is_empty() {

@@ -226,9 +226,11 @@ impl Connection {
         stream.send_finished = true;
         stream.reported = true;
         stream.app_done = true;
+        stream.end_receiving();
         if let Some(deadline) = stream.deadline.take() {
             self.deadlines.remove(&(deadline, id));
         }
+        self.recharge(id);
         self.schedule(id);
         self.maybe_forget(id);
         Ok(())
@@ -252,6 +254,8 @@ impl Connection {
             stream.reported = true;
             stream.app_done = true;
             stream.clear_send();
+            stream.end_receiving();
+            self.recharge(id);
         }
         if let Some(pos) = self.pending_open.iter().position(|&p| p == id) {
             self.pending_open.remove(pos);
@@ -272,6 +276,7 @@ impl Connection {
             return;
         };
         stream.unreleased = stream.unreleased.saturating_sub(n as u64);
+        self.recharge(id);
         self.credit_stream(id);
     }
 

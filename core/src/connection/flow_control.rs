@@ -112,6 +112,24 @@ impl RecvWindow {
         Some(increment)
     }
 
+    /// Bytes the peer may still send (0 when it is over).
+    pub(crate) fn remaining(&self) -> usize {
+        usize::try_from(self.remaining.max(0)).unwrap_or(usize::MAX)
+    }
+
+    /// Raises what the peer may send back up to `limit`, once it used half of it: the
+    /// increment to announce, if any. A window above `limit` is left to shrink as the peer
+    /// uses it.
+    pub(crate) fn refill(&mut self, limit: u32) -> Option<u32> {
+        let limit = i64::from(limit).min(MAX_WINDOW);
+        let increment = limit - self.remaining;
+        if increment <= 0 || self.remaining * 2 > limit {
+            return None;
+        }
+        self.remaining = limit;
+        u32::try_from(increment).ok()
+    }
+
     /// Grants extra credit beyond the target, without a release (so a message larger than the
     /// window can complete). Returns the increment to announce.
     pub(crate) fn grant(&mut self, n: u32) -> Option<u32> {
@@ -180,6 +198,29 @@ mod tests {
         assert_eq!(w.announce(), Some(10));
         assert_eq!(w.receive(10), Ok(()));
         assert_eq!(w.announce(), None);
+    }
+
+    #[test]
+    fn recv_window_refills_to_a_moving_limit_once_half_is_used() {
+        let mut w = RecvWindow::new(100, 100);
+        assert_eq!(w.refill(100), None, "nothing used");
+        w.receive(40).unwrap();
+        assert_eq!(w.refill(100), None, "less than half used");
+        w.receive(20).unwrap();
+        assert_eq!(w.refill(100), Some(60));
+        assert_eq!(w.remaining(), 100);
+        // The budget shrank: the window is left to drain down to the new limit.
+        w.receive(70).unwrap();
+        assert_eq!(w.refill(50), None, "30 left of a limit of 50");
+        w.receive(10).unwrap();
+        assert_eq!(w.refill(50), Some(30), "20 left of a limit of 50");
+        assert_eq!(w.remaining(), 50);
+        assert_eq!(
+            w.refill(10),
+            None,
+            "a window above the limit is not taken back"
+        );
+        assert_eq!(w.receive(51), Err(ErrorCode::FLOW_CONTROL_ERROR));
     }
 
     #[test]

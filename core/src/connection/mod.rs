@@ -3,6 +3,7 @@
 mod budget;
 mod calls;
 mod flow_control;
+mod held;
 mod recv;
 mod state;
 mod streams;
@@ -164,6 +165,16 @@ pub struct Connection {
     now: Instant,
 
     read_buf: BytesMut,
+    /// `read_buf` is being filled with one large DATA frame of this many bytes, in an
+    /// allocation of its own (its messages may be handed on as views of it).
+    dedicated_frame: Option<usize>,
+    /// `read_buf` is an allocation of this many bytes handed in by `recv_bytes`.
+    read_backing: Option<usize>,
+    /// While a frame is being processed: the size of the allocation its payload lies alone in.
+    frame_backing: Option<usize>,
+    /// Memory held for the peer (see `held.rs`), and the part of it in partial messages.
+    held: usize,
+    held_partial: usize,
     /// Server: bytes of the client preface not yet matched.
     preface_expected: usize,
     got_peer_settings: bool,
@@ -213,6 +224,8 @@ pub struct Connection {
     closed: Option<Option<ConnectionError>>,
 
     idle_budget: Budget,
+    /// DATA frames that move almost nothing (see `recv.rs`), one per KiB of connection window.
+    sliver_budget: Budget,
     reset_budget: Budget,
     /// Server keepalive enforcement: early PINGs since we last sent headers or data.
     ping_strikes: u32,
@@ -229,6 +242,11 @@ impl Connection {
             side,
             now,
             read_buf: BytesMut::new(),
+            dedicated_frame: None,
+            read_backing: None,
+            frame_backing: None,
+            held: 0,
+            held_partial: 0,
             preface_expected: if side == Side::Server {
                 CLIENT_PREFACE.len()
             } else {
@@ -273,6 +291,10 @@ impl Connection {
             goaway_received: None,
             closed: None,
             idle_budget: Budget::new(config.idle_frame_burst, config.idle_frame_rate),
+            sliver_budget: Budget::new(
+                config.idle_frame_burst.max(config.connection_window / 1024),
+                config.idle_frame_rate,
+            ),
             reset_budget: Budget::new(config.reset_burst, config.reset_rate),
             ping_strikes: 0,
             last_ping_recv: None,
@@ -319,16 +341,6 @@ impl Connection {
                 }
                 self.maybe_forget(stream);
                 self.maybe_finish_shutdown();
-            }
-            Event::Message { stream, .. } => {
-                // The message left our queue: its prefix's credit goes back (see `on_data`).
-                let stream = *stream;
-                if let Some(s) = self.streams.get_mut(&stream) {
-                    s.unreleased = s
-                        .unreleased
-                        .saturating_sub(crate::grpc::message::PREFIX_LEN as u64);
-                }
-                self.credit_stream(stream);
             }
             Event::CallStarted { stream, .. } => {
                 // From now on a reset of this call is a cancellation, not rapid reset.
@@ -516,6 +528,7 @@ impl Connection {
         }
         stream.reported = true;
         stream.clear_send();
+        stream.end_receiving();
         if let Some(deadline) = stream.deadline.take() {
             self.deadlines.remove(&(deadline, id));
         }
@@ -530,6 +543,7 @@ impl Connection {
             Event::Cancelled { stream: id, status }
         };
         self.events.push_back(event);
+        self.recharge(id);
     }
 
     /// Moves `id` to Closed on the wire, releasing its concurrency slot.
@@ -562,7 +576,9 @@ impl Connection {
         }
         let local = stream.local;
         let counted = stream.counted;
-        self.streams.remove(&id);
+        if let Some(stream) = self.streams.remove(&id) {
+            self.uncharge(&stream);
+        }
         if !local && counted {
             self.remote_active = self.remote_active.saturating_sub(1);
         }

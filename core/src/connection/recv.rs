@@ -19,31 +19,104 @@ use crate::frame::{
 use crate::grpc::{self, Code, Encoding, HeadError, Metadata, Status};
 use crate::hpack::DecodeError;
 
+/// DATA payloads at least this large are gathered into an allocation of their own.
+const DEDICATED_FRAME_MIN: usize = 16 << 10;
+
+/// A DATA frame moving fewer bytes of window than this, completing no message and not ending
+/// its stream, is a sliver: it spends from the sliver budget.
+const SLIVER: u32 = 64;
+
 impl Connection {
     /// Feeds bytes read from the transport, in any split (a byte at a time works). Frames are
-    /// processed as soon as they are complete.
-    pub fn recv(&mut self, bytes: &[u8], now: Instant) {
+    /// processed as soon as they are complete. A large DATA frame is gathered into an
+    /// allocation of its own, so that the messages handed on as views of it keep nothing else
+    /// alive; everything else passes through one reused buffer.
+    pub fn recv(&mut self, mut bytes: &[u8], now: Instant) {
         if self.closed.is_some() || bytes.is_empty() {
             return;
         }
         self.now = now;
-        self.read_buf.extend_from_slice(bytes);
-        self.process_input();
+        self.read_backing = None;
+        while !bytes.is_empty() && self.closed.is_none() {
+            let take = self.next_input_len(bytes).clamp(1, bytes.len());
+            let (now_part, rest) = bytes.split_at(take);
+            self.read_buf.extend_from_slice(now_part);
+            bytes = rest;
+            self.process_input();
+        }
+        self.after_input();
     }
 
-    /// Like [`recv`](Self::recv) but takes the buffer: when nothing is pending, DATA payloads are
-    /// split off it without a copy.
+    /// Like [`recv`](Self::recv) but takes the buffer: when nothing is pending, messages that
+    /// fill at least half of it are handed on as views of it, without a copy.
     pub fn recv_bytes(&mut self, bytes: BytesMut, now: Instant) {
         if self.closed.is_some() || bytes.is_empty() {
             return;
         }
-        self.now = now;
-        if self.read_buf.is_empty() {
-            self.read_buf = bytes;
-        } else {
-            self.read_buf.extend_from_slice(&bytes);
+        if !self.read_buf.is_empty() || self.dedicated_frame.is_some() {
+            return self.recv(&bytes, now);
         }
+        self.now = now;
+        self.read_backing = Some(bytes.capacity());
+        self.read_buf = bytes;
         self.process_input();
+        self.after_input();
+    }
+
+    /// How many of `bytes` to append to the read buffer before processing: the rest of the
+    /// frame in progress, or at a frame boundary a run of frames up to the next large DATA
+    /// frame, which starts an allocation of its own.
+    fn next_input_len(&mut self, bytes: &[u8]) -> usize {
+        if let Some(total) = self.dedicated_frame {
+            return total.saturating_sub(self.read_buf.len());
+        }
+        if self.preface_expected > 0 {
+            return self.preface_expected.saturating_sub(self.read_buf.len());
+        }
+        if !self.read_buf.is_empty() {
+            return match FrameHeader::peek(&self.read_buf) {
+                Some(header) => {
+                    (FrameHeader::LEN + header.length as usize).saturating_sub(self.read_buf.len())
+                }
+                None => FrameHeader::LEN - self.read_buf.len(),
+            };
+        }
+        let mut at = 0;
+        while let Some(header) = bytes.get(at..).and_then(FrameHeader::peek) {
+            let total = FrameHeader::LEN + header.length as usize;
+            if self.is_large_data(header) {
+                if at > 0 {
+                    return at;
+                }
+                self.start_dedicated_frame(total);
+                return total;
+            }
+            at += total;
+        }
+        bytes.len()
+    }
+
+    /// A DATA frame worth an allocation of its own (and within our frame size limit).
+    fn is_large_data(&self, header: FrameHeader) -> bool {
+        header.kind == FrameType::DATA
+            && header.length as usize >= DEDICATED_FRAME_MIN
+            && header.length <= self.config.max_frame_size
+    }
+
+    /// Moves the start of a large DATA frame (what `read_buf` holds of it) into an allocation
+    /// of exactly its size.
+    fn start_dedicated_frame(&mut self, total: usize) {
+        let mut buf = BytesMut::with_capacity(total);
+        buf.extend_from_slice(&self.read_buf);
+        self.read_buf = buf;
+        self.dedicated_frame = Some(total);
+        self.read_backing = None;
+    }
+
+    /// After a batch of input: the receive budget's rule 3, and the header-block timer.
+    fn after_input(&mut self) {
+        self.relieve_pressure();
+        self.watch_incomplete_block();
     }
 
     fn process_input(&mut self) {
@@ -73,9 +146,18 @@ impl Connection {
             }
             let total = FrameHeader::LEN + header.length as usize;
             if self.read_buf.len() < total {
-                self.read_buf.reserve(total - self.read_buf.len());
+                if self.dedicated_frame.is_none() && self.is_large_data(header) {
+                    self.start_dedicated_frame(total);
+                } else {
+                    self.read_backing = None;
+                    self.read_buf.reserve(total - self.read_buf.len());
+                }
                 break;
             }
+            self.frame_backing = match self.dedicated_frame.take() {
+                Some(size) => Some(size),
+                None => self.read_backing,
+            };
             let mut bytes = self.read_buf.split_to(total).freeze();
             let payload = bytes.split_off(FrameHeader::LEN);
             if !self.got_peer_settings
@@ -105,8 +187,8 @@ impl Connection {
                 }) => self.stream_error(stream, code, reason),
                 Err(FrameError::Connection { code, reason }) => self.protocol_error(code, reason),
             }
+            self.frame_backing = None;
         }
-        self.watch_incomplete_block();
     }
 
     /// Arms the header-block timer when input stopped inside a header block or a frame header
@@ -220,7 +302,7 @@ impl Connection {
     }
 
     /// Spends one token of the reset budget; closes with ENHANCE_YOUR_CALM when empty.
-    fn spend_reset(&mut self) -> bool {
+    pub(super) fn spend_reset(&mut self) -> bool {
         if self.reset_budget.spend(self.now) {
             return true;
         }
@@ -259,7 +341,8 @@ impl Connection {
     fn on_data(&mut self, data: Data) {
         let id = data.stream;
         // RFC 9113 §6.9.1: the connection window is charged for every DATA frame, even on
-        // streams we no longer know; its credit returns at once (see ARCHITECTURE.md).
+        // streams we no longer know. Its credit returns as the memory the frame filled is
+        // freed (`held.rs`); padding and dropped bytes fill none.
         if self.conn_recv.receive(data.flow_len).is_err() {
             self.protocol_error(
                 ErrorCode::FLOW_CONTROL_ERROR,
@@ -267,20 +350,18 @@ impl Connection {
             );
             return;
         }
-        if let Some(increment) = self.conn_recv.release(data.flow_len) {
-            self.control.push_back(Control::WindowUpdate {
-                stream: StreamId::CONNECTION,
-                increment,
-            });
-        }
         if data.data.is_empty() && !data.end_stream && !self.spend_idle() {
             return;
         }
+        let events_before = self.events.len();
         let Some(stream) = self.streams.get_mut(&id) else {
             if self.is_idle_stream(id) {
                 self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA on an idle stream");
             }
             // Otherwise a stream we closed: RFC 9113 §5.1 lets us ignore it.
+            if data.flow_len < SLIVER && !data.end_stream {
+                self.spend_sliver();
+            }
             return;
         };
         if next(stream.state, Transition::RecvData).is_err() {
@@ -311,7 +392,10 @@ impl Connection {
             // Nobody reads this call any more: everything is credited back.
             stream.unreleased = 0;
         } else {
-            stream.decoder.push(data.data);
+            match self.frame_backing {
+                Some(backing) => stream.decoder.push_shared(data.data, backing),
+                None => stream.decoder.push(data.data),
+            }
             loop {
                 match stream.decoder.next_message() {
                     Ok(Some(raw)) => {
@@ -339,15 +423,16 @@ impl Connection {
                         } else {
                             None
                         };
-                        // The prefix's credit waits for `poll_event`: even empty messages
-                        // queue only within the window we advertised.
-                        stream.unreleased += (raw.data.len() + grpc::message::PREFIX_LEN) as u64;
+                        // Its credit (bytes and bookkeeping) waits for the application's
+                        // release: even empty messages queue only within the window.
+                        let message = Message {
+                            data: raw.data,
+                            encoding,
+                        };
+                        stream.unreleased += message.credit() as u64;
                         self.events.push_back(Event::Message {
                             stream: id,
-                            message: Message {
-                                data: raw.data,
-                                encoding,
-                            },
+                            message,
                         });
                     }
                     Ok(None) => break,
@@ -358,10 +443,29 @@ impl Connection {
                 }
             }
         }
+        self.recharge(id);
         self.credit_stream(id);
+        let completed_nothing = self.events.len() == events_before;
+        if data.flow_len < SLIVER && completed_nothing && !data.end_stream && !self.spend_sliver() {
+            return;
+        }
         if data.end_stream {
             self.on_remote_end(id);
         }
+    }
+
+    /// Spends one token of the sliver budget: DATA frames that move almost nothing and
+    /// complete nothing (1-byte pieces of a large message). A slow producer's small frames
+    /// stay within its refill; a flood closes with ENHANCE_YOUR_CALM.
+    fn spend_sliver(&mut self) -> bool {
+        if self.sliver_budget.spend(self.now) {
+            return true;
+        }
+        self.protocol_error(
+            ErrorCode::ENHANCE_YOUR_CALM,
+            "too many DATA frames that carry almost nothing",
+        );
+        false
     }
 
     /// Returns to the peer whatever `id` holds beyond its unreleased messages.
@@ -417,7 +521,7 @@ impl Connection {
     }
 
     /// Ends a call because of what the peer sent on it: report `status`, reset with `code`.
-    fn fail_call(&mut self, id: StreamId, status: Status, code: ErrorCode) {
+    pub(super) fn fail_call(&mut self, id: StreamId, status: Status, code: ErrorCode) {
         let local = self.streams.get(&id).is_some_and(|s| s.local);
         self.end_call(id, status.clone(), false);
         if local {
@@ -463,9 +567,18 @@ impl Connection {
                 return;
             }
         };
+        // Held while the stream lives, as RFC 9113 §6.5.2 counts a header list.
+        let cost = fields
+            .iter()
+            .map(|f| f.name.len() + f.value.len() + 32)
+            .sum::<usize>();
         match self.side {
             Side::Server => self.on_request_headers(id, end_stream, &mut fields, too_large),
             Side::Client => self.on_response_headers(id, end_stream, &mut fields, too_large),
+        }
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.head_cost = stream.head_cost.saturating_add(cost);
+            self.recharge(id);
         }
         fields.clear();
         self.fields = fields;

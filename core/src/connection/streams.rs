@@ -61,8 +61,8 @@ pub(crate) struct Stream {
     /// When a message completes, its already-credited bytes become a debt (`held` below
     /// `unreleased`) that the application's releases repay before any new credit.
     pub(crate) held: u64,
-    /// Bytes of messages delivered to the application and not yet released by it, plus the
-    /// 5-byte prefix of each message still in the event queue.
+    /// Credit of the messages delivered to the application and not yet released by it
+    /// ([`Message::credit`](crate::Message::credit): their bytes and a fixed cost each).
     pub(crate) unreleased: u64,
     /// The application has seen `Event::CallStarted` for this (server) stream.
     pub(crate) announced: bool,
@@ -94,6 +94,13 @@ pub(crate) struct Stream {
     pub(crate) scheduled: bool,
     /// Counted in the connection's active-stream tally for its side.
     pub(crate) counted: bool,
+    /// Decoded size (RFC 9113 §6.5.2) of the heads received on this stream, held while it
+    /// lives.
+    pub(crate) head_cost: usize,
+    /// What the stream is charged against the receive budget now (see `held.rs`), and the
+    /// part of it that is a message being reassembled.
+    pub(crate) charged: usize,
+    pub(crate) charged_partial: usize,
 }
 
 impl Stream {
@@ -128,12 +135,20 @@ impl Stream {
             reported: false,
             scheduled: false,
             counted: false,
+            head_cost: 0,
+            charged: 0,
+            charged_partial: 0,
         }
     }
 
     /// Something is ready to be written, ignoring flow control.
     pub(crate) fn has_output(&self) -> bool {
         self.pending_headers.is_some() || self.queued_bytes > 0 || self.pending_end.is_some()
+    }
+
+    /// Stops receiving for the application: a partial message and later DATA are dropped.
+    pub(crate) fn end_receiving(&mut self) {
+        self.decoder.discard();
     }
 
     /// Drops everything queued for sending (the stream was reset).

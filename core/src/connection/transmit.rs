@@ -201,6 +201,9 @@ impl Connection {
 
     fn write_output<S: Sink>(&mut self, sink: &mut S) -> usize {
         let start = sink.written();
+        if self.closed.is_none() {
+            self.credit_connection();
+        }
         if self.preface_pending {
             self.preface_pending = false;
             sink.buf().extend_from_slice(CLIENT_PREFACE);

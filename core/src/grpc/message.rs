@@ -1,7 +1,6 @@
 //! Length-prefixed message framing (PROTOCOL-HTTP2.md, "Length-Prefixed-Message"):
 //! a 1-byte compressed flag, a 4-byte big-endian length, then the message.
 
-use crate::queue::InlineQueue;
 use core::fmt;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -39,6 +38,8 @@ pub enum MessageError {
     },
     /// The Compressed-Flag was neither 0 nor 1.
     BadFlag(u8),
+    /// The call ended: what it still receives is dropped.
+    Discarded,
 }
 
 impl MessageError {
@@ -52,6 +53,7 @@ impl MessageError {
             Self::BadFlag(flag) => {
                 Status::internal(format!("invalid message compressed flag {flag:#04x}"))
             }
+            Self::Discarded => Status::cancelled("the call already ended"),
         }
     }
 }
@@ -63,6 +65,7 @@ impl fmt::Display for MessageError {
                 write!(f, "message of {size} bytes exceeds the limit of {limit}")
             }
             Self::BadFlag(flag) => write!(f, "invalid compressed flag {flag:#04x}"),
+            Self::Discarded => f.write_str("the call already ended"),
         }
     }
 }
@@ -71,50 +74,112 @@ impl std::error::Error for MessageError {}
 
 /// Reassembles length-prefixed messages from DATA payloads split anywhere.
 ///
-/// A message lying inside one pushed chunk is returned as a slice of that chunk (no copy).
-/// A message spanning chunks is gathered into one buffer, allocated only once its prefix
-/// was read and its length checked against the limit. Errors are sticky: once framing
-/// failed, the stream is dead and every later call returns the same error.
+/// Nothing received is kept as a chain of per-frame pieces: a message that spans payloads is
+/// copied, as it arrives, into one buffer of its own (grown by doubling up to its declared
+/// length, never allocated ahead of the bytes that fill it), so a peer sending 1-byte DATA
+/// frames makes it hold about what it sent, not a frame's bookkeeping per byte. A message
+/// lying inside one payload is copied out into exactly its size, or, when the payload says its
+/// allocation may be kept ([`push_shared`](Self::push_shared)) and the message fills at least
+/// half of it, handed on as a view without a copy. [`held_capacity`](Self::held_capacity) is
+/// what the decoder holds, for the connection's receive budget. Errors are sticky: once
+/// framing failed, the stream is dead and every later call returns the same error.
 #[derive(Debug)]
 pub struct MessageDecoder {
-    chunks: InlineQueue<Bytes>,
-    buffered: usize,
+    /// The pushed payload not yet consumed.
+    input: Bytes,
+    /// `input` sits in an allocation of this many bytes that messages may keep alive.
+    input_backing: Option<usize>,
+    /// Prefix bytes read so far, while no message is pending.
+    prefix: [u8; PREFIX_LEN],
+    prefix_len: usize,
+    /// The message being reassembled.
+    partial: Option<Partial>,
     max_message_size: usize,
-    /// The prefix of the message being received, once all 5 bytes were read.
-    pending: Option<(bool, usize)>,
     failed: Option<MessageError>,
 }
+
+/// A message whose prefix was read and whose bytes are still arriving.
+#[derive(Debug)]
+struct Partial {
+    compressed: bool,
+    len: usize,
+    /// The bytes so far; its capacity grows by doubling, never past `len`.
+    buf: BytesMut,
+}
+
+/// Capacity the first reassembly buffer of a message starts with at least (then doubled).
+const MIN_REASSEMBLY: usize = 4 << 10;
 
 impl MessageDecoder {
     /// A decoder refusing messages longer than `max_message_size` bytes.
     pub fn new(max_message_size: usize) -> Self {
         Self {
-            chunks: InlineQueue::default(),
-            buffered: 0,
+            input: Bytes::new(),
+            input_backing: None,
+            prefix: [0; PREFIX_LEN],
+            prefix_len: 0,
+            partial: None,
             max_message_size,
-            pending: None,
             failed: None,
         }
     }
 
     /// Adds the next DATA payload of the stream, in arrival order. Empty chunks are ignored.
-    /// Bounded by HTTP/2 flow control: the caller never pushes more than it advertised.
+    /// Messages are copied out of it: nothing keeps its allocation alive.
     pub fn push(&mut self, chunk: Bytes) {
+        self.push_chunk(chunk, None);
+    }
+
+    /// Like [`push`](Self::push), for a payload that sits alone in an allocation of
+    /// `backing` bytes: a message filling at least half of it is handed on as a view of it.
+    pub fn push_shared(&mut self, chunk: Bytes, backing: usize) {
+        self.push_chunk(chunk, Some(backing));
+    }
+
+    fn push_chunk(&mut self, chunk: Bytes, backing: Option<usize>) {
         if chunk.is_empty() || self.failed.is_some() {
             return;
         }
-        self.buffered = self.buffered.saturating_add(chunk.len());
-        self.chunks.push_back(chunk);
+        if self.input.is_empty() {
+            self.input = chunk;
+            self.input_backing = backing;
+        } else {
+            // Pushed again before the last payload was drained: join them (a copy).
+            let mut joined = BytesMut::with_capacity(self.input.len() + chunk.len());
+            joined.extend_from_slice(&self.input);
+            joined.extend_from_slice(&chunk);
+            self.input = joined.freeze();
+            self.input_backing = None;
+        }
     }
 
-    /// Bytes held (message bodies and unread prefix bytes), for flow-control accounting.
+    /// Bytes received and not yet handed on as messages (prefix bytes included).
     pub fn buffered_len(&self) -> usize {
-        self.buffered
+        self.input.len()
+            + self.prefix_len
+            + self
+                .partial
+                .as_ref()
+                .map_or(0, |p| PREFIX_LEN + p.buf.len())
+    }
+
+    /// Bytes of memory the decoder holds for the peer: the reassembly buffer's capacity and
+    /// any payload not yet drained.
+    pub fn held_capacity(&self) -> usize {
+        self.input.len() + self.partial.as_ref().map_or(0, |p| p.buf.capacity())
     }
 
     /// `true` while a partial message is held: END_STREAM now would truncate a message.
     pub fn is_mid_message(&self) -> bool {
-        self.pending.is_some() || self.buffered > 0
+        self.partial.is_some() || self.prefix_len > 0 || !self.input.is_empty()
+    }
+
+    /// Drops everything held (the call ended): later payloads are ignored.
+    pub fn discard(&mut self) {
+        self.input = Bytes::new();
+        self.partial = None;
+        self.prefix_len = 0;
+        self.failed.get_or_insert(MessageError::Discarded);
     }
 
     /// The next complete message, `Ok(None)` when more bytes are needed.
@@ -122,31 +187,67 @@ impl MessageDecoder {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        let (compressed, len) = match self.pending {
-            Some(p) => p,
-            None => {
-                if self.buffered < PREFIX_LEN {
-                    return Ok(None);
-                }
-                let mut prefix = [0u8; PREFIX_LEN];
-                self.copy_out(&mut prefix);
-                match self.check_prefix(prefix) {
-                    Ok(p) => {
-                        self.pending = Some(p);
-                        p
-                    }
-                    Err(e) => {
-                        self.fail(e);
-                        return Err(e);
-                    }
-                }
+        if self.partial.is_none() {
+            let want = PREFIX_LEN - self.prefix_len;
+            let n = want.min(self.input.len());
+            if let (Some(to), Some(from)) = (
+                self.prefix.get_mut(self.prefix_len..self.prefix_len + n),
+                self.input.get(..n),
+            ) {
+                to.copy_from_slice(from);
             }
+            self.input.advance(n);
+            self.prefix_len += n;
+            if self.prefix_len < PREFIX_LEN {
+                return Ok(None);
+            }
+            self.prefix_len = 0;
+            let (compressed, len) = match self.check_prefix(self.prefix) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.fail(e);
+                    return Err(e);
+                }
+            };
+            if self.input.len() >= len {
+                let data = self.take_whole(len);
+                return Ok(Some(RawMessage { compressed, data }));
+            }
+            let first = MIN_REASSEMBLY.max(self.input.len()).min(len);
+            self.partial = Some(Partial {
+                compressed,
+                len,
+                buf: BytesMut::with_capacity(first),
+            });
+        }
+        let Some(partial) = self.partial.as_mut() else {
+            return Ok(None);
         };
-        if self.buffered < len {
+        let n = (partial.len - partial.buf.len()).min(self.input.len());
+        let needed = partial.buf.len() + n;
+        if needed > partial.buf.capacity() {
+            // Grown by hand: `BytesMut::reserve` may round past the declared length.
+            let grown = partial.buf.capacity().saturating_mul(2).max(needed);
+            let mut buf = BytesMut::with_capacity(grown.min(partial.len));
+            buf.extend_from_slice(&partial.buf);
+            partial.buf = buf;
+        }
+        partial
+            .buf
+            .extend_from_slice(self.input.get(..n).unwrap_or_default());
+        self.input.advance(n);
+        if self.input.is_empty() {
+            self.input = Bytes::new();
+        }
+        if partial.buf.len() < partial.len {
             return Ok(None);
         }
-        self.pending = None;
-        let data = self.take_message(len);
+        let compressed = partial.compressed;
+        let data = self
+            .partial
+            .take()
+            .map(|p| p.buf.freeze())
+            .unwrap_or_default();
         Ok(Some(RawMessage { compressed, data }))
     }
 
@@ -175,61 +276,25 @@ impl MessageDecoder {
 
     fn fail(&mut self, e: MessageError) {
         self.failed = Some(e);
-        self.chunks.clear();
-        self.buffered = 0;
-        self.pending = None;
+        self.input = Bytes::new();
+        self.partial = None;
+        self.prefix_len = 0;
     }
 
-    /// Copies the next `dst.len()` buffered bytes into `dst`; the caller checked they are held.
-    fn copy_out(&mut self, dst: &mut [u8]) {
-        let mut filled = 0;
-        while filled < dst.len() {
-            let Some(front) = self.chunks.front_mut() else {
-                break;
-            };
-            let n = front.len().min(dst.len() - filled);
-            if let (Some(to), Some(from)) = (dst.get_mut(filled..filled + n), front.get(..n)) {
-                to.copy_from_slice(from);
-            }
-            front.advance(n);
-            filled += n;
-            if front.is_empty() {
-                self.chunks.pop_front();
-            }
-        }
-        self.buffered = self.buffered.saturating_sub(filled);
-    }
-
-    /// Removes the next `len` buffered bytes (`len <= self.buffered`), as a view of the front
-    /// chunk when it holds them all, else gathered into one buffer of exactly `len` bytes.
-    fn take_message(&mut self, len: usize) -> Bytes {
+    /// A message of `len` bytes lying whole in `input`: a view when its allocation may be
+    /// kept and the message fills at least half of it, else a copy of exactly `len` bytes.
+    fn take_whole(&mut self, len: usize) -> Bytes {
         if len == 0 {
             return Bytes::new();
         }
-        if let Some(front) = self.chunks.front_mut() {
-            if front.len() >= len {
-                let data = front.split_to(len);
-                if front.is_empty() {
-                    self.chunks.pop_front();
-                }
-                self.buffered = self.buffered.saturating_sub(len);
-                return data;
-            }
+        let view = self.input.split_to(len);
+        if self.input.is_empty() {
+            self.input = Bytes::new();
         }
-        let mut gathered = BytesMut::with_capacity(len);
-        while gathered.len() < len {
-            let Some(front) = self.chunks.front_mut() else {
-                break;
-            };
-            let n = front.len().min(len - gathered.len());
-            gathered.extend_from_slice(front.get(..n).unwrap_or(&[]));
-            front.advance(n);
-            if front.is_empty() {
-                self.chunks.pop_front();
-            }
+        match self.input_backing {
+            Some(backing) if len.saturating_mul(2) >= backing => view,
+            _ => Bytes::copy_from_slice(&view),
         }
-        self.buffered = self.buffered.saturating_sub(gathered.len());
-        gathered.freeze()
     }
 }
 
@@ -314,23 +379,71 @@ mod tests {
         assert_eq!(got, expect);
     }
 
+    fn within(outer: &Bytes, inner: &Bytes) -> bool {
+        let (o, i) = (outer.as_ptr_range(), inner.as_ptr_range());
+        o.start <= i.start && i.end <= o.end
+    }
+
     #[test]
-    fn single_chunk_is_zero_copy() {
+    fn a_message_filling_a_shared_payload_is_a_view() {
         let (wire, expect) = two_messages();
         let chunk = Bytes::from(wire);
-        let range = chunk.as_ptr_range();
         let mut d = MessageDecoder::new(1024);
-        d.push(chunk.clone());
+        d.push_shared(chunk.clone(), chunk.len());
         assert_eq!(d.buffered_len(), chunk.len());
         let got = drain(&mut d);
         assert_eq!(got, expect);
-        for m in &got {
-            let r = m.data.as_ptr_range();
-            assert!(
-                range.start <= r.start && r.end <= range.end,
-                "message is a view"
-            );
+        // 40 of 55 bytes: a view; 5 of 55: a copy, so it does not keep the payload alive.
+        assert!(!within(&chunk, &got[0].data), "small message copied");
+        assert!(within(&chunk, &got[1].data), "large message is a view");
+    }
+
+    #[test]
+    fn messages_of_an_unshared_payload_are_copies() {
+        let (wire, expect) = two_messages();
+        let chunk = Bytes::from(wire);
+        let mut d = MessageDecoder::new(1024);
+        d.push(chunk.clone());
+        let got = drain(&mut d);
+        assert_eq!(got, expect);
+        assert!(got.iter().all(|m| !within(&chunk, &m.data)));
+    }
+
+    #[test]
+    fn one_byte_payloads_hold_about_what_arrived() {
+        let body = vec![7u8; 1 << 20];
+        let wire = frame(false, &body);
+        let mut d = MessageDecoder::new(4 << 20);
+        let mut received = 0;
+        for (i, b) in wire.iter().enumerate() {
+            d.push(Bytes::copy_from_slice(&[*b]));
+            received += 1;
+            if let Some(m) = d.next_message().unwrap() {
+                assert_eq!(i + 1, wire.len());
+                assert_eq!(m.data.len(), body.len());
+                assert_eq!(d.held_capacity(), 0);
+                return;
+            }
+            // Never more than twice what arrived (plus the first 4 KiB), never past the
+            // declared length.
+            assert!(d.held_capacity() <= (2 * received).max(MIN_REASSEMBLY));
+            assert!(d.held_capacity() <= body.len());
         }
+        panic!("the message never completed");
+    }
+
+    #[test]
+    fn a_declared_length_is_not_allocated_ahead() {
+        let mut d = MessageDecoder::new(4 << 20);
+        d.push(Bytes::copy_from_slice(&encode_prefix(false, 4 << 20)));
+        d.push(Bytes::copy_from_slice(&[1, 2, 3]));
+        assert_eq!(d.next_message(), Ok(None));
+        assert!(d.held_capacity() <= MIN_REASSEMBLY);
+        assert!(d.is_mid_message());
+        d.discard();
+        assert_eq!(d.held_capacity(), 0);
+        d.push(Bytes::copy_from_slice(&[4]));
+        assert_eq!(d.held_capacity(), 0, "a discarded decoder keeps nothing");
     }
 
     #[test]
