@@ -592,7 +592,8 @@ impl Connection {
         too_large: bool,
     ) {
         if let Some(stream) = self.streams.get(&id) {
-            // Request trailers: legal HTTP/2, meaningless to gRPC. They must end the stream.
+            // Request trailers: legal HTTP/2, meaningless to gRPC. They must end the stream,
+            // and follow the HTTP/2 field rules like any header block.
             if !stream.state.can_recv() {
                 if !stream.reported {
                     self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
@@ -601,6 +602,15 @@ impl Connection {
             }
             if !end_stream {
                 self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "trailers without END_STREAM");
+                return;
+            }
+            if let Err(error) = grpc::check_request_trailers(fields.drain(..)) {
+                // RFC 9113 §8.1.1: the request is malformed; its call, already started, ends.
+                let reason = match error {
+                    HeadError::Malformed(reason) => reason,
+                    _ => "malformed request trailers",
+                };
+                self.stream_error(id, ErrorCode::PROTOCOL_ERROR, reason);
                 return;
             }
             self.on_remote_end(id);

@@ -331,7 +331,9 @@ impl Connection {
                     && matches!(stream.pending_end, Some(PendingEnd::EndStream));
                 let out = grpc::RequestOut {
                     path: &request.path,
-                    authority: Some(&request.authority),
+                    // RFC 9113 §8.3.1: an empty :authority is malformed; without one the
+                    // request simply names no authority.
+                    authority: Some(request.authority.as_str()).filter(|a| !a.is_empty()),
                     scheme: match request.scheme {
                         Scheme::Http => "http",
                         Scheme::Https => "https",

@@ -6,6 +6,10 @@
 //! error PROTOCOL_ERROR, RFC 9113 §8.1.1), a field gRPC itself uses, or custom metadata.
 //! A field that is valid HTTP but not a valid gRPC metadata key or ASCII value (`x!`, a
 //! value with bytes ≥ 0x80) is not surfaced, as it cannot be represented.
+//!
+//! `content-length` is checked to be a decimal number, once, but is not compared with the
+//! DATA received (RFC 9113 §8.1.1 would make a mismatch malformed): gRPC delimits its
+//! messages itself, the length is never used or surfaced, and grpc-go ignores it too.
 
 use core::fmt;
 use core::time::Duration;
@@ -108,6 +112,8 @@ pub struct Trailers {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Block {
     Request,
+    /// A request's trailers: only the HTTP/2 rules apply, gRPC gives them no meaning.
+    RequestTrailers,
     Response,
     Trailers,
     TrailersOnly,
@@ -132,10 +138,11 @@ struct Collected {
     details: Option<Bytes>,
     metadata: Metadata,
     bad_metadata: Option<Status>,
+    content_length_seen: bool,
 }
 
-/// RFC 9113 §8.2.1: a name is non-empty and has no byte in 0x00-0x20, 0x41-0x5a (upper
-/// case) or 0x7f-0xff.
+/// RFC 9113 §8.2.1: a regular field's name is non-empty and has no byte in 0x00-0x20,
+/// 0x41-0x5a (upper case) or 0x7f-0xff, and no colon.
 fn check_name(name: &[u8]) -> Result<(), HeadError> {
     if name.is_empty() {
         return Err(HeadError::Malformed("empty field name"));
@@ -143,17 +150,50 @@ fn check_name(name: &[u8]) -> Result<(), HeadError> {
     if name.iter().any(u8::is_ascii_uppercase) {
         return Err(HeadError::Malformed("upper-case field name"));
     }
-    if name.iter().any(|&b| b <= 0x20 || b >= 0x7f) {
+    if name.iter().any(|&b| b <= 0x20 || b >= 0x7f || b == b':') {
         return Err(HeadError::Malformed("invalid byte in field name"));
     }
     Ok(())
 }
 
-/// RFC 9113 §8.2.1: a value has no NUL, CR or LF. (Leading or trailing whitespace is
-/// tolerated here; metadata values are trimmed.)
+/// RFC 9113 §8.2.1: a value has no NUL, CR or LF, and does not start or end with a space or
+/// a tab.
 fn check_value(value: &[u8]) -> Result<(), HeadError> {
     if value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n')) {
         return Err(HeadError::Malformed("NUL, CR or LF in field value"));
+    }
+    let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+    if blank(value.first()) || blank(value.last()) {
+        return Err(HeadError::Malformed(
+            "whitespace at the start or end of a field value",
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 9110 §8.6: `content-length` is one decimal number (a list such as `5, 5` is refused,
+/// as §8.6 allows), sent once.
+fn check_content_length(value: &[u8], seen: &mut bool) -> Result<(), HeadError> {
+    if *seen {
+        return Err(HeadError::Malformed("duplicate content-length"));
+    }
+    *seen = true;
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(HeadError::Malformed(
+            "content-length is not a decimal number",
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 9113 §8.3.1 and RFC 9110 §4.2: the authority of an `http`/`https` request names a
+/// host, and carries no userinfo (`user@`).
+fn check_authority(authority: &[u8]) -> Result<(), HeadError> {
+    if authority.is_empty() {
+        return Err(HeadError::Malformed("empty authority"));
+    }
+    if authority.contains(&b'@') {
+        return Err(HeadError::Malformed("userinfo in the authority"));
     }
     Ok(())
 }
@@ -181,7 +221,7 @@ fn collect(fields: impl IntoIterator<Item = Field>, block: Block) -> Result<Coll
             }
             let slot = match (&name[..], block) {
                 // RFC 9113 §8.1: trailers carry no pseudo-header fields.
-                (_, Block::Trailers) => {
+                (_, Block::Trailers | Block::RequestTrailers) => {
                     return Err(HeadError::Malformed("pseudo-header field in trailers"));
                 }
                 (b":method", Block::Request) => &mut c.method,
@@ -215,7 +255,7 @@ fn collect(fields: impl IntoIterator<Item = Field>, block: Block) -> Result<Coll
             }
             // RFC 9113 §8.2.2: TE only in requests, and only "trailers".
             b"te" => {
-                if block != Block::Request {
+                if !matches!(block, Block::Request | Block::RequestTrailers) {
                     return Err(HeadError::Malformed("te in a response"));
                 }
                 if &value[..] != b"trailers" {
@@ -223,10 +263,11 @@ fn collect(fields: impl IntoIterator<Item = Field>, block: Block) -> Result<Coll
                 }
             }
             b"content-type" => set_once(&mut c.content_type, value, "duplicate content-type")?,
+            b"content-length" => check_content_length(&value, &mut c.content_length_seen)?,
             b"grpc-timeout" if block == Block::Request => {
                 set_once(&mut c.timeout, value, "duplicate grpc-timeout")?;
             }
-            b"grpc-encoding" if block != Block::Trailers => {
+            b"grpc-encoding" if !matches!(block, Block::Trailers | Block::RequestTrailers) => {
                 set_once(&mut c.encoding, value, "duplicate grpc-encoding")?;
             }
             // A list header may be split over several fields: take the union.
@@ -245,8 +286,8 @@ fn collect(fields: impl IntoIterator<Item = Field>, block: Block) -> Result<Coll
             b"host" if block == Block::Request => {
                 set_once(&mut c.host, value, "duplicate host")?;
             }
-            // Reserved names out of place (grpc-status in a request, content-length, …) are
-            // neither used nor surfaced.
+            // Reserved names out of place (grpc-status in a request, …) are neither used nor
+            // surfaced.
             _ if is_reserved_header(&name) => {}
             _ => {
                 if name.as_ref() == b"user-agent" && c.user_agent.is_none() {
@@ -292,23 +333,43 @@ fn parse_http_status(v: &[u8]) -> Result<u16, HeadError> {
 /// Checks, in order: HTTP/2 rules (→ `Malformed`), `:method` POST (→ `BadMethod`),
 /// content-type (→ `BadContentType`), then gRPC values (→ `Grpc`, status INTERNAL as
 /// grpc-go for a malformed `grpc-timeout` or `-bin` value).
+///
+/// A `:path` that starts with `/` is well formed whatever follows: one that names no method
+/// is for the router to answer (UNIMPLEMENTED), not a malformed request.
 pub fn parse_request(fields: impl IntoIterator<Item = Field>) -> Result<RequestHead, HeadError> {
     let c = collect(fields, Block::Request)?;
-    // RFC 9113 §8.3.1: :method, :scheme and a non-empty :path are required (no CONNECT here).
+    // RFC 9113 §8.3.1: exactly one valid :method, :scheme and :path (no CONNECT here).
     let method = c.method.ok_or(HeadError::Malformed("missing :method"))?;
     let scheme = c.scheme.ok_or(HeadError::Malformed("missing :scheme"))?;
     let path = c.path.ok_or(HeadError::Malformed("missing :path"))?;
+    if method.is_empty() {
+        return Err(HeadError::Malformed("empty :method"));
+    }
+    if scheme.is_empty() {
+        return Err(HeadError::Malformed("empty :scheme"));
+    }
     if path.is_empty() {
         return Err(HeadError::Malformed("empty :path"));
     }
-    // RFC 9113 §8.3.1: a Host differing from :authority makes the request malformed.
+    // RFC 9113 §8.3.1: the path is absolute ("/…"); only OPTIONS may ask for "*" (and is then
+    // refused as not POST). A path without its "/" must never reach routing: authorization
+    // by path would miss it (the class of grpc-go CVE-2026-33186).
+    let options_asterisk = &path[..] == b"*" && &method[..] == b"OPTIONS";
+    if !path.starts_with(b"/") && !options_asterisk {
+        return Err(HeadError::Malformed(":path does not start with \"/\""));
+    }
+    // RFC 9113 §8.3.1: a Host differing from :authority makes the request malformed. Host
+    // names are compared without regard to case (RFC 9110 §4.2.3); ports are not normalised.
     let authority = match (c.authority, c.host) {
-        (Some(a), Some(h)) if a != h => {
+        (Some(a), Some(h)) if !a.eq_ignore_ascii_case(&h) => {
             return Err(HeadError::Malformed("host differs from :authority"));
         }
         (Some(a), _) => Some(a),
         (None, h) => h,
     };
+    if let Some(authority) = &authority {
+        check_authority(authority)?;
+    }
     if &method[..] != b"POST" {
         return Err(HeadError::BadMethod);
     }
@@ -400,6 +461,14 @@ fn trailer_status(c: &Collected, http_status: Option<u16>) -> Status {
         }
     }
     Status::new(code, message).with_details(details)
+}
+
+/// Checks a request's trailers on the server (HEADERS with END_STREAM after the request
+/// head): only the HTTP/2 field rules apply (no pseudo-header fields, valid names and values,
+/// no connection-specific fields), as gRPC gives request trailers no meaning. Any error is
+/// [`HeadError::Malformed`].
+pub fn check_request_trailers(fields: impl IntoIterator<Item = Field>) -> Result<(), HeadError> {
+    collect(fields, Block::RequestTrailers).map(|_| ())
 }
 
 /// Parses trailers (HEADERS with END_STREAM after the response head). With `trailers_only`
@@ -570,6 +639,35 @@ mod tests {
                 request(&[("host", "other.example")]),
                 "host differs from :authority",
             ),
+            (
+                request(&[("host", "example.com"), ("host", "example.com")]),
+                "duplicate host",
+            ),
+            (request(&[("a:b", "v")]), "invalid byte in field name"),
+            (
+                request(&[("a", " v")]),
+                "whitespace at the start or end of a field value",
+            ),
+            (
+                request(&[("a", "v\t")]),
+                "whitespace at the start or end of a field value",
+            ),
+            (
+                request(&[("content-length", "5x")]),
+                "content-length is not a decimal number",
+            ),
+            (
+                request(&[("content-length", "")]),
+                "content-length is not a decimal number",
+            ),
+            (
+                request(&[("content-length", "5, 5")]),
+                "content-length is not a decimal number",
+            ),
+            (
+                request(&[("content-length", "5"), ("content-length", "5")]),
+                "duplicate content-length",
+            ),
         ];
         for (fields, why) in cases {
             assert_eq!(malformed(parse_request(fields)), why);
@@ -618,6 +716,27 @@ mod tests {
             ]))),
             ":status in a request"
         );
+        for (i, name) in [":method", ":scheme", ":path"].into_iter().enumerate() {
+            let mut v = p.to_vec();
+            v[i] = (name, "");
+            let why = format!("empty {name}");
+            assert_eq!(malformed(parse_request(pseudo(v))), why);
+        }
+        for path in ["pkg.Svc/Call", "*", "?x", "svc"] {
+            let v = vec![p[0], p[1], (":path", path)];
+            assert_eq!(
+                malformed(parse_request(pseudo(v))),
+                ":path does not start with \"/\"",
+                "{path}"
+            );
+        }
+        for (authority, why) in [
+            ("", "empty authority"),
+            ("user@example.com", "userinfo in the authority"),
+        ] {
+            let v = vec![p[0], p[1], p[2], (":authority", authority)];
+            assert_eq!(malformed(parse_request(pseudo(v))), why);
+        }
         // A malformed block wins over a bad method.
         assert_eq!(
             malformed(parse_request(pseudo(vec![(":method", "GET"), p[1]]))),
@@ -642,6 +761,58 @@ mod tests {
             Some(&b"h.example"[..])
         );
         assert!(parse_request(request(&[("host", "example.com")])).is_ok());
+        assert!(
+            parse_request(request(&[("host", "Example.COM")])).is_ok(),
+            "host names compare without case"
+        );
+    }
+
+    #[test]
+    fn request_paths_that_are_well_formed() {
+        // Any absolute path is well formed; whether it names a method is the router's call.
+        for path in ["/", "/x", "/a/b/c", "/pkg.Svc/", "/pkg.Svc/Call?q=1"] {
+            let mut fields = request(&[]);
+            fields[2] = f(":path", path);
+            assert_eq!(
+                parse_request(fields).unwrap().path,
+                path.as_bytes(),
+                "{path}"
+            );
+        }
+        // RFC 9113 §8.3.1: "*" is an OPTIONS request's, which is well formed, and not POST.
+        let mut fields = request(&[]);
+        fields[0] = f(":method", "OPTIONS");
+        fields[2] = f(":path", "*");
+        assert_eq!(parse_request(fields), Err(HeadError::BadMethod));
+        // Inner spaces and tabs are fine; content-length is accepted whatever the DATA.
+        assert!(parse_request(request(&[("a", "x \t y"), ("content-length", "0")])).is_ok());
+    }
+
+    #[test]
+    fn request_trailers_rules() {
+        assert_eq!(check_request_trailers(vec![f("x-late", "1")]), Ok(()));
+        assert_eq!(check_request_trailers(vec![f("te", "trailers")]), Ok(()));
+        // gRPC's own names mean nothing here: never an error, even repeated.
+        let repeated = vec![f("grpc-status", "0"), f("grpc-status", "1")];
+        assert_eq!(check_request_trailers(repeated), Ok(()));
+        let bad = [
+            (f(":path", "/x"), "pseudo-header field in trailers"),
+            (f("X-Late", "1"), "upper-case field name"),
+            (f("connection", "close"), "connection-specific header field"),
+            (f("te", "gzip"), "te other than \"trailers\""),
+            (f("x", "a\0b"), "NUL, CR or LF in field value"),
+            (
+                f("x", "a "),
+                "whitespace at the start or end of a field value",
+            ),
+            (
+                f("content-length", "x"),
+                "content-length is not a decimal number",
+            ),
+        ];
+        for (field, why) in bad {
+            assert_eq!(malformed(check_request_trailers(vec![field])), why);
+        }
     }
 
     #[test]
@@ -655,13 +826,13 @@ mod tests {
             ("grpc-accept-encoding", "deflate, br"),
             ("x!", "dropped: not a gRPC key"),
             ("x-high", "caf\u{e9}"),
-            ("x-ok", "  trimmed "),
+            ("x-ok", "kept"),
             ("grpc-previous-rpc-attempts", "1"),
         ]))
         .unwrap();
         let keys: Vec<_> = head.metadata.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["x-ok", "grpc-previous-rpc-attempts"]);
-        assert_eq!(head.metadata.get("x-ok"), Some("trimmed"));
+        assert_eq!(head.metadata.get("x-ok"), Some("kept"));
         assert_eq!(head.accept_encoding.to_header_value(), "gzip,deflate");
     }
 
@@ -707,6 +878,14 @@ mod tests {
                 vec![f(":status", "200"), f(":foo", "x")],
                 "unknown pseudo-header field",
             ),
+            (
+                vec![f(":status", "200"), f("x", "v ")],
+                "whitespace at the start or end of a field value",
+            ),
+            (
+                vec![f(":status", "200"), f("content-length", "-1")],
+                "content-length is not a decimal number",
+            ),
         ];
         for (fields, why) in bad {
             assert_eq!(malformed(parse_response(fields)), why);
@@ -721,7 +900,7 @@ mod tests {
             Code::Unknown,
             "missing grpc-status is never OK"
         );
-        for bad in ["", "abc", "-1", " 0", "0x0"] {
+        for bad in ["", "abc", "-1", "0x0"] {
             let t = parse_trailers(vec![f("grpc-status", bad)], false).unwrap();
             assert_eq!(t.status.code(), Code::Internal, "{bad:?}");
         }
@@ -801,6 +980,10 @@ mod tests {
             (
                 vec![f("grpc-message", "a\nb")],
                 "NUL, CR or LF in field value",
+            ),
+            (
+                vec![f("grpc-status", " 0")],
+                "whitespace at the start or end of a field value",
             ),
         ];
         for (fields, why) in bad {

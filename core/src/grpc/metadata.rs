@@ -157,12 +157,19 @@ pub enum MetadataValue {
 
 impl MetadataValue {
     /// An ASCII value, checked to be printable ASCII (PROTOCOL-HTTP2.md, "ASCII-Value").
+    /// Leading and trailing spaces are dropped: an HTTP/2 field value may not have them
+    /// (RFC 9113 §8.2.1), so the value kept is the one the peer will see.
     pub fn ascii(value: impl Into<Bytes>) -> Result<Self, MetadataError> {
         let value = value.into();
         if let Some(&b) = value.iter().find(|&&b| !(0x20..=0x7e).contains(&b)) {
             return Err(MetadataError::InvalidValue(b));
         }
-        Ok(Self::Ascii(value))
+        let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
+        let end = value
+            .iter()
+            .rposition(|&b| b != b' ')
+            .map_or(start, |i| i + 1);
+        Ok(Self::Ascii(value.slice(start..end)))
     }
 
     /// The raw bytes (decoded, for binary values).
@@ -536,6 +543,9 @@ mod tests {
             Err(MetadataError::InvalidValue(0x7f))
         );
         assert!(md.insert("a", " ~printable~ ").is_ok());
+        assert_eq!(md.get("a"), Some("~printable~"), "edge spaces dropped");
+        assert!(md.insert("a", "   ").is_ok());
+        assert_eq!(md.get("a"), Some(""));
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub use compression::{CompressionError, Encoding, EncodingSet};
 pub use compression::{compress, decompress};
 pub use head::{HeadError, RequestHead, RequestOut, ResponseHead, Trailers};
 pub use head::{
-    parse_request, parse_response, parse_trailers, parse_trailers_only, write_request,
-    write_response_head, write_trailers, write_trailers_only,
+    check_request_trailers, parse_request, parse_response, parse_trailers, parse_trailers_only,
+    write_request, write_response_head, write_trailers, write_trailers_only,
 };
 pub use message::encode_prefix;
 pub use message::{MessageDecoder, MessageError, RawMessage};

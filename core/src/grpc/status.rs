@@ -291,15 +291,18 @@ fn is_unreserved(b: u8) -> bool {
 
 /// `true` when `msg` needs no percent-encoding (so it can be sent without a copy).
 pub fn grpc_message_is_plain(msg: &str) -> bool {
-    msg.bytes().all(is_unreserved)
+    msg.bytes().all(is_unreserved) && !msg.starts_with(' ') && !msg.ends_with(' ')
 }
 
 /// Appends `msg` percent-encoded for `grpc-message`: bytes outside 0x20..=0x7E and `%` become
-/// `%XX` with upper-case hex (PROTOCOL-HTTP2.md, "Status-Message").
+/// `%XX` with upper-case hex (PROTOCOL-HTTP2.md, "Status-Message"), and so does a space at
+/// either end, which a field value may not have (RFC 9113 §8.2.1).
 pub fn encode_grpc_message(msg: &str, dst: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in msg.bytes() {
-        if is_unreserved(b) {
+    let last = msg.len().saturating_sub(1);
+    for (i, b) in msg.bytes().enumerate() {
+        let edge_space = b == b' ' && (i == 0 || i == last);
+        if is_unreserved(b) && !edge_space {
             dst.push(b);
         } else {
             dst.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
@@ -465,6 +468,10 @@ mod tests {
         assert_eq!(enc("\x7f"), "%7F");
         assert_eq!(enc("café"), "caf%C3%A9");
         assert_eq!(enc("😀"), "%F0%9F%98%80");
+        assert_eq!(enc(" a b "), "%20a b%20");
+        assert_eq!(enc(" "), "%20");
+        assert!(!grpc_message_is_plain("ends with a space "));
+        assert!(!grpc_message_is_plain(" starts with one"));
     }
 
     #[test]

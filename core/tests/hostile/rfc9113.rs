@@ -2,7 +2,8 @@
 //! that GOAWAY (or RST_STREAM) and reports it.
 
 use anygrpc_core::frame::{Frame, FrameType, Settings, flags};
-use anygrpc_core::{CLIENT_PREFACE, Config, ErrorCode, Side, StreamId};
+use anygrpc_core::grpc::RequestHead;
+use anygrpc_core::{CLIENT_PREFACE, Code, Config, ErrorCode, Event, Side, Status, StreamId};
 
 use crate::support::raw::{
     Raw, fields, grpc_message, plain_block, raw_frame, raw_settings, request_fields,
@@ -543,30 +544,118 @@ fn assert_malformed_request(fields: &[(String, String)]) {
     raw.assert_serves_call(3);
 }
 
+/// Sends `fields` as a unary request on stream 1 and asserts the application gets the call
+/// (no reset); returns the head it was given.
+#[track_caller]
+fn assert_request_reaches_the_application(fields: &[(String, String)]) -> RequestHead {
+    let mut raw = Raw::server(Config::server());
+    raw.send_plain(1, fields, false);
+    raw.send_data(1, &grpc_message(0, b"x"), true);
+    raw.assert_open();
+    assert!(
+        raw.resets().is_empty(),
+        "fields {fields:?}: {:?}",
+        raw.resets()
+    );
+    raw.events
+        .iter()
+        .find_map(|e| match e {
+            Event::CallStarted { head, .. } => Some((**head).clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("fields {fields:?}: no call; events {:?}", raw.events))
+}
+
 fn request_with(f: impl FnOnce(&mut Vec<(String, String)>)) -> Vec<(String, String)> {
     let mut fields = request_fields("/svc.S/M");
     f(&mut fields);
     fields
 }
 
-#[test]
-fn request_without_path_is_reset_with_protocol_error() {
-    assert_malformed_request(&request_with(|f| f.retain(|(n, _)| n != ":path")));
+/// The request with the value of its (first) `name` field replaced by `value`.
+fn request_setting(name: &str, value: &str) -> Vec<(String, String)> {
+    request_with(|f| match f.iter_mut().find(|(n, _)| n == name) {
+        Some(field) => field.1 = value.into(),
+        None => panic!("no {name} in the request"),
+    })
 }
 
 #[test]
-fn request_with_empty_path_is_reset_with_protocol_error() {
-    assert_malformed_request(&request_with(|f| {
-        f.retain(|(n, _)| n != ":path");
-        f.insert(0, (":path".into(), String::new()));
-    }));
+fn path_without_leading_slash_is_reset_with_protocol_error() {
+    // The class of grpc-go CVE-2026-33186: routed, it would bypass authorization by path.
+    for path in ["svc.S/M", "grpc.testing.TestService/EmptyCall", "svc", "?q"] {
+        assert_malformed_request(&request_setting(":path", path));
+    }
 }
 
 #[test]
-fn request_with_duplicate_method_is_reset_with_protocol_error() {
-    assert_malformed_request(&request_with(|f| {
-        f.insert(1, (":method".into(), "POST".into()))
+fn asterisk_path_is_reset_with_protocol_error() {
+    // RFC 9113 §8.3.1: "*" is for OPTIONS only; on a POST the request is malformed.
+    assert_malformed_request(&request_setting(":path", "*"));
+}
+
+#[test]
+fn options_asterisk_is_well_formed_and_answered_405() {
+    let mut fields = request_setting(":path", "*");
+    fields[0].1 = "OPTIONS".into();
+    let mut raw = Raw::server(Config::server());
+    raw.send_plain(1, &fields, true);
+    raw.assert_open();
+    assert!(raw.resets().is_empty(), "not malformed: {:?}", raw.resets());
+    assert!(raw.started().is_empty());
+    let end = raw.final_block(1).expect("an answer");
+    assert_eq!(end.get(":status"), Some("405"));
+    raw.assert_serves_call(3);
+}
+
+#[test]
+fn well_formed_path_naming_no_method_reaches_the_application() {
+    // Only a missing "/" is malformed: any other path goes to the router, which answers
+    // UNIMPLEMENTED (grpc-go draws the same line).
+    for path in ["/", "/x", "/a/b/c", "/svc.S/", "/svc.S/M?x=1"] {
+        let head = assert_request_reaches_the_application(&request_setting(":path", path));
+        assert_eq!(head.path, path.as_bytes());
+    }
+}
+
+#[test]
+fn request_missing_a_required_pseudo_header_is_reset_with_protocol_error() {
+    for name in [":method", ":scheme", ":path"] {
+        assert_malformed_request(&request_with(|f| f.retain(|(n, _)| n != name)));
+    }
+}
+
+#[test]
+fn request_without_authority_is_served() {
+    // RFC 9113 §8.3.1: :authority may be left out; Host then stands in for it.
+    let head = assert_request_reaches_the_application(&request_with(|f| {
+        f.retain(|(n, _)| n != ":authority")
     }));
+    assert_eq!(head.authority, None);
+    let head = assert_request_reaches_the_application(&request_with(|f| {
+        f.retain(|(n, _)| n != ":authority");
+        f.push(("host".into(), "h.local".into()));
+    }));
+    assert_eq!(head.authority.as_deref(), Some(&b"h.local"[..]));
+}
+
+#[test]
+fn request_with_empty_pseudo_header_is_reset_with_protocol_error() {
+    for name in [":method", ":scheme", ":path", ":authority"] {
+        assert_malformed_request(&request_setting(name, ""));
+    }
+}
+
+#[test]
+fn request_with_duplicate_pseudo_header_is_reset_with_protocol_error() {
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "https"),
+        (":path", "/svc.S/Other"),
+        (":authority", "test.local"),
+    ] {
+        assert_malformed_request(&request_with(|f| f.insert(0, (name.into(), value.into()))));
+    }
 }
 
 #[test]
@@ -597,6 +686,14 @@ fn uppercase_field_name_is_reset_with_protocol_error() {
 }
 
 #[test]
+fn field_name_with_forbidden_byte_is_reset_with_protocol_error() {
+    // RFC 9113 §8.2.1: no 0x00-0x20, 0x7f-0xff, nor a colon outside pseudo-header names.
+    for name in ["", "x\0y", "x y", "x:y", "x\u{7f}", "caf\u{e9}"] {
+        assert_malformed_request(&request_with(|f| f.push((name.into(), "v".into()))));
+    }
+}
+
+#[test]
 fn connection_specific_header_is_reset_with_protocol_error() {
     for (name, value) in [
         ("connection", "keep-alive"),
@@ -611,17 +708,104 @@ fn connection_specific_header_is_reset_with_protocol_error() {
 
 #[test]
 fn te_other_than_trailers_is_reset_with_protocol_error() {
+    for value in ["gzip", "trailers, gzip", ""] {
+        assert_malformed_request(&request_setting("te", value));
+    }
+}
+
+#[test]
+fn host_differing_from_authority_is_reset_with_protocol_error() {
     assert_malformed_request(&request_with(|f| {
-        f.retain(|(n, _)| n != "te");
-        f.push(("te".into(), "gzip".into()));
+        f.push(("host".into(), "other.local".into()))
+    }));
+    // The same host name in another case is the same entity (RFC 9110 §4.2.3).
+    let head = assert_request_reaches_the_application(&request_with(|f| {
+        f.push(("host".into(), "TEST.local".into()))
+    }));
+    assert_eq!(head.authority.as_deref(), Some(&b"test.local"[..]));
+}
+
+#[test]
+fn duplicate_host_is_reset_with_protocol_error() {
+    // Host is a singleton (RFC 9110 §7.2, gRPC A41): two of them are refused whether or not
+    // they agree, with or without :authority.
+    for (a, b) in [("test.local", "other.local"), ("test.local", "test.local")] {
+        assert_malformed_request(&request_with(|f| {
+            f.push(("host".into(), a.into()));
+            f.push(("host".into(), b.into()));
+        }));
+        assert_malformed_request(&request_with(|f| {
+            f.retain(|(n, _)| n != ":authority");
+            f.push(("host".into(), a.into()));
+            f.push(("host".into(), b.into()));
+        }));
+    }
+}
+
+#[test]
+fn authority_with_userinfo_is_reset_with_protocol_error() {
+    // RFC 9113 §8.3.1: no deprecated userinfo in an http or https authority.
+    assert_malformed_request(&request_setting(":authority", "admin@test.local"));
+    assert_malformed_request(&request_with(|f| {
+        f.retain(|(n, _)| n != ":authority");
+        f.push(("host".into(), "admin@test.local".into()));
     }));
 }
 
 #[test]
-fn field_value_with_newline_is_reset_with_protocol_error() {
-    assert_malformed_request(&request_with(|f| {
-        f.push(("x-custom".into(), "a\r\nb".into()))
+fn field_value_with_nul_cr_or_lf_is_reset_with_protocol_error() {
+    for value in ["a\0b", "a\rb", "a\nb", "a\r\nb"] {
+        assert_malformed_request(&request_with(|f| f.push(("x-custom".into(), value.into()))));
+    }
+    assert_malformed_request(&request_setting(":path", "/svc.S/M\r\nx-injected: 1"));
+}
+
+#[test]
+fn field_value_with_leading_or_trailing_whitespace_is_reset_with_protocol_error() {
+    for value in [" v", "v ", "\tv", "v\t", " "] {
+        assert_malformed_request(&request_with(|f| f.push(("x-custom".into(), value.into()))));
+    }
+    assert_malformed_request(&request_setting(":path", "/svc.S/M "));
+    // Inside a value, spaces and tabs are fine.
+    let head = assert_request_reaches_the_application(&request_with(|f| {
+        f.push(("x-custom".into(), "a b".into()))
     }));
+    assert_eq!(head.metadata.get("x-custom"), Some("a b"));
+}
+
+#[test]
+fn non_numeric_content_length_is_reset_with_protocol_error() {
+    for value in ["abc", "", "-1", "+5", "0x10", "5, 5", "1.0"] {
+        assert_malformed_request(&request_with(|f| {
+            f.push(("content-length".into(), value.into()))
+        }));
+    }
+}
+
+#[test]
+fn duplicate_content_length_is_reset_with_protocol_error() {
+    for (a, b) in [("5", "5"), ("5", "6")] {
+        assert_malformed_request(&request_with(|f| {
+            f.push(("content-length".into(), a.into()));
+            f.push(("content-length".into(), b.into()));
+        }));
+    }
+}
+
+#[test]
+fn content_length_is_not_compared_with_the_data() {
+    // A deliberate leniency (see core/src/grpc/head.rs): gRPC frames its messages itself and
+    // never uses the length; grpc-go ignores it too. The request is served as sent.
+    let mut raw = Raw::server(Config::server());
+    let fields = request_with(|f| f.push(("content-length".into(), "1000".into())));
+    raw.send_plain(1, &fields, false);
+    raw.send_data(1, &grpc_message(0, b"hello"), true);
+    raw.pump();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+    assert!(raw.resets().is_empty());
+    raw.respond_ok(1, b"world");
+    raw.pump();
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("0"));
 }
 
 #[test]
@@ -636,6 +820,326 @@ fn malformed_request_resets_are_not_counted_as_calls() {
     assert_eq!(raw.resets().len(), 100);
     assert_eq!(raw.conn.active_calls(), 0);
     assert!(raw.events.is_empty());
+}
+
+// ---- Malformed request trailers (RFC 9113 §8.1, §8.2): the started call ends ----
+
+/// Sends a valid request head and one message on stream 1, then `trailers` with END_STREAM.
+/// The call was already started, so the application sees it end (INTERNAL) instead of
+/// half-closing; the stream is reset with PROTOCOL_ERROR and a call on stream 3 is served.
+#[track_caller]
+fn assert_malformed_request_trailers(trailers: &[(String, String)]) {
+    let mut raw = Raw::server(Config::server());
+    raw.send_plain(1, &request_fields("/svc.S/M"), false);
+    raw.send_data(1, &grpc_message(0, b"x"), false);
+    raw.send_plain(1, trailers, true);
+    raw.assert_open();
+    assert_eq!(
+        raw.resets(),
+        vec![(StreamId(1), ErrorCode::PROTOCOL_ERROR)],
+        "trailers {trailers:?}"
+    );
+    let ends: Vec<Code> = raw
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Cancelled { stream, status } if *stream == StreamId(1) => Some(status.code()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![Code::Internal], "events {:?}", raw.events);
+    assert!(
+        !raw.events
+            .iter()
+            .any(|e| matches!(e, Event::HalfClosed { .. })),
+        "never reported as a clean half-close"
+    );
+    raw.assert_serves_call(3);
+}
+
+#[test]
+fn well_formed_request_trailers_end_the_request() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_plain(1, &request_fields("/svc.S/M"), false);
+    raw.send_data(1, &grpc_message(0, b"x"), false);
+    raw.send_plain(1, &fields(&[("x-late", "1"), ("te", "trailers")]), true);
+    raw.pump();
+    assert!(
+        raw.events
+            .iter()
+            .any(|e| matches!(e, Event::HalfClosed { stream } if *stream == StreamId(1)))
+    );
+    assert!(raw.resets().is_empty());
+    raw.respond_ok(1, b"y");
+    raw.pump();
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("0"));
+}
+
+#[test]
+fn request_trailers_with_pseudo_header_reset_the_call() {
+    for name in [":path", ":method", ":status", ":protocol"] {
+        assert_malformed_request_trailers(&fields(&[(name, "x")]));
+    }
+}
+
+#[test]
+fn request_trailers_with_bad_field_name_reset_the_call() {
+    for name in ["X-Late", "x late", "x:late", ""] {
+        assert_malformed_request_trailers(&fields(&[(name, "1")]));
+    }
+}
+
+#[test]
+fn request_trailers_with_bad_field_value_reset_the_call() {
+    for value in ["a\0b", "a\rb", "a\nb", " a", "a\t"] {
+        assert_malformed_request_trailers(&fields(&[("x-late", value)]));
+    }
+    assert_malformed_request_trailers(&fields(&[("content-length", "x")]));
+}
+
+#[test]
+fn request_trailers_with_connection_specific_header_reset_the_call() {
+    for (name, value) in [
+        ("connection", "close"),
+        ("keep-alive", "1"),
+        ("proxy-connection", "close"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "h2c"),
+        ("te", "gzip"),
+    ] {
+        assert_malformed_request_trailers(&fields(&[(name, value)]));
+    }
+}
+
+#[test]
+fn client_leaves_out_an_empty_authority() {
+    // An empty :authority is malformed (RFC 9113 §8.3.1): a call given none sends none.
+    let mut raw = Raw::client(Config::client());
+    let id = raw
+        .conn
+        .start_call(anygrpc_core::CallRequest::new("/svc.S/M", ""), raw.now)
+        .unwrap();
+    raw.pump();
+    let head = raw.blocks_on(id.0)[0].clone();
+    assert_eq!(head.get(":path"), Some("/svc.S/M"));
+    assert_eq!(head.get(":authority"), None, "{head:?}");
+}
+
+// ---- Malformed responses (RFC 9113 §8.1, §8.2, §8.3.2): the call fails, connection lives ----
+
+fn response_head() -> Vec<(String, String)> {
+    fields(&[(":status", "200"), ("content-type", "application/grpc")])
+}
+
+/// A client call on a fresh connection, answered by `respond` (the raw server, on the call's
+/// stream) with a response that breaks an HTTP/2 rule: the call fails with INTERNAL, its
+/// stream is reset with PROTOCOL_ERROR, the connection stays open, and the next call on it
+/// succeeds.
+#[track_caller]
+fn assert_malformed_response(what: &str, respond: impl FnOnce(&mut Raw, u32)) {
+    let mut raw = Raw::client(Config::client());
+    let id = raw.start_unary("/svc.S/M");
+    respond(&mut raw, id);
+    raw.assert_open();
+    let statuses = raw.finished(id);
+    assert_eq!(statuses.len(), 1, "{what}: events {:?}", raw.events);
+    assert_eq!(
+        statuses[0].code(),
+        Code::Internal,
+        "{what}: {}",
+        statuses[0]
+    );
+    assert!(
+        statuses[0].message().contains("malformed"),
+        "{what}: {}",
+        statuses[0]
+    );
+    assert_eq!(
+        raw.resets(),
+        vec![(StreamId(id), ErrorCode::PROTOCOL_ERROR)],
+        "{what}"
+    );
+    // The same connection carries the next call.
+    let next = raw.start_unary("/svc.S/M");
+    raw.send_plain(next, &response_head(), false);
+    raw.send_data(next, &grpc_message(0, b"pong"), false);
+    raw.send_plain(next, &fields(&[("grpc-status", "0")]), true);
+    raw.pump();
+    let codes: Vec<Code> = raw.finished(next).iter().map(Status::code).collect();
+    assert_eq!(codes, vec![Code::Ok], "{what}: the next call");
+    raw.assert_open();
+}
+
+/// `head` breaks a rule: refused both as a response head and, with `grpc-status: 0` added
+/// (which would otherwise end the call OK), as a Trailers-Only response.
+#[track_caller]
+fn assert_malformed_head(head: Vec<(String, String)>) {
+    let what = format!("head {head:?}");
+    let as_head = head.clone();
+    assert_malformed_response(&what, move |raw, id| raw.send_plain(id, &as_head, false));
+    let mut trailers_only = head;
+    trailers_only.push(("grpc-status".into(), "0".into()));
+    let what = format!("trailers-only {trailers_only:?}");
+    assert_malformed_response(&what, move |raw, id| {
+        raw.send_plain(id, &trailers_only, true)
+    });
+}
+
+/// `trailers` (with `grpc-status: 0` first) break a rule after a good head and one message.
+#[track_caller]
+fn assert_malformed_trailers(trailers: &[(&str, &str)]) {
+    let mut all = fields(&[("grpc-status", "0")]);
+    all.extend(fields(trailers));
+    let what = format!("trailers {all:?}");
+    assert_malformed_response(&what, move |raw, id| {
+        raw.send_plain(id, &response_head(), false);
+        raw.send_data(id, &grpc_message(0, b"pong"), false);
+        raw.send_plain(id, &all, true);
+    });
+}
+
+/// The good response head plus `extra`.
+fn head_plus(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut head = response_head();
+    head.extend(fields(extra));
+    head
+}
+
+#[test]
+fn response_without_status_fails_the_call_with_internal() {
+    assert_malformed_head(fields(&[("content-type", "application/grpc")]));
+}
+
+#[test]
+fn response_with_duplicate_status_fails_the_call_with_internal() {
+    let mut head = response_head();
+    head.insert(0, (":status".into(), "200".into()));
+    assert_malformed_head(head);
+}
+
+#[test]
+fn response_status_not_three_digits_fails_the_call_with_internal() {
+    for status in ["20", "2000", "2x0", ""] {
+        let mut head = response_head();
+        head[0].1 = status.into();
+        assert_malformed_head(head);
+    }
+}
+
+#[test]
+fn response_with_request_pseudo_header_fails_the_call_with_internal() {
+    for name in [":method", ":scheme", ":path", ":authority"] {
+        let mut head = response_head();
+        head.insert(1, (name.into(), "x".into()));
+        assert_malformed_head(head);
+    }
+}
+
+#[test]
+fn response_with_unknown_pseudo_header_fails_the_call_with_internal() {
+    let mut head = response_head();
+    head.insert(1, (":protocol".into(), "x".into()));
+    assert_malformed_head(head);
+}
+
+#[test]
+fn response_pseudo_header_after_regular_field_fails_the_call_with_internal() {
+    let mut head = response_head();
+    head.swap(0, 1);
+    assert_malformed_head(head);
+}
+
+#[test]
+fn response_with_uppercase_field_name_fails_the_call_with_internal() {
+    assert_malformed_head(head_plus(&[("X-Custom", "v")]));
+}
+
+#[test]
+fn response_field_name_with_forbidden_byte_fails_the_call_with_internal() {
+    for name in ["", "x\0y", "x y", "x:y", "x\u{7f}"] {
+        assert_malformed_head(head_plus(&[(name, "v")]));
+    }
+}
+
+#[test]
+fn response_with_connection_specific_header_fails_the_call_with_internal() {
+    for (name, value) in [
+        ("connection", "close"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "close"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "h2c"),
+        // RFC 9113 §8.2.2: TE only in requests.
+        ("te", "trailers"),
+    ] {
+        assert_malformed_head(head_plus(&[(name, value)]));
+    }
+}
+
+#[test]
+fn response_field_value_with_nul_cr_or_lf_fails_the_call_with_internal() {
+    for value in ["a\0b", "a\rb", "a\nb"] {
+        assert_malformed_head(head_plus(&[("x-custom", value)]));
+    }
+}
+
+#[test]
+fn response_field_value_with_leading_or_trailing_whitespace_fails_the_call_with_internal() {
+    for value in [" v", "v ", "\tv", "v\t"] {
+        assert_malformed_head(head_plus(&[("x-custom", value)]));
+    }
+}
+
+#[test]
+fn response_with_non_numeric_content_length_fails_the_call_with_internal() {
+    assert_malformed_head(head_plus(&[("content-length", "x")]));
+    assert_malformed_head(head_plus(&[
+        ("content-length", "5"),
+        ("content-length", "5"),
+    ]));
+}
+
+#[test]
+fn response_trailers_with_pseudo_header_fail_the_call_with_internal() {
+    for name in [":status", ":path"] {
+        assert_malformed_trailers(&[(name, "200")]);
+    }
+}
+
+#[test]
+fn response_trailers_breaking_field_rules_fail_the_call_with_internal() {
+    for field in [
+        ("X-Custom", "v"),
+        ("x:y", "v"),
+        ("connection", "close"),
+        ("te", "trailers"),
+        ("x-custom", "a\nb"),
+        ("x-custom", "v "),
+        ("content-length", "x"),
+    ] {
+        assert_malformed_trailers(&[field]);
+    }
+    // A space at the edge of grpc-message too: the real status is not trusted.
+    assert_malformed_trailers(&[("grpc-message", "bad input ")]);
+}
+
+#[test]
+fn response_trailers_without_end_stream_fail_the_call_with_internal() {
+    // RFC 9113 §8.1: a second HEADERS without END_STREAM makes the response malformed.
+    let (mut raw, id) = {
+        let mut raw = Raw::client(Config::client());
+        let id = raw.start_unary("/svc.S/M");
+        (raw, id)
+    };
+    raw.send_plain(id, &response_head(), false);
+    raw.send_plain(id, &fields(&[("grpc-status", "0")]), false);
+    raw.assert_open();
+    let codes: Vec<Code> = raw.finished(id).iter().map(Status::code).collect();
+    assert_eq!(codes, vec![Code::Internal]);
+    assert_eq!(
+        raw.resets(),
+        vec![(StreamId(id), ErrorCode::PROTOCOL_ERROR)]
+    );
 }
 
 // ---- Push (RFC 9113 §8.4) ----

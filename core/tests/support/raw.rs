@@ -409,6 +409,34 @@ impl Raw {
             .collect()
     }
 
+    /// Client application: starts a unary call on `path` (head, one message, half-close) and
+    /// flushes it; returns its stream.
+    pub fn start_unary(&mut self, path: &str) -> u32 {
+        let id = self
+            .conn
+            .start_call(anygrpc_core::CallRequest::new(path, "test.local"), self.now)
+            .expect("start_call");
+        self.conn
+            .send_message(id, Bytes::from_static(b"ping"), false)
+            .expect("send_message");
+        self.conn.finish_sending(id).expect("finish_sending");
+        self.pump();
+        id.0
+    }
+
+    /// Client: the statuses `Event::Finished` reported for `stream`, in order.
+    pub fn finished(&self, stream: u32) -> Vec<anygrpc_core::Status> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Finished {
+                    stream: s, status, ..
+                } if *s == StreamId(stream) => Some(status.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Flushes, then asserts the connection ended with exactly one GOAWAY(`code`) as the last
     /// frame it wrote, reported `Event::Closed` with a protocol error of that code, and is
     /// quiet afterwards (more input changes nothing).

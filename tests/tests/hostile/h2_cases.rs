@@ -10,7 +10,7 @@ use prost::Message as _;
 use super::peer::{
     Peer, fields, grpc_message, plain_block, raw_frame, raw_settings, request_fields,
 };
-use super::service::{ECHO, Ping};
+use super::service::{ECHO, Ping, SLEEP};
 use super::{Env, off_thread};
 
 /// Connects a raw client (after a complete handshake when `handshake`), runs `script`, and
@@ -331,4 +331,32 @@ pub async fn connection_specific_headers_reset_the_stream(env: Env) {
         f.extend(fields(&[("te", "gzip")]));
     }));
     malformed_requests(env, requests).await;
+}
+
+pub async fn path_without_leading_slash_is_protocol_error(env: Env) {
+    let srv = env.server().await;
+    let port = srv.port;
+    off_thread(move || {
+        let mut peer = Peer::handshaken(port);
+        let request = Ping::text("unslashed").encode_to_vec();
+        // A real method's path minus its "/" (the class of grpc-go CVE-2026-33186): routed,
+        // it would get past an interceptor authorizing by path.
+        let unslashed = SLEEP.strip_prefix('/').expect("an absolute path");
+        peer.send_plain(1, &request_fields(unslashed), false);
+        peer.send_data(1, &grpc_message(0, &request), true);
+        assert_eq!(peer.reset_of(1), ErrorCode::PROTOCOL_ERROR);
+        // A well-formed path naming no method is the router's to answer: UNIMPLEMENTED.
+        peer.send_plain(3, &request_fields("/e2e.Test/NoSuchMethod"), false);
+        peer.send_data(3, &grpc_message(0, &request), true);
+        let end = peer.end_of(3);
+        assert_eq!(end.get("grpc-status"), Some("12"), "{end:?}");
+        assert_call_served(&mut peer, 5);
+    })
+    .await;
+    let events = srv.probe.events();
+    assert!(
+        !events.iter().any(|e| e.starts_with("sleep:")),
+        "the handler never ran: {events:?}"
+    );
+    env.assert_serves_then_stop(&srv).await;
 }

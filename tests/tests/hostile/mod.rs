@@ -191,6 +191,7 @@ macro_rules! hostile_suite {
             broken_hpack_is_compression_error,
             pseudo_header_misuse_resets_the_stream,
             connection_specific_headers_reset_the_stream,
+            path_without_leading_slash_is_protocol_error,
         );
         $crate::hostile::hostile_suite!(@cases $run; flood_cases:
             rapid_reset_is_enhance_your_calm,

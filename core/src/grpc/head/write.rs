@@ -55,7 +55,8 @@ pub fn write_request(head: &RequestOut<'_>, emit: &mut impl FnMut(&[u8], &[u8]))
             head.accept_encoding.to_header_value().as_bytes(),
         );
     }
-    let app_agent = head.metadata.get("user-agent");
+    // An empty agent would leave a space at the edge of the value (RFC 9113 §8.2.1).
+    let app_agent = head.metadata.get("user-agent").filter(|a| !a.is_empty());
     match (app_agent, head.user_agent) {
         (Some(app), Some(ours)) => {
             let combined = [app, ours].join(" ");
@@ -221,6 +222,32 @@ mod tests {
         assert_eq!(head.authority, None);
         assert_eq!(head.timeout, None);
         assert!(head.accept_encoding.is_empty());
+    }
+
+    #[test]
+    fn written_values_have_no_edge_whitespace() {
+        // RFC 9113 §8.2.1: what we write, our own parser (and any strict peer) accepts.
+        let mut md = Metadata::new();
+        md.insert("user-agent", " ").unwrap();
+        md.insert("x-padded", "  v  ").unwrap();
+        let out = RequestOut {
+            path: "/a/b",
+            authority: None,
+            scheme: "http",
+            timeout: None,
+            encoding: None,
+            accept_encoding: EncodingSet::EMPTY,
+            user_agent: Some("anygrpc/0.1"),
+            metadata: &md,
+        };
+        let fields = capture(|e| write_request(&out, &mut |n, v| e(n, v)));
+        let head = parse_request(fields).unwrap();
+        assert_eq!(head.user_agent.as_deref(), Some(&b"anygrpc/0.1"[..]));
+        assert_eq!(head.metadata.get("x-padded"), Some("v"));
+        let status = Status::new(crate::grpc::Code::NotFound, " no such thing ");
+        let fields = capture(|e| write_trailers(&status, &md, &mut |n, v| e(n, v)));
+        let trailers = parse_trailers(fields, false).unwrap();
+        assert_eq!(trailers.status.message(), " no such thing ", "sent escaped");
     }
 
     #[test]
