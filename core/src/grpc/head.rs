@@ -156,14 +156,17 @@ fn check_name(name: &[u8]) -> Result<(), HeadError> {
     Ok(())
 }
 
-/// RFC 9113 §8.2.1: a value has no NUL, CR or LF, and does not start or end with a space or
-/// a tab.
-fn check_value(value: &[u8]) -> Result<(), HeadError> {
+/// RFC 9113 §8.2.1: a value has no NUL, CR or LF. A pseudo-header's value (`pseudo`) also
+/// may not start or end with a space or a tab. Regular fields with edge whitespace are
+/// accepted as they came, a deliberate leniency (as nghttp2 offers one): grpc-go sends
+/// `grpc-message` unescaped, and a status message ending in a space must not turn into
+/// INTERNAL. Routing and authority never see such a value.
+fn check_value(value: &[u8], pseudo: bool) -> Result<(), HeadError> {
     if value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n')) {
         return Err(HeadError::Malformed("NUL, CR or LF in field value"));
     }
     let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
-    if blank(value.first()) || blank(value.last()) {
+    if pseudo && (blank(value.first()) || blank(value.last())) {
         return Err(HeadError::Malformed(
             "whitespace at the start or end of a field value",
         ));
@@ -211,7 +214,7 @@ fn collect(fields: impl IntoIterator<Item = Field>, block: Block) -> Result<Coll
     let mut regular_seen = false;
     let is_response = matches!(block, Block::Response | Block::TrailersOnly);
     for Field { name, value, .. } in fields {
-        check_value(&value)?;
+        check_value(&value, name.first() == Some(&b':'))?;
         if name.first() == Some(&b':') {
             // RFC 9113 §8.3: pseudo-header fields precede every regular field.
             if regular_seen {
@@ -645,14 +648,6 @@ mod tests {
             ),
             (request(&[("a:b", "v")]), "invalid byte in field name"),
             (
-                request(&[("a", " v")]),
-                "whitespace at the start or end of a field value",
-            ),
-            (
-                request(&[("a", "v\t")]),
-                "whitespace at the start or end of a field value",
-            ),
-            (
                 request(&[("content-length", "5x")]),
                 "content-length is not a decimal number",
             ),
@@ -802,10 +797,6 @@ mod tests {
             (f("te", "gzip"), "te other than \"trailers\""),
             (f("x", "a\0b"), "NUL, CR or LF in field value"),
             (
-                f("x", "a "),
-                "whitespace at the start or end of a field value",
-            ),
-            (
                 f("content-length", "x"),
                 "content-length is not a decimal number",
             ),
@@ -877,10 +868,6 @@ mod tests {
             (
                 vec![f(":status", "200"), f(":foo", "x")],
                 "unknown pseudo-header field",
-            ),
-            (
-                vec![f(":status", "200"), f("x", "v ")],
-                "whitespace at the start or end of a field value",
             ),
             (
                 vec![f(":status", "200"), f("content-length", "-1")],
@@ -980,10 +967,6 @@ mod tests {
             (
                 vec![f("grpc-message", "a\nb")],
                 "NUL, CR or LF in field value",
-            ),
-            (
-                vec![f("grpc-status", " 0")],
-                "whitespace at the start or end of a field value",
             ),
         ];
         for (fields, why) in bad {

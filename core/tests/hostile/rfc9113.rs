@@ -761,16 +761,26 @@ fn field_value_with_nul_cr_or_lf_is_reset_with_protocol_error() {
 }
 
 #[test]
-fn field_value_with_leading_or_trailing_whitespace_is_reset_with_protocol_error() {
-    for value in [" v", "v ", "\tv", "v\t", " "] {
-        assert_malformed_request(&request_with(|f| f.push(("x-custom".into(), value.into()))));
+fn pseudo_header_value_with_leading_or_trailing_whitespace_is_reset_with_protocol_error() {
+    for value in ["/svc.S/M ", " /svc.S/M", "/svc.S/M\t"] {
+        assert_malformed_request(&request_setting(":path", value));
     }
-    assert_malformed_request(&request_setting(":path", "/svc.S/M "));
-    // Inside a value, spaces and tabs are fine.
-    let head = assert_request_reaches_the_application(&request_with(|f| {
-        f.push(("x-custom".into(), "a b".into()))
-    }));
-    assert_eq!(head.metadata.get("x-custom"), Some("a b"));
+    assert_malformed_request(&request_setting(":method", "POST "));
+    assert_malformed_request(&request_setting(":authority", " test.local"));
+}
+
+#[test]
+fn regular_field_value_with_edge_whitespace_is_accepted_as_sent() {
+    // A deliberate leniency (see `check_value` in core/src/grpc/head.rs): RFC 9113 §8.2.1
+    // calls it malformed, but real peers send it (grpc-go's unescaped grpc-message) and it
+    // decides nothing about routing. Inside a value, spaces and tabs are fine anyway.
+    // Metadata keeps ASCII values without their edge spaces.
+    for (value, kept) in [(" v", "v"), ("v ", "v"), ("a b", "a b")] {
+        let head = assert_request_reaches_the_application(&request_with(|f| {
+            f.push(("x-custom".into(), value.into()))
+        }));
+        assert_eq!(head.metadata.get("x-custom"), Some(kept));
+    }
 }
 
 #[test]
@@ -891,7 +901,7 @@ fn request_trailers_with_bad_field_name_reset_the_call() {
 
 #[test]
 fn request_trailers_with_bad_field_value_reset_the_call() {
-    for value in ["a\0b", "a\rb", "a\nb", " a", "a\t"] {
+    for value in ["a\0b", "a\rb", "a\nb"] {
         assert_malformed_request_trailers(&fields(&[("x-late", value)]));
     }
     assert_malformed_request_trailers(&fields(&[("content-length", "x")]));
@@ -1084,13 +1094,6 @@ fn response_field_value_with_nul_cr_or_lf_fails_the_call_with_internal() {
 }
 
 #[test]
-fn response_field_value_with_leading_or_trailing_whitespace_fails_the_call_with_internal() {
-    for value in [" v", "v ", "\tv", "v\t"] {
-        assert_malformed_head(head_plus(&[("x-custom", value)]));
-    }
-}
-
-#[test]
 fn response_with_non_numeric_content_length_fails_the_call_with_internal() {
     assert_malformed_head(head_plus(&[("content-length", "x")]));
     assert_malformed_head(head_plus(&[
@@ -1114,13 +1117,10 @@ fn response_trailers_breaking_field_rules_fail_the_call_with_internal() {
         ("connection", "close"),
         ("te", "trailers"),
         ("x-custom", "a\nb"),
-        ("x-custom", "v "),
         ("content-length", "x"),
     ] {
         assert_malformed_trailers(&[field]);
     }
-    // A space at the edge of grpc-message too: the real status is not trusted.
-    assert_malformed_trailers(&[("grpc-message", "bad input ")]);
 }
 
 #[test]
