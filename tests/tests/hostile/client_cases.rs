@@ -30,7 +30,7 @@ const RESPONSE_BOUND: usize = 512 << 10;
 
 /// A unary Echo call from a fresh channel to a raw server that accepts it, runs `serve` (given
 /// the peer after the server's SETTINGS went out), and then closes. Returns the call's result.
-async fn call_raw_server(
+pub(crate) async fn call_raw_server(
     env: &Env,
     serve: impl FnOnce(&mut Peer) + Send + 'static,
 ) -> Result<Ping, RpcError> {
@@ -51,7 +51,7 @@ async fn call_raw_server(
 }
 
 /// The raw server's side of a handshake, then the request's stream id.
-fn accept_call(peer: &mut Peer) -> u32 {
+pub(crate) fn accept_call(peer: &mut Peer) -> u32 {
     peer.server_handshake(Settings::default());
     let head = peer.request();
     assert_eq!(head.get(":path"), Some(ECHO));
@@ -67,7 +67,7 @@ fn respond(peer: &mut Peer, message: &[u8], trailers: &[(&str, &str)]) {
 }
 
 #[track_caller]
-fn assert_code(result: Result<Ping, RpcError>, code: Code) {
+pub(crate) fn assert_code(result: Result<Ping, RpcError>, code: Code) {
     match result {
         Ok(reply) => panic!("expected {code:?}, the call succeeded with {reply:?}"),
         Err(error) => assert_eq!(error.code(), code, "{error:?}"),

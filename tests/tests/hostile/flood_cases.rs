@@ -19,12 +19,12 @@ use super::{Env, off_thread};
 pub const FLOOD_BOUND: usize = 2 << 20;
 
 /// Frames well past the server's idle-frame burst (1,000).
-const FLOOD_FRAMES: usize = 2_000;
+pub(crate) const FLOOD_FRAMES: usize = 2_000;
 
 /// Writes `burst` (after a handshake and whatever `opening` writes) and asserts the server
 /// answers with GOAWAY(ENHANCE_YOUR_CALM) within [`FLOOD_BOUND`]; returns the GOAWAY's debug
 /// data (why).
-async fn flood(
+pub(crate) async fn flood(
     env: &Env,
     config: Config,
     what: &'static str,
@@ -54,7 +54,7 @@ async fn flood(
 }
 
 /// `n` copies of `frame`.
-fn repeated(frame: &[u8], n: usize) -> BytesMut {
+pub(crate) fn repeated(frame: &[u8], n: usize) -> BytesMut {
     let mut bytes = BytesMut::with_capacity(frame.len() * n);
     for _ in 0..n {
         bytes.extend_from_slice(frame);

@@ -18,6 +18,7 @@
     reason = "support items are shared by the test binaries through `mod hostile`"
 )]
 
+pub mod advisory_cases;
 pub mod alloc;
 pub mod client_cases;
 pub mod flood_cases;
@@ -230,6 +231,21 @@ macro_rules! hostile_suite {
             server_that_never_opens_its_window,
             invalid_settings_from_the_server_fail_the_call,
             response_on_a_stream_never_opened_is_protocol_error,
+        );
+        $crate::hostile::hostile_suite!(@cases $run; advisory_cases:
+            one_byte_data_frames_stay_bounded,
+            many_streams_of_partial_messages_stay_bounded,
+            control_frames_while_not_reading,
+            unknown_frame_types_are_ignored,
+            max_frame_size_zero_is_protocol_error,
+            empty_continuation_flood_is_enhance_your_calm,
+            duplicate_host_headers,
+            malformed_frame_after_a_connection_error_is_ignored,
+            request_without_authority_or_host_is_served,
+            non_canonical_paths_are_unimplemented,
+            pinned_header_fields_stay_bounded,
+            one_byte_data_frames_in_a_response_stay_bounded,
+            max_frame_size_zero_from_a_server_is_protocol_error,
         );
     };
     (@cases $run:path; $module:ident: $($name:ident),* $(,)?) => {

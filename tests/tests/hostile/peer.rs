@@ -166,6 +166,24 @@ impl Peer {
     /// The next frame the other end wrote, or `Closed`; panics when nothing came within
     /// [`READ_LIMIT`].
     pub fn next(&mut self) -> Next {
+        self.read_next()
+            .unwrap_or_else(|| panic!("nothing from the other end within {READ_LIMIT:?}"))
+    }
+
+    /// The next frame the other end wrote, or `Closed`; `None` when no whole frame came
+    /// within `limit` (what did come is kept for the next read).
+    pub fn next_within(&mut self, limit: Duration) -> Option<Next> {
+        let limit = limit.max(Duration::from_millis(1));
+        self.io.set_read_timeout(Some(limit)).expect("read timeout");
+        let next = self.read_next();
+        self.io
+            .set_read_timeout(Some(READ_LIMIT))
+            .expect("read timeout");
+        next
+    }
+
+    /// [`next`](Self::next) within the socket's read timeout: `None` when it passed.
+    fn read_next(&mut self) -> Option<Next> {
         loop {
             if let Some(header) = FrameHeader::peek(&self.input) {
                 let total = FrameHeader::LEN + header.length as usize;
@@ -174,18 +192,18 @@ impl Peer {
                     let payload = bytes.split_off(FrameHeader::LEN);
                     let frame = Frame::decode(header, payload).expect("a valid frame");
                     self.on_frame(&frame);
-                    return Next::Frame(frame);
+                    return Some(Next::Frame(frame));
                 }
             }
             if self.closed {
-                return Next::Closed;
+                return Some(Next::Closed);
             }
             let mut buf = [0; 16 << 10];
             match self.io.read(&mut buf) {
                 Ok(0) => self.closed = true,
                 Ok(n) => self.input.extend_from_slice(&buf[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    panic!("nothing from the other end within {READ_LIMIT:?}")
+                    return None;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 // A reset after the other end closed with our bytes unread.

@@ -30,7 +30,7 @@ const IDLE_CONNECTIONS: usize = 2_000;
 const IDLE_CONNECTION_BOUND: usize = 48 << 10;
 
 /// Asks on stream 1 for 10,000 replies of 16 KB each: 160 MB if nothing held the server back.
-fn request_160_mb(peer: &mut Peer) {
+pub(crate) fn request_160_mb(peer: &mut Peer) {
     let request = Ping {
         text: "x".repeat(16_000),
         count: 10_000,
