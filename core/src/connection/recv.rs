@@ -22,6 +22,9 @@ use crate::hpack::DecodeError;
 /// DATA payloads at least this large are gathered into an allocation of their own.
 const DEDICATED_FRAME_MIN: usize = 16 << 10;
 
+/// What one received header field costs beyond its bytes, once decoded into metadata.
+const FIELD_COST: usize = 96;
+
 /// A DATA frame moving fewer bytes of window than this, completing no message and not ending
 /// its stream, is a sliver: it spends from the sliver budget.
 const SLIVER: u32 = 64;
@@ -567,10 +570,12 @@ impl Connection {
                 return;
             }
         };
-        // Held while the stream lives, as RFC 9113 §6.5.2 counts a header list.
+        // Held while the stream lives: the fields' bytes and what one field costs us once
+        // decoded into metadata (more than the 32 bytes RFC 9113 §6.5.2 counts: an HTTP/2
+        // bomb's empty fields must cost what they really hold).
         let cost = fields
             .iter()
-            .map(|f| f.name.len() + f.value.len() + 32)
+            .map(|f| f.name.len() + f.value.len() + FIELD_COST)
             .sum::<usize>();
         match self.side {
             Side::Server => self.on_request_headers(id, end_stream, &mut fields, too_large),

@@ -426,7 +426,11 @@ impl Dispatch for Dispatcher {
 
 /// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
 fn split_path(path: &str) -> (&str, &str) {
-    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    // The core refuses a path without its `/` (RFC 9113 §8.3.1); should one get here, it
+    // names no method rather than the method its interceptors did not see.
+    let Some(trimmed) = path.strip_prefix('/') else {
+        return ("", "");
+    };
     trimmed.rsplit_once('/').unwrap_or((trimmed, ""))
 }
 
@@ -442,6 +446,11 @@ mod tests {
         );
         assert_eq!(split_path("/a.b.C/D"), ("a.b.C", "D"));
         assert_eq!(split_path("/nomethod"), ("nomethod", ""));
+        assert_eq!(
+            split_path("a.b.C/D"),
+            ("", ""),
+            "no leading slash: no method"
+        );
     }
 
     #[test]
