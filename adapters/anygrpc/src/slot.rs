@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use anygrpc_core::{Message, Metadata, Status, StreamId};
+use anygrpc_core::{Code, Message, Metadata, Status, StreamId};
 
 use crate::driver::{Command, ConnShared};
 
@@ -20,6 +20,30 @@ pub(crate) struct Outcome {
         reason = "read by transparent retry, which comes with balancing"
     )]
     pub(crate) unprocessed: bool,
+}
+
+/// The INTERNAL status a single-response client call ends with instead of an OK `status`
+/// when its inbox does not hold exactly one message (grpc-go's "cardinality violation"); a
+/// non-OK status stands. `None` when the rule holds or does not apply.
+fn response_cardinality(state: &CallState, status: &Status) -> Option<Status> {
+    if !state.single_response || status.code() != Code::Ok {
+        return None;
+    }
+    match state.inbox.len() {
+        1 => None,
+        0 => Some(no_response()),
+        _ => Some(too_many_responses()),
+    }
+}
+
+/// The status of a single-response client call that ended OK without a response message.
+pub(crate) fn no_response() -> Status {
+    Status::internal("the server ended the call OK without a response message")
+}
+
+/// The status of a single-response client call that received a second response message.
+pub(crate) fn too_many_responses() -> Status {
+    Status::internal("the server sent more than one response message to a single-response call")
 }
 
 /// A callback run once when the call ends.
@@ -38,6 +62,10 @@ pub(crate) struct CallState {
     pub(crate) inbox: VecDeque<Message>,
     /// No more messages will arrive (server: client half-closed; client: call ended).
     pub(crate) recv_closed: bool,
+    /// Client: the call takes exactly one response message (unary and client-streaming), so
+    /// an OK end with none or several in the inbox ends it INTERNAL instead (see
+    /// [`response_cardinality`]).
+    pub(crate) single_response: bool,
     /// Client: the response head's metadata, once received (empty for Trailers-Only).
     pub(crate) headers: Option<Metadata>,
     /// Set once, when the call ends.
@@ -145,6 +173,10 @@ impl CallSlot {
                 }
             }
         }
+        let outcome = match response_cardinality(&state, &outcome.status) {
+            Some(status) => Outcome { status, ..outcome },
+            None => outcome,
+        };
         state.outcome = Some(outcome);
         state.recv_closed = true;
         let callbacks = std::mem::take(&mut state.done_callbacks);

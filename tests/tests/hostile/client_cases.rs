@@ -2,10 +2,11 @@
 //! status PROTOCOL-HTTP2.md asks for (never OK), protocol violations make the client close
 //! with the right GOAWAY, and a server that never reads bounds what the client buffers.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use anygrpc::{CallOptions, Code, RpcError};
+use anygrpc::{CallOptions, Channel, Code, RpcError};
 use anygrpc_core::ErrorCode;
 use anygrpc_core::frame::{Frame, FrameType, Settings, flags};
 use futures_util::future::join;
@@ -248,4 +249,142 @@ pub async fn response_on_a_stream_never_opened_is_protocol_error(env: Env) {
     })
     .await;
     assert_code(result, Code::Unavailable);
+}
+
+/// Answers the request on `id` with a head, each of `messages` as its own DATA frame, and OK
+/// trailers when `end` (none otherwise).
+fn respond_with(peer: &mut Peer, id: u32, messages: &[Vec<u8>], end: bool) {
+    peer.send_plain(id, &response_fields(), false);
+    for message in messages {
+        peer.send_data(id, message, false);
+    }
+    if end {
+        peer.send_plain(id, &fields(&[("grpc-status", "0")]), true);
+    }
+}
+
+/// Runs `first` (a call on a fresh channel) against a raw server that answers it with `serve`
+/// (given the peer and the call's stream), then an Echo call on the same channel and
+/// connection, answered properly, which must succeed. Returns the first call's result.
+async fn broken_then_served<F>(
+    env: &Env,
+    first: impl FnOnce(Channel) -> F,
+    serve: impl FnOnce(&mut Peer, u32) + Send + 'static,
+) -> Result<Ping, RpcError>
+where
+    F: Future<Output = Result<Ping, RpcError>>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the raw server");
+    let port = listener.local_addr().expect("bound").port();
+    let server = off_thread(move || {
+        let mut peer = Peer::accept(&listener);
+        peer.server_handshake(Settings::default());
+        let id = peer.request().stream.0;
+        serve(&mut peer, id);
+        let next = id + 2;
+        if !peer.blocks.iter().any(|b| b.stream.0 == next) {
+            peer.until("the next request", |_, blocks| {
+                blocks.iter().any(|b| b.stream.0 == next).then_some(())
+            });
+        }
+        respond_with(&mut peer, next, &[pong()], true);
+        // The client closes once it has the answer.
+        peer.assert_closes();
+    });
+    let channel = env.channel(port);
+    let client = async {
+        let result = first(channel.clone()).await;
+        let again = channel
+            .unary_unary::<Ping, Ping>(ECHO)
+            .call_with(
+                Ping::text("again"),
+                CallOptions::new().timeout(CALL_TIMEOUT),
+            )
+            .await;
+        match again {
+            Ok(reply) => assert_eq!(reply.text, "pong"),
+            Err(error) => panic!("a fresh call on the same channel failed: {error:?}"),
+        }
+        channel.close(None).await;
+        result
+    };
+    let (result, ()) = join(client, server).await;
+    result
+}
+
+/// A unary Echo call on `channel`; its Call object must report the same code as the result.
+async fn echo_call(channel: Channel) -> Result<Ping, RpcError> {
+    let mut call = channel
+        .unary_unary::<Ping, Ping>(ECHO)
+        .call_with(Ping::text("hi"), CallOptions::new().timeout(CALL_TIMEOUT));
+    let result = (&mut call).await;
+    let code = result.as_ref().map_or_else(RpcError::code, |_| Code::Ok);
+    assert_eq!(
+        call.code().await,
+        code,
+        "the Call object agrees: {result:?}"
+    );
+    result
+}
+
+/// A client-streaming Sum call on `channel` with one request. The raw server may answer
+/// before the request went out: a failed write is the answer's doing.
+async fn sum_call(channel: Channel) -> Result<Ping, RpcError> {
+    let mut call = channel
+        .stream_unary::<Ping, Ping>(SUM)
+        .call_with(CallOptions::new().timeout(CALL_TIMEOUT));
+    let _ = call.write(Ping::text("one")).await;
+    let _ = call.done_writing().await;
+    call.await
+}
+
+/// A unary (or client-streaming) call answered with two messages ends INTERNAL: when OK
+/// trailers follow, and at the second message when the server goes on (the client then resets
+/// the stream rather than wait).
+pub async fn two_responses_to_a_unary_call_is_internal(env: Env) {
+    let result = broken_then_served(&env, echo_call, |peer, id| {
+        respond_with(peer, id, &[pong(), pong()], true);
+    })
+    .await;
+    assert_code(result, Code::Internal);
+    let result = broken_then_served(&env, echo_call, |peer, id| {
+        respond_with(peer, id, &[pong(), pong()], false);
+        assert_eq!(peer.reset_of(id), ErrorCode::CANCEL);
+    })
+    .await;
+    assert_code(result, Code::Internal);
+    let result = broken_then_served(&env, sum_call, |peer, id| {
+        respond_with(peer, id, &[pong(), pong()], true);
+    })
+    .await;
+    assert_code(result, Code::Internal);
+}
+
+/// A unary (or client-streaming) call that ends OK without a response message ends INTERNAL,
+/// after a head or Trailers-Only; one that ends with another status without a message keeps it.
+pub async fn ok_without_a_response_is_internal(env: Env) {
+    let result = broken_then_served(&env, echo_call, |peer, id| {
+        respond_with(peer, id, &[], true);
+    })
+    .await;
+    assert_code(result, Code::Internal);
+    let trailers_only = |code: &'static str| {
+        move |peer: &mut Peer, id: u32| {
+            let end = fields(&[
+                (":status", "200"),
+                ("content-type", "application/grpc"),
+                ("grpc-status", code),
+            ]);
+            peer.send_plain(id, &end, true);
+        }
+    };
+    let result = broken_then_served(&env, echo_call, trailers_only("0")).await;
+    assert_code(result, Code::Internal);
+    let result = broken_then_served(&env, echo_call, trailers_only("5")).await;
+    assert_code(result, Code::NotFound);
+    let result = broken_then_served(&env, sum_call, |peer, id| {
+        respond_with(peer, id, &[], true);
+    })
+    .await;
+    assert_code(result, Code::Internal);
 }

@@ -219,6 +219,8 @@ macro_rules! hostile_suite {
             unknown_grpc_encoding_is_unimplemented,
             malformed_grpc_timeout_is_internal,
             bad_base64_in_binary_metadata_is_internal,
+            unary_request_without_a_message_is_internal,
+            unary_request_with_two_messages_is_internal,
         );
         $crate::hostile::hostile_suite!(@cases $run; client_cases:
             missing_grpc_status_is_unknown,
@@ -231,6 +233,8 @@ macro_rules! hostile_suite {
             server_that_never_opens_its_window,
             invalid_settings_from_the_server_fail_the_call,
             response_on_a_stream_never_opened_is_protocol_error,
+            two_responses_to_a_unary_call_is_internal,
+            ok_without_a_response_is_internal,
         );
         $crate::hostile::hostile_suite!(@cases $run; advisory_cases:
             one_byte_data_frames_stay_bounded,

@@ -215,9 +215,25 @@ pub(crate) struct CallCore {
 }
 
 impl CallCore {
-    /// The outcome, once the call ended.
+    /// The outcome, once the call ended. A single-response call that received a second
+    /// message ends INTERNAL here and now, its stream reset, rather than when the server ends
+    /// it (if ever).
     pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Outcome> {
-        self.slot.poll_with(cx, |s| s.outcome.clone())
+        loop {
+            let polled = self.slot.poll_with(cx, |s| match &s.outcome {
+                Some(outcome) => Some(Some(outcome.clone())),
+                None if s.single_response && s.inbox.len() > 1 => Some(None),
+                None => None,
+            });
+            match polled {
+                Poll::Ready(Some(outcome)) => return Poll::Ready(outcome),
+                // Sets the outcome (or another end did first): the next turn returns it.
+                Poll::Ready(None) => {
+                    self.abort(crate::slot::too_many_responses());
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 
     pub(crate) fn poll_initial_metadata(&self, cx: &mut Context<'_>) -> Poll<Metadata> {
@@ -285,24 +301,32 @@ impl CallCore {
 
     /// Cancels the call; `false` if it had already ended.
     pub(crate) fn cancel(&self) -> bool {
-        let (bound, done) = {
-            let state = self.slot.lock();
-            (state.conn.is_some(), state.outcome.is_some())
-        };
-        if done {
+        self.abort(Status::cancelled("cancelled by the client"))
+    }
+
+    /// Ends the call with `status`, resetting its stream (CANCEL); `false` if it had already
+    /// ended.
+    pub(crate) fn abort(&self, status: Status) -> bool {
+        if self.slot.lock().outcome.is_some() {
             return false;
         }
-        if bound {
-            self.slot.submit(Command::Cancel {
-                slot: self.slot.clone(),
-            });
-        }
-        // Reported at once, whatever the driver does later (first outcome wins).
+        // Reported before the reset goes to the driver, which reports it too (as CANCELLED):
+        // the first outcome wins, and it must be this one.
         self.slot.finish(Outcome {
-            status: Status::cancelled("cancelled by the client"),
+            status,
             trailers: Metadata::new(),
             unprocessed: false,
         });
+        // The call is bound now or never: `bind` checks the outcome under the same lock.
+        let conn = self.slot.lock().conn.clone();
+        if let Some(conn) = conn {
+            let command = Command::Cancel {
+                slot: self.slot.clone(),
+            };
+            if let Ok(kick) = conn.send(command) {
+                kick.run();
+            }
+        }
         true
     }
 

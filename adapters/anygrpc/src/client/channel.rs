@@ -449,15 +449,19 @@ impl Channel {
 
     /// Starts a call: the request head (and, for unary requests, the message and half-close)
     /// go to the connection in one step when it is ready; otherwise a task waits for it.
+    /// `single_response`: the call takes exactly one response message (unary and
+    /// client-streaming calls), any other number is INTERNAL.
     pub(crate) fn start_call<Req: Msg>(
         &self,
         path: &str,
         mut options: CallOptions,
         first: Option<&Req>,
         half_close: bool,
+        single_response: bool,
     ) -> CallCore {
         let runtime = &self.inner.runtime;
         let slot = CallSlot::new();
+        slot.lock().single_response = single_response;
         let prepared = self.prepare(path, &mut options, &slot);
         let now = runtime.now();
         let deadline = options.timeout.and_then(|t| now.checked_add(t));

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use anygrpc_core::{Code, Status};
+use anygrpc_core::Code;
 use futures_core::Stream;
 
 use super::call::{
@@ -29,9 +29,11 @@ fn unary_result<Resp: Msg>(
     if outcome.status.code() != Code::Ok {
         return Err(core.error(outcome));
     }
+    // The call ended OK with exactly one message (`CallSlot::finish` saw to it), unless this
+    // is a poll after the result was taken.
     let message = core.slot.lock().inbox.pop_front();
     let Some(message) = message else {
-        let status = Status::unimplemented("the server sent no response message");
+        let status = crate::slot::no_response();
         return Err(core.error(crate::slot::Outcome { status, ..outcome }));
     };
     codec::decode_observed(&message, core.max_recv, core.hooks.as_ref())
@@ -179,7 +181,7 @@ impl<Req: Msg, Resp: Msg> UnaryUnary<Req, Resp> {
     pub fn call_with(&self, request: impl Borrow<Req>, options: CallOptions) -> UnaryCall<Resp> {
         let core = self
             .channel
-            .start_call(&self.path, options, Some(request.borrow()), true);
+            .start_call(&self.path, options, Some(request.borrow()), true, true);
         UnaryCall {
             core,
             _resp: PhantomData,
@@ -234,9 +236,9 @@ impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
         request: impl Borrow<Req>,
         options: CallOptions,
     ) -> UnaryStreamCall<Resp> {
-        let core = self
-            .channel
-            .start_call(&self.path, options, Some(request.borrow()), true);
+        let core =
+            self.channel
+                .start_call(&self.path, options, Some(request.borrow()), true, false);
         UnaryStreamCall {
             core,
             ended: false,
@@ -295,7 +297,7 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
     pub fn call_with(&self, options: CallOptions) -> StreamUnaryCall<Req, Resp> {
         let core = self
             .channel
-            .start_call::<Req>(&self.path, options, None, false);
+            .start_call::<Req>(&self.path, options, None, false, true);
         StreamUnaryCall {
             core,
             requests: Requests {
@@ -321,7 +323,7 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
     ) -> StreamUnaryCall<Req, Resp> {
         let core = self
             .channel
-            .start_call::<Req>(&self.path, options, None, false);
+            .start_call::<Req>(&self.path, options, None, false, true);
         feed(&core, requests);
         StreamUnaryCall {
             core,
@@ -401,7 +403,7 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
     pub fn call_with(&self, options: CallOptions) -> StreamStreamCall<Req, Resp> {
         let core = self
             .channel
-            .start_call::<Req>(&self.path, options, None, false);
+            .start_call::<Req>(&self.path, options, None, false, false);
         StreamStreamCall {
             core,
             requests: Requests {
@@ -428,7 +430,7 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
     ) -> StreamStreamCall<Req, Resp> {
         let core = self
             .channel
-            .start_call::<Req>(&self.path, options, None, false);
+            .start_call::<Req>(&self.path, options, None, false, false);
         feed(&core, requests);
         StreamStreamCall {
             core,

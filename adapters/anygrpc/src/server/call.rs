@@ -328,6 +328,25 @@ impl<Req: Msg> RequestStream<Req> {
     }
 }
 
+impl<Req> RequestStream<Req> {
+    /// Waits for the end of the requests after the one request of a unary-request call:
+    /// another message instead (dropped undecoded) is INTERNAL; a cancelled call, its status.
+    pub(crate) async fn expect_end(&mut self) -> Result<(), Status> {
+        if self.ended {
+            return Ok(());
+        }
+        let next = poll_fn(|cx| self.handle.poll_message(cx)).await;
+        self.ended = true;
+        match next {
+            None => Ok(()),
+            Some(Ok(_)) => Err(Status::internal(
+                "the client sent more than one request message to a single-request method",
+            )),
+            Some(Err(status)) => Err(status),
+        }
+    }
+}
+
 impl<Req: Msg> Stream for RequestStream<Req> {
     type Item = Result<Req, Status>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

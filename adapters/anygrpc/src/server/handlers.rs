@@ -33,13 +33,24 @@ pub type BidiStreamingMethod<S, Req, Resp> = for<'a> fn(
     ResponseSink<Resp>,
 ) -> BoxFuture<'a, Result<(), Status>>;
 
-/// Reads the single request of a unary-request call.
+/// Reads the single request of a unary-request call (unary and server-streaming) and waits
+/// for the client's half-close before handing it over, so that the method runs only for a
+/// well-formed call, as in grpc-java: a client that half-closes without a request, or sends a
+/// second one, gets INTERNAL and the method never sees the call. A second request ends the call
+/// as soon as it arrives; conforming clients half-close with their request, so the wait costs
+/// them nothing.
 async fn single_request<Req: Msg>(requests: &mut RequestStream<Req>) -> Result<Req, Status> {
-    match requests.read().await {
-        Some(Ok(request)) => Ok(request),
-        Some(Err(status)) => Err(status),
-        None => Err(Status::internal("the client sent no request message")),
-    }
+    let request = match requests.read().await {
+        Some(Ok(request)) => request,
+        Some(Err(status)) => return Err(status),
+        None => {
+            return Err(Status::internal(
+                "the client half-closed without a request message",
+            ));
+        }
+    };
+    requests.expect_end().await?;
+    Ok(request)
 }
 
 /// Sends the one response of a unary-response call unless the handler failed.

@@ -1,12 +1,14 @@
 //! The cases of the suite, each an `async fn(Env)` that asserts what it tests.
 
 mod calls;
+mod cardinality;
 mod lifecycle;
 mod load;
 mod status;
 mod time;
 
 pub use calls::*;
+pub use cardinality::*;
 pub use lifecycle::*;
 pub use load::*;
 pub use status::*;
