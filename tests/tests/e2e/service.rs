@@ -59,6 +59,9 @@ pub const PANIC: &str = "/e2e.Test/Panic";
 pub const COUNT: &str = "/e2e.Test/Count";
 pub const SUM: &str = "/e2e.Test/Sum";
 pub const CHAT: &str = "/e2e.Test/Chat";
+/// Client streaming: reads nothing until the probe records `hold:release`, then sums like
+/// `Sum`. Records `hold:started` when it starts waiting.
+pub const HOLD: &str = "/e2e.Test/Hold";
 
 /// Events recorded by handlers, which tests wait for.
 #[derive(Debug, Clone, Default)]
@@ -144,6 +147,7 @@ impl Service for TestService {
             "Panic" => handlers::unary(call, s, panic),
             "Count" => handlers::server_streaming(call, s, count),
             "Sum" => handlers::client_streaming(call, s, sum),
+            "Hold" => handlers::client_streaming(call, s, hold),
             "Chat" => handlers::bidi_streaming(call, s, chat),
             _ => return None,
         })
@@ -342,6 +346,19 @@ fn sum<'a>(
             reply.text.push_str(&request.text);
         }
         Ok(reply)
+    })
+}
+
+/// Waits for `hold:release` before reading, then counts the requests and joins their texts.
+fn hold<'a>(
+    h: &'a Handlers,
+    requests: RequestStream<Ping>,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        h.probe.record("hold:started");
+        h.probe.wait_for("hold:release").await;
+        sum(h, requests, ctx).await
     })
 }
 

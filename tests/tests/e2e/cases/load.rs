@@ -5,7 +5,7 @@ use futures_util::future::join_all;
 use prost::Message;
 
 use crate::e2e::Env;
-use crate::e2e::service::{CHAT, COUNT, ECHO, Ping, SUM};
+use crate::e2e::service::{CHAT, COUNT, ECHO, HOLD, Ping, SUM};
 
 const CALLS: u32 = 10_000;
 const MIB: usize = 1 << 20;
@@ -190,4 +190,43 @@ pub async fn small_windows_keep_a_lone_stream_flowing(env: Env) {
     call.done_writing().await.unwrap();
     assert!(call.read().await.is_none());
     assert_eq!(call.code().await, Code::Ok);
+}
+
+/// Messages a client streams at a server that reads none of them for a while: far more than
+/// its smallest receive budget holds (each costs its bytes and 64 of bookkeeping).
+const HELD_MESSAGES: u32 = 20_000;
+
+/// The server's receive budget fills while its handler reads nothing: the connection stops
+/// reading (and stops granting window), the client's writes wait, and once the handler reads,
+/// the budget frees, reading resumes and every message arrives. Nothing deadlocks on the
+/// pause, on any executor.
+pub async fn a_full_receive_budget_pauses_reading_until_messages_are_consumed(env: Env) {
+    let config = Config {
+        max_recv_message_size: 64 << 10,
+        // The least allowed: twice the message limit plus 64 KiB (192 KiB).
+        recv_budget: 0,
+        ..Config::server()
+    };
+    let srv = env.start_server_with(config, 0).await;
+    let channel = env.channel(srv.port);
+    let mut call = channel.stream_unary::<Ping, Ping>(HOLD).call();
+    srv.probe.wait_for("hold:started").await;
+    let writer = async {
+        let call = &mut call;
+        for i in 0..HELD_MESSAGES {
+            call.write(Ping::text(if i % 2 == 0 { "a" } else { "b" }))
+                .await
+                .expect("write");
+        }
+        call.done_writing().await.expect("done_writing");
+    };
+    let releaser = async {
+        // Long enough for the budget to fill and the writes to wait.
+        env.sleep(std::time::Duration::from_millis(200)).await;
+        srv.probe.record("hold:release");
+    };
+    futures_util::future::join(writer, releaser).await;
+    let reply = call.await.expect("the held call completes");
+    assert_eq!(reply.count, HELD_MESSAGES);
+    assert_eq!(reply.text, "ab".repeat(HELD_MESSAGES as usize / 2));
 }
