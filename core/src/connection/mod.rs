@@ -104,6 +104,32 @@ struct HeaderAssembly {
     block: BytesMut,
 }
 
+/// An allocation for large DATA frames: an empty handle to it, and where it starts and how
+/// large it is, so that a frame placed in it is known to sit at its front.
+#[derive(Debug, Default)]
+struct FrameAlloc {
+    buf: BytesMut,
+    start: usize,
+    size: usize,
+}
+
+impl FrameAlloc {
+    /// An empty buffer at the front of an allocation of at least `total` bytes, and that
+    /// allocation's size: the kept one when nothing uses it any more and it is not more than
+    /// twice too large, else a new one of exactly `total`.
+    fn take(&mut self, total: usize) -> (BytesMut, usize) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let fits = (total..=total.saturating_mul(2)).contains(&self.size);
+        if fits && buf.try_reclaim(self.size) && buf.as_ptr() as usize == self.start {
+            return (buf, self.size);
+        }
+        let buf = BytesMut::with_capacity(total);
+        self.start = buf.as_ptr() as usize;
+        self.size = buf.capacity();
+        (buf, self.size)
+    }
+}
+
 /// A control frame waiting to be written.
 #[derive(Debug, Clone)]
 enum Control {
@@ -165,13 +191,20 @@ pub struct Connection {
     now: Instant,
 
     read_buf: BytesMut,
-    /// `read_buf` is being filled with one large DATA frame of this many bytes, in an
-    /// allocation of its own (its messages may be handed on as views of it).
+    /// `read_buf` is being filled with one large DATA frame of this many bytes, at the front
+    /// of `frame_alloc` (its messages may be handed on as views of it); the small-frame
+    /// buffer waits in `small_buf` meanwhile.
     dedicated_frame: Option<usize>,
+    small_buf: BytesMut,
+    /// The allocation large DATA frames are gathered into, kept (as an empty handle) between
+    /// frames so that the next one reuses it once the last one's messages are gone.
+    frame_alloc: FrameAlloc,
     /// `read_buf` is an allocation of this many bytes handed in by `recv_bytes`.
     read_backing: Option<usize>,
     /// While a frame is being processed: the size of the allocation its payload lies alone in.
     frame_backing: Option<usize>,
+    /// The size of `frame_alloc`'s allocation the dedicated frame in progress lies in.
+    frame_backing_size: usize,
     /// Memory held for the peer (see `held.rs`), and the part of it in partial messages.
     held: usize,
     held_partial: usize,
@@ -243,8 +276,11 @@ impl Connection {
             now,
             read_buf: BytesMut::new(),
             dedicated_frame: None,
+            small_buf: BytesMut::new(),
+            frame_alloc: FrameAlloc::default(),
             read_backing: None,
             frame_backing: None,
+            frame_backing_size: 0,
             held: 0,
             held_partial: 0,
             preface_expected: if side == Side::Server {

@@ -106,14 +106,24 @@ impl Connection {
             && header.length <= self.config.max_frame_size
     }
 
-    /// Moves the start of a large DATA frame (what `read_buf` holds of it) into an allocation
-    /// of exactly its size.
+    /// Moves the start of a large DATA frame (what `read_buf` holds of it, at its front) to the
+    /// front of the large-frame allocation, reused once the last frame's messages are gone
+    /// (no allocation, no heap churn) or made anew of exactly its size.
     fn start_dedicated_frame(&mut self, total: usize) {
-        let mut buf = BytesMut::with_capacity(total);
-        buf.extend_from_slice(&self.read_buf);
-        self.read_buf = buf;
+        let (mut frame, size) = self.frame_alloc.take(total);
+        frame.extend_from_slice(&self.read_buf);
+        self.read_buf.clear();
+        self.small_buf = std::mem::replace(&mut self.read_buf, frame);
         self.dedicated_frame = Some(total);
+        self.frame_backing_size = size;
         self.read_backing = None;
+    }
+
+    /// The large frame in `read_buf` was split off: the small-frame buffer is back, and the
+    /// large-frame allocation is kept for the next.
+    fn end_dedicated_frame(&mut self) {
+        self.frame_alloc.buf =
+            std::mem::replace(&mut self.read_buf, std::mem::take(&mut self.small_buf));
     }
 
     /// After a batch of input: the receive budget's rule 3, and the header-block timer.
@@ -157,11 +167,16 @@ impl Connection {
                 }
                 break;
             }
-            self.frame_backing = match self.dedicated_frame.take() {
-                Some(size) => Some(size),
-                None => self.read_backing,
+            let dedicated = self.dedicated_frame.take().is_some();
+            self.frame_backing = if dedicated {
+                Some(self.frame_backing_size)
+            } else {
+                self.read_backing
             };
             let mut bytes = self.read_buf.split_to(total).freeze();
+            if dedicated {
+                self.end_dedicated_frame();
+            }
             let payload = bytes.split_off(FrameHeader::LEN);
             if !self.got_peer_settings
                 && (header.kind != FrameType::SETTINGS || header.flags & frame::flags::ACK != 0)

@@ -76,11 +76,12 @@ impl std::error::Error for MessageError {}
 ///
 /// Nothing received is kept as a chain of per-frame pieces: a message that spans payloads is
 /// copied, as it arrives, into one buffer of its own (grown by doubling up to its declared
-/// length, never allocated ahead of the bytes that fill it), so a peer sending 1-byte DATA
+/// length, never more than four times ahead of the bytes that fill it), so a peer sending 1-byte DATA
 /// frames makes it hold about what it sent, not a frame's bookkeeping per byte. A message
-/// lying inside one payload is copied out into exactly its size, or, when the payload says its
-/// allocation may be kept ([`push_shared`](Self::push_shared)) and the message fills at least
-/// half of it, handed on as a view without a copy. [`held_capacity`](Self::held_capacity) is
+/// lying inside one payload is copied out into exactly its size (the small messages of a
+/// streaming call after its first into a 16 KiB slab of the stream's, reused in place), or,
+/// when the payload says its allocation may be kept ([`push_shared`](Self::push_shared)) and
+/// the message fills at least half of it, handed on as a view without a copy. [`held_capacity`](Self::held_capacity) is
 /// what the decoder holds, for the connection's receive budget. Errors are sticky: once
 /// framing failed, the stream is dead and every later call returns the same error.
 #[derive(Debug)]
@@ -96,6 +97,10 @@ pub struct MessageDecoder {
     partial: Option<Partial>,
     max_message_size: usize,
     failed: Option<MessageError>,
+    /// A small message was copied out already: the next go through `slab`.
+    copied_small: bool,
+    /// Where the small messages of a streaming call are copied (see `copy_into_slab`).
+    slab: BytesMut,
 }
 
 /// A message whose prefix was read and whose bytes are still arriving.
@@ -110,6 +115,9 @@ struct Partial {
 /// Capacity the first reassembly buffer of a message starts with at least (then doubled).
 const MIN_REASSEMBLY: usize = 4 << 10;
 
+/// Size of the slab that the small messages of a streaming call are copied into.
+pub const SLAB: usize = 16 << 10;
+
 impl MessageDecoder {
     /// A decoder refusing messages longer than `max_message_size` bytes.
     pub fn new(max_message_size: usize) -> Self {
@@ -121,6 +129,8 @@ impl MessageDecoder {
             partial: None,
             max_message_size,
             failed: None,
+            copied_small: false,
+            slab: BytesMut::new(),
         }
     }
 
@@ -166,7 +176,12 @@ impl MessageDecoder {
     /// Bytes of memory the decoder holds for the peer: the reassembly buffer's capacity and
     /// any payload not yet drained.
     pub fn held_capacity(&self) -> usize {
-        self.input.len() + self.partial.as_ref().map_or(0, |p| p.buf.capacity())
+        let slabs = if self.slab.capacity() > 0 {
+            2 * SLAB
+        } else {
+            0
+        };
+        self.input.len() + self.partial.as_ref().map_or(0, |p| p.buf.capacity()) + slabs
     }
 
     /// `true` while a partial message is held: END_STREAM now would truncate a message.
@@ -177,6 +192,7 @@ impl MessageDecoder {
     /// Drops everything held (the call ended): later payloads are ignored.
     pub fn discard(&mut self) {
         self.input = Bytes::new();
+        self.slab = BytesMut::new();
         self.partial = None;
         self.prefix_len = 0;
         self.failed.get_or_insert(MessageError::Discarded);
@@ -213,7 +229,15 @@ impl MessageDecoder {
                 let data = self.take_whole(len);
                 return Ok(Some(RawMessage { compressed, data }));
             }
-            let first = MIN_REASSEMBLY.max(self.input.len()).min(len);
+            // The whole message at once when a quarter of it already arrived (one allocation,
+            // no growth copies for a message split over a few frames); else room for twice
+            // what arrived, doubled as more comes.
+            let arrived = self.input.len();
+            let first = if len <= arrived.saturating_mul(4) {
+                len
+            } else {
+                MIN_REASSEMBLY.max(arrived.saturating_mul(2)).min(len)
+            };
             self.partial = Some(Partial {
                 compressed,
                 len,
@@ -293,8 +317,25 @@ impl MessageDecoder {
         }
         match self.input_backing {
             Some(backing) if len.saturating_mul(2) >= backing => view,
-            _ => Bytes::copy_from_slice(&view),
+            _ if len <= SLAB / 4 && self.copied_small => self.copy_into_slab(&view),
+            _ => {
+                self.copied_small |= len <= SLAB / 4;
+                Bytes::copy_from_slice(&view)
+            }
         }
+    }
+
+    /// Copies a small message of a streaming call into the stream's slab and hands it on as
+    /// a view of it: one allocation per slab, not per message, and the slab is reused in
+    /// place once its messages are dropped. A slab is kept alive by any of its messages, so a
+    /// stream pins at most the slab being filled and the one before it.
+    fn copy_into_slab(&mut self, bytes: &[u8]) -> Bytes {
+        if self.slab.capacity() - self.slab.len() < bytes.len() {
+            // In place when nothing uses the slab any more, else a new one.
+            self.slab.reserve(SLAB);
+        }
+        self.slab.extend_from_slice(bytes);
+        self.slab.split().freeze()
     }
 }
 
