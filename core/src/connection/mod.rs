@@ -96,12 +96,13 @@ struct PeerSettings {
     max_header_list_size: u32,
 }
 
-/// A header block being assembled from HEADERS + CONTINUATION frames.
+/// A header block arriving in HEADERS + CONTINUATION frames, decoded fragment by fragment
+/// (its fields gather in `Connection::fields`).
 #[derive(Debug)]
 struct HeaderAssembly {
     stream: StreamId,
     end_stream: bool,
-    block: BytesMut,
+    block: hpack::PartialBlock,
 }
 
 /// A control frame waiting to be written.
@@ -498,6 +499,7 @@ impl Connection {
         self.deadlines.clear();
         self.read_buf = BytesMut::new();
         self.assembly = None;
+        self.fields = Vec::new();
         self.events.push_back(Event::Closed {
             error: if error == ConnectionError::Local && code == Some(ErrorCode::NO_ERROR) {
                 None

@@ -17,10 +17,14 @@ use crate::frame::{
     self, Data, Frame, FrameError, FrameHeader, FrameType, GoAway, Ping, Settings, WindowUpdate,
 };
 use crate::grpc::{self, Code, Encoding, HeadError, Metadata, Status};
-use crate::hpack::DecodeError;
+use crate::hpack::{DecodeError, FragmentError, PartialBlock};
 
 /// DATA payloads at least this large are gathered into an allocation of their own.
 const DEDICATED_FRAME_MIN: usize = 16 << 10;
+
+/// Raw bytes of one header block we read at least before closing the connection (see
+/// `Connection::max_block_bytes`).
+const MAX_BLOCK_BYTES: usize = 1 << 20;
 
 /// What one received header field costs beyond its bytes, once decoded into metadata.
 const FIELD_COST: usize = 96;
@@ -140,10 +144,18 @@ impl Connection {
                 );
                 return;
             }
-            // A header block beyond what we ever buffer is refused before it is buffered
-            // (our SETTINGS_MAX_FRAME_SIZE is far larger than a sane header block).
-            let header_block = matches!(header.kind, FrameType::HEADERS | FrameType::CONTINUATION);
-            if header_block && header.length as usize > self.max_block_bytes() {
+            // A header block beyond what we ever read is refused before the frame that would
+            // pass the bound is buffered.
+            let header_block = match header.kind {
+                FrameType::HEADERS => Some(0),
+                FrameType::CONTINUATION => {
+                    Some(self.assembly.as_ref().map_or(0, |a| a.block.total()))
+                }
+                _ => None,
+            };
+            if header_block.is_some_and(|before| {
+                before.saturating_add(header.length as usize) > self.max_block_bytes()
+            }) {
                 self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
                 return;
             }
@@ -232,41 +244,30 @@ impl Connection {
         match frame {
             Frame::Data(data) => self.on_data(data),
             Frame::Headers(headers) => {
-                if headers.end_headers {
-                    self.on_header_block(headers.stream, headers.end_stream, headers.fragment);
-                } else if headers.fragment.len() > self.max_block_bytes() {
-                    self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
-                } else {
-                    self.assembly = Some(HeaderAssembly {
-                        stream: headers.stream,
-                        end_stream: headers.end_stream,
-                        block: BytesMut::from(&headers.fragment[..]),
-                    });
-                }
+                self.fields.clear();
+                self.assembly = Some(HeaderAssembly {
+                    stream: headers.stream,
+                    end_stream: headers.end_stream,
+                    block: PartialBlock::new(self.config.max_header_list_size as usize),
+                });
+                self.push_fragment(&headers.fragment, headers.end_headers);
             }
             Frame::Continuation(cont) => {
-                let Some(mut assembly) = self.assembly.take() else {
+                if self.assembly.is_none() {
                     self.protocol_error(ErrorCode::PROTOCOL_ERROR, "CONTINUATION without HEADERS");
                     return;
-                };
-                if cont.fragment.is_empty() && !cont.end_headers && !self.spend_idle() {
-                    return;
                 }
-                // CONTINUATION flood: the raw block is bounded before it is buffered.
-                if assembly.block.len() + cont.fragment.len() > self.max_block_bytes() {
-                    self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
-                    return;
+                // CONTINUATION flood: frames that carry (almost) nothing are budgeted; the
+                // bytes of a block are bounded before its frames are buffered.
+                if !cont.end_headers {
+                    if cont.fragment.is_empty() && !self.spend_idle() {
+                        return;
+                    }
+                    if cont.fragment.len() < SLIVER as usize && !self.spend_sliver() {
+                        return;
+                    }
                 }
-                assembly.block.extend_from_slice(&cont.fragment);
-                if cont.end_headers {
-                    self.on_header_block(
-                        assembly.stream,
-                        assembly.end_stream,
-                        assembly.block.freeze(),
-                    );
-                } else {
-                    self.assembly = Some(assembly);
-                }
+                self.push_fragment(&cont.fragment, cont.end_headers);
             }
             Frame::Priority(_) | Frame::Unknown(_) => {
                 self.spend_idle();
@@ -283,13 +284,67 @@ impl Connection {
         }
     }
 
-    /// Raw header-block bytes we buffer at most: twice the decoded limit plus slack. A sane
-    /// encoder's block is never larger than its decoded list; between the two limits the call
-    /// fails alone, beyond it the connection is closed.
+    /// Raw bytes of one header block we read at most: beyond them the connection is closed
+    /// with ENHANCE_YOUR_CALM, before the frame that would pass the bound is buffered. The
+    /// block is decoded as it arrives (`push_fragment`), so this bounds the work one block
+    /// costs, not memory: up to it, a block over `max_header_list_size` fails its call alone
+    /// and the HPACK context stays in step. At least `MAX_BLOCK_BYTES`, and at least twice the
+    /// list limit plus 1 KiB.
     fn max_block_bytes(&self) -> usize {
+        self.max_field_bytes().max(MAX_BLOCK_BYTES)
+    }
+
+    /// Raw bytes of one field (HPACK representation) that we buffer while it is cut by a
+    /// fragment boundary: twice the decoded list limit plus slack, or the dynamic table size
+    /// if larger (an entry the peer's encoder may insert). A sane encoder's field is never
+    /// larger than its decoded size, so only a field we could neither emit nor store is
+    /// refused: the connection closes with ENHANCE_YOUR_CALM.
+    fn max_field_bytes(&self) -> usize {
         (self.config.max_header_list_size as usize)
             .saturating_mul(2)
+            .max(self.config.header_table_size as usize)
             .saturating_add(1024)
+    }
+
+    /// Decodes one fragment of the header block in progress; at `end_headers` the block is
+    /// handed on. RFC 9113 §4.3: every block is decoded, even one to be discarded, so the
+    /// HPACK context stays in step with the peer's encoder.
+    fn push_fragment(&mut self, fragment: &Bytes, end_headers: bool) {
+        let Some(mut assembly) = self.assembly.take() else {
+            return;
+        };
+        let max_field = self.max_field_bytes();
+        let fields = &mut self.fields;
+        let pushed =
+            assembly
+                .block
+                .push(&mut self.decoder, fragment, end_headers, max_field, |f| {
+                    fields.push(f)
+                });
+        match pushed {
+            Ok(()) => {}
+            Err(FragmentError::Compression(reason)) => {
+                self.protocol_error(ErrorCode::COMPRESSION_ERROR, reason);
+                return;
+            }
+            Err(FragmentError::FieldTooLarge { .. }) => {
+                self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header field too large");
+                return;
+            }
+        }
+        if !end_headers {
+            self.assembly = Some(assembly);
+            return;
+        }
+        let too_large = match assembly.block.finish(&mut self.decoder) {
+            Ok(()) => false,
+            Err(DecodeError::ListTooLarge { .. }) => true,
+            Err(DecodeError::Compression(reason)) => {
+                self.protocol_error(ErrorCode::COMPRESSION_ERROR, reason);
+                return;
+            }
+        };
+        self.on_header_block(assembly.stream, assembly.end_stream, too_large);
     }
 
     /// Spends one token of the idle-frame budget; closes with ENHANCE_YOUR_CALM when empty.
@@ -554,22 +609,10 @@ impl Connection {
         self.schedule(id);
     }
 
-    fn on_header_block(&mut self, id: StreamId, end_stream: bool, block: Bytes) {
+    /// A whole header block was decoded into `self.fields` (`too_large`: only the fields
+    /// within `max_header_list_size` were kept).
+    fn on_header_block(&mut self, id: StreamId, end_stream: bool, too_large: bool) {
         let mut fields = std::mem::take(&mut self.fields);
-        fields.clear();
-        let limit = self.config.max_header_list_size as usize;
-        let too_large = match self
-            .decoder
-            .decode(&block, limit, |field| fields.push(field))
-        {
-            Ok(()) => false,
-            Err(DecodeError::ListTooLarge { .. }) => true,
-            Err(DecodeError::Compression(reason)) => {
-                self.fields = fields;
-                self.protocol_error(ErrorCode::COMPRESSION_ERROR, reason);
-                return;
-            }
-        };
         // Held while the stream lives: the fields' bytes and what one field costs us once
         // decoded into metadata (more than the 32 bytes RFC 9113 §6.5.2 counts: an HTTP/2
         // bomb's empty fields must cost what they really hold).

@@ -6,7 +6,7 @@ use anygrpc_core::grpc::RequestHead;
 use anygrpc_core::{CLIENT_PREFACE, Code, Config, ErrorCode, Event, Side, Status, StreamId};
 
 use crate::support::raw::{
-    Raw, fields, grpc_message, plain_block, raw_frame, raw_settings, request_fields,
+    Raw, fields, grpc_message, hpack_literal, plain_block, raw_frame, raw_settings, request_fields,
 };
 
 // ---- Preface and the first frame (RFC 9113 §3.4) ----
@@ -169,21 +169,45 @@ fn frame_over_max_frame_size_is_frame_size_error_before_its_payload() {
     raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
 }
 
+/// Raw bytes of one header block the connection reads at most (its documented hard cap):
+/// 1 MiB, or 2 × max_header_list_size + 1 KiB if larger.
+fn block_cap(config: &Config) -> usize {
+    (2 * config.max_header_list_size as usize + 1024).max(1 << 20)
+}
+
 #[test]
 fn a_header_frame_larger_than_any_header_block_is_refused_before_its_payload() {
-    let config = Config::server();
-    // Within SETTINGS_MAX_FRAME_SIZE, but more than twice the header list limit.
-    let len = config.max_header_list_size as usize * 2 + 2048;
-    assert!(len <= config.max_frame_size as usize);
+    // Within SETTINGS_MAX_FRAME_SIZE, but over the block cap.
+    let config = Config {
+        max_frame_size: 4 << 20,
+        ..Config::server()
+    };
+    let len = block_cap(&config) + 1;
     for kind in [FrameType::HEADERS, FrameType::CONTINUATION] {
         let mut raw = Raw::server(config.clone());
+        let mut len = len;
         if kind == FrameType::CONTINUATION {
-            raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &[0x82]));
+            // The cap is on the whole block: what the HEADERS frame carried counts.
+            raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &[0x82; 1000]));
+            len -= 1000;
         }
-        let frame = raw_frame(kind, flags::END_HEADERS, 1, &vec![0; len]);
+        let frame = raw_frame(kind, flags::END_HEADERS, 1, &vec![0x82; len]);
         raw.send(&frame[..9]);
         raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
     }
+    // One byte less is read, decoded and served (a list of 1 MiB of `:method: GET` is over
+    // the list limit: the call fails alone).
+    let mut raw = Raw::server(config);
+    raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &[0x82; 1000]));
+    raw.send(&raw_frame(
+        FrameType::CONTINUATION,
+        flags::END_HEADERS,
+        1,
+        &vec![0x82; len - 1001],
+    ));
+    raw.assert_open();
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("8"));
+    raw.assert_serves_call(3);
 }
 
 #[test]
@@ -521,6 +545,125 @@ fn broken_hpack_is_compression_error() {
     // A truncated literal.
     raw.send_block(1, &[0x00, 0x05, b'a'], true);
     raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+}
+
+// ---- Header blocks over the list limit (RFC 9113 §4.3, §6.5.2, §10.5.1) ----
+
+/// Sends `block` on `stream` as HEADERS and CONTINUATION frames of `frame` bytes at most.
+fn send_block_in_frames(raw: &mut Raw, stream: u32, block: &[u8], frame: usize, end_stream: bool) {
+    let mut pieces = block.chunks(frame).peekable();
+    let first = pieces.next().unwrap_or_default();
+    let mut header_flags = if end_stream { flags::END_STREAM } else { 0 };
+    if pieces.peek().is_none() {
+        header_flags |= flags::END_HEADERS;
+    }
+    raw.send(&raw_frame(FrameType::HEADERS, header_flags, stream, first));
+    while let Some(piece) = pieces.next() {
+        raw.send_continuation(stream, piece, pieces.peek().is_none());
+    }
+}
+
+/// A header block of `fields` as literals without indexing, then `bulk` fields of 4,000
+/// bytes and then `indexed`, both inserted in the dynamic table: far over any list limit,
+/// and leaving `indexed` as the newest entries of the peer's table (HPACK index 62 is the
+/// last of them).
+fn oversized_block(
+    fields: &[(String, String)],
+    bulk: usize,
+    indexed: &[(String, String)],
+) -> Vec<u8> {
+    let mut block = bytes::BytesMut::new();
+    for (name, value) in fields {
+        hpack_literal(name.as_bytes(), value.as_bytes(), false, &mut block);
+    }
+    for i in 0..bulk {
+        hpack_literal(
+            format!("x-bulk-{i}").as_bytes(),
+            &[b'b'; 4000],
+            true,
+            &mut block,
+        );
+    }
+    for (name, value) in indexed {
+        hpack_literal(name.as_bytes(), value.as_bytes(), true, &mut block);
+    }
+    block.to_vec()
+}
+
+/// A block referencing the `n` newest dynamic-table entries, oldest first.
+fn newest_entries(n: u8) -> Vec<u8> {
+    (0..n).rev().map(|i| 0x80 | (62 + i)).collect()
+}
+
+#[test]
+fn request_block_far_over_the_list_limit_fails_the_call_and_keeps_hpack_in_step() {
+    // RFC 9113 §10.5.1: a block larger than we accept still has to be decoded to keep the
+    // HPACK context; the request is refused (RESOURCE_EXHAUSTED, gRPC's 431) and the
+    // connection lives. 200 KB, in 16 KiB frames: far beyond the old raw buffering bound
+    // (2 × the list limit + 1 KiB), within the 1 MiB block cap.
+    let config = Config::server();
+    let limit = config.max_header_list_size as usize;
+    let mut raw = Raw::server(config);
+    let head = request_fields("/svc.S/M");
+    let block = oversized_block(&head, 50, &head);
+    assert!(block.len() > 2 * limit + 1024 && block.len() < 1 << 20);
+    send_block_in_frames(&mut raw, 1, &block, 16_384, true);
+    raw.assert_open();
+    assert!(raw.started().is_empty(), "the application never sees it");
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("8"));
+    assert!(raw.resets().is_empty(), "answered, not reset");
+    // The next request is nothing but references to the entries the refused block inserted
+    // last: it decodes only if that block was decoded to its end.
+    raw.send_block(3, &newest_entries(head.len() as u8), false);
+    raw.send_data(3, &grpc_message(0, b"hello"), true);
+    raw.pump();
+    assert_eq!(raw.started(), vec![StreamId(3)]);
+    raw.respond_ok(3, b"world");
+    raw.pump();
+    assert_eq!(raw.final_block(3).unwrap().get("grpc-status"), Some("0"));
+    raw.assert_open();
+}
+
+#[test]
+fn response_block_far_over_the_list_limit_fails_the_call_and_keeps_hpack_in_step() {
+    let mut raw = Raw::client(Config::client());
+    let id = raw.start_unary("/svc.S/M");
+    let head = fields(&[(":status", "200"), ("content-type", "application/grpc")]);
+    let block = oversized_block(&head, 50, &head);
+    send_block_in_frames(&mut raw, id, &block, 16_384, false);
+    raw.assert_open();
+    let codes: Vec<Code> = raw.finished(id).iter().map(Status::code).collect();
+    assert_eq!(codes, vec![Code::Internal], "{:?}", raw.finished(id));
+    assert_eq!(raw.resets(), vec![(StreamId(id), ErrorCode::CANCEL)]);
+    // The next response head is two references to what that block inserted last.
+    let next = raw.start_unary("/svc.S/M");
+    raw.send_block(next, &newest_entries(2), false);
+    raw.send_data(next, &grpc_message(0, b"pong"), false);
+    raw.send_plain(next, &fields(&[("grpc-status", "0")]), true);
+    raw.pump();
+    let codes: Vec<Code> = raw.finished(next).iter().map(Status::code).collect();
+    assert_eq!(codes, vec![Code::Ok]);
+    raw.assert_open();
+}
+
+#[test]
+fn a_field_cut_by_a_frame_boundary_is_buffered_up_to_twice_the_list_limit() {
+    // One 40 KB value: in one frame it is decoded where it lies and the call fails alone;
+    // cut in two frames it would have to be buffered whole, and beyond 2 × the list limit +
+    // 1 KiB it is refused: ENHANCE_YOUR_CALM (the documented bound).
+    let config = Config::server();
+    let bound = 2 * config.max_header_list_size as usize + 1024;
+    let mut block = bytes::BytesMut::new();
+    hpack_literal(b"x-huge", &vec![b'h'; 40_000], false, &mut block);
+    assert!(block.len() > bound);
+    let mut raw = Raw::server(config.clone());
+    send_block_in_frames(&mut raw, 1, &block, 64 << 10, true);
+    raw.assert_open();
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("8"));
+    raw.assert_serves_call(3);
+    let mut raw = Raw::server(config);
+    send_block_in_frames(&mut raw, 1, &block, 16_384, true);
+    raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
 }
 
 // ---- Malformed requests (RFC 9113 §8.1.1, §8.2, §8.3): stream error, connection lives ----
