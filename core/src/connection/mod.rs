@@ -141,6 +141,9 @@ enum Shutdown {
     Draining,
 }
 
+/// SETTINGS_HEADER_TABLE_SIZE before the peer acknowledged ours (RFC 9113 §6.5.2).
+const DEFAULT_HEADER_TABLE_SIZE: usize = 4096;
+
 /// PING payloads carry their purpose in the first byte.
 const PING_APP: u8 = 1;
 const PING_KEEPALIVE: u8 = 2;
@@ -255,7 +258,9 @@ impl Connection {
             },
             got_peer_settings: false,
             assembly: None,
-            decoder: hpack::Decoder::new(config.header_table_size as usize),
+            // RFC 9113 §4.3.1: the table starts at 4,096 bytes; ours is in force once the
+            // peer acknowledged our SETTINGS (`on_settings`).
+            decoder: hpack::Decoder::new(DEFAULT_HEADER_TABLE_SIZE),
             fields: Vec::new(),
             encoder: hpack::Encoder::new(),
             header_scratch: transmit::HeaderScratch::default(),

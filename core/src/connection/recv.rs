@@ -989,6 +989,11 @@ impl Connection {
             }
             if !self.settings_acked {
                 self.settings_acked = true;
+                // RFC 7541 §6.3, RFC 9113 §4.3.1: from now on the peer's size updates may go
+                // up to our SETTINGS_HEADER_TABLE_SIZE, and below 4,096 its next block must
+                // open with one.
+                self.decoder
+                    .set_max_table_size(self.config.header_table_size as usize);
                 let ours = i64::from(self.config.initial_stream_window);
                 let delta = ours - i64::from(DEFAULT_WINDOW.max(self.config.initial_stream_window));
                 if delta != 0 {

@@ -250,8 +250,10 @@ impl PartialBlock {
 }
 
 impl Decoder {
-    /// `max_table_size`: our SETTINGS_HEADER_TABLE_SIZE, the most the peer's encoder may use
-    /// (default 4096). The table starts at that maximum (RFC 7541 §4.2).
+    /// `max_table_size`: the SETTINGS_HEADER_TABLE_SIZE in force, the most the peer's encoder
+    /// may use; the table starts at that maximum (RFC 7541 §4.2). On an HTTP/2 connection
+    /// that is 4,096 until the peer acknowledged ours (RFC 9113 §4.3.1), then
+    /// [`set_max_table_size`](Self::set_max_table_size).
     pub fn new(max_table_size: usize) -> Self {
         Self {
             table: DynamicTable::new(max_table_size),
@@ -261,7 +263,7 @@ impl Decoder {
         }
     }
 
-    /// We changed our SETTINGS_HEADER_TABLE_SIZE (after the peer acked it). When it falls below
+    /// Our SETTINGS_HEADER_TABLE_SIZE changed (the peer acknowledged it). When it falls below
     /// the table's current maximum, the peer's next block must open with a size update (§4.2);
     /// a block that does not is a COMPRESSION_ERROR.
     pub fn set_max_table_size(&mut self, max: usize) {

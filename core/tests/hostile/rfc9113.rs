@@ -666,6 +666,71 @@ fn a_field_cut_by_a_frame_boundary_is_buffered_up_to_twice_the_list_limit() {
     raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
 }
 
+// ---- HPACK dynamic table size (RFC 9113 §4.3.1, RFC 7541 §4.2, §6.3) ----
+
+/// A server that sent `config`'s SETTINGS, whose raw client sent the preface and SETTINGS but
+/// has not acknowledged the server's yet.
+fn server_before_our_settings_are_acked(config: Config) -> Raw {
+    let mut raw = Raw::new(Side::Server, config);
+    raw.send(CLIENT_PREFACE);
+    raw.send_frame(&Frame::Settings(Settings::default()));
+    raw.settle();
+    raw
+}
+
+#[test]
+fn hpack_table_is_4096_until_a_smaller_setting_is_acknowledged() {
+    // RFC 9113 §4.3.1: the table starts at 4,096 bytes; a smaller SETTINGS_HEADER_TABLE_SIZE
+    // takes effect when the peer acknowledges it. Before that the peer's encoder may fill
+    // 4,096 bytes (two request heads: the second is references to the first's entries).
+    let config = Config {
+        header_table_size: 256,
+        ..Config::server()
+    };
+    let mut raw = server_before_our_settings_are_acked(config.clone());
+    raw.send_unary(1, "/svc.S/M", b"a");
+    raw.send_unary(3, "/svc.S/M", b"b");
+    raw.assert_open();
+    assert_eq!(raw.started(), vec![StreamId(1), StreamId(3)]);
+    // After the ACK, the next block must open with a size update to at most 256.
+    raw.send_frame(&Frame::Settings(Settings::ack()));
+    raw.encoder.set_max_table_size(256);
+    raw.assert_serves_call(5);
+    // Without it: COMPRESSION_ERROR (RFC 9113 §4.3.1).
+    let mut raw = server_before_our_settings_are_acked(config);
+    raw.send_unary(1, "/svc.S/M", b"a");
+    raw.send_frame(&Frame::Settings(Settings::ack()));
+    raw.send_plain(3, &request_fields("/svc.S/M"), true);
+    raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+}
+
+#[test]
+fn size_update_above_the_acknowledged_setting_is_compression_error() {
+    // RFC 7541 §6.3: the limit is our SETTINGS_HEADER_TABLE_SIZE once acknowledged; before
+    // that, the initial 4,096.
+    let config = Config {
+        header_table_size: 8192,
+        ..Config::server()
+    };
+    let update = |size: usize| {
+        let mut block = bytes::BytesMut::new();
+        crate::support::raw::hpack_int(size, 5, 0x20, &mut block);
+        block.extend_from_slice(&plain_block(&request_fields("/svc.S/M")));
+        block
+    };
+    let mut raw = server_before_our_settings_are_acked(config.clone());
+    raw.send_block(1, &update(4096), true);
+    raw.assert_open();
+    raw.send_block(3, &update(4097), true);
+    raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+    let mut raw = Raw::server(config);
+    raw.send_block(1, &update(8192), true);
+    raw.assert_open();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+    raw.send_block(3, &update(8193), true);
+    raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+}
+
 // ---- Malformed requests (RFC 9113 §8.1.1, §8.2, §8.3): stream error, connection lives ----
 
 /// Sends `fields` as a request on stream 1, expects RST_STREAM(1, PROTOCOL_ERROR) and no call,
