@@ -103,6 +103,9 @@ struct HeaderAssembly {
     stream: StreamId,
     end_stream: bool,
     block: hpack::PartialBlock,
+    /// The HEADERS frame that started the block is a stream error (its code and reason):
+    /// the block is decoded all the same, then the stream is reset.
+    stream_error: Option<(ErrorCode, &'static str)>,
 }
 
 /// A control frame waiting to be written.

@@ -33,6 +33,15 @@ const FIELD_COST: usize = 96;
 /// its stream, is a sliver: it spends from the sliver budget.
 const SLIVER: u32 = 64;
 
+/// What is wrong with a header block beyond its fields.
+#[derive(Debug, Clone, Copy)]
+enum BlockFault {
+    /// Over `max_header_list_size`: only the fields within it were kept.
+    TooLarge,
+    /// The HEADERS frame that started it is a stream error with this code.
+    Stream(ErrorCode, &'static str),
+}
+
 impl Connection {
     /// Feeds bytes read from the transport, in any split (a byte at a time works). Frames are
     /// processed as soon as they are complete. A large DATA frame is gathered into an
@@ -191,9 +200,22 @@ impl Connection {
             }
             match Frame::decode(header, payload) {
                 Ok(frame) => self.on_frame(frame),
-                // A HEADERS frame we could not read leaves the HPACK context unknowable.
+                // A HEADERS frame we could not read leaves the HPACK context unknowable
+                // (`Headers::decode` returns its one stream error, a self-dependency, as a
+                // frame, so that its block is still decoded).
                 Err(FrameError::Stream { reason, .. }) if header.kind == FrameType::HEADERS => {
                     self.protocol_error(ErrorCode::PROTOCOL_ERROR, reason);
+                }
+                Err(FrameError::Stream {
+                    stream,
+                    code,
+                    reason,
+                }) if header.kind == FrameType::PRIORITY && self.is_idle_stream(stream) => {
+                    // RFC 9113 §6.3 makes a PRIORITY of the wrong length a stream error, and
+                    // PRIORITY may arrive on an idle stream (§5.1); but RST_STREAM must not be
+                    // sent for an idle stream (§6.4). The error is raised to a connection
+                    // error with the same code, as §5.4.1 allows for any stream error.
+                    self.protocol_error(code, reason);
                 }
                 Err(FrameError::Stream {
                     stream,
@@ -249,6 +271,7 @@ impl Connection {
                     stream: headers.stream,
                     end_stream: headers.end_stream,
                     block: PartialBlock::new(self.config.max_header_list_size as usize),
+                    stream_error: headers.priority_error().map(|e| (e.code(), e.reason())),
                 });
                 self.push_fragment(&headers.fragment, headers.end_headers);
             }
@@ -337,14 +360,18 @@ impl Connection {
             return;
         }
         let too_large = match assembly.block.finish(&mut self.decoder) {
-            Ok(()) => false,
-            Err(DecodeError::ListTooLarge { .. }) => true,
+            Ok(()) => None,
+            Err(DecodeError::ListTooLarge { .. }) => Some(BlockFault::TooLarge),
             Err(DecodeError::Compression(reason)) => {
                 self.protocol_error(ErrorCode::COMPRESSION_ERROR, reason);
                 return;
             }
         };
-        self.on_header_block(assembly.stream, assembly.end_stream, too_large);
+        let fault = assembly
+            .stream_error
+            .map(|(code, reason)| BlockFault::Stream(code, reason))
+            .or(too_large);
+        self.on_header_block(assembly.stream, assembly.end_stream, fault);
     }
 
     /// Spends one token of the idle-frame budget; closes with ENHANCE_YOUR_CALM when empty.
@@ -368,8 +395,12 @@ impl Connection {
         false
     }
 
-    /// `true` when `id` names a stream that was never opened (by either side).
+    /// `true` when `id` names a stream that was never opened (by either side): a client call
+    /// still queued behind the peer's concurrency limit is idle on the wire.
     fn is_idle_stream(&self, id: StreamId) -> bool {
+        if let Some(stream) = self.streams.get(&id) {
+            return stream.state == StreamState::Idle;
+        }
         let peer_initiated = id.is_client_initiated() == (self.side == Side::Server);
         if peer_initiated {
             id > self.last_peer_id
@@ -380,12 +411,24 @@ impl Connection {
 
     /// A stream error found by the frame layer or by us: reset the stream, end its call.
     pub(super) fn stream_error(&mut self, id: StreamId, code: ErrorCode, reason: &'static str) {
-        if !self.spend_reset() {
-            return;
-        }
         if self.is_idle_stream(id) {
             // RFC 9113 §5.1: frames other than HEADERS/PRIORITY on an idle stream.
             self.protocol_error(ErrorCode::PROTOCOL_ERROR, reason);
+            return;
+        }
+        if self
+            .streams
+            .get(&id)
+            .is_none_or(|s| s.state == StreamState::Closed)
+        {
+            // A closed stream has nothing to reset: RST_STREAM is not sent on it (RFC 9113
+            // §5.1, and at most one per stream, §5.4.2), and what the peer sent on it before
+            // it learnt of the close may be discarded (§5.1). Budgeted like any frame that
+            // does no work.
+            self.spend_idle();
+            return;
+        }
+        if !self.spend_reset() {
             return;
         }
         self.end_call(
@@ -412,20 +455,22 @@ impl Connection {
             return;
         }
         let events_before = self.events.len();
+        if self.is_idle_stream(id) {
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA on an idle stream");
+            return;
+        }
         let Some(stream) = self.streams.get_mut(&id) else {
-            if self.is_idle_stream(id) {
-                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA on an idle stream");
-            }
-            // Otherwise a stream we closed: RFC 9113 §5.1 lets us ignore it.
+            // A stream we closed: RFC 9113 §5.1 lets us ignore it.
             if data.flow_len < SLIVER && !data.end_stream {
                 self.spend_sliver();
             }
             return;
         };
         if next(stream.state, Transition::RecvData).is_err() {
-            if stream.reported {
+            if stream.state == StreamState::Closed {
                 return; // We reset it or ended it; the peer's frames were in flight.
             }
+            // RFC 9113 §6.1: half-closed (remote), the peer itself ended the stream.
             self.stream_error(id, ErrorCode::STREAM_CLOSED, "DATA after END_STREAM");
             return;
         }
@@ -609,9 +654,8 @@ impl Connection {
         self.schedule(id);
     }
 
-    /// A whole header block was decoded into `self.fields` (`too_large`: only the fields
-    /// within `max_header_list_size` were kept).
-    fn on_header_block(&mut self, id: StreamId, end_stream: bool, too_large: bool) {
+    /// A whole header block was decoded into `self.fields`.
+    fn on_header_block(&mut self, id: StreamId, end_stream: bool, fault: Option<BlockFault>) {
         let mut fields = std::mem::take(&mut self.fields);
         // Held while the stream lives: the fields' bytes and what one field costs us once
         // decoded into metadata (more than the 32 bytes RFC 9113 §6.5.2 counts: an HTTP/2
@@ -621,8 +665,8 @@ impl Connection {
             .map(|f| f.name.len() + f.value.len() + FIELD_COST)
             .sum::<usize>();
         match self.side {
-            Side::Server => self.on_request_headers(id, end_stream, &mut fields, too_large),
-            Side::Client => self.on_response_headers(id, end_stream, &mut fields, too_large),
+            Side::Server => self.on_request_headers(id, end_stream, &mut fields, fault),
+            Side::Client => self.on_response_headers(id, end_stream, &mut fields, fault),
         }
         if let Some(stream) = self.streams.get_mut(&id) {
             stream.head_cost = stream.head_cost.saturating_add(cost);
@@ -637,19 +681,32 @@ impl Connection {
         id: StreamId,
         end_stream: bool,
         fields: &mut Vec<crate::hpack::Field>,
-        too_large: bool,
+        fault: Option<BlockFault>,
     ) {
         if let Some(stream) = self.streams.get(&id) {
             // Request trailers: legal HTTP/2, meaningless to gRPC. They must end the stream,
             // and follow the HTTP/2 field rules like any header block.
             if !stream.state.can_recv() {
-                if !stream.reported {
+                if stream.state != StreamState::Closed {
+                    // RFC 9113 §5.1: half-closed (remote), the peer itself ended the stream.
                     self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
                 }
+                // Closed: we reset or ended it, the peer's frames were in flight (§5.1).
+                return;
+            }
+            if let Some(BlockFault::Stream(code, reason)) = fault {
+                self.stream_error(id, code, reason);
                 return;
             }
             if !end_stream {
                 self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "trailers without END_STREAM");
+                return;
+            }
+            if let Some(BlockFault::TooLarge) = fault {
+                // The call, already started, fails as its head would have (RFC 9113 §10.5.1).
+                let status = Status::resource_exhausted("request trailers too large");
+                self.fail_call(id, status, ErrorCode::CANCEL);
+                self.on_remote_end(id);
                 return;
             }
             if let Err(error) = grpc::check_request_trailers(fields.drain(..)) {
@@ -702,7 +759,16 @@ impl Connection {
             }
             return;
         }
-        if too_large {
+        if let Some(BlockFault::Stream(code, _)) = fault {
+            // RFC 7540 §5.3.1: a stream error; the stream opened with this HEADERS is reset.
+            if self.spend_reset() {
+                self.control
+                    .push_back(Control::RstStream { stream: id, code });
+                self.check_control_backlog();
+            }
+            return;
+        }
+        if let Some(BlockFault::TooLarge) = fault {
             let status = Status::resource_exhausted("request header list too large");
             self.reject_call(
                 id,
@@ -816,7 +882,7 @@ impl Connection {
         id: StreamId,
         end_stream: bool,
         fields: &mut Vec<crate::hpack::Field>,
-        too_large: bool,
+        fault: Option<BlockFault>,
     ) {
         let Some(stream) = self.streams.get_mut(&id) else {
             if !id.is_client_initiated() || self.is_idle_stream(id) {
@@ -828,7 +894,8 @@ impl Connection {
             return;
         };
         if !stream.state.can_recv() {
-            if !stream.reported {
+            if stream.state != StreamState::Closed {
+                // RFC 9113 §5.1: half-closed (remote), or idle (a call still queued).
                 self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
             }
             return;
@@ -840,7 +907,12 @@ impl Connection {
             }
             return;
         }
-        if too_large {
+        if let Some(BlockFault::Stream(code, reason)) = fault {
+            let status = Status::internal(format!("HTTP/2 stream error {code}: {reason}"));
+            self.fail_call(id, status, code);
+            return;
+        }
+        if let Some(BlockFault::TooLarge) = fault {
             self.fail_call(
                 id,
                 Status::internal("response header list too large"),
@@ -945,10 +1017,12 @@ impl Connection {
     }
 
     fn on_rst_stream(&mut self, id: StreamId, code: ErrorCode) {
+        if self.is_idle_stream(id) {
+            // RFC 9113 §6.4.
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
+            return;
+        }
         let Some(stream) = self.streams.get(&id) else {
-            if self.is_idle_stream(id) {
-                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
-            }
             return;
         };
         if !stream.local && !stream.announced && !self.spend_reset() {
@@ -1187,10 +1261,12 @@ impl Connection {
             }
             return;
         }
+        if self.is_idle_stream(update.stream) {
+            // RFC 9113 §5.1.
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
+            return;
+        }
         let Some(stream) = self.streams.get_mut(&update.stream) else {
-            if self.is_idle_stream(update.stream) {
-                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
-            }
             // A closed stream: legal while the peer has not seen the end yet (RFC 9113 §6.9);
             // it costs one lookup and triggers no reply, so it is not budgeted.
             return;

@@ -314,6 +314,242 @@ fn frames_on_a_forgotten_stream_are_ignored() {
     raw.assert_serves_call(3);
 }
 
+/// A client whose raw server allows one concurrent stream, with a call on stream 1 sent and
+/// a second one, stream 3, queued behind the limit (idle on the wire).
+fn client_with_a_queued_call() -> Raw {
+    let mut raw = Raw::new(Side::Client, Config::client());
+    raw.send(&raw_settings(&[(0x3, 1)]));
+    raw.send_frame(&Frame::Settings(Settings::ack()));
+    raw.settle();
+    assert_eq!(raw.start_unary("/svc.S/M"), 1);
+    assert_eq!(raw.start_unary("/svc.S/M"), 3);
+    assert!(raw.blocks_on(3).is_empty(), "stream 3 waits for a slot");
+    raw
+}
+
+#[test]
+fn frames_on_a_client_call_still_queued_are_idle_stream_errors() {
+    // RFC 9113 §5.1: stream 3 was allocated but never opened: it is idle.
+    let frames = [
+        raw_frame(FrameType::DATA, 0, 3, b"x"),
+        raw_frame(FrameType::WINDOW_UPDATE, 0, 3, &[0, 0, 1, 0]),
+        raw_frame(FrameType::RST_STREAM, 0, 3, &[0, 0, 0, 8]),
+        raw_frame(FrameType::WINDOW_UPDATE, 0, 3, &[0, 0, 0, 0]),
+    ];
+    for frame in frames {
+        let mut raw = client_with_a_queued_call();
+        raw.send(&frame);
+        raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+    }
+    let mut raw = client_with_a_queued_call();
+    raw.send_plain(3, &fields(&[(":status", "200")]), false);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn priority_on_idle_and_closed_streams_is_accepted() {
+    // RFC 9113 §6.3: PRIORITY may be sent in any stream state; it opens nothing.
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(FrameType::PRIORITY, 0, 7, &[0, 0, 0, 0, 16]));
+    raw.assert_serves_call(1);
+    raw.send(&raw_frame(FrameType::PRIORITY, 0, 1, &[0, 0, 0, 0, 16]));
+    raw.send(&raw_frame(FrameType::PRIORITY, 0, 2, &[0, 0, 0, 0, 16]));
+    raw.assert_open();
+    // Stream 5 is below the 7 that PRIORITY named: still idle, still openable.
+    raw.assert_serves_call(5);
+    assert!(raw.resets().is_empty());
+}
+
+#[test]
+fn priority_of_wrong_length_on_an_open_stream_resets_it_with_frame_size_error() {
+    // RFC 9113 §6.3: a stream error FRAME_SIZE_ERROR.
+    for len in [0, 4, 6] {
+        let mut raw = Raw::server(Config::server());
+        raw.send_request(1, "/svc.S/M", false);
+        raw.send(&raw_frame(FrameType::PRIORITY, 0, 1, &vec![0; len]));
+        raw.assert_open();
+        assert_eq!(
+            raw.resets(),
+            vec![(StreamId(1), ErrorCode::FRAME_SIZE_ERROR)]
+        );
+        assert!(
+            raw.events
+                .iter()
+                .any(|e| matches!(e, Event::Cancelled { stream, .. } if *stream == StreamId(1))),
+            "the call ends: {:?}",
+            raw.events
+        );
+        raw.assert_serves_call(3);
+    }
+}
+
+#[test]
+fn priority_of_wrong_length_on_an_idle_stream_is_a_frame_size_connection_error() {
+    // RFC 9113 §6.3 names a stream error, but RST_STREAM must not be sent for an idle stream
+    // (§6.4): raised to a connection error, as §5.4.1 allows, with the code §6.3 names (it
+    // was PROTOCOL_ERROR).
+    for stream in [1, 2, 9] {
+        let mut raw = Raw::server(Config::server());
+        raw.send(&raw_frame(FrameType::PRIORITY, 0, stream, &[0; 4]));
+        raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
+        assert!(raw.resets().is_empty());
+    }
+}
+
+#[test]
+fn priority_of_wrong_length_on_a_closed_stream_is_discarded() {
+    // Nothing is sent on a closed stream (RFC 9113 §5.1), not even a second RST_STREAM
+    // (§5.4.2); the frame is dropped.
+    let mut raw = Raw::server(Config::server());
+    raw.assert_serves_call(1);
+    raw.send(&raw_frame(FrameType::PRIORITY, 0, 1, &[0; 4]));
+    raw.send_window_update(1, 0);
+    raw.assert_open();
+    assert!(raw.resets().is_empty(), "{:?}", raw.resets());
+    raw.assert_serves_call(3);
+}
+
+#[test]
+fn priority_depending_on_itself_resets_the_stream() {
+    // RFC 7540 §5.3.1 (RFC 9113 keeps the fields, not this rule; we keep the stream error
+    // RFC 7540 peers expect): PROTOCOL_ERROR on the stream; on an idle one, the connection.
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.send(&raw_frame(FrameType::PRIORITY, 0, 1, &[0, 0, 0, 1, 16]));
+    raw.assert_open();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::PROTOCOL_ERROR)]);
+    raw.assert_serves_call(3);
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(FrameType::PRIORITY, 0, 5, &[0, 0, 0, 5, 16]));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+/// A request head on `stream` whose fields are inserted in the dynamic table, in a HEADERS
+/// frame with the PRIORITY flag depending on `dependency`.
+fn prioritized_request(stream: u32, dependency: u32) -> bytes::Bytes {
+    let mut payload = bytes::BytesMut::new();
+    payload.extend_from_slice(&dependency.to_be_bytes());
+    payload.extend_from_slice(&[16]);
+    for (name, value) in request_fields("/svc.S/M") {
+        hpack_literal(name.as_bytes(), value.as_bytes(), true, &mut payload);
+    }
+    raw_frame(
+        FrameType::HEADERS,
+        flags::END_HEADERS | flags::PRIORITY,
+        stream,
+        &payload,
+    )
+}
+
+#[test]
+fn headers_depending_on_itself_resets_the_stream_and_keeps_hpack_in_step() {
+    // RFC 7540 §5.3.1: a stream error, not a connection error (it was PROTOCOL_ERROR on the
+    // connection); the block is still decoded (RFC 9113 §4.3).
+    let mut raw = Raw::server(Config::server());
+    raw.send(&prioritized_request(1, 1));
+    raw.send_data(1, &grpc_message(0, b"x"), true);
+    raw.assert_open();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::PROTOCOL_ERROR)]);
+    assert!(raw.started().is_empty());
+    // The next request is references to what the reset one inserted.
+    raw.send_block(3, &newest_entries(6), false);
+    raw.send_data(3, &grpc_message(0, b"y"), true);
+    raw.pump();
+    assert_eq!(raw.started(), vec![StreamId(3)]);
+    // A dependency on another stream is fine.
+    let mut raw = Raw::server(Config::server());
+    raw.send(&prioritized_request(1, 0));
+    raw.send_data(1, &grpc_message(0, b"x"), true);
+    raw.pump();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+}
+
+#[test]
+fn response_headers_depending_on_itself_fail_the_call() {
+    let mut raw = Raw::client(Config::client());
+    let id = raw.start_unary("/svc.S/M");
+    let mut payload = id.to_be_bytes().to_vec();
+    payload.push(16);
+    payload.extend_from_slice(&plain_block(&fields(&[
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+    ])));
+    raw.send(&raw_frame(
+        FrameType::HEADERS,
+        flags::END_HEADERS | flags::PRIORITY,
+        id,
+        &payload,
+    ));
+    raw.assert_open();
+    let codes: Vec<Code> = raw.finished(id).iter().map(Status::code).collect();
+    assert_eq!(codes, vec![Code::Internal]);
+    assert_eq!(
+        raw.resets(),
+        vec![(StreamId(id), ErrorCode::PROTOCOL_ERROR)]
+    );
+}
+
+#[test]
+fn data_after_end_stream_is_stream_closed() {
+    // RFC 9113 §5.1, §6.1: half-closed (remote): a stream error STREAM_CLOSED, whether or
+    // not the application already answered (its trailers give way to the reset).
+    for answered in [false, true] {
+        let mut raw = Raw::server(Config::server());
+        raw.send_unary(1, "/svc.S/M", b"x");
+        raw.pump();
+        if answered {
+            raw.conn
+                .send_trailers(StreamId(1), Status::ok(), anygrpc_core::Metadata::new())
+                .unwrap();
+        }
+        raw.send_data(1, &grpc_message(0, b"late"), false);
+        raw.assert_open();
+        assert_eq!(
+            raw.resets(),
+            vec![(StreamId(1), ErrorCode::STREAM_CLOSED)],
+            "answered: {answered}"
+        );
+        raw.assert_serves_call(3);
+    }
+}
+
+#[test]
+fn headers_after_end_stream_is_stream_closed() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_unary(1, "/svc.S/M", b"x");
+    raw.send_plain(1, &fields(&[("x-late", "1")]), true);
+    raw.assert_open();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::STREAM_CLOSED)]);
+    raw.assert_serves_call(3);
+}
+
+#[test]
+fn response_data_after_end_stream_is_stream_closed() {
+    // The client side of §6.1: the server ended its response (without trailers: the call
+    // failed), the call's client half is still open; more DATA is STREAM_CLOSED.
+    let mut raw = Raw::client(Config::client());
+    let id = raw
+        .conn
+        .start_call(
+            anygrpc_core::CallRequest::new("/svc.S/M", "test.local"),
+            raw.now,
+        )
+        .unwrap()
+        .0;
+    raw.pump();
+    raw.send_plain(
+        id,
+        &fields(&[(":status", "200"), ("content-type", "application/grpc")]),
+        false,
+    );
+    raw.send_data(id, &grpc_message(0, b"pong"), true);
+    raw.send_data(id, &grpc_message(0, b"late"), false);
+    raw.assert_open();
+    assert_eq!(raw.resets(), vec![(StreamId(id), ErrorCode::STREAM_CLOSED)]);
+    let codes: Vec<Code> = raw.finished(id).iter().map(Status::code).collect();
+    assert_eq!(codes, vec![Code::Internal], "ended without trailers");
+}
+
 // ---- Stream identifiers (RFC 9113 §5.1.1) ----
 
 #[test]
@@ -664,6 +900,32 @@ fn a_field_cut_by_a_frame_boundary_is_buffered_up_to_twice_the_list_limit() {
     let mut raw = Raw::server(config);
     send_block_in_frames(&mut raw, 1, &block, 16_384, true);
     raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
+}
+
+#[test]
+fn request_trailers_over_the_list_limit_fail_the_call_with_resource_exhausted() {
+    // The call, already started, fails as an oversized head would: RESOURCE_EXHAUSTED to
+    // the application and to the client; the connection lives.
+    let config = Config {
+        max_header_list_size: 1000,
+        ..Config::server()
+    };
+    let mut raw = Raw::server(config);
+    raw.send_plain(1, &request_fields("/svc.S/M"), false);
+    raw.send_data(1, &grpc_message(0, b"x"), false);
+    raw.send_plain(1, &fields(&[("x-pad", &"p".repeat(2000))]), true);
+    raw.assert_open();
+    let ends: Vec<Code> = raw
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Cancelled { stream, status } if *stream == StreamId(1) => Some(status.code()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![Code::ResourceExhausted], "{:?}", raw.events);
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("8"));
+    raw.assert_serves_call(3);
 }
 
 // ---- HPACK dynamic table size (RFC 9113 §4.3.1, RFC 7541 §4.2, §6.3) ----
