@@ -144,6 +144,10 @@ enum Shutdown {
     Draining,
 }
 
+/// Streams of the peer's we reset before it ended them, remembered so that the frames it
+/// sent meanwhile are discarded (see `Connection::note_reset`).
+const RECENT_RESETS: usize = 128;
+
 /// SETTINGS_HEADER_TABLE_SIZE before the peer acknowledged ours (RFC 9113 §6.5.2).
 const DEFAULT_HEADER_TABLE_SIZE: usize = 4096;
 
@@ -234,6 +238,8 @@ pub struct Connection {
     /// DATA frames that move almost nothing (see `recv.rs`), one per KiB of connection window.
     sliver_budget: Budget,
     reset_budget: Budget,
+    /// The peer's streams we reset before it ended them, oldest first (`note_reset`).
+    recent_resets: VecDeque<StreamId>,
     /// Server keepalive enforcement: early PINGs since we last sent headers or data.
     ping_strikes: u32,
     /// When the last PING arrived since we last sent headers or data.
@@ -305,6 +311,7 @@ impl Connection {
                 config.idle_frame_rate,
             ),
             reset_budget: Budget::new(config.reset_burst, config.reset_rate),
+            recent_resets: VecDeque::new(),
             ping_strikes: 0,
             last_ping_recv: None,
             config,
@@ -602,6 +609,13 @@ impl Connection {
     fn reset_stream(&mut self, id: StreamId, code: ErrorCode) {
         self.control
             .push_back(Control::RstStream { stream: id, code });
+        if self
+            .streams
+            .get(&id)
+            .is_some_and(|s| !s.local && s.state.can_recv())
+        {
+            self.note_reset(id);
+        }
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
@@ -610,6 +624,30 @@ impl Connection {
             state::next(stream.state, state::Transition::SendReset).unwrap_or(StreamState::Closed);
         self.set_state(id, state);
         self.check_control_backlog();
+    }
+
+    /// We reset (or refused) the peer's stream `id` before the peer ended it: until its
+    /// END_STREAM or RST_STREAM arrives, frames it sent before it saw the reset may follow,
+    /// and must be minimally processed and discarded (RFC 9113 §5.1 "closed", §5.4.2). The
+    /// newest [`RECENT_RESETS`] are remembered; a HEADERS on an older one is taken for a
+    /// reused stream id (§5.1.1).
+    fn note_reset(&mut self, id: StreamId) {
+        if self.recent_resets.len() == RECENT_RESETS {
+            self.recent_resets.pop_front();
+        }
+        self.recent_resets.push_back(id);
+    }
+
+    /// `true` when `id` is a stream we reset that the peer may still send on; `ended`: the
+    /// frame in hand ends it on the peer's side, and it is forgotten.
+    fn was_reset(&mut self, id: StreamId, ended: bool) -> bool {
+        let Some(pos) = self.recent_resets.iter().position(|&r| r == id) else {
+            return false;
+        };
+        if ended {
+            self.recent_resets.remove(pos);
+        }
+        true
     }
 
     /// A peer that makes us queue control frames faster than it reads them is cut off.

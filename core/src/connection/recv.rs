@@ -461,6 +461,7 @@ impl Connection {
         }
         let Some(stream) = self.streams.get_mut(&id) else {
             // A stream we closed: RFC 9113 §5.1 lets us ignore it.
+            self.was_reset(id, data.end_stream);
             if data.flow_len < SLIVER && !data.end_stream {
                 self.spend_sliver();
             }
@@ -468,7 +469,9 @@ impl Connection {
         };
         if next(stream.state, Transition::RecvData).is_err() {
             if stream.state == StreamState::Closed {
-                return; // We reset it or ended it; the peer's frames were in flight.
+                // We reset it or ended it; the peer's frames were in flight.
+                self.was_reset(id, data.end_stream);
+                return;
             }
             // RFC 9113 §6.1: half-closed (remote), the peer itself ended the stream.
             self.stream_error(id, ErrorCode::STREAM_CLOSED, "DATA after END_STREAM");
@@ -690,8 +693,10 @@ impl Connection {
                 if stream.state != StreamState::Closed {
                     // RFC 9113 §5.1: half-closed (remote), the peer itself ended the stream.
                     self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
+                } else {
+                    // Closed: we reset or ended it, the peer's frames were in flight (§5.1).
+                    self.was_reset(id, end_stream);
                 }
-                // Closed: we reset or ended it, the peer's frames were in flight (§5.1).
                 return;
             }
             if let Some(BlockFault::Stream(code, reason)) = fault {
@@ -729,6 +734,12 @@ impl Connection {
             return;
         }
         if id <= self.last_peer_id {
+            if self.was_reset(id, end_stream) {
+                // RFC 9113 §5.1: sent before the peer saw our RST_STREAM (trailers, say).
+                // Decoded, so the HPACK context is in step, and discarded.
+                self.spend_idle();
+                return;
+            }
             // RFC 9113 §5.1.1: ids only increase; an unexpected id (going back, or a
             // forgotten stream's) is a connection PROTOCOL_ERROR.
             self.protocol_error(
@@ -740,31 +751,21 @@ impl Connection {
         self.last_peer_id = id;
         if self.shutdown == Shutdown::Draining {
             // Above our final GOAWAY's last stream id: never processed (RFC 9113 §6.8).
-            self.control.push_back(Control::RstStream {
-                stream: id,
-                code: ErrorCode::REFUSED_STREAM,
-            });
-            self.check_control_backlog();
+            self.reset_new_stream(id, ErrorCode::REFUSED_STREAM, end_stream);
             return;
         }
         if self.remote_active >= self.config.max_concurrent_streams {
             // RFC 9113 §5.1.2. Refusals are budgeted: a peer that keeps ignoring the limit
             // (rapid reset keeps the count low; this catches the rest) is cut off.
             if self.spend_reset() {
-                self.control.push_back(Control::RstStream {
-                    stream: id,
-                    code: ErrorCode::REFUSED_STREAM,
-                });
-                self.check_control_backlog();
+                self.reset_new_stream(id, ErrorCode::REFUSED_STREAM, end_stream);
             }
             return;
         }
         if let Some(BlockFault::Stream(code, _)) = fault {
             // RFC 7540 §5.3.1: a stream error; the stream opened with this HEADERS is reset.
             if self.spend_reset() {
-                self.control
-                    .push_back(Control::RstStream { stream: id, code });
-                self.check_control_backlog();
+                self.reset_new_stream(id, code, end_stream);
             }
             return;
         }
@@ -782,15 +783,10 @@ impl Connection {
         }
         let head = match grpc::parse_request(fields.drain(..)) {
             Ok(head) => head,
-            Err(HeadError::Malformed(reason)) => {
+            Err(HeadError::Malformed(_)) => {
                 // RFC 9113 §8.1.1: a malformed request is a stream error PROTOCOL_ERROR.
                 if self.spend_reset() {
-                    self.control.push_back(Control::RstStream {
-                        stream: id,
-                        code: ErrorCode::PROTOCOL_ERROR,
-                    });
-                    let _ = reason;
-                    self.check_control_backlog();
+                    self.reset_new_stream(id, ErrorCode::PROTOCOL_ERROR, end_stream);
                 }
                 return;
             }
@@ -845,6 +841,17 @@ impl Connection {
         if end_stream {
             self.events.push_back(Event::HalfClosed { stream: id });
         }
+    }
+
+    /// Server: resets the stream the peer's HEADERS just opened, which we never keep; its
+    /// frames still in flight are discarded while it has not ended (`note_reset`).
+    fn reset_new_stream(&mut self, id: StreamId, code: ErrorCode, end_stream: bool) {
+        self.control
+            .push_back(Control::RstStream { stream: id, code });
+        if !end_stream {
+            self.note_reset(id);
+        }
+        self.check_control_backlog();
     }
 
     /// A server stream for a new call, counted against our concurrency limit until the
@@ -1022,6 +1029,8 @@ impl Connection {
             self.protocol_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
             return;
         }
+        // The peer ended the stream: its frames in flight, if we reset it, are over.
+        self.was_reset(id, true);
         let Some(stream) = self.streams.get(&id) else {
             return;
         };

@@ -580,6 +580,138 @@ fn even_stream_id_from_a_client_is_protocol_error() {
     raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
 }
 
+// ---- Frames in flight after our RST_STREAM (RFC 9113 §5.1 "closed", §5.4.2, §6.4) ----
+
+/// Request trailers (END_STREAM) whose one field is inserted in the dynamic table.
+fn indexed_trailers() -> Vec<u8> {
+    let mut block = bytes::BytesMut::new();
+    hpack_literal(b"x-trailer", b"in flight", true, &mut block);
+    block.to_vec()
+}
+
+/// After we reset stream 1 before the client ended it: the DATA and trailers it had already
+/// sent are decoded and discarded (no GOAWAY, no second RST_STREAM), and the next request,
+/// whose one field refers to the entry those trailers inserted, is decoded right.
+#[track_caller]
+fn assert_frames_in_flight_are_discarded(raw: &mut Raw) {
+    let resets = raw.resets().len();
+    raw.send_data(1, &grpc_message(0, b"in flight"), false);
+    raw.send_block(1, &indexed_trailers(), true);
+    raw.assert_open();
+    assert_eq!(raw.resets().len(), resets, "no RST_STREAM in answer");
+    let mut block = plain_block(&request_fields("/svc.S/M")).to_vec();
+    block.push(0x80 | 62);
+    raw.send_block(3, &block, false);
+    raw.send_data(3, &grpc_message(0, b"x"), true);
+    raw.pump();
+    let head = raw
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::CallStarted { stream, head, .. } if *stream == StreamId(3) => Some(head),
+            _ => None,
+        })
+        .expect("call 3 started");
+    assert_eq!(head.metadata.get("x-trailer"), Some("in flight"));
+    raw.assert_open();
+}
+
+#[test]
+fn frames_in_flight_after_resetting_a_malformed_request_are_discarded() {
+    let mut raw = Raw::server(Config::server());
+    let mut bad = request_fields("/svc.S/M");
+    bad.push(("connection".into(), "close".into()));
+    raw.send_plain(1, &bad, false);
+    raw.assert_open();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::PROTOCOL_ERROR)]);
+    assert_frames_in_flight_are_discarded(&mut raw);
+}
+
+#[test]
+fn frames_in_flight_after_refusing_a_stream_are_discarded() {
+    let config = Config {
+        max_concurrent_streams: 0,
+        ..Config::server()
+    };
+    let mut raw = Raw::server(config);
+    raw.send_request(1, "/svc.S/M", false);
+    raw.assert_open();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::REFUSED_STREAM)]);
+    raw.send_data(1, &grpc_message(0, b"in flight"), false);
+    raw.send_block(1, &indexed_trailers(), true);
+    raw.assert_open();
+    assert_eq!(raw.resets().len(), 1);
+}
+
+#[test]
+fn frames_in_flight_after_cancelling_a_call_are_discarded() {
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.pump();
+    raw.conn.cancel(StreamId(1)).unwrap();
+    raw.pump();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::CANCEL)]);
+    assert_frames_in_flight_are_discarded(&mut raw);
+}
+
+#[test]
+fn frames_in_flight_after_an_early_response_are_discarded() {
+    // RFC 9113 §8.1: the response ended before the request did: RST_STREAM(NO_ERROR).
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.pump();
+    raw.respond_ok(1, b"early");
+    raw.pump();
+    assert_eq!(raw.resets(), vec![(StreamId(1), ErrorCode::NO_ERROR)]);
+    assert_frames_in_flight_are_discarded(&mut raw);
+}
+
+#[test]
+fn headers_after_the_reset_stream_ended_are_a_reused_stream_id() {
+    // Once the client's END_STREAM for the reset stream arrived, nothing more can be in
+    // flight on it: a HEADERS is a reused stream id (RFC 9113 §5.1.1).
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.pump();
+    raw.conn.cancel(StreamId(1)).unwrap();
+    raw.send_data(1, &grpc_message(0, b"x"), true);
+    raw.assert_open();
+    raw.send_request(1, "/svc.S/M", true);
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn no_rst_stream_answers_an_rst_stream() {
+    // RFC 9113 §5.4.2: to avoid looping, never RST_STREAM in response to RST_STREAM; after
+    // receiving it, nothing more is sent on the stream (§6.4).
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.pump();
+    raw.send_rst(1, ErrorCode::CANCEL);
+    raw.pump();
+    let _ = raw
+        .conn
+        .send_message(StreamId(1), bytes::Bytes::from_static(b"late"), false);
+    let _ = raw
+        .conn
+        .send_trailers(StreamId(1), Status::ok(), anygrpc_core::Metadata::new());
+    raw.send_rst(1, ErrorCode::CANCEL);
+    raw.send_rst(1, ErrorCode(0xabc));
+    raw.assert_open();
+    assert!(raw.resets().is_empty(), "{:?}", raw.resets());
+    assert!(
+        raw.blocks_on(1).is_empty(),
+        "nothing sent on the reset stream"
+    );
+    assert!(
+        !raw.frames
+            .iter()
+            .any(|f| matches!(f, Frame::Data(d) if d.stream == StreamId(1))),
+        "no DATA either"
+    );
+    raw.assert_serves_call(3);
+}
+
 // ---- WINDOW_UPDATE (RFC 9113 §6.9) ----
 
 #[test]
