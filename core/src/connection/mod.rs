@@ -231,6 +231,8 @@ pub struct Connection {
 
     shutdown: Shutdown,
     goaway_received: Option<StreamId>,
+    /// The last stream id of the last GOAWAY we queued.
+    goaway_sent: Option<StreamId>,
     /// `Some` once the connection is over; the GOAWAY (if any) may still be in `control`.
     closed: Option<Option<ConnectionError>>,
 
@@ -304,6 +306,7 @@ impl Connection {
             timers: TimerTable::default(),
             shutdown: Shutdown::None,
             goaway_received: None,
+            goaway_sent: None,
             closed: None,
             idle_budget: Budget::new(config.idle_frame_burst, config.idle_frame_rate),
             sliver_budget: Budget::new(
@@ -424,8 +427,9 @@ impl Connection {
         match self.side {
             Side::Server => {
                 self.shutdown = Shutdown::Announced;
+                let last_stream = self.goaway_last(StreamId::MAX);
                 self.control.push_back(Control::GoAway {
-                    last_stream: StreamId::MAX,
+                    last_stream,
                     code: ErrorCode::NO_ERROR,
                     debug: Bytes::new(),
                 });
@@ -492,8 +496,9 @@ impl Connection {
         self.control.retain(|c| matches!(c, Control::Settings));
         self.send_ready.clear();
         if let Some(code) = code {
+            let last_stream = self.goaway_last(self.last_peer_id);
             self.control.push_back(Control::GoAway {
-                last_stream: self.last_peer_id,
+                last_stream,
                 code,
                 debug: Bytes::copy_from_slice(reason.as_bytes()),
             });
@@ -650,6 +655,15 @@ impl Connection {
         true
     }
 
+    /// The last stream id for a GOAWAY we send: `last`, but never more than a GOAWAY we sent
+    /// before (RFC 9113 §6.8: the peer may already have retried the streams above it; streams
+    /// it opened after our final GOAWAY were refused, not processed).
+    fn goaway_last(&mut self, last: StreamId) -> StreamId {
+        let last = self.goaway_sent.map_or(last, |sent| sent.min(last));
+        self.goaway_sent = Some(last);
+        last
+    }
+
     /// A peer that makes us queue control frames faster than it reads them is cut off.
     fn check_control_backlog(&mut self) {
         if self.control.len() > self.config.max_pending_control_frames {
@@ -682,8 +696,9 @@ impl Connection {
     fn send_final_goaway(&mut self) {
         self.shutdown = Shutdown::Draining;
         self.timers.clear(Timer::Shutdown);
+        let last_stream = self.goaway_last(self.last_peer_id);
         self.control.push_back(Control::GoAway {
-            last_stream: self.last_peer_id,
+            last_stream,
             code: ErrorCode::NO_ERROR,
             debug: Bytes::new(),
         });

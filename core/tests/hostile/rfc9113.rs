@@ -837,6 +837,89 @@ fn data_beyond_the_connection_window_is_flow_control_error() {
     raw.assert_connection_error(ErrorCode::FLOW_CONTROL_ERROR);
 }
 
+// ---- GOAWAY (RFC 9113 §6.8) ----
+
+#[test]
+fn goaway_last_stream_id_never_increases() {
+    // RFC 9113 §6.8: endpoints MUST NOT increase the last stream id they send. A stream the
+    // client opens after the final GOAWAY is refused, and a later error GOAWAY still names
+    // the last stream processed.
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.pump();
+    raw.conn.shutdown(raw.now);
+    raw.pump();
+    let ping = raw
+        .frames
+        .iter()
+        .find_map(|f| match f {
+            Frame::Ping(p) if !p.ack => Some(p.payload),
+            _ => None,
+        })
+        .expect("the shutdown PING");
+    raw.send_frame(&Frame::Ping(anygrpc_core::frame::Ping::new(ping).pong()));
+    raw.pump();
+    raw.send_request(3, "/svc.S/M", false);
+    raw.pump();
+    assert!(
+        raw.resets()
+            .contains(&(StreamId(3), ErrorCode::REFUSED_STREAM))
+    );
+    raw.send(&raw_frame(FrameType::PING, 0, 1, &[0; 8]));
+    raw.pump();
+    let ids: Vec<u32> = raw.goaways().iter().map(|g| g.0.0).collect();
+    assert_eq!(ids, vec![(1 << 31) - 1, 1, 1], "{:?}", raw.goaways());
+    assert_eq!(raw.goaways()[2].1, ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn goaway_with_wrong_stream_or_length_is_a_connection_error() {
+    // RFC 9113 §6.8: stream other than 0 is PROTOCOL_ERROR; §4.2: too short for its fixed
+    // fields is FRAME_SIZE_ERROR.
+    let mut raw = Raw::client(Config::client());
+    raw.send(&raw_frame(FrameType::GOAWAY, 0, 1, &[0; 8]));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+    let mut raw = Raw::client(Config::client());
+    raw.send(&raw_frame(FrameType::GOAWAY, 0, 0, &[0; 7]));
+    raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
+}
+
+#[test]
+fn after_goaway_a_client_opens_no_stream() {
+    // RFC 9113 §6.8: receivers of GOAWAY MUST NOT open additional streams.
+    let mut raw = Raw::client(Config::client());
+    let id = raw.start_unary("/svc.S/M");
+    let mut payload = id.to_be_bytes().to_vec();
+    payload.extend_from_slice(&[0; 4]);
+    raw.send(&raw_frame(FrameType::GOAWAY, 0, 0, &payload));
+    raw.pump();
+    assert!(!raw.conn.accepts_calls());
+    assert!(
+        raw.conn
+            .start_call(
+                anygrpc_core::CallRequest::new("/svc.S/M", "test.local"),
+                raw.now
+            )
+            .is_err()
+    );
+    raw.pump();
+    assert!(raw.blocks_on(id + 2).is_empty(), "nothing opened");
+}
+
+#[test]
+fn goaway_with_an_unknown_error_code_closes_like_any_error() {
+    // RFC 9113 §7: unknown codes trigger nothing special.
+    let mut raw = Raw::client(Config::client());
+    let id = raw.start_unary("/svc.S/M");
+    let mut payload = 0u32.to_be_bytes().to_vec();
+    payload.extend_from_slice(&0xabcu32.to_be_bytes());
+    raw.send(&raw_frame(FrameType::GOAWAY, 0, 0, &payload));
+    raw.pump();
+    let codes: Vec<Code> = raw.finished(id).iter().map(Status::code).collect();
+    assert_eq!(codes, vec![Code::Unavailable]);
+    assert!(raw.conn.is_closed());
+}
+
 // ---- Header blocks (RFC 9113 §6.2, §6.10) ----
 
 #[test]
