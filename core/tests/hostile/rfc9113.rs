@@ -155,6 +155,91 @@ fn settings_ack_with_payload_is_frame_size_error() {
     raw.assert_connection_error(ErrorCode::FRAME_SIZE_ERROR);
 }
 
+#[test]
+fn unknown_settings_are_ignored_and_acknowledged() {
+    // RFC 9113 §6.5.2, §5.5: an unknown or unsupported setting MUST be ignored.
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_settings(&[
+        (0x8, 1),
+        (0x42, 7),
+        (0xffff, u32::MAX),
+        (0x0, 3),
+    ]));
+    raw.assert_open();
+    let acks = raw
+        .frames
+        .iter()
+        .filter(|f| matches!(f, Frame::Settings(s) if s.ack))
+        .count();
+    assert_eq!(acks, 1);
+    raw.assert_serves_call(1);
+}
+
+#[test]
+fn settings_are_applied_in_order_the_last_value_winning() {
+    // RFC 9113 §6.5.3: values are processed in the order they appear. The stream window
+    // ends at 100, so a response of 1,000 bytes leaves in 100 bytes of DATA.
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_settings(&[(0x4, 0), (0x4, 100)]));
+    raw.send_unary(1, "/svc.S/M", b"x");
+    raw.pump();
+    raw.respond_ok(1, &[b'r'; 1000]);
+    raw.pump();
+    assert_eq!(data_sent(&raw, 1), 100);
+}
+
+#[test]
+fn unsolicited_settings_ack_is_protocol_error() {
+    // Not named by RFC 9113: an ACK of SETTINGS we never sent is a PROTOCOL_ERROR here.
+    let mut raw = Raw::server(Config::server());
+    raw.send_frame(&Frame::Settings(Settings::ack()));
+    raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn settings_not_acknowledged_in_time_is_settings_timeout() {
+    // RFC 9113 §6.5.3: MAY close with SETTINGS_TIMEOUT.
+    let config = Config::server();
+    let timeout = config.settings_timeout;
+    let mut raw = server_before_our_settings_are_acked(config);
+    raw.sleep(timeout);
+    raw.pump();
+    assert_eq!(
+        raw.goaways().iter().map(|g| g.1).collect::<Vec<_>>(),
+        vec![ErrorCode::SETTINGS_TIMEOUT]
+    );
+    assert!(raw.conn.is_closed());
+}
+
+#[test]
+fn our_first_settings_disable_push_and_stay_in_range() {
+    // RFC 9113 §3.4, §6.5.2: SETTINGS first; a server never sends ENABLE_PUSH (it may only
+    // be 0), a client sends 0; every value within its range.
+    for side in [Side::Client, Side::Server] {
+        let config = if side == Side::Client {
+            Config::client()
+        } else {
+            Config::server()
+        };
+        let mut raw = Raw::new(side, config);
+        raw.flush();
+        let Some(Frame::Settings(first)) = raw.frames.first() else {
+            panic!("{side:?}: first frame {:?}", raw.frames.first());
+        };
+        assert!(!first.ack);
+        let push = if side == Side::Client {
+            Some(false)
+        } else {
+            None
+        };
+        assert_eq!(first.enable_push, push, "{side:?}");
+        let window = first.initial_window_size.unwrap_or(65_535);
+        assert!(window < 1 << 31);
+        let frame = first.max_frame_size.unwrap_or(16_384);
+        assert!((16_384..1 << 24).contains(&frame));
+    }
+}
+
 // ---- Frame size (RFC 9113 §4.2) ----
 
 #[test]
@@ -251,6 +336,149 @@ fn ping_on_a_stream_is_protocol_error() {
     raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
 }
 
+#[test]
+fn frames_too_short_or_long_for_their_fields_are_frame_size_errors() {
+    // RFC 9113 §4.2 and each frame type's section: connection errors, because each of these
+    // carries a field block, is flow controlled, or has a fixed length the RFC names as a
+    // connection error.
+    let cases: [(FrameType, u8, u32, &[u8]); 8] = [
+        (FrameType::DATA, flags::PADDED, 1, b""),
+        (FrameType::HEADERS, flags::PADDED, 3, b""),
+        (FrameType::HEADERS, flags::PRIORITY, 3, &[0, 0, 0, 1]),
+        (FrameType::RST_STREAM, 0, 1, &[0, 0, 8]),
+        (FrameType::RST_STREAM, 0, 1, &[0, 0, 0, 0, 8]),
+        (FrameType::WINDOW_UPDATE, 0, 1, &[0, 0, 1]),
+        (FrameType::WINDOW_UPDATE, 0, 0, &[0, 0, 0, 0, 1]),
+        (FrameType::PUSH_PROMISE, flags::END_HEADERS, 1, &[0, 0, 2]),
+    ];
+    for (kind, frame_flags, stream, payload) in cases {
+        let mut raw = Raw::server(Config::server());
+        raw.send_request(1, "/svc.S/M", false);
+        raw.send(&raw_frame(kind, frame_flags, stream, payload));
+        let what = format!("{kind:?} {payload:?}");
+        raw.pump();
+        assert_eq!(
+            raw.goaways().iter().map(|g| g.1).collect::<Vec<_>>(),
+            vec![ErrorCode::FRAME_SIZE_ERROR],
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn frames_we_send_fit_the_peers_max_frame_size() {
+    // RFC 9113 §4.1, §4.2: nothing above 16,384 bytes unless the peer allows more; a long
+    // header block continues in CONTINUATION frames.
+    let mut raw = Raw::server(Config::server());
+    raw.send_unary(1, "/svc.S/M", b"x");
+    raw.pump();
+    let mut metadata = anygrpc_core::Metadata::new();
+    metadata.insert("x-long", &"v".repeat(40_000)).unwrap();
+    raw.conn.send_headers(StreamId(1), metadata, None).unwrap();
+    raw.send_window_update(0, 1 << 20);
+    raw.send_window_update(1, 1 << 20);
+    raw.respond_ok(1, &[b'r'; 100_000]);
+    raw.pump();
+    let mut wire = bytes::BytesMut::new();
+    for frame in &raw.frames {
+        wire.clear();
+        frame.encode(&mut wire);
+        assert!(
+            wire.len() - 9 <= 16_384,
+            "{:?} of {}",
+            frame.kind(),
+            wire.len() - 9
+        );
+    }
+    assert!(
+        raw.frames
+            .iter()
+            .any(|f| matches!(f, Frame::Continuation(_)))
+    );
+    assert_eq!(data_sent(&raw, 1), 100_005);
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("0"));
+}
+
+#[test]
+fn ping_is_answered_with_its_payload_and_an_ack_is_not() {
+    // RFC 9113 §6.7: a PING gets a PING with ACK and the identical payload; a PING with ACK
+    // MUST NOT be answered.
+    let mut raw = Raw::server(Config::server());
+    raw.send_ping([1, 2, 3, 4, 5, 6, 7, 8]);
+    raw.send_frame(&Frame::Ping(anygrpc_core::frame::Ping::new([9; 8]).pong()));
+    raw.assert_open();
+    let pings: Vec<_> = raw
+        .frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Ping(p) => Some((p.ack, p.payload)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pings, vec![(true, [1, 2, 3, 4, 5, 6, 7, 8])]);
+}
+
+// ---- Frame format and extensions (RFC 9113 §4.1, §5.5) ----
+
+#[test]
+fn unknown_frame_types_are_ignored_on_any_stream() {
+    // RFC 9113 §4.1, §5.5: discarded, whatever stream they name; §5.1: frames of unknown
+    // semantics on an idle stream are no error either.
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(FrameType(0xfa), 0xff, 0, b"x"));
+    raw.send(&raw_frame(FrameType(0x20), 0, 5, b"idle stream"));
+    raw.send(&raw_frame(FrameType(0xfb), 0, 2, b""));
+    raw.send_request(1, "/svc.S/M", false);
+    raw.send(&raw_frame(FrameType(0xfc), 0x1, 1, b"open stream"));
+    raw.send_data(1, &grpc_message(0, b"hello"), true);
+    raw.pump();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+    raw.respond_ok(1, b"world");
+    raw.assert_open();
+    assert!(raw.resets().is_empty());
+    raw.assert_serves_call(3);
+}
+
+#[test]
+fn unused_flags_and_the_reserved_bit_are_ignored() {
+    // RFC 9113 §4.1: unused flags and the reserved bit MUST be ignored on receipt.
+    let mut raw = Raw::server(Config::server());
+    let block = plain_block(&request_fields("/svc.S/M"));
+    // HEADERS: END_HEADERS plus every bit HEADERS does not define.
+    raw.send(&raw_frame(
+        FrameType::HEADERS,
+        flags::END_HEADERS | 0xd2,
+        0x8000_0001,
+        &block,
+    ));
+    // DATA: END_STREAM plus every undefined bit, reserved bit set.
+    let mut data = raw_frame(
+        FrameType::DATA,
+        0x01 | 0xf6,
+        0x8000_0001,
+        &grpc_message(0, b"hi"),
+    )
+    .to_vec();
+    data[4] = 0x01 | 0xf6;
+    raw.send(&data);
+    raw.send(&raw_frame(FrameType::PING, 0xfe, 0x8000_0000, &[7; 8]));
+    raw.pump();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+    assert!(
+        raw.events
+            .iter()
+            .any(|e| matches!(e, Event::HalfClosed { stream } if *stream == StreamId(1))),
+        "END_STREAM was read"
+    );
+    assert!(
+        raw.frames
+            .iter()
+            .any(|f| matches!(f, Frame::Ping(p) if p.ack && p.payload == [7; 8])),
+        "PING read as a PING, not an ACK"
+    );
+    raw.assert_open();
+}
+
 // ---- Stream 0 and idle streams (RFC 9113 §5.1, §6.1, §6.2) ----
 
 #[test]
@@ -300,6 +528,27 @@ fn rst_stream_on_idle_stream_is_protocol_error() {
     let mut raw = Raw::server(Config::server());
     raw.send_rst(5, ErrorCode::CANCEL);
     raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn stream_frames_on_stream_0_are_protocol_errors() {
+    // RFC 9113 §6.3, §6.4, §6.10 (and §6.1, §6.2 above): these frames always name a stream.
+    let frames = [
+        raw_frame(FrameType::PRIORITY, 0, 0, &[0, 0, 0, 1, 16]),
+        raw_frame(FrameType::RST_STREAM, 0, 0, &[0, 0, 0, 8]),
+        raw_frame(FrameType::CONTINUATION, flags::END_HEADERS, 0, &[0x82]),
+        raw_frame(
+            FrameType::PUSH_PROMISE,
+            flags::END_HEADERS,
+            0,
+            &[0, 0, 0, 2, 0x82],
+        ),
+    ];
+    for frame in frames {
+        let mut raw = Raw::server(Config::server());
+        raw.send(&frame);
+        raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+    }
 }
 
 #[test]
@@ -768,6 +1017,70 @@ fn settings_initial_window_overflowing_an_open_stream_is_flow_control_error() {
     raw.assert_connection_error(ErrorCode::FLOW_CONTROL_ERROR);
 }
 
+#[test]
+fn window_update_on_a_half_closed_remote_stream_is_not_an_error() {
+    // RFC 9113 §6.9: the peer may send WINDOW_UPDATE after its END_STREAM; the receiver MUST
+    // NOT treat it as an error.
+    let mut raw = Raw::server(Config::server());
+    raw.send_unary(1, "/svc.S/M", b"x");
+    raw.pump();
+    raw.send_window_update(1, 1000);
+    raw.respond_ok(1, b"y");
+    raw.pump();
+    assert!(raw.resets().is_empty());
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("0"));
+    raw.assert_open();
+}
+
+/// Bytes of DATA payload the connection wrote on `stream`.
+fn data_sent(raw: &Raw, stream: u32) -> usize {
+    raw.frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Data(d) if d.stream == StreamId(stream) => Some(d.data.len()),
+            _ => None,
+        })
+        .sum()
+}
+
+#[test]
+fn a_window_made_negative_by_settings_stops_sending_until_updated() {
+    // RFC 9113 §6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE change can make a window negative; the
+    // sender MUST track it and send nothing until WINDOW_UPDATEs make it positive.
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_settings(&[(0x4, 20)]));
+    raw.send_unary(1, "/svc.S/M", b"x");
+    raw.pump();
+    raw.conn
+        .send_message(StreamId(1), bytes::Bytes::from_static(&[b'm'; 95]), false)
+        .unwrap();
+    raw.pump();
+    assert_eq!(data_sent(&raw, 1), 20, "the window's 20 bytes");
+    // The window goes from 0 to 10 - 20 = -10.
+    raw.send(&raw_settings(&[(0x4, 10)]));
+    raw.send_window_update(1, 5);
+    raw.pump();
+    assert_eq!(data_sent(&raw, 1), 20, "-5: still nothing");
+    raw.send_window_update(1, 12);
+    raw.pump();
+    assert_eq!(data_sent(&raw, 1), 27, "+7: seven bytes more");
+}
+
+#[test]
+fn settings_initial_window_does_not_change_the_connection_window() {
+    // RFC 9113 §6.9.2: only WINDOW_UPDATE changes the connection window (65,535 at first).
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_settings(&[(0x4, 1 << 20)]));
+    raw.send_unary(1, "/svc.S/M", b"x");
+    raw.pump();
+    raw.respond_ok(1, &[b'r'; 100_000]);
+    raw.pump();
+    assert_eq!(data_sent(&raw, 1), 65_535);
+    raw.send_window_update(0, 100_000);
+    raw.pump();
+    assert_eq!(data_sent(&raw, 1), 100_005);
+}
+
 // ---- Receive windows (RFC 9113 §6.9.1) ----
 
 /// Sends DATA on `stream` as complete messages the application does not release, `size` bytes
@@ -835,6 +1148,111 @@ fn data_beyond_the_connection_window_is_flow_control_error() {
     // The window is 65,535 again: one byte more is too much.
     send_unreleased(&mut raw, 1, 65_536, 65_536);
     raw.assert_connection_error(ErrorCode::FLOW_CONTROL_ERROR);
+}
+
+#[test]
+fn data_on_a_closed_stream_still_counts_toward_the_connection_window() {
+    // RFC 9113 §6.9: a flow-controlled frame counts against the connection window even when
+    // its stream is closed (§5.1), and its credit comes back.
+    let config = Config {
+        connection_window: 65_535,
+        max_frame_size: 1 << 20,
+        ..Config::server()
+    };
+    let mut raw = Raw::server(config);
+    // A call without request message: its stream closes with the window untouched.
+    raw.send_request(1, "/svc.S/M", true);
+    raw.pump();
+    raw.respond_ok(1, b"done");
+    raw.pump();
+    assert_eq!(raw.conn.active_calls(), 0);
+    let before = raw.frames.len();
+    raw.send_data(1, &vec![0; 65_535], false);
+    raw.assert_open();
+    let granted: Vec<u32> = raw.frames[before..]
+        .iter()
+        .filter_map(|f| match f {
+            Frame::WindowUpdate(w) if w.stream.is_connection() => Some(w.increment),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(granted, vec![65_535], "counted, then credited back");
+    raw.send_data(1, &vec![0; 65_536], false);
+    raw.assert_connection_error(ErrorCode::FLOW_CONTROL_ERROR);
+}
+
+#[test]
+fn padding_counts_toward_both_windows() {
+    // RFC 9113 §6.1: the whole DATA payload, Pad Length and padding included, is flow
+    // controlled.
+    let config = Config {
+        initial_stream_window: 65_535,
+        ..Config::server()
+    };
+    let mut raw = Raw::server(config);
+    raw.send_request(1, "/svc.S/M", false);
+    // 16 frames of 4,096 flow-controlled bytes (255 of them padding) and one of 4,095.
+    let mut payload = vec![255u8];
+    payload.extend_from_slice(&grpc_message(0, &[b'p'; 4096 - 1 - 255 - 5]));
+    payload.extend(std::iter::repeat_n(0, 255));
+    assert_eq!(payload.len(), 4096);
+    for _ in 0..15 {
+        raw.send(&raw_frame(FrameType::DATA, flags::PADDED, 1, &payload));
+    }
+    raw.send(&raw_frame(
+        FrameType::DATA,
+        flags::PADDED,
+        1,
+        &payload[..4095],
+    ));
+    raw.assert_open();
+    assert!(
+        raw.resets().is_empty(),
+        "exactly the window: {:?}",
+        raw.resets()
+    );
+    raw.send(&raw_frame(FrameType::DATA, flags::PADDED, 1, &[0]));
+    raw.assert_open();
+    assert_eq!(
+        raw.resets(),
+        vec![(StreamId(1), ErrorCode::FLOW_CONTROL_ERROR)]
+    );
+}
+
+#[test]
+fn padding_as_long_as_the_payload_is_protocol_error() {
+    // RFC 9113 §6.1, §6.2: padding the length of the payload or more is a connection
+    // PROTOCOL_ERROR; padding filling all but the Pad Length field is fine.
+    for kind in [FrameType::DATA, FrameType::HEADERS] {
+        let end = if kind == FrameType::HEADERS {
+            flags::END_STREAM | flags::END_HEADERS
+        } else {
+            0
+        };
+        let mut raw = Raw::server(Config::server());
+        raw.send_request(1, "/svc.S/M", false);
+        raw.send(&raw_frame(kind, flags::PADDED | end, 1, &[3, 0, 0, 0]));
+        raw.assert_open();
+        let mut raw = Raw::server(Config::server());
+        raw.send_request(1, "/svc.S/M", false);
+        raw.send(&raw_frame(kind, flags::PADDED | end, 1, &[4, 0, 0, 0]));
+        raw.assert_connection_error(ErrorCode::PROTOCOL_ERROR);
+    }
+}
+
+#[test]
+fn rst_stream_with_an_unknown_code_ends_the_call_like_internal_error() {
+    // RFC 9113 §7: unknown codes MUST NOT trigger special behaviour; they MAY be taken as
+    // INTERNAL_ERROR.
+    let mut raw = Raw::client(Config::client());
+    let id = raw.start_unary("/svc.S/M");
+    raw.send_rst(id, ErrorCode(0xabc));
+    raw.assert_open();
+    let codes: Vec<Code> = raw.finished(id).iter().map(Status::code).collect();
+    assert_eq!(codes, vec![Code::Internal]);
+    assert!(raw.resets().is_empty(), "no RST_STREAM in answer");
+    let next = raw.start_unary("/svc.S/M");
+    assert_eq!(next, id + 2);
 }
 
 // ---- GOAWAY (RFC 9113 §6.8) ----
@@ -1143,7 +1561,7 @@ fn request_trailers_over_the_list_limit_fail_the_call_with_resource_exhausted() 
     raw.assert_serves_call(3);
 }
 
-// ---- HPACK dynamic table size (RFC 9113 §4.3.1, RFC 7541 §4.2, §6.3) ----
+// ---- HPACK (RFC 7541; RFC 9113 §4.3, §4.3.1) ----
 
 /// A server that sent `config`'s SETTINGS, whose raw client sent the preface and SETTINGS but
 /// has not acknowledged the server's yet.
@@ -1205,6 +1623,117 @@ fn size_update_above_the_acknowledged_setting_is_compression_error() {
     raw.assert_open();
     assert_eq!(raw.started(), vec![StreamId(1)]);
     raw.send_block(3, &update(8193), true);
+    raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+}
+
+#[test]
+fn size_update_not_at_the_start_of_a_block_is_compression_error() {
+    // RFC 7541 §4.2: only at the beginning of a block, which may span frames.
+    let mut raw = Raw::server(Config::server());
+    let mut block = plain_block(&request_fields("/svc.S/M")).to_vec();
+    block.push(0x20);
+    raw.send_block(1, &block, true);
+    raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+    // After a field in the HEADERS frame, at the start of a CONTINUATION.
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &[0x83]));
+    raw.send_continuation(1, &[0x20], true);
+    raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+    // An empty HEADERS frame: a CONTINUATION is still the start of the block.
+    let mut raw = Raw::server(Config::server());
+    raw.send(&raw_frame(FrameType::HEADERS, flags::END_STREAM, 1, &[]));
+    let mut block = vec![0x3f, 0xe1, 0x1f];
+    block.extend_from_slice(&plain_block(&request_fields("/svc.S/M")));
+    raw.send_continuation(1, &block, true);
+    raw.assert_open();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+}
+
+#[test]
+fn three_size_updates_in_one_block_are_compression_error() {
+    // RFC 7541 §4.2 lets an encoder signal at most two (the smallest, then the final size);
+    // a third is refused (stricter than the decoder's duty).
+    let mut raw = Raw::server(Config::server());
+    let mut block = vec![0x20, 0x20];
+    block.extend_from_slice(&plain_block(&request_fields("/svc.S/M")));
+    raw.send_block(1, &block, true);
+    raw.assert_open();
+    let mut raw = Raw::server(Config::server());
+    let mut block = vec![0x20, 0x20, 0x20];
+    block.extend_from_slice(&plain_block(&request_fields("/svc.S/M")));
+    raw.send_block(1, &block, true);
+    raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+}
+
+#[test]
+fn hpack_integer_beyond_our_limit_is_compression_error() {
+    // RFC 7541 §5.1: integers exceeding implementation limits, in value or in length.
+    for block in [
+        &[0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..], // index above 2^32-1
+        &[0xff, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00][..], // six continuation bytes
+        &[0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0x7f][..], // a string length above 2^32-1
+    ] {
+        let mut raw = Raw::server(Config::server());
+        raw.send_block(1, block, true);
+        raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+    }
+}
+
+#[test]
+fn huffman_with_eos_or_bad_padding_is_compression_error() {
+    // RFC 7541 §5.2: the EOS symbol, padding longer than 7 bits, padding that is not the
+    // high bits of EOS: each a decoding error.
+    for value in [
+        &[0x84, 0xff, 0xff, 0xff, 0xff][..], // EOS (30 ones) and 2 bits of padding
+        &[0x82, 0x07, 0xff][..],             // '0' (00000), then 11 bits of ones
+        &[0x81, 0x00][..],                   // '0', then 3 bits of zeros
+    ] {
+        let mut block = plain_block(&request_fields("/svc.S/M")).to_vec();
+        block.push(0x00);
+        block.extend_from_slice(&[0x05]);
+        block.extend_from_slice(b"x-huf");
+        block.extend_from_slice(value);
+        let mut raw = Raw::server(Config::server());
+        raw.send_block(1, &block, true);
+        raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
+    }
+    // '0' then 3 bits of ones: valid.
+    let mut block = plain_block(&request_fields("/svc.S/M")).to_vec();
+    block.extend_from_slice(&[0x00, 0x05]);
+    block.extend_from_slice(b"x-huf");
+    block.extend_from_slice(&[0x81, 0x07]);
+    let mut raw = Raw::server(Config::server());
+    raw.send_block(1, &block, true);
+    raw.assert_open();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+}
+
+#[test]
+fn duplicate_dynamic_table_entries_are_not_an_error() {
+    // RFC 7541 §2.3.2: the table may hold the same entry twice.
+    let mut raw = Raw::server(Config::server());
+    let mut block = bytes::BytesMut::new();
+    block.extend_from_slice(&plain_block(&request_fields("/svc.S/M")));
+    hpack_literal(b"x-dup", b"1", true, &mut block);
+    hpack_literal(b"x-dup", b"1", true, &mut block);
+    block.extend_from_slice(&[0x80 | 62, 0x80 | 63]);
+    raw.send_block(1, &block, true);
+    raw.assert_open();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+}
+
+#[test]
+fn an_entry_larger_than_the_table_empties_it_without_error() {
+    // RFC 7541 §4.4: not an error; the table is left empty, so index 62 then is one.
+    let mut raw = Raw::server(Config::server());
+    let mut block = bytes::BytesMut::new();
+    block.extend_from_slice(&plain_block(&request_fields("/svc.S/M")));
+    hpack_literal(b"x-small", b"1", true, &mut block);
+    hpack_literal(b"x-large", &[b'l'; 4096], true, &mut block);
+    raw.send_block(1, &block, true);
+    raw.assert_open();
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+    raw.send_block(3, &[0x80 | 62], true);
     raw.assert_connection_error(ErrorCode::COMPRESSION_ERROR);
 }
 
