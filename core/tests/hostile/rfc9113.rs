@@ -1151,6 +1151,32 @@ fn data_beyond_the_connection_window_is_flow_control_error() {
 }
 
 #[test]
+fn a_smaller_stream_window_applies_once_acknowledged() {
+    // RFC 9113 §6.9.3: the peer may send up to the old window (65,535) until it has seen our
+    // smaller SETTINGS_INITIAL_WINDOW_SIZE, which we know from its ACK.
+    let config = Config {
+        initial_stream_window: 1000,
+        ..Config::server()
+    };
+    let mut raw = server_before_our_settings_are_acked(config);
+    raw.send_request(1, "/svc.S/M", false);
+    send_unreleased(&mut raw, 1, 65_535, 16_384);
+    raw.assert_open();
+    assert!(raw.resets().is_empty(), "{:?}", raw.resets());
+    raw.send_frame(&Frame::Settings(Settings::ack()));
+    raw.send_request(3, "/svc.S/M", false);
+    send_unreleased(&mut raw, 3, 1000, 1000);
+    raw.assert_open();
+    assert!(raw.resets().is_empty());
+    raw.send_data(3, b"\0", false);
+    raw.assert_open();
+    assert_eq!(
+        raw.resets(),
+        vec![(StreamId(3), ErrorCode::FLOW_CONTROL_ERROR)]
+    );
+}
+
+#[test]
 fn data_on_a_closed_stream_still_counts_toward_the_connection_window() {
     // RFC 9113 §6.9: a flow-controlled frame counts against the connection window even when
     // its stream is closed (§5.1), and its credit comes back.
@@ -1288,6 +1314,51 @@ fn goaway_last_stream_id_never_increases() {
     let ids: Vec<u32> = raw.goaways().iter().map(|g| g.0.0).collect();
     assert_eq!(ids, vec![(1 << 31) - 1, 1, 1], "{:?}", raw.goaways());
     assert_eq!(raw.goaways()[2].1, ErrorCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn streams_refused_after_our_goaway_are_still_decoded() {
+    // RFC 9113 §6.8: after GOAWAY, HEADERS on streams above its last id may be discarded but
+    // MUST be decoded for the HPACK context. Stream 3, refused, inserts an entry that the
+    // trailers of stream 1, still served, refer to.
+    let mut raw = Raw::server(Config::server());
+    raw.send_request(1, "/svc.S/M", false);
+    raw.send_data(1, &grpc_message(0, b"x"), false);
+    raw.pump();
+    raw.conn.shutdown(raw.now);
+    raw.pump();
+    let ping = raw
+        .frames
+        .iter()
+        .find_map(|f| match f {
+            Frame::Ping(p) if !p.ack => Some(p.payload),
+            _ => None,
+        })
+        .expect("the shutdown PING");
+    raw.send_frame(&Frame::Ping(anygrpc_core::frame::Ping::new(ping).pong()));
+    let mut block = plain_block(&request_fields("/svc.S/M")).to_vec();
+    let mut entry = bytes::BytesMut::new();
+    hpack_literal(b"x-late", b"1", true, &mut entry);
+    block.extend_from_slice(&entry);
+    raw.send_block(3, &block, true);
+    raw.send_block(1, &[0x80 | 62], true);
+    raw.pump();
+    assert!(raw.goaways().iter().all(|g| g.1 == ErrorCode::NO_ERROR));
+    assert!(raw.closed().is_none(), "{:?}", raw.closed());
+    assert!(
+        raw.resets()
+            .contains(&(StreamId(3), ErrorCode::REFUSED_STREAM))
+    );
+    assert!(
+        raw.events
+            .iter()
+            .any(|e| matches!(e, Event::HalfClosed { stream } if *stream == StreamId(1))),
+        "{:?}",
+        raw.events
+    );
+    raw.respond_ok(1, b"y");
+    raw.pump();
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("0"));
 }
 
 #[test]
