@@ -32,11 +32,17 @@ pub struct Config {
     pub recv_budget: usize,
     /// SETTINGS_MAX_FRAME_SIZE we advertise: the largest frame payload we accept (16,384 ..=
     /// 16,777,215). Default 1 MiB, so a large message arrives in one frame and is handed on
-    /// without being reassembled. Bounds the read buffer (header frames are refused beyond
-    /// twice `max_header_list_size` before they are buffered).
+    /// without being reassembled. Bounds the read buffer.
     pub max_frame_size: u32,
     /// SETTINGS_MAX_HEADER_LIST_SIZE we advertise and enforce on every received header block
     /// (CONTINUATION chains included), counted as RFC 9113 §6.5.2 does. Default 16 KiB.
+    /// Blocks are decoded fragment by fragment as they arrive, so a larger one fails only its
+    /// call (RESOURCE_EXHAUSTED on a server, INTERNAL on a client) and the HPACK context
+    /// stays in step, up to a hard cap on the block's raw bytes: 1 MiB, or twice this plus
+    /// 1 KiB if larger; the frame that would pass it closes the connection with
+    /// ENHANCE_YOUR_CALM before it is buffered. Only one field cut by a frame boundary is
+    /// ever buffered, and one larger than twice this plus 1 KiB (or than
+    /// `header_table_size` plus 1 KiB) closes the connection the same way.
     pub max_header_list_size: u32,
     /// Largest gRPC message we accept (after decompression too). Default 4 MiB. Larger messages
     /// end the call with RESOURCE_EXHAUSTED; their declared length is never allocated.

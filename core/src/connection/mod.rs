@@ -96,12 +96,16 @@ struct PeerSettings {
     max_header_list_size: u32,
 }
 
-/// A header block being assembled from HEADERS + CONTINUATION frames.
+/// A header block arriving in HEADERS + CONTINUATION frames, decoded fragment by fragment
+/// (its fields gather in `Connection::fields`).
 #[derive(Debug)]
 struct HeaderAssembly {
     stream: StreamId,
     end_stream: bool,
-    block: BytesMut,
+    block: hpack::PartialBlock,
+    /// The HEADERS frame that started the block is a stream error (its code and reason):
+    /// the block is decoded all the same, then the stream is reset.
+    stream_error: Option<(ErrorCode, &'static str)>,
 }
 
 /// An allocation for large DATA frames: an empty handle to it, and where it starts and how
@@ -165,6 +169,13 @@ enum Shutdown {
     /// The final GOAWAY is out; we close once the remaining streams are done.
     Draining,
 }
+
+/// Streams of the peer's we reset before it ended them, remembered so that the frames it
+/// sent meanwhile are discarded (see `Connection::note_reset`).
+const RECENT_RESETS: usize = 128;
+
+/// SETTINGS_HEADER_TABLE_SIZE before the peer acknowledged ours (RFC 9113 §6.5.2).
+const DEFAULT_HEADER_TABLE_SIZE: usize = 4096;
 
 /// PING payloads carry their purpose in the first byte.
 const PING_APP: u8 = 1;
@@ -253,6 +264,8 @@ pub struct Connection {
 
     shutdown: Shutdown,
     goaway_received: Option<StreamId>,
+    /// The last stream id of the last GOAWAY we queued.
+    goaway_sent: Option<StreamId>,
     /// `Some` once the connection is over; the GOAWAY (if any) may still be in `control`.
     closed: Option<Option<ConnectionError>>,
 
@@ -260,6 +273,8 @@ pub struct Connection {
     /// DATA frames that move almost nothing (see `recv.rs`), one per KiB of connection window.
     sliver_budget: Budget,
     reset_budget: Budget,
+    /// The peer's streams we reset before it ended them, oldest first (`note_reset`).
+    recent_resets: VecDeque<StreamId>,
     /// Server keepalive enforcement: early PINGs since we last sent headers or data.
     ping_strikes: u32,
     /// When the last PING arrived since we last sent headers or data.
@@ -290,7 +305,9 @@ impl Connection {
             },
             got_peer_settings: false,
             assembly: None,
-            decoder: hpack::Decoder::new(config.header_table_size as usize),
+            // RFC 9113 §4.3.1: the table starts at 4,096 bytes; ours is in force once the
+            // peer acknowledged our SETTINGS (`on_settings`).
+            decoder: hpack::Decoder::new(DEFAULT_HEADER_TABLE_SIZE),
             fields: Vec::new(),
             encoder: hpack::Encoder::new(),
             header_scratch: transmit::HeaderScratch::default(),
@@ -325,6 +342,7 @@ impl Connection {
             timers: TimerTable::default(),
             shutdown: Shutdown::None,
             goaway_received: None,
+            goaway_sent: None,
             closed: None,
             idle_budget: Budget::new(config.idle_frame_burst, config.idle_frame_rate),
             sliver_budget: Budget::new(
@@ -332,6 +350,7 @@ impl Connection {
                 config.idle_frame_rate,
             ),
             reset_budget: Budget::new(config.reset_burst, config.reset_rate),
+            recent_resets: VecDeque::new(),
             ping_strikes: 0,
             last_ping_recv: None,
             config,
@@ -444,8 +463,9 @@ impl Connection {
         match self.side {
             Side::Server => {
                 self.shutdown = Shutdown::Announced;
+                let last_stream = self.goaway_last(StreamId::MAX);
                 self.control.push_back(Control::GoAway {
-                    last_stream: StreamId::MAX,
+                    last_stream,
                     code: ErrorCode::NO_ERROR,
                     debug: Bytes::new(),
                 });
@@ -512,8 +532,9 @@ impl Connection {
         self.control.retain(|c| matches!(c, Control::Settings));
         self.send_ready.clear();
         if let Some(code) = code {
+            let last_stream = self.goaway_last(self.last_peer_id);
             self.control.push_back(Control::GoAway {
-                last_stream: self.last_peer_id,
+                last_stream,
                 code,
                 debug: Bytes::copy_from_slice(reason.as_bytes()),
             });
@@ -534,6 +555,7 @@ impl Connection {
         self.deadlines.clear();
         self.read_buf = BytesMut::new();
         self.assembly = None;
+        self.fields = Vec::new();
         self.events.push_back(Event::Closed {
             error: if error == ConnectionError::Local && code == Some(ErrorCode::NO_ERROR) {
                 None
@@ -628,6 +650,13 @@ impl Connection {
     fn reset_stream(&mut self, id: StreamId, code: ErrorCode) {
         self.control
             .push_back(Control::RstStream { stream: id, code });
+        if self
+            .streams
+            .get(&id)
+            .is_some_and(|s| !s.local && s.state.can_recv())
+        {
+            self.note_reset(id);
+        }
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
@@ -636,6 +665,39 @@ impl Connection {
             state::next(stream.state, state::Transition::SendReset).unwrap_or(StreamState::Closed);
         self.set_state(id, state);
         self.check_control_backlog();
+    }
+
+    /// We reset (or refused) the peer's stream `id` before the peer ended it: until its
+    /// END_STREAM or RST_STREAM arrives, frames it sent before it saw the reset may follow,
+    /// and must be minimally processed and discarded (RFC 9113 §5.1 "closed", §5.4.2). The
+    /// newest [`RECENT_RESETS`] are remembered; a HEADERS on an older one is taken for a
+    /// reused stream id (§5.1.1).
+    fn note_reset(&mut self, id: StreamId) {
+        if self.recent_resets.len() == RECENT_RESETS {
+            self.recent_resets.pop_front();
+        }
+        self.recent_resets.push_back(id);
+    }
+
+    /// `true` when `id` is a stream we reset that the peer may still send on; `ended`: the
+    /// frame in hand ends it on the peer's side, and it is forgotten.
+    fn was_reset(&mut self, id: StreamId, ended: bool) -> bool {
+        let Some(pos) = self.recent_resets.iter().position(|&r| r == id) else {
+            return false;
+        };
+        if ended {
+            self.recent_resets.remove(pos);
+        }
+        true
+    }
+
+    /// The last stream id for a GOAWAY we send: `last`, but never more than a GOAWAY we sent
+    /// before (RFC 9113 §6.8: the peer may already have retried the streams above it; streams
+    /// it opened after our final GOAWAY were refused, not processed).
+    fn goaway_last(&mut self, last: StreamId) -> StreamId {
+        let last = self.goaway_sent.map_or(last, |sent| sent.min(last));
+        self.goaway_sent = Some(last);
+        last
     }
 
     /// A peer that makes us queue control frames faster than it reads them is cut off.
@@ -670,8 +732,9 @@ impl Connection {
     fn send_final_goaway(&mut self) {
         self.shutdown = Shutdown::Draining;
         self.timers.clear(Timer::Shutdown);
+        let last_stream = self.goaway_last(self.last_peer_id);
         self.control.push_back(Control::GoAway {
-            last_stream: self.last_peer_id,
+            last_stream,
             code: ErrorCode::NO_ERROR,
             debug: Bytes::new(),
         });

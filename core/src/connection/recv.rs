@@ -17,10 +17,14 @@ use crate::frame::{
     self, Data, Frame, FrameError, FrameHeader, FrameType, GoAway, Ping, Settings, WindowUpdate,
 };
 use crate::grpc::{self, Code, Encoding, HeadError, Metadata, Status};
-use crate::hpack::DecodeError;
+use crate::hpack::{DecodeError, FragmentError, PartialBlock};
 
 /// DATA payloads at least this large are gathered into an allocation of their own.
 const DEDICATED_FRAME_MIN: usize = 16 << 10;
+
+/// Raw bytes of one header block we read at least before closing the connection (see
+/// `Connection::max_block_bytes`).
+const MAX_BLOCK_BYTES: usize = 1 << 20;
 
 /// What one received header field costs beyond its bytes, once decoded into metadata.
 const FIELD_COST: usize = 96;
@@ -28,6 +32,15 @@ const FIELD_COST: usize = 96;
 /// A DATA frame moving fewer bytes of window than this, completing no message and not ending
 /// its stream, is a sliver: it spends from the sliver budget.
 const SLIVER: u32 = 64;
+
+/// What is wrong with a header block beyond its fields.
+#[derive(Debug, Clone, Copy)]
+enum BlockFault {
+    /// Over `max_header_list_size`: only the fields within it were kept.
+    TooLarge,
+    /// The HEADERS frame that started it is a stream error with this code.
+    Stream(ErrorCode, &'static str),
+}
 
 impl Connection {
     /// Feeds bytes read from the transport, in any split (a byte at a time works). Frames are
@@ -150,10 +163,18 @@ impl Connection {
                 );
                 return;
             }
-            // A header block beyond what we ever buffer is refused before it is buffered
-            // (our SETTINGS_MAX_FRAME_SIZE is far larger than a sane header block).
-            let header_block = matches!(header.kind, FrameType::HEADERS | FrameType::CONTINUATION);
-            if header_block && header.length as usize > self.max_block_bytes() {
+            // A header block beyond what we ever read is refused before the frame that would
+            // pass the bound is buffered.
+            let header_block = match header.kind {
+                FrameType::HEADERS => Some(0),
+                FrameType::CONTINUATION => {
+                    Some(self.assembly.as_ref().map_or(0, |a| a.block.total()))
+                }
+                _ => None,
+            };
+            if header_block.is_some_and(|before| {
+                before.saturating_add(header.length as usize) > self.max_block_bytes()
+            }) {
                 self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
                 return;
             }
@@ -194,9 +215,22 @@ impl Connection {
             }
             match Frame::decode(header, payload) {
                 Ok(frame) => self.on_frame(frame),
-                // A HEADERS frame we could not read leaves the HPACK context unknowable.
+                // A HEADERS frame we could not read leaves the HPACK context unknowable
+                // (`Headers::decode` returns its one stream error, a self-dependency, as a
+                // frame, so that its block is still decoded).
                 Err(FrameError::Stream { reason, .. }) if header.kind == FrameType::HEADERS => {
                     self.protocol_error(ErrorCode::PROTOCOL_ERROR, reason);
+                }
+                Err(FrameError::Stream {
+                    stream,
+                    code,
+                    reason,
+                }) if header.kind == FrameType::PRIORITY && self.is_idle_stream(stream) => {
+                    // RFC 9113 §6.3 makes a PRIORITY of the wrong length a stream error, and
+                    // PRIORITY may arrive on an idle stream (§5.1); but RST_STREAM must not be
+                    // sent for an idle stream (§6.4). The error is raised to a connection
+                    // error with the same code, as §5.4.1 allows for any stream error.
+                    self.protocol_error(code, reason);
                 }
                 Err(FrameError::Stream {
                     stream,
@@ -247,41 +281,31 @@ impl Connection {
         match frame {
             Frame::Data(data) => self.on_data(data),
             Frame::Headers(headers) => {
-                if headers.end_headers {
-                    self.on_header_block(headers.stream, headers.end_stream, headers.fragment);
-                } else if headers.fragment.len() > self.max_block_bytes() {
-                    self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
-                } else {
-                    self.assembly = Some(HeaderAssembly {
-                        stream: headers.stream,
-                        end_stream: headers.end_stream,
-                        block: BytesMut::from(&headers.fragment[..]),
-                    });
-                }
+                self.fields.clear();
+                self.assembly = Some(HeaderAssembly {
+                    stream: headers.stream,
+                    end_stream: headers.end_stream,
+                    block: PartialBlock::new(self.config.max_header_list_size as usize),
+                    stream_error: headers.priority_error().map(|e| (e.code(), e.reason())),
+                });
+                self.push_fragment(&headers.fragment, headers.end_headers);
             }
             Frame::Continuation(cont) => {
-                let Some(mut assembly) = self.assembly.take() else {
+                if self.assembly.is_none() {
                     self.protocol_error(ErrorCode::PROTOCOL_ERROR, "CONTINUATION without HEADERS");
                     return;
-                };
-                if cont.fragment.is_empty() && !cont.end_headers && !self.spend_idle() {
-                    return;
                 }
-                // CONTINUATION flood: the raw block is bounded before it is buffered.
-                if assembly.block.len() + cont.fragment.len() > self.max_block_bytes() {
-                    self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header block too large");
-                    return;
+                // CONTINUATION flood: frames that carry (almost) nothing are budgeted; the
+                // bytes of a block are bounded before its frames are buffered.
+                if !cont.end_headers {
+                    if cont.fragment.is_empty() && !self.spend_idle() {
+                        return;
+                    }
+                    if cont.fragment.len() < SLIVER as usize && !self.spend_sliver() {
+                        return;
+                    }
                 }
-                assembly.block.extend_from_slice(&cont.fragment);
-                if cont.end_headers {
-                    self.on_header_block(
-                        assembly.stream,
-                        assembly.end_stream,
-                        assembly.block.freeze(),
-                    );
-                } else {
-                    self.assembly = Some(assembly);
-                }
+                self.push_fragment(&cont.fragment, cont.end_headers);
             }
             Frame::Priority(_) | Frame::Unknown(_) => {
                 self.spend_idle();
@@ -298,13 +322,71 @@ impl Connection {
         }
     }
 
-    /// Raw header-block bytes we buffer at most: twice the decoded limit plus slack. A sane
-    /// encoder's block is never larger than its decoded list; between the two limits the call
-    /// fails alone, beyond it the connection is closed.
+    /// Raw bytes of one header block we read at most: beyond them the connection is closed
+    /// with ENHANCE_YOUR_CALM, before the frame that would pass the bound is buffered. The
+    /// block is decoded as it arrives (`push_fragment`), so this bounds the work one block
+    /// costs, not memory: up to it, a block over `max_header_list_size` fails its call alone
+    /// and the HPACK context stays in step. At least `MAX_BLOCK_BYTES`, and at least twice the
+    /// list limit plus 1 KiB.
     fn max_block_bytes(&self) -> usize {
+        self.max_field_bytes().max(MAX_BLOCK_BYTES)
+    }
+
+    /// Raw bytes of one field (HPACK representation) that we buffer while it is cut by a
+    /// fragment boundary: twice the decoded list limit plus slack, or the dynamic table size
+    /// if larger (an entry the peer's encoder may insert). A sane encoder's field is never
+    /// larger than its decoded size, so only a field we could neither emit nor store is
+    /// refused: the connection closes with ENHANCE_YOUR_CALM.
+    fn max_field_bytes(&self) -> usize {
         (self.config.max_header_list_size as usize)
             .saturating_mul(2)
+            .max(self.config.header_table_size as usize)
             .saturating_add(1024)
+    }
+
+    /// Decodes one fragment of the header block in progress; at `end_headers` the block is
+    /// handed on. RFC 9113 §4.3: every block is decoded, even one to be discarded, so the
+    /// HPACK context stays in step with the peer's encoder.
+    fn push_fragment(&mut self, fragment: &Bytes, end_headers: bool) {
+        let Some(mut assembly) = self.assembly.take() else {
+            return;
+        };
+        let max_field = self.max_field_bytes();
+        let fields = &mut self.fields;
+        let pushed =
+            assembly
+                .block
+                .push(&mut self.decoder, fragment, end_headers, max_field, |f| {
+                    fields.push(f)
+                });
+        match pushed {
+            Ok(()) => {}
+            Err(FragmentError::Compression(reason)) => {
+                self.protocol_error(ErrorCode::COMPRESSION_ERROR, reason);
+                return;
+            }
+            Err(FragmentError::FieldTooLarge { .. }) => {
+                self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "header field too large");
+                return;
+            }
+        }
+        if !end_headers {
+            self.assembly = Some(assembly);
+            return;
+        }
+        let too_large = match assembly.block.finish(&mut self.decoder) {
+            Ok(()) => None,
+            Err(DecodeError::ListTooLarge { .. }) => Some(BlockFault::TooLarge),
+            Err(DecodeError::Compression(reason)) => {
+                self.protocol_error(ErrorCode::COMPRESSION_ERROR, reason);
+                return;
+            }
+        };
+        let fault = assembly
+            .stream_error
+            .map(|(code, reason)| BlockFault::Stream(code, reason))
+            .or(too_large);
+        self.on_header_block(assembly.stream, assembly.end_stream, fault);
     }
 
     /// Spends one token of the idle-frame budget; closes with ENHANCE_YOUR_CALM when empty.
@@ -328,8 +410,12 @@ impl Connection {
         false
     }
 
-    /// `true` when `id` names a stream that was never opened (by either side).
+    /// `true` when `id` names a stream that was never opened (by either side): a client call
+    /// still queued behind the peer's concurrency limit is idle on the wire.
     fn is_idle_stream(&self, id: StreamId) -> bool {
+        if let Some(stream) = self.streams.get(&id) {
+            return stream.state == StreamState::Idle;
+        }
         let peer_initiated = id.is_client_initiated() == (self.side == Side::Server);
         if peer_initiated {
             id > self.last_peer_id
@@ -340,12 +426,24 @@ impl Connection {
 
     /// A stream error found by the frame layer or by us: reset the stream, end its call.
     pub(super) fn stream_error(&mut self, id: StreamId, code: ErrorCode, reason: &'static str) {
-        if !self.spend_reset() {
-            return;
-        }
         if self.is_idle_stream(id) {
             // RFC 9113 §5.1: frames other than HEADERS/PRIORITY on an idle stream.
             self.protocol_error(ErrorCode::PROTOCOL_ERROR, reason);
+            return;
+        }
+        if self
+            .streams
+            .get(&id)
+            .is_none_or(|s| s.state == StreamState::Closed)
+        {
+            // A closed stream has nothing to reset: RST_STREAM is not sent on it (RFC 9113
+            // §5.1, and at most one per stream, §5.4.2), and what the peer sent on it before
+            // it learnt of the close may be discarded (§5.1). Budgeted like any frame that
+            // does no work.
+            self.spend_idle();
+            return;
+        }
+        if !self.spend_reset() {
             return;
         }
         self.end_call(
@@ -372,20 +470,25 @@ impl Connection {
             return;
         }
         let events_before = self.events.len();
+        if self.is_idle_stream(id) {
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA on an idle stream");
+            return;
+        }
         let Some(stream) = self.streams.get_mut(&id) else {
-            if self.is_idle_stream(id) {
-                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA on an idle stream");
-            }
-            // Otherwise a stream we closed: RFC 9113 §5.1 lets us ignore it.
+            // A stream we closed: RFC 9113 §5.1 lets us ignore it.
+            self.was_reset(id, data.end_stream);
             if data.flow_len < SLIVER && !data.end_stream {
                 self.spend_sliver();
             }
             return;
         };
         if next(stream.state, Transition::RecvData).is_err() {
-            if stream.reported {
-                return; // We reset it or ended it; the peer's frames were in flight.
+            if stream.state == StreamState::Closed {
+                // We reset it or ended it; the peer's frames were in flight.
+                self.was_reset(id, data.end_stream);
+                return;
             }
+            // RFC 9113 §6.1: half-closed (remote), the peer itself ended the stream.
             self.stream_error(id, ErrorCode::STREAM_CLOSED, "DATA after END_STREAM");
             return;
         }
@@ -569,22 +672,9 @@ impl Connection {
         self.schedule(id);
     }
 
-    fn on_header_block(&mut self, id: StreamId, end_stream: bool, block: Bytes) {
+    /// A whole header block was decoded into `self.fields`.
+    fn on_header_block(&mut self, id: StreamId, end_stream: bool, fault: Option<BlockFault>) {
         let mut fields = std::mem::take(&mut self.fields);
-        fields.clear();
-        let limit = self.config.max_header_list_size as usize;
-        let too_large = match self
-            .decoder
-            .decode(&block, limit, |field| fields.push(field))
-        {
-            Ok(()) => false,
-            Err(DecodeError::ListTooLarge { .. }) => true,
-            Err(DecodeError::Compression(reason)) => {
-                self.fields = fields;
-                self.protocol_error(ErrorCode::COMPRESSION_ERROR, reason);
-                return;
-            }
-        };
         // Held while the stream lives: the fields' bytes and what one field costs us once
         // decoded into metadata (more than the 32 bytes RFC 9113 §6.5.2 counts: an HTTP/2
         // bomb's empty fields must cost what they really hold).
@@ -593,8 +683,8 @@ impl Connection {
             .map(|f| f.name.len() + f.value.len() + FIELD_COST)
             .sum::<usize>();
         match self.side {
-            Side::Server => self.on_request_headers(id, end_stream, &mut fields, too_large),
-            Side::Client => self.on_response_headers(id, end_stream, &mut fields, too_large),
+            Side::Server => self.on_request_headers(id, end_stream, &mut fields, fault),
+            Side::Client => self.on_response_headers(id, end_stream, &mut fields, fault),
         }
         if let Some(stream) = self.streams.get_mut(&id) {
             stream.head_cost = stream.head_cost.saturating_add(cost);
@@ -609,19 +699,34 @@ impl Connection {
         id: StreamId,
         end_stream: bool,
         fields: &mut Vec<crate::hpack::Field>,
-        too_large: bool,
+        fault: Option<BlockFault>,
     ) {
         if let Some(stream) = self.streams.get(&id) {
             // Request trailers: legal HTTP/2, meaningless to gRPC. They must end the stream,
             // and follow the HTTP/2 field rules like any header block.
             if !stream.state.can_recv() {
-                if !stream.reported {
+                if stream.state != StreamState::Closed {
+                    // RFC 9113 §5.1: half-closed (remote), the peer itself ended the stream.
                     self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
+                } else {
+                    // Closed: we reset or ended it, the peer's frames were in flight (§5.1).
+                    self.was_reset(id, end_stream);
                 }
+                return;
+            }
+            if let Some(BlockFault::Stream(code, reason)) = fault {
+                self.stream_error(id, code, reason);
                 return;
             }
             if !end_stream {
                 self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "trailers without END_STREAM");
+                return;
+            }
+            if let Some(BlockFault::TooLarge) = fault {
+                // The call, already started, fails as its head would have (RFC 9113 §10.5.1).
+                let status = Status::resource_exhausted("request trailers too large");
+                self.fail_call(id, status, ErrorCode::CANCEL);
+                self.on_remote_end(id);
                 return;
             }
             if let Err(error) = grpc::check_request_trailers(fields.drain(..)) {
@@ -644,6 +749,12 @@ impl Connection {
             return;
         }
         if id <= self.last_peer_id {
+            if self.was_reset(id, end_stream) {
+                // RFC 9113 §5.1: sent before the peer saw our RST_STREAM (trailers, say).
+                // Decoded, so the HPACK context is in step, and discarded.
+                self.spend_idle();
+                return;
+            }
             // RFC 9113 §5.1.1: ids only increase; an unexpected id (going back, or a
             // forgotten stream's) is a connection PROTOCOL_ERROR.
             self.protocol_error(
@@ -655,26 +766,25 @@ impl Connection {
         self.last_peer_id = id;
         if self.shutdown == Shutdown::Draining {
             // Above our final GOAWAY's last stream id: never processed (RFC 9113 §6.8).
-            self.control.push_back(Control::RstStream {
-                stream: id,
-                code: ErrorCode::REFUSED_STREAM,
-            });
-            self.check_control_backlog();
+            self.reset_new_stream(id, ErrorCode::REFUSED_STREAM, end_stream);
             return;
         }
         if self.remote_active >= self.config.max_concurrent_streams {
             // RFC 9113 §5.1.2. Refusals are budgeted: a peer that keeps ignoring the limit
             // (rapid reset keeps the count low; this catches the rest) is cut off.
             if self.spend_reset() {
-                self.control.push_back(Control::RstStream {
-                    stream: id,
-                    code: ErrorCode::REFUSED_STREAM,
-                });
-                self.check_control_backlog();
+                self.reset_new_stream(id, ErrorCode::REFUSED_STREAM, end_stream);
             }
             return;
         }
-        if too_large {
+        if let Some(BlockFault::Stream(code, _)) = fault {
+            // RFC 7540 §5.3.1: a stream error; the stream opened with this HEADERS is reset.
+            if self.spend_reset() {
+                self.reset_new_stream(id, code, end_stream);
+            }
+            return;
+        }
+        if let Some(BlockFault::TooLarge) = fault {
             let status = Status::resource_exhausted("request header list too large");
             self.reject_call(
                 id,
@@ -688,15 +798,10 @@ impl Connection {
         }
         let head = match grpc::parse_request(fields.drain(..)) {
             Ok(head) => head,
-            Err(HeadError::Malformed(reason)) => {
+            Err(HeadError::Malformed(_)) => {
                 // RFC 9113 §8.1.1: a malformed request is a stream error PROTOCOL_ERROR.
                 if self.spend_reset() {
-                    self.control.push_back(Control::RstStream {
-                        stream: id,
-                        code: ErrorCode::PROTOCOL_ERROR,
-                    });
-                    let _ = reason;
-                    self.check_control_backlog();
+                    self.reset_new_stream(id, ErrorCode::PROTOCOL_ERROR, end_stream);
                 }
                 return;
             }
@@ -753,6 +858,17 @@ impl Connection {
         }
     }
 
+    /// Server: resets the stream the peer's HEADERS just opened, which we never keep; its
+    /// frames still in flight are discarded while it has not ended (`note_reset`).
+    fn reset_new_stream(&mut self, id: StreamId, code: ErrorCode, end_stream: bool) {
+        self.control
+            .push_back(Control::RstStream { stream: id, code });
+        if !end_stream {
+            self.note_reset(id);
+        }
+        self.check_control_backlog();
+    }
+
     /// A server stream for a new call, counted against our concurrency limit until the
     /// application is done with it.
     fn new_remote_stream(&mut self) -> Stream {
@@ -788,7 +904,7 @@ impl Connection {
         id: StreamId,
         end_stream: bool,
         fields: &mut Vec<crate::hpack::Field>,
-        too_large: bool,
+        fault: Option<BlockFault>,
     ) {
         let Some(stream) = self.streams.get_mut(&id) else {
             if !id.is_client_initiated() || self.is_idle_stream(id) {
@@ -800,7 +916,8 @@ impl Connection {
             return;
         };
         if !stream.state.can_recv() {
-            if !stream.reported {
+            if stream.state != StreamState::Closed {
+                // RFC 9113 §5.1: half-closed (remote), or idle (a call still queued).
                 self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
             }
             return;
@@ -812,7 +929,12 @@ impl Connection {
             }
             return;
         }
-        if too_large {
+        if let Some(BlockFault::Stream(code, reason)) = fault {
+            let status = Status::internal(format!("HTTP/2 stream error {code}: {reason}"));
+            self.fail_call(id, status, code);
+            return;
+        }
+        if let Some(BlockFault::TooLarge) = fault {
             self.fail_call(
                 id,
                 Status::internal("response header list too large"),
@@ -917,10 +1039,14 @@ impl Connection {
     }
 
     fn on_rst_stream(&mut self, id: StreamId, code: ErrorCode) {
+        if self.is_idle_stream(id) {
+            // RFC 9113 §6.4.
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
+            return;
+        }
+        // The peer ended the stream: its frames in flight, if we reset it, are over.
+        self.was_reset(id, true);
         let Some(stream) = self.streams.get(&id) else {
-            if self.is_idle_stream(id) {
-                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
-            }
             return;
         };
         if !stream.local && !stream.announced && !self.spend_reset() {
@@ -961,6 +1087,11 @@ impl Connection {
             }
             if !self.settings_acked {
                 self.settings_acked = true;
+                // RFC 7541 §6.3, RFC 9113 §4.3.1: from now on the peer's size updates may go
+                // up to our SETTINGS_HEADER_TABLE_SIZE, and below 4,096 its next block must
+                // open with one.
+                self.decoder
+                    .set_max_table_size(self.config.header_table_size as usize);
                 let ours = i64::from(self.config.initial_stream_window);
                 let delta = ours - i64::from(DEFAULT_WINDOW.max(self.config.initial_stream_window));
                 if delta != 0 {
@@ -1154,10 +1285,12 @@ impl Connection {
             }
             return;
         }
+        if self.is_idle_stream(update.stream) {
+            // RFC 9113 §5.1.
+            self.protocol_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
+            return;
+        }
         let Some(stream) = self.streams.get_mut(&update.stream) else {
-            if self.is_idle_stream(update.stream) {
-                self.protocol_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
-            }
             // A closed stream: legal while the peer has not seen the end yet (RFC 9113 §6.9);
             // it costs one lookup and triggers no reply, so it is not budgeted.
             return;

@@ -544,6 +544,7 @@ impl Connection {
                 code: ErrorCode::NO_ERROR,
             }
             .encode(sink.buf());
+            self.note_reset(id);
             self.set_state(id, StreamState::Closed);
         }
     }

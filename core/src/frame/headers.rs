@@ -50,9 +50,8 @@ impl Headers {
         };
         // RFC 9113 §6.2: padding beyond the fragment is a connection PROTOCOL_ERROR.
         let fragment = unpadded_rest(&payload, &r, pad_len)?;
-        if let Some(spec) = &priority {
-            spec.check_not_self(stream)?;
-        }
+        // A self-dependency is a stream error (`priority_error`), but the fragment still has
+        // to be decoded: it is returned, and left to the connection.
         Ok(Self {
             stream,
             end_stream: header.flags & flags::END_STREAM != 0,
@@ -61,6 +60,18 @@ impl Headers {
             fragment,
             pad_len,
         })
+    }
+
+    /// The stream error the priority fields make of this frame, if any: a stream that depends
+    /// on itself (RFC 7540 §5.3.1, stream error PROTOCOL_ERROR). The frame is otherwise valid
+    /// and its fragment must still be decoded (RFC 9113 §4.3), so [`Frame::decode`] returns
+    /// it and leaves this to the caller.
+    ///
+    /// [`Frame::decode`]: super::Frame::decode
+    pub fn priority_error(&self) -> Option<FrameError> {
+        self.priority
+            .as_ref()
+            .and_then(|spec| spec.check_not_self(self.stream).err())
     }
 
     /// Writes this one frame: Pad Length, priority fields, fragment and zero padding as set.
@@ -351,9 +362,15 @@ mod tests {
     }
 
     #[test]
-    fn self_dependency_is_a_stream_error() {
-        let result = decode_raw(FrameType::HEADERS, flags::PRIORITY, 1, &PRIO);
-        assert_stream(result, 1, ErrorCode::PROTOCOL_ERROR);
+    fn self_dependency_is_a_stream_error_left_to_the_caller() {
+        // Decoded, so that the connection can still decode its fragment.
+        let h = headers_of(decode_raw(FrameType::HEADERS, flags::PRIORITY, 1, &PRIO));
+        let error = h.priority_error().expect("a stream error");
+        assert_stream(Err(error), 1, ErrorCode::PROTOCOL_ERROR);
+        let h = headers_of(decode_raw(FrameType::HEADERS, flags::PRIORITY, 3, &PRIO));
+        assert_eq!(h.priority_error(), None);
+        let h = headers_of(decode_raw(FrameType::HEADERS, 0, 1, b""));
+        assert_eq!(h.priority_error(), None);
     }
 
     #[test]

@@ -15,9 +15,9 @@ mod integer;
 mod static_table;
 mod table;
 
-pub use decoder::Decoder;
 #[cfg(any(test, fuzzing))]
 pub use decoder::fuzz_decode;
+pub use decoder::{Decoder, FragmentError, PartialBlock};
 pub use encoder::{Encoder, MAX_ENCODER_TABLE_SIZE, Sensitivity};
 
 /// One decoded header field.
