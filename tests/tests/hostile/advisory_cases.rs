@@ -9,7 +9,6 @@
 //! state the bound the receive budget (`Config::recv_budget`) keeps; each of them failed
 //! before it, by two to fifty times.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use anygrpc::{CallOptions, Code, Config, ServerCallDetails, ServerInterceptor, Status};
@@ -24,8 +23,8 @@ use super::client_cases::{accept_call, assert_code, call_raw_server};
 use super::flood_cases::{FLOOD_BOUND, FLOOD_FRAMES, flood, repeated};
 use super::h2_cases::assert_call_served;
 use super::peer::{
-    Next, Peer, fields, grpc_message, hpack_literal, plain_block, raw_frame, raw_settings,
-    request_fields, response_fields,
+    Next, Peer, RawListener, fields, grpc_message, hpack_literal, plain_block, raw_frame,
+    raw_settings, request_fields, response_fields,
 };
 use super::resource_cases::request_160_mb;
 use super::service::{ECHO, METADATA, Ping};
@@ -886,8 +885,8 @@ pub async fn pinned_header_fields_stay_bounded(env: Env) {
 /// PING written after them); the flood that follows trips the client's sliver budget, which
 /// closes the connection with GOAWAY(ENHANCE_YOUR_CALM): the call ends UNAVAILABLE.
 pub async fn one_byte_data_frames_in_a_response_stay_bounded(env: Env) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the raw server");
-    let port = listener.local_addr().expect("bound").port();
+    let listener = RawListener::bind();
+    let port = listener.port();
     let memory = Watermark::start();
     let before = alloc::current();
     let server = off_thread(move || {

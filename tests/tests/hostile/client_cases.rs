@@ -3,7 +3,6 @@
 //! with the right GOAWAY, and a server that never reads bounds what the client buffers.
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::time::Duration;
 
 use anygrpc::{CallOptions, Channel, Code, RpcError};
@@ -14,7 +13,7 @@ use prost::Message as _;
 
 use super::alloc::Watermark;
 use super::peer::{
-    Peer, fields, grpc_message, plain_block, raw_frame, raw_settings, response_fields,
+    Peer, RawListener, fields, grpc_message, plain_block, raw_frame, raw_settings, response_fields,
 };
 use super::service::{ECHO, Ping, SUM};
 use super::{Env, off_thread};
@@ -35,8 +34,8 @@ pub(crate) async fn call_raw_server(
     env: &Env,
     serve: impl FnOnce(&mut Peer) + Send + 'static,
 ) -> Result<Ping, RpcError> {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the raw server");
-    let port = listener.local_addr().expect("bound").port();
+    let listener = RawListener::bind();
+    let port = listener.port();
     let server = off_thread(move || {
         let mut peer = Peer::accept(&listener);
         serve(&mut peer);
@@ -173,8 +172,8 @@ pub async fn unknown_response_encoding_is_internal(env: Env) {
 /// the default window the client may use before the SETTINGS arrive, and the deadline ends
 /// the call.
 pub async fn server_that_never_opens_its_window(env: Env) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the raw server");
-    let port = listener.local_addr().expect("bound").port();
+    let listener = RawListener::bind();
+    let port = listener.port();
     let memory = Watermark::start();
     let server = off_thread(move || {
         let mut peer = Peer::accept(&listener);
@@ -274,8 +273,8 @@ async fn broken_then_served<F>(
 where
     F: Future<Output = Result<Ping, RpcError>>,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the raw server");
-    let port = listener.local_addr().expect("bound").port();
+    let listener = RawListener::bind();
+    let port = listener.port();
     let server = off_thread(move || {
         let mut peer = Peer::accept(&listener);
         peer.server_handshake(Settings::default());

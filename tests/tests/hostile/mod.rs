@@ -1,13 +1,14 @@
-//! The hostile-peer suite, written once and run on every executor over loopback TCP.
+//! The hostile-peer suite, written once and run on every executor over loopback TCP, and on
+//! the memory runtime over its pipes ([`memory`]).
 //!
-//! A raw peer ([`peer::Peer`], a blocking socket on its own thread) speaks hand-built HTTP/2 to
+//! A raw peer ([`peer::Peer`], a blocking connection on its own thread) speaks hand-built HTTP/2 to
 //! the real anygrpc `Server` (server cases) or answers the real anygrpc `Channel` (client
 //! cases). Each case asserts the error code that reached the peer (GOAWAY, RST_STREAM,
 //! `grpc-status`) or the status the call reported, that the server still serves a fresh
 //! connection afterwards, and, for the attacks, that memory grew by at most a stated bound
 //! (measured by the counting allocator of [`alloc`]; the cases of a binary run one at a time).
 //!
-//! Each executor's test file (`hostile_smol.rs`, ...) gives the suite a runner through
+//! Each runtime's test file (`hostile_smol.rs`, ..., `hostile_memory.rs`) gives the suite a runner through
 //! [`hostile_suite!`].
 #![allow(
     dead_code,
@@ -24,6 +25,7 @@ pub mod client_cases;
 pub mod flood_cases;
 pub mod grpc_cases;
 pub mod h2_cases;
+pub mod memory;
 pub mod peer;
 pub mod resource_cases;
 #[path = "../e2e/service.rs"]

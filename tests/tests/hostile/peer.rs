@@ -1,9 +1,13 @@
-//! The raw peer: a blocking loopback socket that writes hand-built bytes (valid or not) and
+//! The raw peer: a blocking connection that writes hand-built bytes (valid or not) and
 //! decodes everything the other end writes back into frames, and header blocks into fields.
 //! It runs on its own thread (see [`off_thread`](super::off_thread)); every read has a time
 //! limit, so a peer never hangs a case.
+//!
+//! The connection is a loopback TCP socket, or, while a case runs on the memory runtime (see
+//! [`memory`](super::memory)), one end of a memory pipe: both are a [`Wire`].
 
-use std::io::{ErrorKind, Read, Write};
+use std::fmt;
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -14,6 +18,8 @@ use anygrpc_core::frame::{
 use anygrpc_core::hpack::{self, Sensitivity};
 use anygrpc_core::{CLIENT_PREFACE, ErrorCode, StreamId};
 use bytes::{Bytes, BytesMut};
+
+use super::memory;
 
 #[path = "../../../core/tests/support/wire.rs"]
 mod wire;
@@ -52,10 +58,105 @@ pub enum Next {
     Closed,
 }
 
-/// One raw HTTP/2 endpoint on a blocking socket.
+/// A blocking byte stream to the other end: what a [`Peer`] reads and writes.
+pub trait Wire: fmt::Debug + Send {
+    /// Reads what arrived, waiting at most `limit` for something: `Ok(0)` once the other end
+    /// closed, an error of kind `TimedOut` or `WouldBlock` when nothing came in time.
+    fn read_within(&mut self, buf: &mut [u8], limit: Duration) -> io::Result<usize>;
+
+    /// Writes all of `bytes`; fails once the other end is gone, or when it took nothing for
+    /// [`READ_LIMIT`].
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+}
+
+/// A loopback TCP socket as a [`Wire`].
+#[derive(Debug)]
+struct Tcp {
+    io: TcpStream,
+    /// The socket's read timeout now, so that it is set only when it changes.
+    read_timeout: Duration,
+}
+
+impl Tcp {
+    fn new(io: TcpStream) -> Self {
+        io.set_nodelay(true).expect("TCP_NODELAY");
+        io.set_read_timeout(Some(READ_LIMIT)).expect("read timeout");
+        io.set_write_timeout(Some(READ_LIMIT))
+            .expect("write timeout");
+        Self {
+            io,
+            read_timeout: READ_LIMIT,
+        }
+    }
+}
+
+impl Wire for Tcp {
+    fn read_within(&mut self, buf: &mut [u8], limit: Duration) -> io::Result<usize> {
+        if limit != self.read_timeout {
+            self.io.set_read_timeout(Some(limit))?;
+            self.read_timeout = limit;
+        }
+        self.io.read(buf)
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.io.write_all(bytes)
+    }
+}
+
+/// Where a raw server waits for the Channel under test: a loopback TCP listener, or one on
+/// the memory runtime's network while a case runs there.
+#[derive(Debug)]
+pub enum RawListener {
+    /// On loopback TCP.
+    Tcp(TcpListener),
+    /// On the memory runtime's network.
+    Memory(memory::BlockingListener),
+}
+
+impl RawListener {
+    /// A listener on `127.0.0.1`, on a port the system (or the memory runtime) picks.
+    pub fn bind() -> Self {
+        match memory::network() {
+            Some(net) => Self::Memory(net.listen()),
+            None => Self::Tcp(TcpListener::bind("127.0.0.1:0").expect("bind the raw server")),
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        match self {
+            Self::Tcp(listener) => listener.local_addr().expect("bound").port(),
+            Self::Memory(listener) => listener.port(),
+        }
+    }
+
+    /// The next connection (within [`READ_LIMIT`]).
+    fn accept(&self) -> Box<dyn Wire> {
+        let listener = match self {
+            Self::Tcp(listener) => listener,
+            Self::Memory(listener) => return Box::new(listener.accept(READ_LIMIT)),
+        };
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let give_up = Instant::now() + READ_LIMIT;
+        let io = loop {
+            match listener.accept() {
+                Ok((io, _)) => break io,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => panic!("no client connected: {e}"),
+            }
+        };
+        io.set_nonblocking(false).expect("blocking socket");
+        Box::new(Tcp::new(io))
+    }
+}
+
+/// One raw HTTP/2 endpoint on a blocking connection.
 #[derive(Debug)]
 pub struct Peer {
-    io: TcpStream,
+    io: Box<dyn Wire>,
     input: BytesMut,
     /// Our HPACK encoder: every [`send_headers`](Self::send_headers) block goes through it.
     pub encoder: hpack::Encoder,
@@ -70,11 +171,7 @@ pub struct Peer {
 }
 
 impl Peer {
-    fn new(io: TcpStream) -> Self {
-        io.set_nodelay(true).expect("TCP_NODELAY");
-        io.set_read_timeout(Some(READ_LIMIT)).expect("read timeout");
-        io.set_write_timeout(Some(READ_LIMIT))
-            .expect("write timeout");
+    fn new(io: Box<dyn Wire>) -> Self {
         Self {
             io,
             input: BytesMut::new(),
@@ -87,9 +184,16 @@ impl Peer {
         }
     }
 
-    /// A raw client connected to `127.0.0.1:port`, nothing sent yet.
+    /// A raw client connected to `127.0.0.1:port` (on the memory runtime's network while a
+    /// case runs there), nothing sent yet.
     pub fn connect(port: u16) -> Self {
-        Self::new(TcpStream::connect(("127.0.0.1", port)).expect("connect to the server"))
+        let io: Box<dyn Wire> = match memory::network() {
+            Some(net) => Box::new(net.connect(port)),
+            None => Box::new(Tcp::new(
+                TcpStream::connect(("127.0.0.1", port)).expect("connect to the server"),
+            )),
+        };
+        Self::new(io)
     }
 
     /// A raw client connected to `127.0.0.1:port` after its
@@ -102,24 +206,15 @@ impl Peer {
 
     /// A raw server: the next connection on `listener` (within [`READ_LIMIT`]), its client
     /// preface read and checked.
-    pub fn accept(listener: &TcpListener) -> Self {
-        listener.set_nonblocking(true).expect("non-blocking accept");
-        let give_up = Instant::now() + READ_LIMIT;
-        let io = loop {
-            match listener.accept() {
-                Ok((io, _)) => break io,
-                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < give_up => {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(e) => panic!("no client connected: {e}"),
-            }
-        };
-        io.set_nonblocking(false).expect("blocking socket");
-        let mut peer = Self::new(io);
-        let mut preface = [0; 24];
-        peer.io
-            .read_exact(&mut preface)
-            .expect("the client preface");
+    pub fn accept(listener: &RawListener) -> Self {
+        let mut peer = Self::new(listener.accept());
+        while peer.input.len() < CLIENT_PREFACE.len() {
+            assert!(
+                !peer.closed && peer.read_more(READ_LIMIT),
+                "no client preface within {READ_LIMIT:?}"
+            );
+        }
+        let preface = peer.input.split_to(CLIENT_PREFACE.len());
         assert_eq!(&preface[..], CLIENT_PREFACE, "client preface");
         peer
     }
@@ -166,24 +261,18 @@ impl Peer {
     /// The next frame the other end wrote, or `Closed`; panics when nothing came within
     /// [`READ_LIMIT`].
     pub fn next(&mut self) -> Next {
-        self.read_next()
+        self.read_next(READ_LIMIT)
             .unwrap_or_else(|| panic!("nothing from the other end within {READ_LIMIT:?}"))
     }
 
     /// The next frame the other end wrote, or `Closed`; `None` when no whole frame came
     /// within `limit` (what did come is kept for the next read).
     pub fn next_within(&mut self, limit: Duration) -> Option<Next> {
-        let limit = limit.max(Duration::from_millis(1));
-        self.io.set_read_timeout(Some(limit)).expect("read timeout");
-        let next = self.read_next();
-        self.io
-            .set_read_timeout(Some(READ_LIMIT))
-            .expect("read timeout");
-        next
+        self.read_next(limit.max(Duration::from_millis(1)))
     }
 
-    /// [`next`](Self::next) within the socket's read timeout: `None` when it passed.
-    fn read_next(&mut self) -> Option<Next> {
+    /// [`next`](Self::next), each read waiting at most `limit`: `None` when one timed out.
+    fn read_next(&mut self, limit: Duration) -> Option<Next> {
         loop {
             if let Some(header) = FrameHeader::peek(&self.input) {
                 let total = FrameHeader::LEN + header.length as usize;
@@ -198,18 +287,27 @@ impl Peer {
             if self.closed {
                 return Some(Next::Closed);
             }
-            let mut buf = [0; 16 << 10];
-            match self.io.read(&mut buf) {
-                Ok(0) => self.closed = true,
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return None;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                // A reset after the other end closed with our bytes unread.
-                Err(_) => self.closed = true,
+            if !self.read_more(limit) {
+                return None;
             }
         }
+    }
+
+    /// One read into `input`, waiting at most `limit`; `false` when nothing came in time.
+    /// The other end closing (or resetting) sets `closed`.
+    fn read_more(&mut self, limit: Duration) -> bool {
+        let mut buf = [0; 16 << 10];
+        match self.io.read_within(&mut buf, limit) {
+            Ok(0) => self.closed = true,
+            Ok(n) => self.input.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // A reset after the other end closed with our bytes unread.
+            Err(_) => self.closed = true,
+        }
+        true
     }
 
     /// Reads until `found` returns a value (given each frame and the blocks decoded so far);
