@@ -8,8 +8,8 @@
 //! connection afterwards, and, for the attacks, that memory grew by at most a stated bound
 //! (measured by the counting allocator of [`alloc`]; the cases of a binary run one at a time).
 //!
-//! Each runtime's test file (`hostile_smol.rs`, ..., `hostile_memory.rs`) gives the suite a runner through
-//! [`hostile_suite!`].
+//! Each runtime's test file (`hostile_smol.rs`, ..., `hostile_memory.rs`) gives the suite a
+//! runner through [`hostile_suite!`].
 #![allow(
     dead_code,
     reason = "each runtime's test binary uses a different part of the support code"
