@@ -27,8 +27,9 @@ pub struct Config {
     /// advertise never exceeds what is left of it; when it is full,
     /// `Connection::wants_input` turns `false` (stop reading until the application releases
     /// messages), and when most of it is held by messages that cannot complete, the newest of
-    /// them fail with RESOURCE_EXHAUSTED. At least twice `max_recv_message_size` plus 64 KiB,
-    /// so that one message of the largest size can always complete. Default 32 MiB.
+    /// them fail with RESOURCE_EXHAUSTED. At least twice `max_recv_message_size` plus 64 KiB
+    /// plus 9 KiB per stream of `max_concurrent_streams`, so that one message of the largest
+    /// size can always complete while every stream holds what it may. Default 32 MiB.
     pub recv_budget: usize,
     /// SETTINGS_MAX_FRAME_SIZE we advertise: the largest frame payload we accept (16,384 ..=
     /// 16,777,215). Default 1 MiB, so a large message arrives in one frame and is handed on
@@ -174,12 +175,13 @@ impl Config {
         c.connection_window = c.connection_window.clamp(65_535, (1 << 31) - 1);
         c.max_frame_size = c.max_frame_size.clamp(16_384, (1 << 24) - 1);
         c.transmit_budget = c.transmit_budget.max(16 << 10);
-        // Room for one message of the largest size to complete whatever else is held.
-        c.recv_budget = c.recv_budget.max(
-            c.max_recv_message_size
-                .saturating_mul(2)
-                .saturating_add(64 << 10),
-        );
+        // Room for one message of the largest size to complete, and for what every stream
+        // may hold however little it received (its state and its slab), whatever else is held.
+        let per_stream = crate::connection::STREAM_COST + 2 * crate::grpc::message::SLAB;
+        let floor = (c.max_recv_message_size.saturating_mul(2))
+            .saturating_add(64 << 10)
+            .saturating_add((c.max_concurrent_streams as usize).saturating_mul(per_stream));
+        c.recv_budget = c.recv_budget.max(floor);
         c
     }
 }

@@ -168,12 +168,20 @@ impl<'a> Input<'a> {
 /// streams.
 fn assert_held_within_budget(conn: &Connection) {
     let config = conn.config();
-    let slack = config.max_recv_message_size + 4096 * crate::event::Message::OVERHEAD;
+    // What one input (at most 4 KiB here) can add past the budget before input pauses: a
+    // message's reassembly growth, its messages' bookkeeping, a new stream with its head and
+    // its slab.
+    let slack = config.max_recv_message_size
+        + 4096 * crate::event::Message::OVERHEAD
+        + crate::connection::STREAM_COST
+        + 2 * crate::grpc::message::SLAB
+        + 2 * config.max_header_list_size as usize;
     let held = conn.held_for_peer();
     assert!(
         held <= config.recv_budget + slack,
-        "{held} bytes held for the peer, budget {}",
-        config.recv_budget
+        "{held} bytes held for the peer, budget {}: {:?}",
+        config.recv_budget,
+        conn.held_breakdown()
     );
     assert!(
         conn.held_is_consistent(),
@@ -527,6 +535,8 @@ struct Harness {
     allowance: usize,
     /// Commands run and calls started: events they account for.
     commands: usize,
+    /// Input held back while the connection asked for none (`wants_input`), as a driver does.
+    paused: Vec<u8>,
 }
 
 impl Harness {
@@ -548,6 +558,7 @@ impl Harness {
             fed: 0,
             allowance: 8 << 10,
             commands: 0,
+            paused: Vec::new(),
         };
         if side == Side::Client {
             // A few calls, so response frames can hit live streams 1, 3, 5, 7.
@@ -574,9 +585,19 @@ impl Harness {
         h
     }
 
+    /// Feeds `bytes`, after any held back, unless the connection asks for no input.
     fn feed(&mut self, bytes: &[u8]) {
+        self.paused.extend_from_slice(bytes);
+        self.feed_paused();
+    }
+
+    fn feed_paused(&mut self) {
+        if self.paused.is_empty() || !self.peer.conn.wants_input() {
+            return;
+        }
+        let bytes = std::mem::take(&mut self.paused);
         self.fed += bytes.len();
-        self.peer.conn.recv(bytes, self.now);
+        self.peer.conn.recv(&bytes, self.now);
         self.settle();
     }
 
@@ -600,6 +621,7 @@ impl Harness {
             }
         }
         self.settle();
+        self.feed_paused();
     }
 
     /// Drains output and events, then checks they stay in proportion to what went in.

@@ -1,7 +1,7 @@
 //! What the connection holds for its peer, bounded by `Config::recv_budget`.
 //!
 //! Every stream is charged, at each change, for the memory it holds on the peer's behalf:
-//! a fixed cost for its state, the decoded size of the head it received, the capacity of the
+//! a fixed cost for its state (when the peer opened it), the decoded size of the head it received, the capacity of the
 //! message it is reassembling, and the credit of the messages it delivered that the
 //! application has not released (each message's bytes plus a fixed cost for its bookkeeping).
 //! The connection keeps the sum, and three rules keep the sum within the budget:
@@ -25,7 +25,8 @@ use super::streams::Stream;
 use crate::error::{ErrorCode, StreamId};
 use crate::grpc::Status;
 
-/// What one live stream costs beyond what it received: its state and its map entry.
+/// What one live stream the peer opened costs beyond what it received: its state and its map
+/// entry.
 pub(crate) const STREAM_COST: usize = core::mem::size_of::<Stream>() + 32;
 
 /// Window the peer must be able to use for the connection to make progress: one frame of the
@@ -55,6 +56,26 @@ impl Connection {
         total == self.held && partial == self.held_partial
     }
 
+    /// Each stream's charge: (id, total, partial, head, unreleased), for fuzz reports.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn held_breakdown(&self) -> Vec<(u32, usize, usize, usize, u64)> {
+        let mut v: Vec<_> = self
+            .streams
+            .iter()
+            .map(|(id, s)| {
+                (
+                    id.0,
+                    s.charged,
+                    s.charged_partial,
+                    s.head_cost,
+                    s.unreleased,
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Charges `id` again for what it holds now, keeping the connection's sums.
     pub(super) fn recharge(&mut self, id: StreamId) {
         let Some(stream) = self.streams.get_mut(&id) else {
@@ -62,7 +83,9 @@ impl Connection {
         };
         let partial = stream.decoder.held_capacity();
         let unreleased = usize::try_from(stream.unreleased).unwrap_or(usize::MAX);
-        let total = STREAM_COST
+        // A stream the peer opened costs its state too; our own calls are the application's.
+        let state = if stream.local { 0 } else { STREAM_COST };
+        let total = state
             .saturating_add(stream.head_cost)
             .saturating_add(partial)
             .saturating_add(unreleased);

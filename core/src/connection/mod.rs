@@ -29,6 +29,7 @@ use streams::StreamMap;
 use timers::{Timer, TimerTable};
 
 pub use calls::CallError;
+pub(crate) use held::STREAM_COST;
 pub use transmit::Transmit;
 
 /// The 24 bytes a client sends before anything else (RFC 9113 §3.4).

@@ -79,7 +79,7 @@ impl std::error::Error for MessageError {}
 /// length, never more than four times ahead of the bytes that fill it), so a peer sending 1-byte DATA
 /// frames makes it hold about what it sent, not a frame's bookkeeping per byte. A message
 /// lying inside one payload is copied out into exactly its size (the small messages of a
-/// streaming call after its first into a 16 KiB slab of the stream's, reused in place), or,
+/// streaming call after its first into a 4 KiB slab of the stream's, reused in place), or,
 /// when the payload says its allocation may be kept ([`push_shared`](Self::push_shared)) and
 /// the message fills at least half of it, handed on as a view without a copy. [`held_capacity`](Self::held_capacity) is
 /// what the decoder holds, for the connection's receive budget. Errors are sticky: once
@@ -115,8 +115,10 @@ struct Partial {
 /// Capacity the first reassembly buffer of a message starts with at least (then doubled).
 const MIN_REASSEMBLY: usize = 4 << 10;
 
-/// Size of the slab that the small messages of a streaming call are copied into.
-pub const SLAB: usize = 16 << 10;
+/// Size of the slab that the small messages (up to a quarter of it) of a streaming call are
+/// copied into. A stream holding one is charged twice this (the slab being filled and, at
+/// most, one older slab still kept alive by an unconsumed message).
+pub const SLAB: usize = 4 << 10;
 
 impl MessageDecoder {
     /// A decoder refusing messages longer than `max_message_size` bytes.
