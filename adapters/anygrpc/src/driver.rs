@@ -347,6 +347,8 @@ pub(crate) struct Driver {
     /// are delivered.
     wakes: Vec<Waker>,
     read_closed: bool,
+    /// Writing to the transport failed: what is still readable is read, then it is over.
+    write_failed: bool,
     /// Why the transport failed, for the status of the calls it takes down (a TLS alert).
     transport_error: Option<String>,
 }
@@ -381,6 +383,7 @@ impl Driver {
             new_handlers: Vec::new(),
             wakes: Vec::new(),
             read_closed: false,
+            write_failed: false,
             transport_error: None,
         };
         let (cell, task) = DriverCell::new(driver);
@@ -765,7 +768,7 @@ impl Driver {
     /// when the transport took all it could: the waker is registered, so this poll need not
     /// try again.
     fn poll_write(&mut self, cx: &mut Context<'_>, io: &mut TurnIo) -> bool {
-        if io.write_blocked {
+        if io.write_blocked || self.write_failed {
             return false;
         }
         let mut progress = false;
@@ -791,9 +794,11 @@ impl Driver {
                     if let Err(e) = result {
                         self.transport_error.get_or_insert(e.to_string());
                     }
+                    // The peer may have written its last frames (a Trailers-Only answer)
+                    // before it went: what is readable is still read, then the transport is
+                    // over (`poll_read`).
                     self.out = Transmit::new();
-                    self.read_closed = true;
-                    self.conn.transport_closed(self.runtime.now());
+                    self.write_failed = true;
                     return true;
                 }
                 Poll::Ready(Ok(n)) => {
@@ -820,7 +825,16 @@ impl Driver {
         for _ in 0..READS_PER_TURN {
             // Over its receive budget the connection reads nothing until the application
             // releases messages (their release wakes the driver: `input_paused`).
-            if self.read_closed || io.read_blocked || !self.conn.wants_input() {
+            if self.read_closed || io.read_blocked {
+                break;
+            }
+            if !self.conn.wants_input() {
+                if self.write_failed {
+                    // Nothing more will be written and nothing more is read: over now.
+                    self.read_closed = true;
+                    self.conn.transport_closed(self.runtime.now());
+                    progress = true;
+                }
                 break;
             }
             match Pin::new(&mut self.io).poll_read(cx, self.read_buf.space()) {
@@ -839,6 +853,12 @@ impl Driver {
                     let now = self.runtime.now();
                     self.conn.recv(self.read_buf.read(n), now);
                     self.read_buf.adapt(n);
+                    progress = true;
+                }
+                Poll::Pending if self.write_failed => {
+                    // Writing failed and nothing more is readable now: the transport is over.
+                    self.read_closed = true;
+                    self.conn.transport_closed(self.runtime.now());
                     progress = true;
                 }
                 Poll::Pending => io.read_blocked = true,

@@ -81,13 +81,14 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
-        let partial = stream.decoder.held_capacity();
+        let decoder = stream.decoder.held_capacity();
+        let partial = stream.decoder.partial_capacity();
         let unreleased = usize::try_from(stream.unreleased).unwrap_or(usize::MAX);
         // A stream the peer opened costs its state too; our own calls are the application's.
         let state = if stream.local { 0 } else { STREAM_COST };
         let total = state
             .saturating_add(stream.head_cost)
-            .saturating_add(partial)
+            .saturating_add(decoder)
             .saturating_add(unreleased);
         self.held = (self.held - stream.charged).saturating_add(total);
         self.held_partial = (self.held_partial - stream.charged_partial).saturating_add(partial);

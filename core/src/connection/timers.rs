@@ -82,11 +82,18 @@ impl Connection {
             return;
         }
         if self.timers.take_expired(Timer::HeaderBlock, now) {
-            self.protocol_error(
-                ErrorCode::ENHANCE_YOUR_CALM,
-                "header block not completed in time",
-            );
-            return;
+            if !self.wants_input() {
+                // We stopped reading (the receive budget is full): the rest of the block may
+                // be waiting in the transport. The peer's time starts again.
+                self.timers
+                    .set(Timer::HeaderBlock, now + self.config.header_block_timeout);
+            } else {
+                self.protocol_error(
+                    ErrorCode::ENHANCE_YOUR_CALM,
+                    "header block not completed in time",
+                );
+                return;
+            }
         }
         if self.timers.take_expired(Timer::KeepaliveAck, now) {
             self.close_with(

@@ -175,15 +175,21 @@ impl MessageDecoder {
                 .map_or(0, |p| PREFIX_LEN + p.buf.len())
     }
 
-    /// Bytes of memory the decoder holds for the peer: the reassembly buffer's capacity and
-    /// any payload not yet drained.
+    /// Bytes of memory the decoder holds for the peer: the reassembly buffer's capacity, any
+    /// payload not yet drained, and twice [`SLAB`] once it has a slab.
     pub fn held_capacity(&self) -> usize {
         let slabs = if self.slab.capacity() > 0 {
             2 * SLAB
         } else {
             0
         };
-        self.input.len() + self.partial.as_ref().map_or(0, |p| p.buf.capacity()) + slabs
+        self.partial_capacity() + slabs
+    }
+
+    /// The part of [`held_capacity`](Self::held_capacity) that is a message still arriving:
+    /// the reassembly buffer and any payload not yet drained.
+    pub fn partial_capacity(&self) -> usize {
+        self.input.len() + self.partial.as_ref().map_or(0, |p| p.buf.capacity())
     }
 
     /// `true` while a partial message is held: END_STREAM now would truncate a message.

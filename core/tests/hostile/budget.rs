@@ -478,3 +478,90 @@ fn messages_the_application_holds_close_the_connection_window() {
         peer.connection
     );
 }
+
+#[test]
+fn under_pressure_only_streams_with_unfinished_messages_give_way() {
+    // The newest stream is a streaming call whose small messages were all complete (they sit
+    // in its slab); the older streams never finish theirs. Pressure resets the newest of the
+    // unfinished ones, never the call that holds no partial message.
+    let config = Config::server();
+    let window = i64::from(config.initial_stream_window);
+    let mut peer = Sender::client_of(config);
+    let unfinished: Vec<u32> = (0..12).map(|i| 2 * i + 1).collect();
+    for &s in &unfinished {
+        peer.raw.send_request(s, "/svc.S/M", false);
+        peer.open(s, window);
+        peer.raw
+            .send_data(s, &encode_prefix(false, (4 << 20) - 1), false);
+        *peer.streams.entry(s).or_default() -= 5;
+        peer.connection -= 5;
+    }
+    let streaming = 25;
+    peer.raw.send_request(streaming, "/svc.S/M", false);
+    for _ in 0..3 {
+        peer.raw
+            .send_data(streaming, &grpc_message(0, b"tick"), false);
+    }
+    peer.observe();
+    for _round in 0..40 {
+        let mut moved = 0;
+        for &s in &unfinished {
+            moved += peer.send(s, 64 << 10, 16 << 10);
+        }
+        peer.raw.poll_events();
+        if moved == 0 || peer.goaway.is_some() {
+            break;
+        }
+    }
+    let refused: Vec<u32> = unfinished
+        .iter()
+        .copied()
+        .filter(|s| grpc_status(&peer.raw, *s).as_deref() == Some("8"))
+        .collect();
+    assert!(!refused.is_empty(), "pressure reset no unfinished message");
+    assert!(
+        !peer.reset.contains(&streaming) && grpc_status(&peer.raw, streaming).is_none(),
+        "the streaming call without a partial message was ended"
+    );
+}
+
+#[test]
+fn a_header_block_waiting_behind_paused_input_is_not_slowloris() {
+    // While the budget is full we stop reading: the rest of a header block the peer already
+    // sent waits in the transport, so the header-block timer is not the peer's fault then.
+    let config = Config::server();
+    let timeout = config.header_block_timeout;
+    let mut raw = Raw::server(config);
+    let run: Vec<u8> = std::iter::repeat_n(grpc_message(0, b""), 3000)
+        .flatten()
+        .collect();
+    'fill: for s in [1u32, 3, 5, 7, 9, 11] {
+        raw.send_request(s, "/svc.S/M", false);
+        for _ in 0..(1 << 20) / run.len() {
+            if !raw.conn.wants_input() {
+                break 'fill;
+            }
+            raw.send_data(s, &run, false);
+        }
+    }
+    assert!(!raw.conn.wants_input(), "the budget filled");
+    // The first half of a request head arrives with what was already read.
+    let block = raw.block(&crate::support::raw::request_fields("/svc.S/M"));
+    let mut head = bytes::BytesMut::new();
+    anygrpc_core::frame::encode_header_block(StreamId(13), false, &block, 16_384, &mut head);
+    let (first, rest) = head.split_at(head.len() / 2);
+    raw.send(first);
+    raw.sleep(timeout * 2);
+    raw.pump();
+    assert!(raw.closed().is_none(), "closed while we were not reading");
+    // The application catches up; reading resumes and the head completes.
+    for event in std::mem::take(&mut raw.events) {
+        if let Event::Message { stream, message } = event {
+            raw.conn.release_capacity(stream, message.credit());
+        }
+    }
+    assert!(raw.conn.wants_input());
+    raw.send(rest);
+    raw.pump();
+    assert!(raw.started().contains(&StreamId(13)), "{:?}", raw.goaways());
+}
