@@ -391,23 +391,23 @@ impl Connection {
 
     /// Spends one token of the idle-frame budget; closes with ENHANCE_YOUR_CALM when empty.
     fn spend_idle(&mut self) -> bool {
-        if self.idle_budget.spend(self.now) {
-            return true;
+        let spent = self.idle_budget.spend(self.now);
+        self.calm_unless(spent, "too many frames that do no work")
+    }
+
+    /// `spent` as is; when a budget had no token left, first closes the connection with
+    /// ENHANCE_YOUR_CALM and `reason`.
+    fn calm_unless(&mut self, spent: bool, reason: &'static str) -> bool {
+        if !spent {
+            self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, reason);
         }
-        self.protocol_error(
-            ErrorCode::ENHANCE_YOUR_CALM,
-            "too many frames that do no work",
-        );
-        false
+        spent
     }
 
     /// Spends one token of the reset budget; closes with ENHANCE_YOUR_CALM when empty.
     pub(super) fn spend_reset(&mut self) -> bool {
-        if self.reset_budget.spend(self.now) {
-            return true;
-        }
-        self.protocol_error(ErrorCode::ENHANCE_YOUR_CALM, "too many reset streams");
-        false
+        let spent = self.reset_budget.spend(self.now);
+        self.calm_unless(spent, "too many reset streams")
     }
 
     /// `true` when `id` names a stream that was never opened (by either side): a client call
@@ -579,14 +579,8 @@ impl Connection {
     /// complete nothing (1-byte pieces of a large message). A slow producer's small frames
     /// stay within its refill; a flood closes with ENHANCE_YOUR_CALM.
     fn spend_sliver(&mut self) -> bool {
-        if self.sliver_budget.spend(self.now) {
-            return true;
-        }
-        self.protocol_error(
-            ErrorCode::ENHANCE_YOUR_CALM,
-            "too many DATA frames that carry almost nothing",
-        );
-        false
+        let spent = self.sliver_budget.spend(self.now);
+        self.calm_unless(spent, "too many DATA frames that carry almost nothing")
     }
 
     /// Returns to the peer whatever `id` holds beyond its unreleased messages.

@@ -99,6 +99,25 @@ impl Sender {
     }
 }
 
+/// Sends runs of empty messages on streams 1, 3, .. 11 (an application that releases none)
+/// until the connection asks for no more input, as a driver would stop reading; `true` once
+/// it did.
+fn fill_with_empty_messages(raw: &mut Raw) -> bool {
+    let run: Vec<u8> = std::iter::repeat_n(grpc_message(0, b""), 3000)
+        .flatten()
+        .collect();
+    for s in [1u32, 3, 5, 7, 9, 11] {
+        raw.send_request(s, "/svc.S/M", false);
+        for _ in 0..(1 << 20) / run.len() {
+            if !raw.conn.wants_input() {
+                return true;
+            }
+            raw.send_data(s, &run, false);
+        }
+    }
+    !raw.conn.wants_input()
+}
+
 /// Trailers the raw peer received on `stream`, as a gRPC code number.
 fn grpc_status(raw: &Raw, stream: u32) -> Option<String> {
     raw.final_block(stream)
@@ -408,20 +427,7 @@ fn empty_messages_fill_the_budget_then_input_pauses() {
     let config = Config::server();
     let budget = config.recv_budget;
     let mut raw = Raw::server(config);
-    let run: Vec<u8> = std::iter::repeat_n(grpc_message(0, b""), 3000)
-        .flatten()
-        .collect();
-    let mut paused = false;
-    'streams: for s in [1u32, 3, 5, 7, 9, 11] {
-        raw.send_request(s, "/svc.S/M", false);
-        for _ in 0..(1 << 20) / run.len() {
-            if !raw.conn.wants_input() {
-                paused = true;
-                break 'streams;
-            }
-            raw.send_data(s, &run, false);
-        }
-    }
+    let paused = fill_with_empty_messages(&mut raw);
     assert!(paused, "held {} of {budget}", raw.conn.held_for_peer());
     assert!(raw.conn.held_for_peer() <= budget + 3000 * Message::OVERHEAD);
     raw.flush();
@@ -532,19 +538,7 @@ fn a_header_block_waiting_behind_paused_input_is_not_slowloris() {
     let config = Config::server();
     let timeout = config.header_block_timeout;
     let mut raw = Raw::server(config);
-    let run: Vec<u8> = std::iter::repeat_n(grpc_message(0, b""), 3000)
-        .flatten()
-        .collect();
-    'fill: for s in [1u32, 3, 5, 7, 9, 11] {
-        raw.send_request(s, "/svc.S/M", false);
-        for _ in 0..(1 << 20) / run.len() {
-            if !raw.conn.wants_input() {
-                break 'fill;
-            }
-            raw.send_data(s, &run, false);
-        }
-    }
-    assert!(!raw.conn.wants_input(), "the budget filled");
+    assert!(fill_with_empty_messages(&mut raw), "the budget filled");
     // The first half of a request head arrives with what was already read.
     let block = raw.block(&crate::support::raw::request_fields("/svc.S/M"));
     let mut head = bytes::BytesMut::new();

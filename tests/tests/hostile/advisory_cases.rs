@@ -26,7 +26,7 @@ use super::peer::{
     Next, Peer, RawListener, fields, grpc_message, hpack_literal, plain_block, raw_frame,
     raw_settings, request_fields, response_fields,
 };
-use super::resource_cases::request_160_mb;
+use super::resource_cases::stop_reading_after_160_mb;
 use super::service::{ECHO, METADATA, Ping};
 use super::{Env, off_thread};
 
@@ -375,19 +375,7 @@ pub async fn control_frames_while_not_reading(env: Env) {
     let srv = env.server().await;
     let port = srv.port;
     let memory = Watermark::start();
-    let peer = off_thread(move || {
-        let mut peer = Peer::handshaken(port);
-        peer.send_frame(&Frame::Settings(Settings {
-            initial_window_size: Some(i32::MAX as u32),
-            ..Settings::default()
-        }));
-        peer.send_window_update(0, i32::MAX as u32 - 65_535);
-        request_160_mb(&mut peer);
-        peer
-    })
-    .await;
-    // Let the server fill the socket buffers.
-    env.sleep(Duration::from_millis(500)).await;
+    let peer = stop_reading_after_160_mb(&env, port).await;
     let mut peer = off_thread(move || {
         let mut peer = peer;
         let mut burst = BytesMut::new();

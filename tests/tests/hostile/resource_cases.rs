@@ -80,13 +80,9 @@ pub async fn client_that_never_opens_its_window(env: Env) {
     srv.server.stop(None).await;
 }
 
-/// A server-streaming call whose client opens every window wide and then stops reading the
-/// socket: the server fills the kernel's buffers, then holds at most its send buffer and one
-/// write batch, and waits. Memory stays bounded and fresh calls are served meanwhile.
-pub async fn client_that_stops_reading_the_socket(env: Env) {
-    let srv = env.server().await;
-    let port = srv.port;
-    let memory = Watermark::start();
+/// A raw client that opens every window wide, asks for 160 MB and stops reading; returned
+/// once the server had half a second to run into full socket buffers and its own limits.
+pub(crate) async fn stop_reading_after_160_mb(env: &Env, port: u16) -> Peer {
     let peer = off_thread(move || {
         let mut peer = Peer::handshaken(port);
         peer.send_frame(&Frame::Settings(Settings {
@@ -98,8 +94,18 @@ pub async fn client_that_stops_reading_the_socket(env: Env) {
         peer
     })
     .await;
-    // Let the server run into full socket buffers and its own limits.
     env.sleep(Duration::from_millis(500)).await;
+    peer
+}
+
+/// A server-streaming call whose client opens every window wide and then stops reading the
+/// socket: the server fills the kernel's buffers, then holds at most its send buffer and one
+/// write batch, and waits. Memory stays bounded and fresh calls are served meanwhile.
+pub async fn client_that_stops_reading_the_socket(env: Env) {
+    let srv = env.server().await;
+    let port = srv.port;
+    let memory = Watermark::start();
+    let peer = stop_reading_after_160_mb(&env, port).await;
     env.assert_serves(&srv).await;
     memory.assert_within(STALLED_BOUND, "a client that stops reading");
     drop(peer);
