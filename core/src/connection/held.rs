@@ -90,16 +90,24 @@ impl Connection {
             .saturating_add(stream.head_cost)
             .saturating_add(decoder)
             .saturating_add(unreleased);
-        self.held = (self.held - stream.charged).saturating_add(total);
-        self.held_partial = (self.held_partial - stream.charged_partial).saturating_add(partial);
+        // Saturating: the sums never drift (`held_is_consistent`, checked by the fuzzers), and
+        // if they did, no input may make the core panic.
+        self.held = self
+            .held
+            .saturating_sub(stream.charged)
+            .saturating_add(total);
+        self.held_partial = self
+            .held_partial
+            .saturating_sub(stream.charged_partial)
+            .saturating_add(partial);
         stream.charged = total;
         stream.charged_partial = partial;
     }
 
     /// A stream is forgotten: what it was charged is free again.
     pub(super) fn uncharge(&mut self, stream: &Stream) {
-        self.held -= stream.charged;
-        self.held_partial -= stream.charged_partial;
+        self.held = self.held.saturating_sub(stream.charged);
+        self.held_partial = self.held_partial.saturating_sub(stream.charged_partial);
     }
 
     /// The most the peer may have outstanding on the connection window now.
