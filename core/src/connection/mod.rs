@@ -267,6 +267,8 @@ pub struct Connection {
     goaway_received: Option<StreamId>,
     /// The last stream id of the last GOAWAY we queued.
     goaway_sent: Option<StreamId>,
+    /// Server: streams the peer opened above our final GOAWAY's last stream id, ignored.
+    opened_after_goaway: u32,
     /// `Some` once the connection is over; the GOAWAY (if any) may still be in `control`.
     closed: Option<Option<ConnectionError>>,
 
@@ -344,6 +346,7 @@ impl Connection {
             shutdown: Shutdown::None,
             goaway_received: None,
             goaway_sent: None,
+            opened_after_goaway: 0,
             closed: None,
             idle_budget: Budget::new(config.idle_frame_burst, config.idle_frame_rate),
             sliver_budget: Budget::new(

@@ -749,6 +749,11 @@ impl Connection {
                 self.spend_idle();
                 return;
             }
+            if self.ignored_after_goaway(id) {
+                // Trailers of a stream opened after our final GOAWAY, ignored like its open.
+                self.spend_idle();
+                return;
+            }
             // RFC 9113 §5.1.1: ids only increase; an unexpected id (going back, or a
             // forgotten stream's) is a connection PROTOCOL_ERROR.
             self.protocol_error(
@@ -759,8 +764,7 @@ impl Connection {
         }
         self.last_peer_id = id;
         if self.shutdown == Shutdown::Draining {
-            // Above our final GOAWAY's last stream id: never processed (RFC 9113 §6.8).
-            self.reset_new_stream(id, ErrorCode::REFUSED_STREAM, end_stream);
+            self.ignore_open_after_goaway();
             return;
         }
         if self.remote_active >= self.config.max_concurrent_streams {
@@ -854,6 +858,24 @@ impl Connection {
 
     /// Server: resets the stream the peer's HEADERS just opened, which we never keep; its
     /// frames still in flight are discarded while it has not ended (`note_reset`).
+    /// A stream opened above our final GOAWAY's last stream id: never processed, and the
+    /// GOAWAY already tells the peer so (RFC 9113 §6.8), so it is ignored rather than answered
+    /// with RST_STREAM. A client with a thousand calls in flight when we drain would otherwise
+    /// make us queue a thousand control frames at once: the backlog its own peer is cut off
+    /// for. A conforming client opens at most our concurrency limit in the time its GOAWAY
+    /// takes to arrive; beyond that, each open spends the idle-frame budget.
+    fn ignore_open_after_goaway(&mut self) {
+        self.opened_after_goaway = self.opened_after_goaway.saturating_add(1);
+        if self.opened_after_goaway > self.config.max_concurrent_streams {
+            self.spend_idle();
+        }
+    }
+
+    /// `true` for a stream the peer opened after our final GOAWAY: its frames are ignored.
+    fn ignored_after_goaway(&self, id: StreamId) -> bool {
+        self.shutdown == Shutdown::Draining && self.goaway_sent.is_some_and(|last| id > last)
+    }
+
     fn reset_new_stream(&mut self, id: StreamId, code: ErrorCode, end_stream: bool) {
         self.control
             .push_back(Control::RstStream { stream: id, code });

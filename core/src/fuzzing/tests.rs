@@ -472,3 +472,22 @@ fn a_stalled_wire_with_expiring_calls_trips_the_reset_budget_justly() {
         pair.server.closed
     );
 }
+
+/// The server drains while the client has over a thousand calls in flight: they arrive
+/// above the final GOAWAY's last stream id and are ignored, not each answered with a
+/// RST_STREAM that would overflow the control backlog and cut off a conforming client.
+#[test]
+fn calls_in_flight_when_the_server_drains_end_cleanly() {
+    let kept = corpus_dir().join("../artifacts-kept/stream_ops/draining-with-calls-in-flight");
+    let input = std::fs::read(kept).expect("reproducer file");
+    let pair = super::run_stream_ops(&input);
+    let unprocessed = pair
+        .client
+        .calls
+        .values()
+        .filter(|c| c.received == 0)
+        .count();
+    assert!(unprocessed > 1000, "{unprocessed}");
+    assert_eq!(pair.server.closed, Some(None));
+    assert_eq!(pair.client.closed, Some(None));
+}

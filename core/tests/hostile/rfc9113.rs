@@ -1286,29 +1286,12 @@ fn rst_stream_with_an_unknown_code_ends_the_call_like_internal_error() {
 #[test]
 fn goaway_last_stream_id_never_increases() {
     // RFC 9113 §6.8: endpoints MUST NOT increase the last stream id they send. A stream the
-    // client opens after the final GOAWAY is refused, and a later error GOAWAY still names
+    // client opens after the final GOAWAY is ignored, and a later error GOAWAY still names
     // the last stream processed.
-    let mut raw = Raw::server(Config::server());
-    raw.send_request(1, "/svc.S/M", false);
-    raw.pump();
-    raw.conn.shutdown(raw.now);
-    raw.pump();
-    let ping = raw
-        .frames
-        .iter()
-        .find_map(|f| match f {
-            Frame::Ping(p) if !p.ack => Some(p.payload),
-            _ => None,
-        })
-        .expect("the shutdown PING");
-    raw.send_frame(&Frame::Ping(anygrpc_core::frame::Ping::new(ping).pong()));
-    raw.pump();
+    let mut raw = draining_server(Config::server());
     raw.send_request(3, "/svc.S/M", false);
     raw.pump();
-    assert!(
-        raw.resets()
-            .contains(&(StreamId(3), ErrorCode::REFUSED_STREAM))
-    );
+    assert_eq!(raw.started(), vec![StreamId(1)], "stream 3 is ignored");
     raw.send(&raw_frame(FrameType::PING, 0, 1, &[0; 8]));
     raw.pump();
     let ids: Vec<u32> = raw.goaways().iter().map(|g| g.0.0).collect();
@@ -1317,25 +1300,12 @@ fn goaway_last_stream_id_never_increases() {
 }
 
 #[test]
-fn streams_refused_after_our_goaway_are_still_decoded() {
+fn streams_ignored_after_our_goaway_are_still_decoded() {
     // RFC 9113 §6.8: after GOAWAY, HEADERS on streams above its last id may be discarded but
-    // MUST be decoded for the HPACK context. Stream 3, refused, inserts an entry that the
+    // MUST be decoded for the HPACK context. Stream 3, ignored, inserts an entry that the
     // trailers of stream 1, still served, refer to.
-    let mut raw = Raw::server(Config::server());
-    raw.send_request(1, "/svc.S/M", false);
+    let mut raw = draining_server(Config::server());
     raw.send_data(1, &grpc_message(0, b"x"), false);
-    raw.pump();
-    raw.conn.shutdown(raw.now);
-    raw.pump();
-    let ping = raw
-        .frames
-        .iter()
-        .find_map(|f| match f {
-            Frame::Ping(p) if !p.ack => Some(p.payload),
-            _ => None,
-        })
-        .expect("the shutdown PING");
-    raw.send_frame(&Frame::Ping(anygrpc_core::frame::Ping::new(ping).pong()));
     let mut block = plain_block(&request_fields("/svc.S/M")).to_vec();
     let mut entry = bytes::BytesMut::new();
     hpack_literal(b"x-late", b"1", true, &mut entry);
@@ -1346,9 +1316,11 @@ fn streams_refused_after_our_goaway_are_still_decoded() {
     assert!(raw.goaways().iter().all(|g| g.1 == ErrorCode::NO_ERROR));
     assert!(raw.closed().is_none(), "{:?}", raw.closed());
     assert!(
+        raw.resets().is_empty(),
+        "the GOAWAY said it: {:?}",
         raw.resets()
-            .contains(&(StreamId(3), ErrorCode::REFUSED_STREAM))
     );
+    assert_eq!(raw.started(), vec![StreamId(1)], "stream 3 is not served");
     assert!(
         raw.events
             .iter()
@@ -1359,6 +1331,88 @@ fn streams_refused_after_our_goaway_are_still_decoded() {
     raw.respond_ok(1, b"y");
     raw.pump();
     assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("0"));
+}
+
+/// A server that sent its final GOAWAY (last stream 1) while serving stream 1.
+fn draining_server(config: Config) -> Raw {
+    let mut raw = Raw::server(config);
+    raw.send_request(1, "/svc.S/M", false);
+    raw.pump();
+    raw.conn.shutdown(raw.now);
+    raw.pump();
+    let ping = raw
+        .frames
+        .iter()
+        .find_map(|f| match f {
+            Frame::Ping(p) if !p.ack => Some(p.payload),
+            _ => None,
+        })
+        .expect("the shutdown PING");
+    raw.send_frame(&Frame::Ping(anygrpc_core::frame::Ping::new(ping).pong()));
+    raw.pump();
+    assert_eq!(
+        raw.goaways().last(),
+        Some(&(StreamId(1), ErrorCode::NO_ERROR))
+    );
+    raw
+}
+
+#[test]
+fn calls_in_flight_when_we_drain_make_no_control_frames() {
+    // A client had many calls in flight when our final GOAWAY left; they all arrive in one
+    // read. Each used to be answered with RST_STREAM(REFUSED_STREAM): more than the control
+    // backlog allows, so the server cut off a conforming client (found by stream_ops). The
+    // GOAWAY already tells the client they were not processed: they are ignored, their DATA
+    // and trailers too.
+    let config = Config {
+        max_pending_control_frames: 16,
+        ..Config::server()
+    };
+    let mut raw = draining_server(config);
+    // Nothing is flushed in between: all of it is one read as far as the backlog goes.
+    for id in (3..3 + 2 * 200).step_by(2) {
+        raw.send_request(id, "/svc.S/M", false);
+        raw.send_data(id, &grpc_message(0, b"late"), false);
+        let trailers = raw.block(&[("x-end".to_string(), "1".to_string())]);
+        raw.send_block(id, &trailers, true);
+    }
+    raw.pump();
+    assert!(raw.goaways().iter().all(|g| g.1 == ErrorCode::NO_ERROR));
+    assert!(raw.closed().is_none(), "{:?}", raw.closed());
+    assert!(raw.resets().is_empty(), "{:?}", raw.resets());
+    assert_eq!(raw.started(), vec![StreamId(1)]);
+    // The call in flight is still served, then the connection ends cleanly.
+    raw.send_data(1, &grpc_message(0, b"x"), true);
+    raw.respond_ok(1, b"y");
+    raw.pump();
+    assert_eq!(raw.final_block(1).unwrap().get("grpc-status"), Some("0"));
+    assert!(matches!(raw.closed(), Some(None)), "{:?}", raw.closed());
+}
+
+#[test]
+fn a_client_that_keeps_opening_after_our_goaway_is_cut_off() {
+    // A conforming client opens at most our concurrency limit before our GOAWAY reaches it;
+    // one that goes on opening streams we ignore spends the idle-frame budget.
+    let config = Config {
+        max_concurrent_streams: 4,
+        idle_frame_burst: 10,
+        ..Config::server()
+    };
+    let mut raw = draining_server(config);
+    for id in (3..3 + 2 * 4).step_by(2) {
+        raw.send_request(id, "/svc.S/M", true);
+    }
+    raw.pump();
+    assert!(raw.closed().is_none(), "{:?}", raw.closed());
+    for id in (11..11 + 2 * 40).step_by(2) {
+        raw.send_request(id, "/svc.S/M", true);
+    }
+    raw.pump();
+    assert_eq!(
+        raw.goaways().last().map(|g| g.1),
+        Some(ErrorCode::ENHANCE_YOUR_CALM)
+    );
+    assert!(raw.resets().is_empty(), "{:?}", raw.resets());
 }
 
 #[test]
