@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::config::Config;
 use crate::connection::{CLIENT_PREFACE, CallRequest, Connection, Side};
@@ -164,8 +164,7 @@ impl<'a> Input<'a> {
 }
 
 /// What a connection holds for its peer stays within its receive budget, give or take one
-/// message being reassembled and one input's bookkeeping, and its sums are those of its
-/// streams.
+/// message being reassembled and one input's bookkeeping. Cheap: checked at every step.
 fn assert_held_within_budget(conn: &Connection) {
     let config = conn.config();
     // What one input (at most 4 KiB here) can add past the budget before input pauses: a
@@ -183,9 +182,16 @@ fn assert_held_within_budget(conn: &Connection) {
         config.recv_budget,
         conn.held_breakdown()
     );
+}
+
+/// The connection's sums are those of its streams. A walk over every stream: checked once
+/// per operation, not at every step (a drift stays until the sums are recomputed, which
+/// they never are).
+fn assert_held_consistent(conn: &Connection) {
     assert!(
         conn.held_is_consistent(),
-        "held sums drifted from the streams'"
+        "held sums drifted from the streams': {:?}",
+        conn.held_breakdown()
     );
 }
 
@@ -647,6 +653,7 @@ impl Harness {
         };
         assert!(active <= limit, "{active} active calls, limit {limit}");
         assert_held_within_budget(&self.peer.conn);
+        assert_held_consistent(&self.peer.conn);
     }
 
     /// Closes the connection: every call must then have ended exactly once.
@@ -667,6 +674,19 @@ struct Pair {
     to_client: BytesMut,
     /// Bytes per `recv` when driving to quiescence.
     chunk: usize,
+}
+
+/// Delivers up to `n` bytes of `wire` to `to`, unless it asks for no input (its receive
+/// budget is full) or the wire is empty; returns how many moved.
+fn deliver(wire: &mut BytesMut, to: &mut Peer, peer_sent: &Sent, n: usize, now: Instant) -> usize {
+    let n = n.min(wire.len());
+    if n == 0 || !to.conn.wants_input() {
+        return 0;
+    }
+    to.conn.recv(&wire[..n], now);
+    wire.advance(n);
+    to.poll_events(Some(peer_sent));
+    n
 }
 
 impl Pair {
@@ -728,28 +748,30 @@ impl Pair {
         self.server.transmit(&mut self.to_client);
         self.client.poll_events(Some(&self.server.sent));
         self.server.poll_events(Some(&self.client.sent));
+        assert_held_consistent(&self.client.conn);
+        assert_held_consistent(&self.server.conn);
     }
 
-    /// Delivers up to `n` bytes to the server, unless it asks for no input (its receive
-    /// budget is full); returns how many moved.
+    /// [`deliver`]s up to `n` bytes to the server.
     fn deliver_to_server(&mut self, n: usize) -> usize {
-        if !self.server.conn.wants_input() {
-            return 0;
-        }
-        let piece = self.to_server.split_to(n.min(self.to_server.len()));
-        self.server.conn.recv(&piece, self.now);
-        self.server.poll_events(Some(&self.client.sent));
-        piece.len()
+        deliver(
+            &mut self.to_server,
+            &mut self.server,
+            &self.client.sent,
+            n,
+            self.now,
+        )
     }
 
+    /// [`deliver`]s up to `n` bytes to the client.
     fn deliver_to_client(&mut self, n: usize) -> usize {
-        if !self.client.conn.wants_input() {
-            return 0;
-        }
-        let piece = self.to_client.split_to(n.min(self.to_client.len()));
-        self.client.conn.recv(&piece, self.now);
-        self.client.poll_events(Some(&self.server.sent));
-        piece.len()
+        deliver(
+            &mut self.to_client,
+            &mut self.client,
+            &self.server.sent,
+            n,
+            self.now,
+        )
     }
 
     /// Moves bytes both ways until both sides are quiet.
@@ -806,6 +828,8 @@ impl Pair {
         self.drive();
         self.client.assert_all_ended();
         self.server.assert_all_ended();
+        assert_held_consistent(&self.client.conn);
+        assert_held_consistent(&self.server.conn);
         // More resets of unseen calls than the server's burst allows is rapid reset, whether
         // the client meant it or a stalled wire delivered opens and cancels together: the
         // server is right to end the connection then, and only then.
