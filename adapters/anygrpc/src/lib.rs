@@ -5,8 +5,8 @@
 
 pub mod client;
 mod codec;
+mod conn;
 mod driver;
-mod driver_cell;
 mod handler_task;
 pub mod interceptor;
 mod read_buffer;

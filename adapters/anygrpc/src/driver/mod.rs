@@ -1,7 +1,7 @@
 //! The connection driver: one task per connection owns the sans-IO `Connection` and its
 //! transport, applies the calls' commands, routes events to call slots, batches writes and runs
 //! the connection's timers. Written once, for every executor. A caller starting a call may
-//! poll the driver itself, on the task's behalf (`driver_cell`).
+//! poll the driver itself, on the task's behalf (`conn::cell`).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -18,7 +18,7 @@ use anygrpc_core::{
 use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::driver_cell::{DriverCell, DriverTask};
+use crate::conn::cell::{Poller, Turn, TurnCell};
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::slot::{CallSlot, Outcome};
@@ -107,11 +107,11 @@ impl std::fmt::Debug for Command {
 }
 
 /// Has just-queued commands applied: the caller polls the driver itself when it is free (see
-/// `driver_cell`), otherwise wakes its task.
+/// `conn::cell`), otherwise wakes its task.
 #[must_use = "the commands wait until the driver is kicked"]
 pub(crate) struct Kick {
     waker: Option<Waker>,
-    cell: Option<Weak<DriverCell>>,
+    cell: Option<Weak<TurnCell<Driver>>>,
 }
 
 impl Kick {
@@ -140,7 +140,7 @@ impl Kick {
 pub(crate) struct ConnShared {
     state: Mutex<ConnState>,
     /// The driver itself, for a caller starting a call to poll it inline.
-    cell: OnceLock<Weak<DriverCell>>,
+    cell: OnceLock<Weak<TurnCell<Driver>>>,
     /// Credit (bytes of received messages consumed) that may wait for the driver's next turn
     /// instead of waking it: a quarter of the stream window at most. The core announces a
     /// stream's credit once half its window was released (the connection's once half of
@@ -386,9 +386,9 @@ impl Driver {
             write_failed: false,
             transport_error: None,
         };
-        let (cell, task) = DriverCell::new(driver);
+        let cell = Arc::new(TurnCell::new(driver));
         let _ = shared.cell.set(Arc::downgrade(&cell));
-        (task, shared)
+        (DriverTask(cell), shared)
     }
 
     /// Carries out one command; `now` is the time of this batch of commands.
@@ -962,10 +962,32 @@ impl Driver {
     }
 }
 
-impl Future for Driver {
+impl Turn for Driver {
+    fn poll_turn(&mut self, cx: &mut Context<'_>, by: Poller) -> Poll<()> {
+        let io = match by {
+            Poller::Task => TurnIo::default(),
+            Poller::Inline => TurnIo::write_only(),
+        };
+        Driver::poll_turn(self, cx, io)
+    }
+}
+
+/// The future to spawn for a connection: polls its driver until the connection is over.
+pub(crate) struct DriverTask(Arc<TurnCell<Driver>>);
+
+impl std::fmt::Debug for DriverTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DriverTask")
+    }
+}
+
+impl Future for DriverTask {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut().poll_turn(cx, TurnIo::default())
+        self.0.poll_task(cx)
     }
 }
+
+#[cfg(all(test, feature = "testing"))]
+mod inline_turn_tests;

@@ -1,0 +1,372 @@
+//! Who polls a connection's driver: the task spawned for it, and, when a call is queued on a
+//! quiet connection, the caller itself (an *inline turn*).
+//!
+//! A call's first bytes go out fastest when the caller writes them: queuing a command and
+//! waking the driver's task costs a wake-up and a context switch before anything reaches the
+//! socket. So the driver sits in a [`TurnCell`]; the caller polls it once on the task's behalf
+//! ([`TurnCell::poll_inline`], with the task's waker, so everything it registers still wakes the
+//! task) if no one else is polling it at that moment. Nobody ever waits for the driver.
+//!
+//! # The hand-off
+//!
+//! One atomic word says who holds the driver and whether the task missed a turn meanwhile:
+//!
+//! | state            | meaning                                                          |
+//! |------------------|------------------------------------------------------------------|
+//! | `FREE`           | nobody polls the driver                                          |
+//! | `HELD`           | the task or one inline poller polls it                           |
+//! | `HELD \| MISSED` | an inline poller polls it, and the task was polled meanwhile     |
+//!
+//! - The task takes `FREE → HELD`, or notes `HELD → HELD | MISSED` and returns `Pending`.
+//! - An inline poller takes only `FREE → HELD`; finding it held, it leaves the commands to the
+//!   holder (its caller then wakes the task, see `Kick`).
+//! - Whoever holds it lets go with one swap to `FREE`; an inline poller that finds `MISSED`
+//!   in what it swapped out wakes the task.
+//!
+//! Every step is a read-modify-write of the one word, so all of them fall in one order (the
+//! word's modification order): the task's `HELD → HELD | MISSED` either comes before the
+//! poller's swap, which then sees `MISSED`, or after it, and then fails and the task takes
+//! the driver itself. A wake-up cannot be lost, whatever the memory ordering of the machine;
+//! the loom tests below check it. (The first version stored a flag and then tried a lock, on
+//! two locations: the Rust memory model lets both sides miss each other there.)
+//!
+//! The bit, not the mutex around the driver, decides who may poll: the mutex is never
+//! contended (it is taken only by the bit's holder) and is there so that no `unsafe` is
+//! needed. A holder that unwinds lets go of the bit as it does of the mutex.
+
+use std::cell::Cell as StdCell;
+use std::task::{Context, Poll, Waker};
+
+#[cfg(all(loom, test))]
+use loom::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicU8, Ordering},
+};
+#[cfg(not(all(loom, test)))]
+use std::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicU8, Ordering},
+};
+
+/// Nobody polls the driver.
+const FREE: u8 = 0;
+/// Someone polls the driver.
+const HELD: u8 = 1;
+/// The task was polled while an inline poller held the driver: the poller wakes it.
+const MISSED: u8 = 2;
+
+/// Who polls a [`Turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Poller {
+    /// The connection's own task: it reads, writes and runs timers.
+    Task,
+    /// A caller on the task's behalf: it applies commands, writes and runs timers, but does
+    /// not read (the transport holds the task's waker for that already, and a read attempt
+    /// on a quiet socket is a wasted system call).
+    Inline,
+}
+
+/// What a [`TurnCell`] holds: a connection's driver, polled one turn at a time.
+pub(crate) trait Turn {
+    /// Runs one turn with `cx`; `Ready` when the connection is over.
+    fn poll_turn(&mut self, cx: &mut Context<'_>, by: Poller) -> Poll<()>;
+}
+
+/// A connection's driver, shared by its task and inline pollers.
+pub(crate) struct TurnCell<T> {
+    /// `FREE`, `HELD` or `HELD | MISSED`: see the module doc.
+    state: AtomicU8,
+    /// `None` once the driver finished. Only the holder of `HELD` locks it.
+    driver: Mutex<Option<T>>,
+    /// The waker of the task's latest poll: inline turns run with it.
+    task_waker: Mutex<Option<Waker>>,
+}
+
+impl<T> std::fmt::Debug for TurnCell<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnCell")
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `HELD` bit, let go when dropped (also when the turn unwinds).
+struct Held<'a> {
+    state: &'a AtomicU8,
+    /// The task's waker, for an inline holder: woken if the task missed its turn.
+    wake_on_miss: Option<&'a Waker>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let was = self.state.swap(FREE, Ordering::AcqRel);
+        if was & MISSED != 0 {
+            if let Some(waker) = self.wake_on_miss {
+                waker.wake_by_ref();
+            }
+        }
+    }
+}
+
+impl<T: Turn> TurnCell<T> {
+    /// A cell holding `driver`, polled by no one yet.
+    pub(crate) fn new(driver: T) -> Self {
+        Self {
+            state: AtomicU8::new(FREE),
+            driver: Mutex::new(Some(driver)),
+            task_waker: Mutex::new(None),
+        }
+    }
+
+    /// Polls the driver once, holding the bit; `true` when it finished (now or before).
+    fn turn(&self, cx: &mut Context<'_>, by: Poller) -> bool {
+        let mut guard = lock(&self.driver);
+        let Some(driver) = guard.as_mut() else {
+            return true;
+        };
+        let _polling = Polling::enter();
+        if driver.poll_turn(cx, by).is_ready() {
+            *guard = None;
+            return true;
+        }
+        false
+    }
+
+    /// The task's poll: takes the driver, or notes that it missed its turn (the holder then
+    /// wakes it). `Ready` once the driver finished.
+    pub(crate) fn poll_task(&self, cx: &mut Context<'_>) -> Poll<()> {
+        {
+            let mut waker = lock(&self.task_waker);
+            if waker.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        let mut seen = self.state.load(Ordering::Acquire);
+        loop {
+            let (next, take) = if seen & HELD == 0 {
+                (HELD, true)
+            } else {
+                (seen | MISSED, false)
+            };
+            match self
+                .state
+                .compare_exchange_weak(seen, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if take => break,
+                Ok(_) => return Poll::Pending,
+                Err(now) => seen = now,
+            }
+        }
+        let _held = Held {
+            state: &self.state,
+            wake_on_miss: None,
+        };
+        if self.turn(cx, Poller::Task) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Polls the driver here, on its task's behalf, unless someone else is polling it, the
+    /// task never ran yet, or this thread is inside a driver's turn already (a call started
+    /// by a callback a driver ran: turns do not nest). `true` if it was polled.
+    pub(crate) fn poll_inline(&self) -> bool {
+        if Polling::active() {
+            return false;
+        }
+        let Some(waker) = lock(&self.task_waker).clone() else {
+            return false;
+        };
+        if self
+            .state
+            .compare_exchange(FREE, HELD, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let finished = {
+            let _held = Held {
+                state: &self.state,
+                wake_on_miss: Some(&waker),
+            };
+            self.turn(&mut Context::from_waker(&waker), Poller::Inline)
+        };
+        // The task must see a finished driver to complete.
+        if finished {
+            waker.wake();
+        }
+        true
+    }
+}
+
+/// Locks `mutex`, taking over from a holder that panicked: the driver's own state is then
+/// what that turn left (a panic in user code under the driver; see the crate's `conn` notes).
+#[cfg(not(all(loom, test)))]
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(all(loom, test))]
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().expect("no panic under the model")
+}
+
+#[cfg(not(all(loom, test)))]
+thread_local! {
+    /// Set while this thread polls a driver.
+    static POLLING: StdCell<bool> = const { StdCell::new(false) };
+}
+#[cfg(all(loom, test))]
+loom::thread_local! {
+    static POLLING: StdCell<bool> = StdCell::new(false);
+}
+
+/// Marks this thread as polling a driver until dropped.
+pub(crate) struct Polling(bool);
+
+impl Polling {
+    /// Marks this thread as inside a driver's turn.
+    pub(crate) fn enter() -> Self {
+        Self(POLLING.with(|p| p.replace(true)))
+    }
+
+    fn active() -> bool {
+        POLLING.with(StdCell::get)
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        POLLING.with(|p| p.set(self.0));
+    }
+}
+
+#[cfg(all(loom, test))]
+mod loom_tests {
+    //! `RUSTFLAGS="--cfg loom" cargo test -p anygrpc --lib --release loom`: every
+    //! interleaving of the task and inline pollers, under loom's model of the C++11 memory
+    //! model (which is Rust's).
+
+    use std::sync::Arc as StdArc;
+    use std::task::Wake;
+
+    use loom::sync::Arc;
+    use loom::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A driver that counts its turns and never finishes (or finishes at turn `finish_at`).
+    struct Counting {
+        turns: StdArc<AtomicUsize>,
+        finish_at: usize,
+    }
+
+    impl Turn for Counting {
+        fn poll_turn(&mut self, _: &mut Context<'_>, _: Poller) -> Poll<()> {
+            let n = self.turns.fetch_add(1, Ordering::SeqCst) + 1;
+            if n >= self.finish_at {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The task's waker: counts wakes.
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: StdArc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn cell(finish_at: usize) -> (Arc<TurnCell<Counting>>, StdArc<AtomicUsize>) {
+        let turns = StdArc::new(AtomicUsize::new(0));
+        let driver = Counting {
+            turns: turns.clone(),
+            finish_at,
+        };
+        (Arc::new(TurnCell::new(driver)), turns)
+    }
+
+    /// The task was polled once already, so inline pollers have its waker.
+    fn first_poll(cell: &TurnCell<Counting>, wakes: &StdArc<Wakes>) {
+        let waker = Waker::from(wakes.clone());
+        assert!(
+            cell.poll_task(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+    }
+
+    #[test]
+    fn loom_a_task_polled_during_an_inline_turn_gets_a_turn_or_a_wake() {
+        loom::model(|| {
+            let (cell, turns) = cell(usize::MAX);
+            let wakes = StdArc::new(Wakes(AtomicUsize::new(0)));
+            first_poll(&cell, &wakes);
+            let inline = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || cell.poll_inline())
+            };
+            let before = turns.load(Ordering::SeqCst);
+            let waker = Waker::from(wakes.clone());
+            let _ = cell.poll_task(&mut Context::from_waker(&waker));
+            let task_turned = turns.load(Ordering::SeqCst) > before;
+            let inline_turned = inline.join().unwrap();
+            // The task's poll (standing for "commands arrived, look at them") either ran a
+            // turn or will be polled again: never neither.
+            assert!(
+                task_turned || wakes.0.load(Ordering::SeqCst) > 0,
+                "lost wake-up (inline turned: {inline_turned})"
+            );
+            assert_eq!(cell.state.load(Ordering::SeqCst), FREE, "let go");
+        });
+    }
+
+    #[test]
+    fn loom_two_inline_pollers_and_the_task_never_share_the_driver() {
+        loom::model(|| {
+            let (cell, turns) = cell(usize::MAX);
+            let wakes = StdArc::new(Wakes(AtomicUsize::new(0)));
+            first_poll(&cell, &wakes);
+            let pollers: Vec<_> = (0..2)
+                .map(|_| {
+                    let cell = cell.clone();
+                    loom::thread::spawn(move || cell.poll_inline())
+                })
+                .collect();
+            let waker = Waker::from(wakes.clone());
+            let _ = cell.poll_task(&mut Context::from_waker(&waker));
+            let inline = pollers
+                .into_iter()
+                .map(|p| usize::from(p.join().unwrap()))
+                .sum::<usize>();
+            // The mutex would panic under loom if two held it; each `true` was one turn.
+            assert!(turns.load(Ordering::SeqCst) >= 1 + inline);
+            assert_eq!(cell.state.load(Ordering::SeqCst), FREE);
+        });
+    }
+
+    #[test]
+    fn loom_a_driver_finished_inline_wakes_the_task_to_complete() {
+        loom::model(|| {
+            let (cell, _) = cell(2);
+            let wakes = StdArc::new(Wakes(AtomicUsize::new(0)));
+            first_poll(&cell, &wakes);
+            let inline = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || cell.poll_inline())
+            };
+            let waker = Waker::from(wakes.clone());
+            let done = cell.poll_task(&mut Context::from_waker(&waker)).is_ready();
+            inline.join().unwrap();
+            // Whoever ran the second turn finished the driver; the task either saw it or was
+            // woken to see it.
+            assert!(done || wakes.0.load(Ordering::SeqCst) > 0);
+            let again = cell.poll_task(&mut Context::from_waker(&waker));
+            assert!(again.is_ready(), "a finished driver stays finished");
+        });
+    }
+}
