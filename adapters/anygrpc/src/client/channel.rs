@@ -22,6 +22,7 @@ use crate::driver::{Command, ConnShared, Driver};
 use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::slot::{CallSlot, Outcome};
+use crate::wakers::WakerSet;
 
 /// A channel's connectivity state (gRPC connectivity-semantics-and-api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -207,7 +208,7 @@ impl ChannelBuilder {
                     conn: None,
                     backoff: Backoff::new(self.options.backoff, seed),
                     last_error: None,
-                    waiters: Vec::new(),
+                    waiters: WakerSet::default(),
                     subchannels: Vec::new(),
                     rr_next: 0,
                     resolving: false,
@@ -254,7 +255,7 @@ pub(super) struct ChannelState {
     conn: Option<Arc<ConnShared>>,
     pub(super) backoff: Backoff,
     pub(super) last_error: Option<Status>,
-    waiters: Vec<Waker>,
+    waiters: WakerSet,
     /// round_robin: one subchannel per resolved address.
     pub(super) subchannels: Vec<super::round_robin::Subchannel>,
     /// round_robin: the next ready subchannel to use.
@@ -269,9 +270,7 @@ impl ChannelState {
     pub(super) fn set(&mut self, connectivity: Connectivity) {
         if self.connectivity != connectivity && self.connectivity != Connectivity::Shutdown {
             self.connectivity = connectivity;
-            for waker in self.waiters.drain(..) {
-                waker.wake();
-            }
+            self.waiters.wake_all();
         }
     }
 }
@@ -380,7 +379,7 @@ impl Channel {
             if state.connectivity != last {
                 return Poll::Ready(state.connectivity);
             }
-            state.waiters.push(cx.waker().clone());
+            state.waiters.register(cx.waker());
             Poll::Pending
         })
         .await
@@ -732,9 +731,7 @@ impl Channel {
         {
             let pick = self.pick_round_robin(&mut state, wait_for_ready);
             if let (Pick::Wait, Some(waker)) = (&pick, waker) {
-                if !state.waiters.iter().any(|w| w.will_wake(waker)) {
-                    state.waiters.push(waker.clone());
-                }
+                state.waiters.register(waker);
             }
             return pick;
         }
@@ -765,9 +762,7 @@ impl Channel {
             }
         };
         if let Some(waker) = waker {
-            if !state.waiters.iter().any(|w| w.will_wake(waker)) {
-                state.waiters.push(waker.clone());
-            }
+            state.waiters.register(waker);
         }
         pick
     }

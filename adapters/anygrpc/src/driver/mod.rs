@@ -22,6 +22,7 @@ use crate::conn::cell::{Poller, Turn, TurnCell};
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::slot::{CallSlot, Outcome};
+use crate::wakers::WakerSet;
 
 /// What a call (or the owner of the connection) asks the driver to do.
 pub(crate) enum Command {
@@ -80,7 +81,7 @@ struct ConnState {
     /// The connection holds its whole receive budget: the driver stopped reading, and only
     /// released credit gets it going again, so no release may wait.
     input_paused: bool,
-    close_wakers: Vec<Waker>,
+    close_wakers: WakerSet,
 }
 
 impl ConnState {
@@ -279,9 +280,7 @@ impl ConnShared {
         if state.closed {
             return Poll::Ready(());
         }
-        if !state.close_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            state.close_wakers.push(cx.waker().clone());
-        }
+        state.close_wakers.register(cx.waker());
         Poll::Pending
     }
 }
@@ -703,7 +702,7 @@ impl Driver {
             state.draining = true;
             state.active = 0;
             (
-                std::mem::take(&mut state.close_wakers),
+                state.close_wakers.take(),
                 std::mem::take(&mut state.commands),
             )
         };
@@ -727,9 +726,8 @@ impl Driver {
                 unprocessed: false,
             });
         }
-        for waker in wakers {
-            waker.wake();
-        }
+        let mut wakers = wakers;
+        wakers.wake_all();
     }
 
     /// A call taken down by the transport says why it failed (a TLS alert, a reset).

@@ -12,7 +12,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use anygrpc_core::{Config, Connection, Metadata, Side, Status};
@@ -21,6 +21,7 @@ use futures_util::FutureExt;
 use crate::driver::{Command, ConnShared, Dispatch, Driver, IncomingCall};
 use crate::interceptor::{ServerCallDetails, ServerHooks, ServerInterceptor};
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
+use crate::wakers::WakerSet;
 
 pub use call::{RequestStream, ResponseSink, ServerCall, ServicerContext};
 pub use handlers::{bidi_streaming, client_streaming, server_streaming, unary};
@@ -42,7 +43,8 @@ struct ServerState {
     /// Accept loops still holding their listener.
     serving: usize,
     conns: Vec<Arc<ConnShared>>,
-    wakers: Vec<Waker>,
+    /// The accept loops (waiting for `stop`), `stop` itself and `wait_for_termination`.
+    wakers: WakerSet,
 }
 
 struct ServerInner {
@@ -199,7 +201,7 @@ impl Server {
                         if state.stopping {
                             return Poll::Ready(());
                         }
-                        state.wakers.push(cx.waker().clone());
+                        state.wakers.register(cx.waker());
                         Poll::Pending
                     });
                     let mut stop = std::pin::pin!(stop);
@@ -248,9 +250,7 @@ impl Server {
             let mut state = self.lock();
             state.stopping = true;
             state.listeners.clear();
-            for waker in state.wakers.drain(..) {
-                waker.wake();
-            }
+            state.wakers.wake_all();
             state.conns.clone()
         };
         let all_closed = |cx: &mut std::task::Context<'_>| {
@@ -290,15 +290,13 @@ impl Server {
             if state.serving == 0 {
                 return Poll::Ready(());
             }
-            state.wakers.push(cx.waker().clone());
+            state.wakers.register(cx.waker());
             Poll::Pending
         })
         .await;
         let mut state = self.lock();
         state.stopped = true;
-        for waker in state.wakers.drain(..) {
-            waker.wake();
-        }
+        state.wakers.wake_all();
     }
 
     /// Completes once the server has stopped.
@@ -308,7 +306,7 @@ impl Server {
             if state.stopped {
                 return Poll::Ready(());
             }
-            state.wakers.push(cx.waker().clone());
+            state.wakers.register(cx.waker());
             Poll::Pending
         })
         .await
@@ -326,9 +324,7 @@ impl Drop for Serving {
         drop(self.listener.take());
         let mut state = self.server.lock();
         state.serving = state.serving.saturating_sub(1);
-        for waker in state.wakers.drain(..) {
-            waker.wake();
-        }
+        state.wakers.wake_all();
     }
 }
 
@@ -451,6 +447,45 @@ mod tests {
             ("", ""),
             "no leading slash: no method"
         );
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn the_accept_loop_holds_one_waker_however_many_connections_it_accepts() {
+        // It used to note its waker at every poll and forget them only at `stop`: one more
+        // per accepted connection, for the life of the server.
+        let rt = crate::testing::MemoryRuntime::new();
+        let handle = rt.handle();
+        let server = Server::new(handle.clone());
+        let port = rt
+            .block_on(server.add_insecure_port("127.0.0.1:0"))
+            .expect("bound");
+        server.start();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
+        let mut most = 0;
+        for round in 0..100 {
+            let clients: Vec<_> = (0..100)
+                .map(|_| rt.block_on(handle.connect(addr)).expect("connected"))
+                .collect();
+            rt.run_until_stalled();
+            drop(clients);
+            rt.run_until_stalled();
+            let state = server.lock();
+            most = most.max(state.wakers.len());
+            assert!(
+                state.conns.len() <= 200,
+                "round {round}: {}",
+                state.conns.len()
+            );
+        }
+        assert!(
+            rt.spawned_tasks() > 10_000,
+            "a driver per connection: {}",
+            rt.spawned_tasks()
+        );
+        assert_eq!(most, 1, "the accept loop's one waker");
+        rt.block_on(server.stop(None));
+        assert_eq!(server.lock().wakers.len(), 0);
     }
 
     #[test]
