@@ -830,20 +830,28 @@ impl Pair {
         self.server.assert_all_ended();
         assert_held_consistent(&self.client.conn);
         assert_held_consistent(&self.server.conn);
-        // More resets of unseen calls than the server's burst allows is rapid reset, whether
-        // the client meant it or a stalled wire delivered opens and cancels together: the
-        // server is right to end the connection then, and only then.
+        // A server's reset budget pays for resets of calls its application never saw (rapid
+        // reset, whether the client meant it or a stalled wire delivered opens and cancels
+        // together; a unary call is seen only once its request is complete) and for refusals
+        // over its concurrency limit (which it holds for such calls until its application saw
+        // them end, so a client opening and cancelling calls in a burst meets them). More of
+        // both than the burst: the server is right to end the connection then, and only then.
+        // The counts are the server's: the refused calls were mostly cancelled by the client
+        // already, and it never learns of the refusal.
+        let (unseen, refused) = self.server.conn.reset_spending();
+        let unseen = usize::try_from(unseen).unwrap_or(usize::MAX);
+        let refused = usize::try_from(refused).unwrap_or(usize::MAX);
+        let spent = unseen.max(self.server.reset_unseen) + refused;
         let burst = usize::try_from(self.server.conn.config().reset_burst).unwrap_or(usize::MAX);
-        let rapid_reset = self.server.reset_unseen > burst;
+        let rapid_reset = spent > burst;
         for peer in [&self.client, &self.server] {
             let justified =
                 rapid_reset && matches!(&peer.closed, Some(Some(e)) if is_reset_budget_close(e));
             assert!(
                 matches!(peer.closed, None | Some(None)) || justified,
-                "{:?} closed with {:?} ({} resets of unseen calls)",
+                "{:?} closed with {:?} ({unseen} resets of unseen calls, {refused} refused)",
                 peer.side,
                 peer.closed,
-                self.server.reset_unseen
             );
         }
         if self.client.closed.is_none() && self.server.closed.is_none() {

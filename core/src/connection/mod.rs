@@ -276,6 +276,11 @@ pub struct Connection {
     /// DATA frames that move almost nothing (see `recv.rs`), one per KiB of connection window.
     sliver_budget: Budget,
     reset_budget: Budget,
+    /// Server: streams the peer reset before the application saw their call (rapid reset,
+    /// whatever the reason the call was not announced yet), and streams refused over the
+    /// concurrency limit: what the reset budget paid for, for tests and fuzzing.
+    resets_unseen: u64,
+    refused_over_limit: u64,
     /// The peer's streams we reset before it ended them, oldest first (`note_reset`).
     recent_resets: VecDeque<StreamId>,
     /// Server keepalive enforcement: early PINGs since we last sent headers or data.
@@ -354,6 +359,8 @@ impl Connection {
                 config.idle_frame_rate,
             ),
             reset_budget: Budget::new(config.reset_burst, config.reset_rate),
+            resets_unseen: 0,
+            refused_over_limit: 0,
             recent_resets: VecDeque::new(),
             ping_strikes: 0,
             last_ping_recv: None,
@@ -387,6 +394,13 @@ impl Connection {
     /// The configuration in force (after clamping into protocol limits).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Server: how many streams the peer reset before the application saw their call, and
+    /// how many it opened over the concurrency limit (refused).
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn reset_spending(&self) -> (u64, u64) {
+        (self.resets_unseen, self.refused_over_limit)
     }
 
     /// The next thing that happened, if any. Events of one stream come in protocol order.

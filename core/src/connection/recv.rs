@@ -770,6 +770,7 @@ impl Connection {
         if self.remote_active >= self.config.max_concurrent_streams {
             // RFC 9113 §5.1.2. Refusals are budgeted: a peer that keeps ignoring the limit
             // (rapid reset keeps the count low; this catches the rest) is cut off.
+            self.refused_over_limit += 1;
             if self.spend_reset() {
                 self.reset_new_stream(id, ErrorCode::REFUSED_STREAM, end_stream);
             }
@@ -1065,9 +1066,13 @@ impl Connection {
         let Some(stream) = self.streams.get(&id) else {
             return;
         };
-        if !stream.local && !stream.announced && !self.spend_reset() {
-            // Rapid reset (CVE-2023-44487): opened and reset before the application saw it.
-            return;
+        if !stream.local && !stream.announced {
+            // Rapid reset (CVE-2023-44487): opened and reset before the application saw it
+            // (a unary call is announced only once its request is complete).
+            self.resets_unseen += 1;
+            if !self.spend_reset() {
+                return;
+            }
         }
         let unprocessed = code == ErrorCode::REFUSED_STREAM;
         // A server enforcing the deadline we sent resets with CANCEL, possibly just before our

@@ -491,3 +491,30 @@ fn calls_in_flight_when_the_server_drains_end_cleanly() {
     assert_eq!(pair.server.closed, Some(None));
     assert_eq!(pair.client.closed, Some(None));
 }
+
+/// Calls reset before their request was complete (a unary call is announced only then) are
+/// resets of unseen calls too, and the calls refused meanwhile (their slots still held, most
+/// of them cancelled by the client already) spend the same budget: the harness accepts the
+/// server's close by the server's counts of both, not only by the calls it saw start and end
+/// together.
+#[test]
+fn resets_of_unary_calls_not_yet_announced_count_as_rapid_reset() {
+    let kept =
+        corpus_dir().join("../artifacts-kept/stream_ops/unary-calls-reset-before-their-request");
+    let input = std::fs::read(kept).expect("reproducer file");
+    let pair = super::run_stream_ops(&input);
+    let burst = u64::from(pair.server.conn.config().reset_burst);
+    let (unseen, refused) = pair.server.conn.reset_spending();
+    assert!(
+        u64::try_from(pair.server.reset_unseen).unwrap() <= burst,
+        "{}",
+        pair.server.reset_unseen
+    );
+    assert!(unseen <= burst && refused > 0, "{unseen} + {refused}");
+    assert!(unseen + refused > burst, "{unseen} + {refused}");
+    assert!(
+        matches!(&pair.server.closed, Some(Some(e)) if super::is_reset_budget_close(e)),
+        "{:?}",
+        pair.server.closed
+    );
+}
