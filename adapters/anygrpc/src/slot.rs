@@ -73,6 +73,9 @@ pub(crate) struct CallState {
     /// Messages handed to the driver, and how many of them the connection accepted.
     pub(crate) sends_submitted: u64,
     pub(crate) sends_accepted: u64,
+    /// Server: the sizes of the newest messages submitted, at least those not accepted yet
+    /// (the handler prunes it), for the bound in bytes on what runs ahead of the driver.
+    pub(crate) submitted_sizes: VecDeque<usize>,
     wakers: Vec<Waker>,
     done_callbacks: Vec<DoneCallback>,
     /// Sends the call again (transparent retry), once; `false` if it could not.

@@ -30,11 +30,30 @@ const SENDS_AHEAD: u64 = 16;
 const SEND_AHEAD_BYTES: usize = 64 << 10;
 /// The most messages a handler may send ahead, however small.
 const MAX_SENDS_AHEAD: u64 = 64;
+/// The most bytes a handler may have waiting for the driver, however few messages: sixteen
+/// 64 KiB messages, not sixteen of 4 MiB (a larger message waits until it was accepted).
+const MAX_SEND_AHEAD_BYTES: usize = 1 << 20;
 
 /// How many messages of `len` bytes a handler may send ahead of the driver.
 fn sends_ahead(len: usize) -> u64 {
     let by_bytes = u64::try_from(SEND_AHEAD_BYTES / len.max(1)).unwrap_or(MAX_SENDS_AHEAD);
     by_bytes.clamp(SENDS_AHEAD, MAX_SENDS_AHEAD)
+}
+
+/// Whether a send of `len` bytes may return before the driver took it, with `messages` and
+/// `bytes` (this one included) not accepted yet.
+fn may_run_ahead(messages: u64, bytes: usize, len: usize) -> bool {
+    messages <= sends_ahead(len) && bytes <= MAX_SEND_AHEAD_BYTES
+}
+
+/// Bytes of the messages submitted and not accepted yet; forgets the sizes of accepted ones.
+fn unaccepted_bytes(state: &mut crate::slot::CallState) -> usize {
+    let unaccepted = state.sends_submitted.saturating_sub(state.sends_accepted);
+    let keep = usize::try_from(unaccepted).unwrap_or(usize::MAX);
+    while state.submitted_sizes.len() > keep {
+        state.submitted_sizes.pop_front();
+    }
+    state.submitted_sizes.iter().sum()
 }
 
 /// What the response side has done so far, shared by the context and the sink.
@@ -126,10 +145,11 @@ impl CallHandle {
             self.response().encoding
         };
         let (message, compressed) = codec::compress(message, encoding)?;
-        let ahead = sends_ahead(message.len());
+        let len = message.len();
         let seq = {
             let mut state = self.slot.lock();
             state.sends_submitted += 1;
+            state.submitted_sizes.push_back(len);
             state.sends_submitted
         };
         self.push(Command::Send {
@@ -137,7 +157,7 @@ impl CallHandle {
             message,
             compressed,
         });
-        // Several messages may wait in the driver's queue (`sends_ahead`), so a streaming
+        // Several messages may wait in the driver's queue (`may_run_ahead`), so a streaming
         // handler hands over a batch per driver turn instead of one message per wake-up and
         // write.
         poll_fn(|cx| {
@@ -146,7 +166,7 @@ impl CallHandle {
                     Some(Ok(()))
                 } else if let Some(outcome) = &s.outcome {
                     Some(Err(outcome.status.clone()))
-                } else if s.sends_accepted + ahead >= seq {
+                } else if may_run_ahead(seq - s.sends_accepted, unaccepted_bytes(s), len) {
                     Some(Ok(()))
                 } else {
                     None
@@ -518,5 +538,34 @@ mod tests {
             let bytes = sends_ahead(len) * len as u64;
             assert!(bytes <= (SEND_AHEAD_BYTES as u64).max(SENDS_AHEAD * len as u64));
         }
+    }
+
+    #[test]
+    fn what_runs_ahead_is_bounded_in_bytes_too() {
+        // Sixteen 64 KiB messages may wait for the driver, as many as before...
+        assert!(may_run_ahead(16, 16 << 16, 64 << 10));
+        assert!(!may_run_ahead(17, 17 << 16, 64 << 10));
+        // ...but not sixteen of 4 MiB: a message that large waits until it was accepted.
+        assert!(!may_run_ahead(1, 4 << 20, 4 << 20));
+        assert!(may_run_ahead(4, 1 << 20, 256 << 10));
+        assert!(!may_run_ahead(5, 5 << 18, 256 << 10));
+        // Small ones: the message count binds first.
+        assert!(may_run_ahead(64, 64 * 100, 100));
+        assert!(!may_run_ahead(65, 65 * 100, 100));
+    }
+
+    #[test]
+    fn the_sizes_of_accepted_messages_are_forgotten() {
+        let mut state = crate::slot::CallState::default();
+        for len in [10, 20, 30] {
+            state.sends_submitted += 1;
+            state.submitted_sizes.push_back(len);
+        }
+        assert_eq!(unaccepted_bytes(&mut state), 60);
+        state.sends_accepted = 2;
+        assert_eq!(unaccepted_bytes(&mut state), 30);
+        assert_eq!(state.submitted_sizes.len(), 1);
+        state.sends_accepted = 3;
+        assert_eq!(unaccepted_bytes(&mut state), 0);
     }
 }
