@@ -95,13 +95,13 @@ impl fmt::Debug for CallHooks {
 impl CallHooks {
     pub(crate) fn on_response(&self, message: &[u8]) {
         for interceptor in self.interceptors.iter() {
-            interceptor.on_response(&self.details, message);
+            crate::user_code::observe(|| interceptor.on_response(&self.details, message));
         }
     }
 
     pub(crate) fn on_complete(&self, status: &Status, trailers: &Metadata) {
         for interceptor in self.interceptors.iter() {
-            interceptor.on_complete(&self.details, status, trailers);
+            crate::user_code::observe(|| interceptor.on_complete(&self.details, status, trailers));
         }
     }
 }
@@ -148,7 +148,7 @@ impl fmt::Debug for ServerHooks {
 impl ServerHooks {
     pub(crate) fn on_complete(&self, status: &Status) {
         for interceptor in self.interceptors.iter() {
-            interceptor.on_complete(&self.details, status);
+            crate::user_code::observe(|| interceptor.on_complete(&self.details, status));
         }
     }
 }

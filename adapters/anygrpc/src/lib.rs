@@ -17,6 +17,7 @@ mod slot;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
+mod user_code;
 mod wakers;
 
 pub use anygrpc_core::{Code, Config, Encoding, Metadata, PingPolicy, Status};

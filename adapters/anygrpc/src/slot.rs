@@ -187,7 +187,7 @@ impl CallSlot {
         drop(state);
         // Callbacks first: whoever awaits the outcome then finds them run, on any executor.
         for callback in callbacks {
-            callback();
+            crate::user_code::observe(callback);
         }
         for waker in wakers {
             waker.wake();
@@ -235,7 +235,7 @@ impl CallSlot {
         let mut state = self.lock();
         if state.outcome.is_some() {
             drop(state);
-            callback();
+            crate::user_code::observe(callback);
         } else {
             state.done_callbacks.push(callback);
         }

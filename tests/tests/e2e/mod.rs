@@ -179,6 +179,7 @@ macro_rules! e2e_suite {
             server_killed_mid_call_then_back,
             usage_errors,
             panicking_handler_ends_only_its_call,
+            panicking_user_code_fails_only_its_call,
             single_message_calls_end_internal_on_zero_or_two,
             a_full_receive_budget_pauses_reading_until_messages_are_consumed,
         );

@@ -22,6 +22,7 @@ use crate::driver::{Command, ConnShared, Driver};
 use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::slot::{CallSlot, Outcome};
+use crate::user_code::{guarded, observe};
 use crate::wakers::WakerSet;
 
 /// A channel's connectivity state (gRPC connectivity-semantics-and-api.md).
@@ -624,7 +625,10 @@ impl Channel {
                     "call credentials need a TLS channel (or allow_insecure_call_credentials)",
                 ));
             }
-            for (key, value) in credentials.metadata(path)?.iter() {
+            let metadata = guarded("the call credentials", Status::internal, || {
+                credentials.metadata(path)
+            })?;
+            for (key, value) in metadata.iter() {
                 options
                     .metadata
                     .append_value(key.clone(), value.clone())
@@ -642,10 +646,13 @@ impl Channel {
             compression: options.compression.or(channel.compression),
         };
         for interceptor in channel.interceptors.iter() {
-            if let Err(status) = interceptor.intercept(&mut details) {
+            let intercepted = guarded("a client interceptor", Status::internal, || {
+                interceptor.intercept(&mut details)
+            });
+            if let Err(status) = intercepted {
                 // Short-circuited: the call ends here, and every interceptor observes it.
                 for observer in channel.interceptors.iter() {
-                    observer.on_complete(&details, &status, &Metadata::new());
+                    observe(|| observer.on_complete(&details, &status, &Metadata::new()));
                 }
                 return Err(status);
             }

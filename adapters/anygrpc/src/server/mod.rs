@@ -21,6 +21,7 @@ use futures_util::FutureExt;
 use crate::driver::{Command, ConnShared, Dispatch, Driver, IncomingCall};
 use crate::interceptor::{ServerCallDetails, ServerHooks, ServerInterceptor};
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
+use crate::user_code::guarded;
 use crate::wakers::WakerSet;
 
 pub use call::{RequestStream, ResponseSink, ServerCall, ServicerContext};
@@ -370,10 +371,12 @@ impl Dispatch for Dispatcher {
                 details: Arc::new(details),
                 interceptors,
             };
-            let rejected = hooks
-                .interceptors
-                .iter()
-                .find_map(|i| i.intercept(&hooks.details).err());
+            let rejected = hooks.interceptors.iter().find_map(|i| {
+                guarded("a server interceptor", Status::unknown, || {
+                    i.intercept(&hooks.details)
+                })
+                .err()
+            });
             if let Some(status) = rejected {
                 hooks.on_complete(&status);
                 let _ = conn.push(Command::Trailers {
@@ -388,16 +391,32 @@ impl Dispatch for Dispatcher {
         let call = ServerCall::new(call, inner.config.max_recv_message_size, hooks);
         let path = call.path().to_string();
         let handle = call.handle();
-        let task = {
+        let found = {
             let registry = inner.registry.read().unwrap_or_else(|p| p.into_inner());
             if let Some(handler) = registry.generic.get(&path) {
-                Some(handler(call))
+                Some(Found::Generic(handler.clone()))
             } else {
                 let (service, method) = split_path(&path);
-                match registry.services.get(service) {
-                    Some(service) => service.call(method, call),
-                    None => None,
-                }
+                registry
+                    .services
+                    .get(service)
+                    .map(|service| Found::Service(service.clone(), method.to_string()))
+            }
+        };
+        // The handler's future is made by the application's code, under the driver: a panic
+        // there fails this call, as one in the future does.
+        let task = guarded("the handler", Status::unknown, || {
+            Ok(match found {
+                Some(Found::Generic(handler)) => Some(handler(call)),
+                Some(Found::Service(service, method)) => service.call(&method, call),
+                None => None,
+            })
+        });
+        let task = match task {
+            Ok(task) => task,
+            Err(status) => {
+                handle.finish(status, Metadata::new());
+                return None;
             }
         };
         match task {
@@ -418,6 +437,13 @@ impl Dispatch for Dispatcher {
             })),
         }
     }
+}
+
+/// What a call's path routes to, taken out of the registry before the application's code runs
+/// (so that no lock of ours is held across it).
+enum Found {
+    Generic(Arc<GenericHandler>),
+    Service(Arc<dyn Service>, String),
 }
 
 /// `/pkg.Service/Method` → (`pkg.Service`, `Method`).

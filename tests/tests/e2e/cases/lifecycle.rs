@@ -2,7 +2,13 @@
 
 use std::time::Duration;
 
-use anygrpc::{Code, Connectivity, UsageError, WriteError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anygrpc::{
+    CallCredentials, CallOptions, ClientCallDetails, ClientInterceptor, Code, Connectivity,
+    Metadata, ServerCallDetails, ServerInterceptor, Status, UsageError, WriteError,
+};
 use futures_util::FutureExt;
 use futures_util::future::join;
 use futures_util::stream;
@@ -241,5 +247,109 @@ pub async fn panicking_handler_ends_only_its_call(env: Env) {
     }
     assert_eq!(beside.await.unwrap().text, "beside");
     assert_eq!(echo.call(Ping::text("still")).await.unwrap().text, "still");
+    assert_eq!(channel.state(false), Connectivity::Ready, "same connection");
+}
+
+/// Panics for calls whose `x-panic` metadata names it; lets the others through.
+struct PanicsWhenAsked(&'static str);
+
+impl ServerInterceptor for PanicsWhenAsked {
+    fn intercept(&self, details: &ServerCallDetails) -> Result<(), Status> {
+        assert_ne!(
+            details.metadata.get("x-panic"),
+            Some(self.0),
+            "asked to panic"
+        );
+        Ok(())
+    }
+}
+
+impl ClientInterceptor for PanicsWhenAsked {
+    fn intercept(&self, details: &mut ClientCallDetails) -> Result<(), Status> {
+        assert_ne!(
+            details.metadata.get("x-panic"),
+            Some(self.0),
+            "asked to panic"
+        );
+        Ok(())
+    }
+}
+
+/// Call credentials whose provider panics.
+struct PanickingCredentials;
+
+impl CallCredentials for PanickingCredentials {
+    fn metadata(&self, _: &str) -> Result<Metadata, Status> {
+        panic!("no token today")
+    }
+}
+
+fn asking(who: &str) -> CallOptions {
+    let mut metadata = Metadata::new();
+    metadata.insert("x-panic", who).expect("valid metadata");
+    CallOptions::new().metadata(metadata)
+}
+
+pub async fn panicking_user_code_fails_only_its_call(env: Env) {
+    let srv = env.start_server().await;
+    srv.server.add_interceptor(PanicsWhenAsked("server"));
+    let channel = env
+        .channel_builder(srv.port)
+        .interceptor(PanicsWhenAsked("client"))
+        .allow_insecure_call_credentials(true)
+        .build()
+        .expect("a valid target");
+    let echo = channel.unary_unary::<Ping, Ping>(ECHO);
+    let sleep = channel.unary_unary::<Ping, Ping>(SLEEP);
+    // A call running beside the failing ones is not disturbed.
+    let beside = sleep.call(nap("beside", 50));
+    srv.probe.wait_for("sleep:start:beside").await;
+    // A server interceptor runs under the connection's driver: its panic fails its call
+    // (UNKNOWN, as a panicking handler does), not the connection.
+    for _ in 0..3 {
+        let err = echo
+            .call_with(Ping::text("s"), asking("server"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unknown, "{err}");
+        assert!(
+            err.details().contains("server interceptor panicked"),
+            "{err}"
+        );
+    }
+    // A client interceptor's or credentials provider's panic fails its call with INTERNAL.
+    let err = echo
+        .call_with(Ping::text("c"), asking("client"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err}");
+    assert!(
+        err.details().contains("client interceptor panicked"),
+        "{err}"
+    );
+    let err = echo
+        .call_with(
+            Ping::text("t"),
+            CallOptions::new().credentials(PanickingCredentials),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err}");
+    assert!(err.details().contains("credentials panicked"), "{err}");
+    // A done callback that panics: the call's outcome stands and the next callback runs.
+    let ran = Arc::new(AtomicUsize::new(0));
+    let call = echo.call(Ping::text("cb"));
+    call.add_done_callback(|| panic!("a done callback"));
+    let counter = ran.clone();
+    call.add_done_callback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(call.await.expect("served").text, "cb");
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the next callback ran");
+    assert_eq!(beside.await.expect("undisturbed").text, "beside");
+    assert_eq!(
+        echo.call(Ping::text("still")).await.expect("served").text,
+        "still"
+    );
     assert_eq!(channel.state(false), Connectivity::Ready, "same connection");
 }
