@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use super::{Command, ConnShared, Driver, DriverTask, LAZY_CREDIT_MAX};
+use super::{Command, ConnShared, Driver, DriverTask, LAZY_CREDIT_MAX, ROUNDS_PER_TURN};
 use crate::conn::cell::Polling;
 use crate::slot::CallSlot;
 use crate::testing::{MemoryRuntime, MemoryStream, pipe};
@@ -345,4 +345,92 @@ fn a_call_started_from_inside_a_driver_is_left_to_the_task() {
     let mut cx = Context::from_waker(Waker::noop());
     assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
     assert!(available(&mut server_end) > 0, "the task wrote it");
+}
+
+/// A peer that never stops sending: after its SETTINGS, PINGs without end, ten at a time.
+/// Every write is taken.
+struct EndlessPings {
+    at: usize,
+    reads: Arc<AtomicUsize>,
+}
+
+/// An empty SETTINGS, then PING frames repeated.
+const SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+const PING: [u8; 17] = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+
+impl AsyncRead for EndlessPings {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let n = buf.len().min(10 * PING.len());
+        for byte in &mut buf[..n] {
+            *byte = match self.at.checked_sub(SETTINGS.len()) {
+                None => SETTINGS[self.at],
+                Some(n) => PING[n % PING.len()],
+            };
+            self.at += 1;
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncWrite for EndlessPings {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl crate::runtime::Transport for EndlessPings {}
+
+#[test]
+fn a_connection_that_always_has_work_yields_its_thread() {
+    let rt = MemoryRuntime::new();
+    let reads = Arc::new(AtomicUsize::new(0));
+    let io = EndlessPings {
+        at: 0,
+        reads: reads.clone(),
+    };
+    // PINGs do no work: the flood budget and the control backlog would end the connection
+    // before the turn budget mattered, so they are out of the way here.
+    let config = Config {
+        idle_frame_burst: u32::MAX,
+        idle_frame_rate: u32::MAX,
+        max_pending_control_frames: usize::MAX,
+        ..Config::client()
+    };
+    let conn = Connection::new(Side::Client, Arc::new(config), Instant::now());
+    let (mut task, _shared) = Driver::start(conn, Box::new(io), rt.handle(), None);
+    let wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let waker = Waker::from(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    for poll in 1..=3 {
+        assert!(
+            Pin::new(&mut task).poll(&mut cx).is_pending(),
+            "poll {poll}"
+        );
+        assert_eq!(
+            wakes.0.load(Ordering::Relaxed),
+            poll,
+            "yielded, and asked to go on"
+        );
+    }
+    let most = 3 * ROUNDS_PER_TURN * super::READS_PER_TURN;
+    assert!(
+        reads.load(Ordering::Relaxed) <= most,
+        "{} reads",
+        reads.load(Ordering::Relaxed)
+    );
 }

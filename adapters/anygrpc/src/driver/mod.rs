@@ -322,6 +322,11 @@ const WRITE_CHUNK: usize = 64 << 10;
 const MAX_SLICES: usize = 256;
 /// Reads per wake-up before other work gets a turn.
 const READS_PER_TURN: usize = 16;
+/// Rounds of a turn (commands, timers, reads, handlers, writes) before it yields: a
+/// connection that always has work (a peer that never stops sending) would otherwise keep its
+/// executor thread from every other task. The turn then wakes its task and returns
+/// `Pending`, so it goes on once the others had their turn.
+pub(crate) const ROUNDS_PER_TURN: usize = 16;
 
 /// The task that runs one connection.
 pub(crate) struct Driver {
@@ -909,9 +914,10 @@ impl TurnIo {
 }
 
 impl Driver {
-    /// Runs the connection until nothing moves, as one poll with `cx`.
+    /// Runs the connection until nothing moves or [`ROUNDS_PER_TURN`] rounds are done, as one
+    /// poll with `cx`.
     pub(crate) fn poll_turn(&mut self, cx: &mut Context<'_>, mut io: TurnIo) -> Poll<()> {
-        loop {
+        for _ in 0..ROUNDS_PER_TURN {
             let mut progress = false;
             {
                 let mut state = self.shared.lock();
@@ -957,6 +963,10 @@ impl Driver {
                 return Poll::Pending;
             }
         }
+        // Out of budget with work left: yield, and be polled again (an inline turn wakes the
+        // task, whose waker it runs with).
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
