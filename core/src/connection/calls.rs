@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::state::StreamState;
 use super::streams::{Chunk, PendingEnd, PendingHeaders, Stream};
-use super::{CallRequest, Connection, Side};
+use super::{CallRequest, Connection, Side, clear_deadline};
 use crate::error::{ErrorCode, StreamId};
 use crate::grpc::{Code, Encoding, Metadata, Status, encode_prefix};
 
@@ -227,8 +227,8 @@ impl Connection {
         stream.reported = true;
         stream.app_done = true;
         stream.end_receiving();
-        if let Some(deadline) = stream.deadline.take() {
-            self.deadlines.remove(&(deadline, id));
+        if let Some(stream) = self.streams.get_mut(&id) {
+            clear_deadline(&mut self.deadlines, id, stream);
         }
         self.recharge(id);
         self.schedule(id);

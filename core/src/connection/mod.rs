@@ -25,7 +25,7 @@ use crate::hpack;
 use budget::Budget;
 use flow_control::{DEFAULT_WINDOW, RecvWindow, SendWindow};
 use state::StreamState;
-use streams::StreamMap;
+use streams::{Stream, StreamMap};
 use timers::{Timer, TimerTable};
 
 pub use calls::CallError;
@@ -605,9 +605,7 @@ impl Connection {
         stream.reported = true;
         stream.clear_send();
         stream.end_receiving();
-        if let Some(deadline) = stream.deadline.take() {
-            self.deadlines.remove(&(deadline, id));
-        }
+        clear_deadline(&mut self.deadlines, id, stream);
         let event = if stream.local {
             Event::Finished {
                 stream: id,
@@ -629,9 +627,7 @@ impl Connection {
         };
         stream.state = next;
         if next == StreamState::Closed {
-            if let Some(deadline) = stream.deadline.take() {
-                self.deadlines.remove(&(deadline, id));
-            }
+            clear_deadline(&mut self.deadlines, id, stream);
             if stream.local && stream.counted {
                 stream.counted = false;
                 self.local_active = self.local_active.saturating_sub(1);
@@ -777,6 +773,17 @@ impl Connection {
             self.events.push_back(Event::Closed { error: None });
             self.closed = Some(None);
         }
+    }
+}
+
+/// Forgets `stream`'s deadline, in the stream and in the connection's timer set.
+fn clear_deadline(
+    deadlines: &mut BTreeSet<(Instant, StreamId)>,
+    id: StreamId,
+    stream: &mut Stream,
+) {
+    if let Some(deadline) = stream.deadline.take() {
+        deadlines.remove(&(deadline, id));
     }
 }
 

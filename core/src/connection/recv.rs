@@ -9,7 +9,7 @@ use super::state::{StreamState, Transition, next};
 use super::streams::{PendingEnd, Stream};
 use super::{
     CLIENT_PREFACE, Connection, Control, HeaderAssembly, PING_APP, PING_KEEPALIVE, PING_SHUTDOWN,
-    Shutdown, Side,
+    Shutdown, Side, clear_deadline,
 };
 use crate::error::{ConnectionError, ErrorCode, StreamId};
 use crate::event::{Event, Message};
@@ -1035,9 +1035,7 @@ impl Connection {
         }
         stream.reported = true;
         let still_sending = stream.state == StreamState::Open;
-        if let Some(deadline) = stream.deadline.take() {
-            self.deadlines.remove(&(deadline, id));
-        }
+        clear_deadline(&mut self.deadlines, id, stream);
         self.events.push_back(Event::Finished {
             stream: id,
             status,
