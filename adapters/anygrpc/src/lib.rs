@@ -3,16 +3,14 @@
 //! crates (`anygrpc-smol`, `anygrpc-async-std`, `anygrpc-tokio`) bind it to an executor.
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod auth;
 pub mod client;
 mod codec;
 mod conn;
-mod driver;
-mod handler_task;
 pub mod interceptor;
 mod read_buffer;
 pub mod runtime;
 pub mod server;
-mod slot;
 /// An in-memory runtime with a manual clock, and the conformance checks of every runtime.
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -21,6 +19,7 @@ mod user_code;
 mod wakers;
 
 pub use anygrpc_core::{Code, Config, Encoding, Metadata, PingPolicy, Status};
+pub use auth::AuthContext;
 pub use client::{
     BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, LoadBalancing, RpcError,
     StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
@@ -34,6 +33,5 @@ pub use interceptor::{
 };
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};
-pub use tls::AuthContext;
 #[cfg(feature = "tls")]
 pub use tls::{ChannelCredentials, ServerCredentials};

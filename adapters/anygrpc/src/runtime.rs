@@ -25,7 +25,7 @@ pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {
     }
     /// What the transport authenticated about the peer (TLS: the client certificate's
     /// identities); `None` for cleartext transports.
-    fn auth_context(&self) -> Option<Arc<crate::tls::AuthContext>> {
+    fn auth_context(&self) -> Option<Arc<crate::auth::AuthContext>> {
         None
     }
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
 use bytes::Bytes;
 
-use crate::driver::Command;
+use crate::conn::driver::Command;
+use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::RuntimeRef;
-use crate::slot::{CallSlot, Outcome};
 
 /// Per-call options, as grpc.aio's call arguments.
 #[derive(Clone, Default)]
@@ -229,7 +229,7 @@ impl CallCore {
                 Poll::Ready(Some(outcome)) => return Poll::Ready(outcome),
                 // Sets the outcome (or another end did first): the next turn returns it.
                 Poll::Ready(None) => {
-                    self.abort(crate::slot::too_many_responses());
+                    self.abort(crate::conn::slot::too_many_responses());
                 }
                 Poll::Pending => return Poll::Pending,
             }

@@ -18,10 +18,10 @@ use super::call::{CallCore, CallOptions};
 use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
 use super::target::{Target, TargetError};
 use crate::codec;
-use crate::driver::{Command, ConnShared, Driver};
+use crate::conn::driver::{Command, ConnShared, Driver};
+use crate::conn::slot::{CallSlot, Outcome};
 use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
-use crate::slot::{CallSlot, Outcome};
 use crate::user_code::{guarded, observe};
 use crate::wakers::WakerSet;
 

@@ -24,7 +24,7 @@ type Path = Cow<'static, str>;
 /// Turns the first message of a finished unary-response call into the result.
 fn unary_result<Resp: Msg>(
     core: &CallCore,
-    outcome: crate::slot::Outcome,
+    outcome: crate::conn::slot::Outcome,
 ) -> Result<Resp, RpcError> {
     if outcome.status.code() != Code::Ok {
         return Err(core.error(outcome));
@@ -33,11 +33,11 @@ fn unary_result<Resp: Msg>(
     // is a poll after the result was taken.
     let message = core.slot.lock().inbox.pop_front();
     let Some(message) = message else {
-        let status = crate::slot::no_response();
-        return Err(core.error(crate::slot::Outcome { status, ..outcome }));
+        let status = crate::conn::slot::no_response();
+        return Err(core.error(crate::conn::slot::Outcome { status, ..outcome }));
     };
     codec::decode_observed(&message, core.max_recv, core.hooks.as_ref())
-        .map_err(|status| core.error(crate::slot::Outcome { status, ..outcome }))
+        .map_err(|status| core.error(crate::conn::slot::Outcome { status, ..outcome }))
 }
 
 /// Reads the next response of a streaming-response call.
@@ -59,7 +59,7 @@ fn poll_next_response<Resp: Msg>(
                     core.cancel();
                     *ended = true;
                     let trailers = anygrpc_core::Metadata::new();
-                    Poll::Ready(Some(Err(core.error(crate::slot::Outcome {
+                    Poll::Ready(Some(Err(core.error(crate::conn::slot::Outcome {
                         status,
                         trailers,
                         unprocessed: false,

@@ -10,7 +10,7 @@ use anygrpc_core::{Connection, Side, Status};
 use super::backoff::Backoff;
 use super::channel::{Channel, ChannelState, Connectivity, Pick, with_timeout};
 use super::target::Target;
-use crate::driver::{Command, ConnShared, Driver};
+use crate::conn::driver::{Command, ConnShared, Driver};
 use std::time::Duration;
 
 /// One address of a round_robin channel.

@@ -1,9 +1,10 @@
-//! The call layer's connection machinery, as one written contract (being moved here part by
-//! part from `driver`, `slot` and `handler_task`).
+//! The call layer's connection machinery, as one written contract: the driver, the call slots,
+//! the server's handler tasks and the turn hand-off. Nothing here imports the client or the
+//! server; they import it.
 //!
 //! # Who owns what
 //!
-//! - A connection's **driver** (`crate::driver::Driver`: the core `Connection`, the transport,
+//! - A connection's **driver** (`crate::conn::driver::Driver`: the core `Connection`, the transport,
 //!   the call table) is owned by its [`cell::TurnCell`]. It is polled one *turn* at a time,
 //!   by the connection's own task or by a caller on the task's behalf (an inline turn), never
 //!   by two at once; who may poll is decided by one atomic word (see [`cell`]).
@@ -24,3 +25,6 @@
 //! nest), and wakes the task when the task was polled meanwhile or the driver finished.
 
 pub(crate) mod cell;
+pub(crate) mod driver;
+pub(crate) mod handler_task;
+pub(crate) mod slot;

@@ -14,13 +14,13 @@ use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::auth::AuthContext;
 use crate::client::{Msg, WriteOptions};
 use crate::codec;
-use crate::driver::{Command, ConnShared, IncomingCall};
+use crate::conn::driver::{Command, ConnShared, IncomingCall};
+use crate::conn::slot::CallSlot;
 use crate::interceptor::ServerHooks;
 use crate::runtime::RuntimeRef;
-use crate::slot::CallSlot;
-use crate::tls::AuthContext;
 
 /// Messages a handler may send before the driver has taken the earlier ones: at least this
 /// many...
@@ -47,7 +47,7 @@ fn may_run_ahead(messages: u64, bytes: usize, len: usize) -> bool {
 }
 
 /// Bytes of the messages submitted and not accepted yet; forgets the sizes of accepted ones.
-fn unaccepted_bytes(state: &mut crate::slot::CallState) -> usize {
+fn unaccepted_bytes(state: &mut crate::conn::slot::CallState) -> usize {
     let unaccepted = state.sends_submitted.saturating_sub(state.sends_accepted);
     let keep = usize::try_from(unaccepted).unwrap_or(usize::MAX);
     while state.submitted_sizes.len() > keep {
@@ -556,7 +556,7 @@ mod tests {
 
     #[test]
     fn the_sizes_of_accepted_messages_are_forgotten() {
-        let mut state = crate::slot::CallState::default();
+        let mut state = crate::conn::slot::CallState::default();
         for len in [10, 20, 30] {
             state.sends_submitted += 1;
             state.submitted_sizes.push_back(len);

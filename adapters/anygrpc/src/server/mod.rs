@@ -18,7 +18,7 @@ use std::time::Duration;
 use anygrpc_core::{Config, Connection, Metadata, Side, Status};
 use futures_util::FutureExt;
 
-use crate::driver::{Command, ConnShared, Dispatch, Driver, IncomingCall};
+use crate::conn::driver::{Command, ConnShared, Dispatch, Driver, IncomingCall};
 use crate::interceptor::{ServerCallDetails, ServerHooks, ServerInterceptor};
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
 use crate::user_code::guarded;

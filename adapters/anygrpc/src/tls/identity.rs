@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::AuthContext;
+use crate::auth::AuthContext;
 
 /// The auth context of a TLS connection whose peer presented `certificate` (DER, already
 /// verified by rustls), or none.

@@ -5,13 +5,10 @@
 //!   store, an optional client certificate; ALPN `h2` is offered and required.
 //! - [`ServerCredentials`] (grpc's `ssl_server_credentials`): a certificate chain and key, and
 //!   optionally roots to verify (or require) client certificates.
-//! - [`AuthContext`]: the authenticated peer of a server call (grpc's `auth_context`), seen on
-//!   `ServicerContext::auth_context`. Always compiled, so that the [`Transport`] trait does not
-//!   change with the `tls` feature.
 //!
-//! [`Transport`]: crate::Transport
+//! What a handshake authenticated about the peer is an [`AuthContext`](crate::AuthContext)
+//! (`crate::auth`, always compiled: the `Transport` trait does not change with the feature).
 
-mod auth;
 #[cfg(feature = "tls")]
 mod client;
 #[cfg(feature = "tls")]
@@ -21,7 +18,6 @@ mod identity;
 #[cfg(feature = "tls")]
 mod server;
 
-pub use auth::AuthContext;
 #[cfg(feature = "tls")]
 pub(crate) use client::{connect, server_name_of};
 #[cfg(feature = "tls")]

@@ -14,7 +14,8 @@ use futures_rustls::server::TlsStream;
 use futures_rustls::{FallibleAccept, TlsAcceptor};
 
 use super::credentials::ServerCredentials;
-use super::{ALPN_H2, AuthContext, identity};
+use super::{ALPN_H2, identity};
+use crate::auth::AuthContext;
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, Transport};
 
 /// A listener yielding TLS transports whose handshake has not run yet.

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::{Command, ConnShared, Driver, DriverTask, LAZY_CREDIT_MAX, ROUNDS_PER_TURN};
 use crate::conn::cell::Polling;
-use crate::slot::CallSlot;
+use crate::conn::slot::CallSlot;
 use crate::testing::{MemoryRuntime, MemoryStream, pipe};
 
 /// Reads what is in `end` now, without waiting.
@@ -210,10 +210,13 @@ fn what_a_handler_task_queues_in_one_poll_goes_out_in_one_write() {
     let rt = MemoryRuntime::new();
     let (mut task, shared, mut server_end, counts) = started_counting(&rt);
     let slot = running_call(&mut task, &shared, &mut server_end);
-    assert!(!crate::handler_task::defer(&shared), "no handler poll here");
+    assert!(
+        !crate::conn::handler_task::defer(&shared),
+        "no handler poll here"
+    );
     let before = counts.writes.load(Ordering::Relaxed);
     let (conn, call) = (shared.clone(), slot.clone());
-    let mut handler = crate::handler_task::HandlerTask(Box::pin(async move {
+    let mut handler = crate::conn::handler_task::HandlerTask(Box::pin(async move {
         for _ in 0..3 {
             conn.send(send(&call)).expect("open").run();
         }

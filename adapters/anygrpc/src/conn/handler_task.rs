@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::driver::ConnShared;
+use crate::conn::driver::ConnShared;
 use crate::runtime::BoxFuture;
 
 thread_local! {

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use anygrpc_core::{Code, Message, Metadata, Status, StreamId};
 
-use crate::driver::{Command, ConnShared};
+use crate::conn::driver::{Command, ConnShared};
 
 /// How a call ended.
 #[derive(Debug, Clone)]

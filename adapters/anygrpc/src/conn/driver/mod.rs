@@ -19,9 +19,9 @@ use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::conn::cell::{Poller, Turn, TurnCell};
+use crate::conn::slot::{CallSlot, Outcome};
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
-use crate::slot::{CallSlot, Outcome};
 use crate::wakers::WakerSet;
 
 /// What a call (or the owner of the connection) asks the driver to do.
@@ -188,7 +188,7 @@ impl ConnShared {
     /// comes from drops, which may happen anywhere, under any lock of the application's.
     ///
     /// Inside a server handler's task the kick waits until the handler's poll ends
-    /// ([`HandlerTask`](crate::handler_task::HandlerTask)), so that what it queued meanwhile
+    /// ([`HandlerTask`](crate::conn::handler_task::HandlerTask)), so that what it queued meanwhile
     /// goes out together.
     pub(crate) fn send(self: &Arc<Self>, command: Command) -> Result<Kick, Command> {
         let mut state = self.lock();
@@ -198,7 +198,7 @@ impl ConnShared {
         let cancel = matches!(command, Command::Cancel { .. });
         let lone = state.active <= 1 && state.nothing_urgent() && !cancel;
         state.commands.push(command);
-        if !cancel && crate::handler_task::defer(self) {
+        if !cancel && crate::conn::handler_task::defer(self) {
             return Ok(Kick::none());
         }
         Ok(self.kick(&mut state, lone))
@@ -294,7 +294,7 @@ pub(crate) struct IncomingCall {
     pub(crate) deadline: Option<Instant>,
     pub(crate) peer: Arc<str>,
     /// What the transport authenticated about the peer (TLS).
-    pub(crate) auth: Option<Arc<crate::tls::AuthContext>>,
+    pub(crate) auth: Option<Arc<crate::auth::AuthContext>>,
     pub(crate) runtime: RuntimeRef,
 }
 
@@ -761,7 +761,7 @@ impl Driver {
             // The task catches a panicking handler itself (see `server::Dispatcher`).
             if handler.as_mut().poll(&mut cx).is_pending() {
                 self.runtime
-                    .spawn(Box::pin(crate::handler_task::HandlerTask(handler)));
+                    .spawn(Box::pin(crate::conn::handler_task::HandlerTask(handler)));
             }
         }
         true
