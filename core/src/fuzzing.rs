@@ -241,6 +241,9 @@ fn message_body(stream: StreamId, seq: usize, len: usize) -> Bytes {
         .collect()
 }
 
+/// The most PINGs a peer of the harness leaves unanswered.
+const PINGS_IN_FLIGHT: usize = 16;
+
 /// Messages each side's application queued, per stream.
 type Sent = BTreeMap<StreamId, Vec<Bytes>>;
 
@@ -454,7 +457,13 @@ impl Peer {
         }
     }
 
+    /// Sends a PING, unless [`PINGS_IN_FLIGHT`] are unanswered: a peer that pings without
+    /// waiting makes the other queue an ACK per PING, and is cut off for that (tested on its
+    /// own), not what a conforming peer does.
     fn ping(&mut self, now: Instant) {
+        if self.pings_sent - self.pings_acked >= PINGS_IN_FLIGHT {
+            return;
+        }
         if self.conn.ping(now).is_ok() {
             self.pings_sent += 1;
         }
@@ -699,10 +708,12 @@ impl Pair {
             header_block_timeout: patient,
             ..Config::client()
         };
-        // The operations include PINGs at any rate: keepalive enforcement (tested on its own)
+        // The operations include PINGs at any rate (up to one per operation, two thousand in
+        // an input): keepalive enforcement and the idle-frame budget (each tested on its own)
         // would rightly end such a connection.
         let mut server = Config {
             ping_policy: None,
+            idle_frame_burst: 4096,
             header_block_timeout: patient,
             ..Config::server()
         };

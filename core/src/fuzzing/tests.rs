@@ -518,3 +518,34 @@ fn resets_of_unary_calls_not_yet_announced_count_as_rapid_reset() {
         pair.server.closed
     );
 }
+
+/// A client that pinged without waiting made the server queue an ACK per PING until its
+/// control backlog cut the pair off: the harness's peers leave at most
+/// [`super::PINGS_IN_FLIGHT`] unanswered, as a conforming peer waits for its ACKs.
+#[test]
+fn pings_without_waiting_are_not_what_the_harness_sends() {
+    let kept = corpus_dir().join("../artifacts-kept/stream_ops/a-thousand-pings-at-once");
+    let input = std::fs::read(kept).expect("reproducer file");
+    let pair = super::run_stream_ops(&input);
+    assert!(
+        matches!(pair.client.closed, None | Some(None)),
+        "{:?}",
+        pair.client.closed
+    );
+    assert_eq!(pair.client.pings_acked, pair.client.pings_sent);
+}
+
+/// Over a thousand PINGs, each answered before the next, in no time: PINGs at any rate are
+/// one of the operations, so the server's idle-frame budget (tested on its own) must not end
+/// the pair.
+#[test]
+fn a_thousand_answered_pings_in_no_time_do_not_end_the_pair() {
+    let mut input = vec![0];
+    for _ in 0..1100 {
+        input.extend_from_slice(&[4, 0, 15, 200]);
+    }
+    let pair = super::run_stream_ops(&input);
+    let burst = usize::try_from(Config::server().idle_frame_burst).expect("small");
+    assert!(pair.client.pings_sent > burst, "{}", pair.client.pings_sent);
+    assert_eq!(pair.client.pings_acked, pair.client.pings_sent);
+}
