@@ -24,6 +24,18 @@
 //! waker for that), does not run when the caller is itself inside a turn (turns do not
 //! nest), and wakes the task when the task was polled meanwhile or the driver finished.
 
+//! # Where user code runs, and what a panic there does
+//!
+//! Under a turn (so while the driver is held): server interceptors and the handler's factory
+//! (`Dispatch`), a new handler's first step, done callbacks and `on_complete` observers of
+//! calls the turn ended. Each is run through `crate::user_code`: a panic fails only its call
+//! (UNKNOWN on a server), an observer's panic is swallowed, and no lock of ours is held across
+//! it. Moving this code out of the turn altogether is the next step of the redesign.
+//!
+//! In the caller's task: client interceptors and call credentials (a panic fails the call
+//! with INTERNAL), message encoding and decoding, and the handler after its first step (its
+//! own task: a panic ends its call with UNKNOWN).
+
 pub(crate) mod cell;
 pub(crate) mod driver;
 pub(crate) mod handler_task;
