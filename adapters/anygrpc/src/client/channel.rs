@@ -413,38 +413,7 @@ impl Channel {
         if conns.is_empty() {
             return;
         }
-        let all_closed = |cx: &mut std::task::Context<'_>| {
-            let mut pending = false;
-            for conn in &conns {
-                pending |= conn.poll_closed(cx).is_pending();
-            }
-            if pending {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        };
-        if let Some(grace) = grace {
-            for conn in &conns {
-                let _ = conn.push(Command::Shutdown);
-            }
-            let deadline = self.inner.runtime.now() + grace;
-            let mut sleep = self.inner.runtime.sleep_until(deadline);
-            let closed = poll_fn(|cx| {
-                if all_closed(cx).is_ready() {
-                    return Poll::Ready(true);
-                }
-                sleep.as_mut().poll(cx).map(|_| false)
-            })
-            .await;
-            if closed {
-                return;
-            }
-        }
-        for conn in &conns {
-            let _ = conn.push(Command::Close);
-        }
-        poll_fn(all_closed).await;
+        crate::conn::drain::drain(&conns, &self.inner.runtime, grace).await;
     }
 
     /// Starts a call: the request head (and, for unary requests, the message and half-close)

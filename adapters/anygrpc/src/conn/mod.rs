@@ -37,6 +37,7 @@
 //! own task: a panic ends its call with UNKNOWN).
 
 pub(crate) mod cell;
+pub(crate) mod drain;
 pub(crate) mod driver;
 pub(crate) mod handler_task;
 pub(crate) mod slot;

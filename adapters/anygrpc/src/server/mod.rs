@@ -254,37 +254,7 @@ impl Server {
             state.wakers.wake_all();
             state.conns.clone()
         };
-        let all_closed = |cx: &mut std::task::Context<'_>| {
-            let mut pending = false;
-            for conn in &conns {
-                pending |= conn.poll_closed(cx).is_pending();
-            }
-            if pending {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        };
-        if let Some(grace) = grace {
-            for conn in &conns {
-                let _ = conn.push(Command::Shutdown);
-            }
-            let mut sleep = self
-                .inner
-                .runtime
-                .sleep_until(self.inner.runtime.now() + grace);
-            poll_fn(|cx| {
-                if all_closed(cx).is_ready() {
-                    return Poll::Ready(());
-                }
-                sleep.as_mut().poll(cx)
-            })
-            .await;
-        }
-        for conn in &conns {
-            let _ = conn.push(Command::Close);
-        }
-        poll_fn(all_closed).await;
+        crate::conn::drain::drain(&conns, &self.inner.runtime, grace).await;
         // The ports are free once `stop` returns.
         poll_fn(|cx| {
             let mut state = self.lock();
