@@ -764,10 +764,9 @@ impl Channel {
                 let mut last = String::new();
                 let mut connected = None;
                 for addr in addrs {
-                    match with_timeout(&runtime, self.secured(runtime.connect(addr)), timeout).await
-                    {
-                        Ok(io) => {
-                            connected = Some(io);
+                    match self.open(Endpoint::Tcp(addr), timeout).await {
+                        Ok(conn) => {
+                            connected = Some(conn);
                             break;
                         }
                         Err(e) => last = format!("{addr}: {e}"),
@@ -777,17 +776,14 @@ impl Channel {
             }
         };
         let result = match (result, &self.inner.target) {
-            (Err(_), Target::Unix(path)) => with_timeout(
-                &runtime,
-                self.secured(runtime.connect_unix(path.clone())),
-                timeout,
-            )
-            .await
-            .map_err(|e| format!("{path}: {e}")),
+            (Err(_), Target::Unix(path)) => self
+                .open(Endpoint::Unix(path.clone()), timeout)
+                .await
+                .map_err(|e| format!("{path}: {e}")),
             (result, _) => result,
         };
         match result {
-            Ok(io) => self.established(io),
+            Ok(conn) => self.established(conn),
             Err(error) => {
                 let delay = {
                     let mut state = self.lock();
@@ -843,11 +839,28 @@ impl Channel {
         }
     }
 
-    fn established(&self, io: Box<dyn Transport>) {
-        let runtime = self.inner.runtime.clone();
+    /// Opens one connection (the only place that does): connects to `endpoint`, runs the TLS
+    /// handshake when the channel has credentials, both under `timeout`, then spawns the
+    /// connection's driver.
+    pub(super) async fn open(
+        &self,
+        endpoint: Endpoint,
+        timeout: Duration,
+    ) -> io::Result<Arc<ConnShared>> {
+        let runtime = &self.inner.runtime;
+        let connect = match endpoint {
+            Endpoint::Tcp(addr) => runtime.connect(addr),
+            Endpoint::Unix(path) => runtime.connect_unix(path),
+        };
+        let io = with_timeout(runtime, self.secured(connect), timeout).await?;
         let conn = Connection::new(Side::Client, self.inner.config.clone(), runtime.now());
         let (driver, shared) = Driver::start(conn, io, runtime.clone(), None);
         runtime.spawn(Box::pin(driver));
+        Ok(shared)
+    }
+
+    fn established(&self, shared: Arc<ConnShared>) {
+        let runtime = self.inner.runtime.clone();
         {
             let mut state = self.lock();
             if state.connectivity == Connectivity::Shutdown {
@@ -929,6 +942,14 @@ fn bind(
     drop(state);
     kick.run();
     Ok(())
+}
+
+/// Where a connection is opened.
+pub(super) enum Endpoint {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix domain socket's path.
+    Unix(String),
 }
 
 /// Runs `fut` with a deadline `timeout` from now.

@@ -5,12 +5,12 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anygrpc_core::{Connection, Side, Status};
+use anygrpc_core::Status;
 
 use super::backoff::Backoff;
-use super::channel::{Channel, ChannelState, Connectivity, Pick, with_timeout};
+use super::channel::{Channel, ChannelState, Connectivity, Endpoint, Pick};
 use super::target::Target;
-use crate::conn::driver::{Command, ConnShared, Driver};
+use crate::conn::driver::{Command, ConnShared};
 use std::time::Duration;
 
 /// One address of a round_robin channel.
@@ -185,26 +185,22 @@ impl Channel {
                         _ => return,
                     }
                 };
-                let attempt =
-                    with_timeout(&runtime, channel.secured(runtime.connect(addr)), timeout).await;
+                let attempt = channel.open(Endpoint::Tcp(addr), timeout).await;
                 // What the attempt means, decided under the lock; the awaits come after it.
                 let next = {
                     let mut state = channel.lock();
-                    if state.connectivity == Connectivity::Shutdown {
-                        return;
-                    }
-                    let Some(sub) = state.subchannels.iter_mut().find(|s| s.addr == addr) else {
+                    let sub = (state.connectivity != Connectivity::Shutdown)
+                        .then(|| state.subchannels.iter_mut().find(|s| s.addr == addr))
+                        .flatten();
+                    let Some(sub) = sub else {
+                        // Shut down, or no longer resolved, meanwhile.
+                        if let Ok(shared) = attempt {
+                            let _ = shared.push(Command::Close);
+                        }
                         return;
                     };
                     let next = match attempt {
-                        Ok(io) => {
-                            let conn = Connection::new(
-                                Side::Client,
-                                channel.inner.config.clone(),
-                                runtime.now(),
-                            );
-                            let (driver, shared) = Driver::start(conn, io, runtime.clone(), None);
-                            runtime.spawn(Box::pin(driver));
+                        Ok(shared) => {
                             sub.conn = Some(shared.clone());
                             sub.connecting = false;
                             sub.failed = false;
