@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
 use bytes::Bytes;
 
-use crate::conn::driver::Command;
+use crate::conn::handle::{Command, Kick};
+use crate::conn::policy::Urgency;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::RuntimeRef;
 
@@ -323,9 +324,7 @@ impl CallCore {
             let command = Command::Cancel {
                 slot: self.slot.clone(),
             };
-            if let Ok(kick) = conn.send(command) {
-                kick.run();
-            }
+            let _ = conn.enqueue([command], Urgency::Cancel).map(Kick::run);
         }
         true
     }

@@ -18,7 +18,9 @@ use super::call::{CallCore, CallOptions};
 use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
 use super::target::{Target, TargetError};
 use crate::codec;
-use crate::conn::driver::{Command, ConnShared, Driver};
+use crate::conn::driver::Driver;
+use crate::conn::handle::{Command, ConnHandle, Kick};
+use crate::conn::policy::Urgency;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
@@ -245,7 +247,9 @@ impl Drop for ChannelInner {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
         let subchannels = state.subchannels.drain(..).filter_map(|s| s.into_conn());
         for conn in state.conn.take().into_iter().chain(subchannels) {
-            let _ = conn.push(Command::Shutdown);
+            let _ = conn
+                .enqueue([Command::Shutdown], Urgency::Control)
+                .map(Kick::run);
         }
     }
 }
@@ -253,7 +257,7 @@ impl Drop for ChannelInner {
 pub(super) struct ChannelState {
     pub(super) connectivity: Connectivity,
     /// pick_first: the connection.
-    conn: Option<Arc<ConnShared>>,
+    conn: Option<Arc<ConnHandle>>,
     pub(super) backoff: Backoff,
     pub(super) last_error: Option<Status>,
     waiters: WakerSet,
@@ -294,7 +298,7 @@ impl fmt::Debug for Channel {
 
 /// What a call can do right now.
 pub(super) enum Pick {
-    Ready(Arc<ConnShared>),
+    Ready(Arc<ConnHandle>),
     Wait,
     Fail(Status),
 }
@@ -400,7 +404,7 @@ impl Channel {
     /// Closes the channel: new calls fail at once; calls in flight get `grace` to finish
     /// (none: cancelled now), then the connection closes. Completes when it has.
     pub async fn close(&self, grace: Option<Duration>) {
-        let conns: Vec<Arc<ConnShared>> = {
+        let conns: Vec<Arc<ConnHandle>> = {
             let mut state = self.lock();
             state.set(Connectivity::Shutdown);
             let subchannels: Vec<_> = state
@@ -846,7 +850,7 @@ impl Channel {
         &self,
         endpoint: Endpoint,
         timeout: Duration,
-    ) -> io::Result<Arc<ConnShared>> {
+    ) -> io::Result<Arc<ConnHandle>> {
         let runtime = &self.inner.runtime;
         let connect = match endpoint {
             Endpoint::Tcp(addr) => runtime.connect(addr),
@@ -859,12 +863,14 @@ impl Channel {
         Ok(shared)
     }
 
-    fn established(&self, shared: Arc<ConnShared>) {
+    fn established(&self, shared: Arc<ConnHandle>) {
         let runtime = self.inner.runtime.clone();
         {
             let mut state = self.lock();
             if state.connectivity == Connectivity::Shutdown {
-                let _ = shared.push(Command::Close);
+                let _ = shared
+                    .enqueue([Command::Close], Urgency::Control)
+                    .map(Kick::run);
                 return;
             }
             state.backoff.reset();
@@ -906,7 +912,9 @@ impl Channel {
                             state.set(Connectivity::Idle);
                         }
                     }
-                    let _ = shared.push(Command::Shutdown);
+                    let _ = shared
+                        .enqueue([Command::Shutdown], Urgency::Control)
+                        .map(Kick::run);
                     poll_fn(|cx| shared.poll_closed(cx)).await;
                     break;
                 }
@@ -928,7 +936,7 @@ impl Channel {
 /// closed meanwhile.
 fn bind(
     slot: &Arc<CallSlot>,
-    conn: &Arc<ConnShared>,
+    conn: &Arc<ConnHandle>,
     commands: Vec<Command>,
 ) -> Result<(), Vec<Command>> {
     let mut state = slot.lock();
@@ -937,7 +945,7 @@ fn bind(
     }
     let mut commands = commands;
     commands.append(&mut state.unbound);
-    let kick = conn.queue_all(commands)?;
+    let kick = conn.enqueue(commands, Urgency::Open)?;
     state.conn = Some(conn.clone());
     drop(state);
     kick.run();

@@ -10,14 +10,15 @@ use anygrpc_core::Status;
 use super::backoff::Backoff;
 use super::channel::{Channel, ChannelState, Connectivity, Endpoint, Pick};
 use super::target::Target;
-use crate::conn::driver::{Command, ConnShared};
+use crate::conn::handle::{Command, ConnHandle, Kick};
+use crate::conn::policy::Urgency;
 use std::time::Duration;
 
 /// One address of a round_robin channel.
 #[derive(Debug)]
 pub(crate) struct Subchannel {
     addr: SocketAddr,
-    conn: Option<Arc<ConnShared>>,
+    conn: Option<Arc<ConnHandle>>,
     connecting: bool,
     /// The last attempt failed (and no connection came since).
     failed: bool,
@@ -25,7 +26,7 @@ pub(crate) struct Subchannel {
 }
 
 impl Subchannel {
-    pub(crate) fn into_conn(self) -> Option<Arc<ConnShared>> {
+    pub(crate) fn into_conn(self) -> Option<Arc<ConnHandle>> {
         self.conn
     }
 }
@@ -132,7 +133,9 @@ impl Channel {
                 if addrs.contains(&sub.addr) {
                     state.subchannels.push(sub);
                 } else if let Some(conn) = sub.conn {
-                    let _ = conn.push(Command::Shutdown);
+                    let _ = conn
+                        .enqueue([Command::Shutdown], Urgency::Control)
+                        .map(Kick::run);
                 }
             }
             for &addr in &addrs {
@@ -195,7 +198,9 @@ impl Channel {
                     let Some(sub) = sub else {
                         // Shut down, or no longer resolved, meanwhile.
                         if let Ok(shared) = attempt {
-                            let _ = shared.push(Command::Close);
+                            let _ = shared
+                                .enqueue([Command::Close], Urgency::Control)
+                                .map(Kick::run);
                         }
                         return;
                     };
@@ -247,7 +252,7 @@ impl Channel {
 /// After one connection attempt of a subchannel.
 enum Next {
     /// Connected: watch the connection, reconnect when it ends.
-    Watch(Arc<ConnShared>),
+    Watch(Arc<ConnHandle>),
     /// Failed: try again after this backoff.
     Retry(std::time::Duration),
 }

@@ -200,6 +200,19 @@ impl<T: Turn> TurnCell<T> {
     }
 }
 
+/// A turn cell as a caller who queued commands sees it, whatever it drives: the connection's
+/// handle holds its driver this way.
+pub(crate) trait PollInline: Send + Sync {
+    /// See [`TurnCell::poll_inline`].
+    fn poll_inline(&self) -> bool;
+}
+
+impl<T: Turn + Send> PollInline for TurnCell<T> {
+    fn poll_inline(&self) -> bool {
+        TurnCell::poll_inline(self)
+    }
+}
+
 /// Locks `mutex`, taking over from a holder that panicked: the driver's own state is then
 /// what that turn left (a panic in user code under the driver; see the crate's `conn` notes).
 #[cfg(not(all(loom, test)))]

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::driver::{Command, ConnShared};
+use super::handle::{Command, ConnHandle, Kick};
+use super::policy::Urgency;
 use crate::runtime::RuntimeRef;
 
 /// Drains `conns`. With a `grace`, each first shuts down gracefully (no new calls, the running
 /// ones finish) until all have closed or the grace ran out; then, or at once without a grace,
 /// each closes now (its calls end). Completes once every connection has closed.
 pub(crate) async fn drain(
-    conns: &[Arc<ConnShared>],
+    conns: &[Arc<ConnHandle>],
     runtime: &RuntimeRef,
     grace: Option<Duration>,
 ) {
@@ -29,7 +30,9 @@ pub(crate) async fn drain(
     };
     if let Some(grace) = grace {
         for conn in conns {
-            let _ = conn.push(Command::Shutdown);
+            let _ = conn
+                .enqueue([Command::Shutdown], Urgency::Control)
+                .map(Kick::run);
         }
         let mut sleep = runtime.sleep_until(runtime.now() + grace);
         let closed = poll_fn(|cx| {
@@ -44,7 +47,9 @@ pub(crate) async fn drain(
         }
     }
     for conn in conns {
-        let _ = conn.push(Command::Close);
+        let _ = conn
+            .enqueue([Command::Close], Urgency::Control)
+            .map(Kick::run);
     }
     poll_fn(all_closed).await;
 }

@@ -13,17 +13,23 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::conn::driver::ConnShared;
+use crate::conn::handle::{ConnHandle, Kick};
+use crate::conn::policy::Urgency;
 use crate::runtime::BoxFuture;
 
 thread_local! {
     /// Connections given commands during the handler poll running on this thread.
-    static DEFERRED: RefCell<Option<Vec<Arc<ConnShared>>>> = const { RefCell::new(None) };
+    static DEFERRED: RefCell<Option<Vec<Arc<ConnHandle>>>> = const { RefCell::new(None) };
+}
+
+/// `true` while a handler poll runs on this thread: what it queues is kicked after it.
+pub(crate) fn polling() -> bool {
+    DEFERRED.with_borrow(Option::is_some)
 }
 
 /// Notes that `conn` was given a command to kick after the current handler poll; `false` when
 /// no handler poll is running on this thread (kick now).
-pub(crate) fn defer(conn: &Arc<ConnShared>) -> bool {
+pub(crate) fn defer(conn: &Arc<ConnHandle>) -> bool {
     DEFERRED.with_borrow_mut(|deferred| match deferred {
         Some(list) => {
             if !list.iter().any(|c| Arc::ptr_eq(c, conn)) {
@@ -46,7 +52,9 @@ impl Future for HandlerTask {
         let polled = self.0.as_mut().poll(cx);
         let deferred = DEFERRED.replace(outer).unwrap_or_default();
         for conn in deferred {
-            conn.kick_deferred().run();
+            let _ = conn
+                .enqueue(std::iter::empty(), Urgency::AfterHandlerPoll)
+                .map(Kick::run);
         }
         polled
     }

@@ -8,9 +8,11 @@
 //!   the call table) is owned by its [`cell::TurnCell`]. It is polled one *turn* at a time,
 //!   by the connection's own task or by a caller on the task's behalf (an inline turn), never
 //!   by two at once; who may poll is decided by one atomic word (see [`cell`]).
-//! - Calls reach the driver only through the connection's shared handle (`ConnShared`):
-//!   commands queued under its lock, then a kick that either runs an inline turn or wakes the
-//!   task.
+//! - Calls reach the driver only through the connection's [`handle::ConnHandle`]: one
+//!   `enqueue(commands, urgency)` queues them under its lock, and [`policy::decide`], one pure
+//!   function of the urgency and the connection's state, says whether the caller then runs an
+//!   inline turn, wakes the task, waits for the running handler poll to end, or leaves them to
+//!   the driver's next turn.
 //!
 //! # Lock order
 //!
@@ -39,5 +41,7 @@
 pub(crate) mod cell;
 pub(crate) mod drain;
 pub(crate) mod driver;
+pub(crate) mod handle;
 pub(crate) mod handler_task;
+pub(crate) mod policy;
 pub(crate) mod slot;

@@ -7,7 +7,8 @@ use std::task::{Context, Poll, Waker};
 
 use anygrpc_core::{Code, Message, Metadata, Status, StreamId};
 
-use crate::conn::driver::{Command, ConnShared};
+use crate::conn::handle::{Command, ConnHandle, Kick};
+use crate::conn::policy::Urgency;
 
 /// How a call ended.
 #[derive(Debug, Clone)]
@@ -55,7 +56,7 @@ pub(crate) struct CallState {
     /// The call's stream, once the driver started it.
     pub(crate) stream: Option<StreamId>,
     /// The connection the call runs on, once bound.
-    pub(crate) conn: Option<Arc<ConnShared>>,
+    pub(crate) conn: Option<Arc<ConnHandle>>,
     /// Commands issued before the call was bound to a connection, in order.
     pub(crate) unbound: Vec<Command>,
     /// Received messages not read yet.
@@ -112,7 +113,7 @@ impl CallSlot {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends a command to the call's connection (see [`ConnShared::send`]), or keeps it until
+    /// Sends a command to the call's connection (see [`conn::policy`]), or keeps it until
     /// the call is bound. A connection that closed meanwhile ends the call with UNAVAILABLE.
     pub(crate) fn submit(self: &Arc<Self>, command: Command) {
         let mut state = self.lock();
@@ -123,7 +124,7 @@ impl CallSlot {
             state.unbound.push(command);
             return;
         };
-        let sent = conn.send(command);
+        let sent = conn.enqueue([command], Urgency::Output);
         drop(state);
         match sent {
             Ok(kick) => kick.run(),
@@ -136,20 +137,18 @@ impl CallSlot {
     }
 
     /// Returns credit for `n` bytes of received messages the call consumed (see
-    /// [`ConnShared::release`]); nothing to do once the call ended or before it is bound.
+    /// [`conn::policy`](crate::conn::policy)); nothing to do once the call ended or before it is bound.
     pub(crate) fn release(self: &Arc<Self>, n: usize) {
         let state = self.lock();
         if state.outcome.is_some() {
             return;
         }
         if let Some(conn) = &state.conn {
-            conn.release(
-                Command::Release {
-                    slot: self.clone(),
-                    n,
-                },
+            let release = Command::Release {
+                slot: self.clone(),
                 n,
-            );
+            };
+            let _ = conn.enqueue([release], Urgency::Credit(n)).map(Kick::run);
         }
     }
 

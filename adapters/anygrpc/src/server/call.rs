@@ -17,7 +17,9 @@ use futures_core::Stream;
 use crate::auth::AuthContext;
 use crate::client::{Msg, WriteOptions};
 use crate::codec;
-use crate::conn::driver::{Command, ConnShared, IncomingCall};
+use crate::conn::driver::IncomingCall;
+use crate::conn::handle::{Command, ConnHandle, Kick};
+use crate::conn::policy::Urgency;
 use crate::conn::slot::CallSlot;
 use crate::interceptor::ServerHooks;
 use crate::runtime::RuntimeRef;
@@ -71,7 +73,7 @@ struct ResponseState {
 struct ResponseCell {
     state: Mutex<ResponseState>,
     slot: Arc<CallSlot>,
-    conn: Arc<ConnShared>,
+    conn: Arc<ConnHandle>,
     hooks: Option<ServerHooks>,
 }
 
@@ -84,11 +86,17 @@ impl Drop for ResponseCell {
             if let Some(hooks) = &self.hooks {
                 hooks.on_complete(&status);
             }
-            let _ = self.conn.push(Command::Trailers {
-                slot: self.slot.clone(),
-                status,
-                metadata: Metadata::new(),
-            });
+            let _ = self
+                .conn
+                .enqueue(
+                    [Command::Trailers {
+                        slot: self.slot.clone(),
+                        status,
+                        metadata: Metadata::new(),
+                    }],
+                    Urgency::Control,
+                )
+                .map(Kick::run);
         }
     }
 }
@@ -97,7 +105,7 @@ impl Drop for ResponseCell {
 #[derive(Debug, Clone)]
 pub(crate) struct CallHandle {
     slot: Arc<CallSlot>,
-    conn: Arc<ConnShared>,
+    conn: Arc<ConnHandle>,
     runtime: RuntimeRef,
     response: Arc<ResponseCell>,
     max_recv: usize,
@@ -105,11 +113,9 @@ pub(crate) struct CallHandle {
 
 impl CallHandle {
     /// Queues a command of this call; when the call is alone on its connection, this task
-    /// writes it (see [`ConnShared::send`]).
+    /// writes it (see [`ConnHandle::send`]).
     fn push(&self, command: Command) {
-        if let Ok(kick) = self.conn.send(command) {
-            kick.run();
-        }
+        let _ = self.conn.enqueue([command], Urgency::Output).map(Kick::run);
     }
 
     fn response(&self) -> std::sync::MutexGuard<'_, ResponseState> {

@@ -18,7 +18,9 @@ use std::time::Duration;
 use anygrpc_core::{Config, Connection, Metadata, Side, Status};
 use futures_util::FutureExt;
 
-use crate::conn::driver::{Command, ConnShared, Dispatch, Driver, IncomingCall};
+use crate::conn::driver::{Dispatch, Driver, IncomingCall};
+use crate::conn::handle::{Command, ConnHandle, Kick};
+use crate::conn::policy::Urgency;
 use crate::interceptor::{ServerCallDetails, ServerHooks, ServerInterceptor};
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
 use crate::user_code::guarded;
@@ -43,7 +45,7 @@ struct ServerState {
     stopped: bool,
     /// Accept loops still holding their listener.
     serving: usize,
-    conns: Vec<Arc<ConnShared>>,
+    conns: Vec<Arc<ConnHandle>>,
     /// The accept loops (waiting for `stop`), `stop` itself and `wait_for_termination`.
     wakers: WakerSet,
 }
@@ -237,7 +239,9 @@ impl Server {
             let mut state = self.lock();
             state.conns.retain(|c| !c.is_closed());
             if state.stopping {
-                let _ = shared.push(Command::Close);
+                let _ = shared
+                    .enqueue([Command::Close], Urgency::Control)
+                    .map(Kick::run);
             }
             state.conns.push(shared);
         }
@@ -349,11 +353,16 @@ impl Dispatch for Dispatcher {
             });
             if let Some(status) = rejected {
                 hooks.on_complete(&status);
-                let _ = conn.push(Command::Trailers {
-                    slot,
-                    status,
-                    metadata: Metadata::new(),
-                });
+                let _ = conn
+                    .enqueue(
+                        [Command::Trailers {
+                            slot,
+                            status,
+                            metadata: Metadata::new(),
+                        }],
+                        Urgency::Control,
+                    )
+                    .map(Kick::run);
                 return None;
             }
             Some(hooks)
@@ -392,11 +401,16 @@ impl Dispatch for Dispatcher {
         match task {
             None => {
                 let status = Status::unimplemented(format!("method not found: {path}"));
-                let _ = conn.push(Command::Trailers {
-                    slot,
-                    status,
-                    metadata: Metadata::new(),
-                });
+                let _ = conn
+                    .enqueue(
+                        [Command::Trailers {
+                            slot,
+                            status,
+                            metadata: Metadata::new(),
+                        }],
+                        Urgency::Control,
+                    )
+                    .map(Kick::run);
                 None
             }
             Some(task) => Some(Box::pin(async move {

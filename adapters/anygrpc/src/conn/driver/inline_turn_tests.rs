@@ -14,8 +14,10 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use super::{Command, ConnShared, Driver, DriverTask, LAZY_CREDIT_MAX, ROUNDS_PER_TURN};
+use super::{Driver, DriverTask, ROUNDS_PER_TURN};
 use crate::conn::cell::Polling;
+use crate::conn::handle::{Command, ConnHandle, LAZY_CREDIT_MAX};
+use crate::conn::policy::Urgency;
 use crate::conn::slot::CallSlot;
 use crate::testing::{MemoryRuntime, MemoryStream, pipe};
 
@@ -76,7 +78,7 @@ impl crate::runtime::Transport for CountingReads {}
 
 /// A client driver whose task ran once (preface and SETTINGS written and read off), and
 /// the count of reads its transport was asked for.
-fn started_counting(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnShared>, MemoryStream, Counts) {
+fn started_counting(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnHandle>, MemoryStream, Counts) {
     let addr = "127.0.0.1:1".parse().expect("an address");
     let (client_end, mut server_end, _control) = pipe(addr, addr, 1 << 20);
     let counts = Counts::default();
@@ -101,7 +103,7 @@ struct Counts {
 }
 
 /// A client driver whose task ran once.
-fn started(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnShared>, MemoryStream) {
+fn started(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnHandle>, MemoryStream) {
     let (task, shared, server_end, _) = started_counting(rt);
     (task, shared, server_end)
 }
@@ -118,10 +120,16 @@ fn a_call_on_a_quiet_connection_is_written_by_the_caller() {
     let rt = MemoryRuntime::new();
     let (_task, shared, mut server_end) = started(&rt);
     // Queued and kicked: the kick wrote the request; nobody polled the task.
-    shared.queue_all(vec![start()]).expect("open").run();
+    shared
+        .enqueue([start()], Urgency::Open)
+        .expect("open")
+        .run();
     assert!(available(&mut server_end) > 0, "written inline");
     // A second call while the first is active is left to the task, to be batched.
-    shared.queue_all(vec![start()]).expect("open").run();
+    shared
+        .enqueue([start()], Urgency::Open)
+        .expect("open")
+        .run();
     assert_eq!(available(&mut server_end), 0, "left to the task");
 }
 
@@ -135,7 +143,10 @@ fn a_poll_asks_a_quiet_transport_once_and_an_inline_poll_not_at_all() {
     let first = reads.load(Ordering::Relaxed);
     assert_eq!(first, 1, "one read attempt in the first poll");
     // The caller writes its call without trying to read: reading stays the task's.
-    shared.queue_all(vec![start()]).expect("open").run();
+    shared
+        .enqueue([start()], Urgency::Open)
+        .expect("open")
+        .run();
     assert!(available(&mut server_end) > 0, "written inline");
     assert_eq!(reads.load(Ordering::Relaxed), first, "no read inline");
     // The task, polled again, asks once more and stops at the first `Pending`.
@@ -153,13 +164,16 @@ fn send(slot: &Arc<CallSlot>) -> Command {
 }
 
 /// Starts a call through the task and returns its slot; what it wrote stays unread.
-fn start_call(task: &mut DriverTask, shared: &ConnShared) -> Arc<CallSlot> {
+fn start_call(task: &mut DriverTask, shared: &Arc<ConnHandle>) -> Arc<CallSlot> {
     let slot = CallSlot::new();
     shared
-        .queue_all(vec![Command::Start {
-            slot: slot.clone(),
-            request: CallRequest::new("/a.B/C", "x"),
-        }])
+        .enqueue(
+            [Command::Start {
+                slot: slot.clone(),
+                request: CallRequest::new("/a.B/C", "x"),
+            }],
+            Urgency::Open,
+        )
         .expect("open")
         .run();
     let mut cx = Context::from_waker(Waker::noop());
@@ -171,7 +185,7 @@ fn start_call(task: &mut DriverTask, shared: &ConnShared) -> Arc<CallSlot> {
 /// Starts a call through the task and returns its slot.
 fn running_call(
     task: &mut DriverTask,
-    shared: &ConnShared,
+    shared: &Arc<ConnHandle>,
     server_end: &mut MemoryStream,
 ) -> Arc<CallSlot> {
     let slot = start_call(task, shared);
@@ -184,12 +198,15 @@ fn a_lone_call_writes_its_messages_itself_and_busy_ones_leave_them_to_the_task()
     let rt = MemoryRuntime::new();
     let (mut task, shared, mut server_end) = started(&rt);
     let first = running_call(&mut task, &shared, &mut server_end);
-    shared.send(send(&first)).expect("open").run();
+    shared
+        .enqueue([send(&first)], Urgency::Output)
+        .expect("open")
+        .run();
     assert!(available(&mut server_end) > 0, "written by the sender");
     assert_eq!(first.lock().sends_accepted, 1, "accepted at once");
     // A cancel is never written inline, even for a lone call.
     shared
-        .send(Command::Cancel { slot: first })
+        .enqueue([Command::Cancel { slot: first }], Urgency::Cancel)
         .expect("open")
         .run();
     assert_eq!(available(&mut server_end), 0, "cancel left to the task");
@@ -199,7 +216,10 @@ fn a_lone_call_writes_its_messages_itself_and_busy_ones_leave_them_to_the_task()
     // Two calls on the connection: the driver's task batches their output.
     let a = running_call(&mut task, &shared, &mut server_end);
     let _b = running_call(&mut task, &shared, &mut server_end);
-    shared.send(send(&a)).expect("open").run();
+    shared
+        .enqueue([send(&a)], Urgency::Output)
+        .expect("open")
+        .run();
     assert_eq!(available(&mut server_end), 0, "left to the task");
     assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
     assert!(available(&mut server_end) > 0, "the task wrote it");
@@ -218,7 +238,9 @@ fn what_a_handler_task_queues_in_one_poll_goes_out_in_one_write() {
     let (conn, call) = (shared.clone(), slot.clone());
     let mut handler = crate::conn::handler_task::HandlerTask(Box::pin(async move {
         for _ in 0..3 {
-            conn.send(send(&call)).expect("open").run();
+            conn.enqueue([send(&call)], Urgency::Output)
+                .expect("open")
+                .run();
         }
     }));
     let mut cx = Context::from_waker(Waker::noop());
@@ -254,17 +276,32 @@ fn small_credit_waits_for_the_next_turn_and_large_credit_wakes_the_driver() {
         slot: slot.clone(),
         n,
     };
-    shared.release(release(100), 100);
-    shared.release(release(1000), 1000);
+    shared
+        .enqueue([release(100)], Urgency::Credit(100))
+        .expect("open")
+        .run();
+    shared
+        .enqueue([release(1000)], Urgency::Credit(1000))
+        .expect("open")
+        .run();
     assert_eq!(wakes.0.load(Ordering::Relaxed), 0, "small credit is lazy");
-    shared.release(release(LAZY_CREDIT_MAX), LAZY_CREDIT_MAX);
+    shared
+        .enqueue([release(LAZY_CREDIT_MAX)], Urgency::Credit(LAZY_CREDIT_MAX))
+        .expect("open")
+        .run();
     assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "the sum is not small");
     // The turn takes all three; the budget starts again.
     assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
-    shared.release(release(100), 100);
+    shared
+        .enqueue([release(100)], Urgency::Credit(100))
+        .expect("open")
+        .run();
     assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
     // Lazy credit waiting in the queue does not keep a lone call from writing inline.
-    shared.send(send(&slot)).expect("open").run();
+    shared
+        .enqueue([send(&slot)], Urgency::Output)
+        .expect("open")
+        .run();
     assert!(available(&mut server_end) > 0, "written by the sender");
 }
 
@@ -342,7 +379,10 @@ fn a_call_started_from_inside_a_driver_is_left_to_the_task() {
     let (mut task, shared, mut server_end) = started(&rt);
     {
         let _inside = Polling::enter();
-        shared.queue_all(vec![start()]).expect("open").run();
+        shared
+            .enqueue([start()], Urgency::Open)
+            .expect("open")
+            .run();
     }
     assert_eq!(available(&mut server_end), 0, "not written inline");
     let mut cx = Context::from_waker(Waker::noop());

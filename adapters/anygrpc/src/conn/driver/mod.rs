@@ -7,289 +7,27 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use anygrpc_core::{
-    CallRequest, Connection, ErrorCode, Event, Metadata, Side, Status, StreamId, Transmit,
-    grpc::{Encoding, RequestHead},
+    Connection, ErrorCode, Event, Metadata, Side, Status, StreamId, Transmit, grpc::RequestHead,
 };
 use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::conn::cell::{Poller, Turn, TurnCell};
+use crate::conn::handle::{Command, ConnHandle};
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
-use crate::wakers::WakerSet;
-
-/// What a call (or the owner of the connection) asks the driver to do.
-pub(crate) enum Command {
-    /// Client: start the call.
-    Start {
-        slot: Arc<CallSlot>,
-        request: CallRequest,
-    },
-    /// Send one message (already encoded and, if `compressed`, compressed).
-    Send {
-        slot: Arc<CallSlot>,
-        message: Bytes,
-        compressed: bool,
-    },
-    /// Client: half-close.
-    HalfClose { slot: Arc<CallSlot> },
-    /// Server: send the response head.
-    Headers {
-        slot: Arc<CallSlot>,
-        metadata: Metadata,
-        encoding: Option<Encoding>,
-    },
-    /// Server: end the call.
-    Trailers {
-        slot: Arc<CallSlot>,
-        status: Status,
-        metadata: Metadata,
-    },
-    /// Cancel the call (RST_STREAM CANCEL).
-    Cancel { slot: Arc<CallSlot> },
-    /// The call consumed `n` bytes of messages.
-    Release { slot: Arc<CallSlot>, n: usize },
-    /// Graceful shutdown: no new calls, running ones finish.
-    Shutdown,
-    /// Close now with GOAWAY(NO_ERROR): every call ends.
-    Close,
-}
-
-/// State shared between the driver and everyone who sends it commands.
-#[derive(Debug, Default)]
-struct ConnState {
-    commands: Vec<Command>,
-    waker: Option<Waker>,
-    /// The driver has stopped: commands are refused.
-    closed: bool,
-    /// The connection takes no new calls (GOAWAY either way, shutdown, closed).
-    draining: bool,
-    /// Calls started and not finished, for balancing and shutdown.
-    active: usize,
-    /// Calls ever started here, to tell an idle connection from a busy one.
-    started: u64,
-    /// Queued commands that did not wake the driver (small credit returns), and the bytes of
-    /// credit noted since the driver's last turn.
-    lazy: usize,
-    lazy_credit: usize,
-    /// The connection holds its whole receive budget: the driver stopped reading, and only
-    /// released credit gets it going again, so no release may wait.
-    input_paused: bool,
-    close_wakers: WakerSet,
-}
-
-impl ConnState {
-    /// No command waits for the driver but lazy ones.
-    fn nothing_urgent(&self) -> bool {
-        self.commands.len() == self.lazy
-    }
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Command::Start { .. } => "Start",
-            Command::Send { .. } => "Send",
-            Command::HalfClose { .. } => "HalfClose",
-            Command::Headers { .. } => "Headers",
-            Command::Trailers { .. } => "Trailers",
-            Command::Cancel { .. } => "Cancel",
-            Command::Release { .. } => "Release",
-            Command::Shutdown => "Shutdown",
-            Command::Close => "Close",
-        })
-    }
-}
-
-/// Has just-queued commands applied: the caller polls the driver itself when it is free (see
-/// `conn::cell`), otherwise wakes its task.
-#[must_use = "the commands wait until the driver is kicked"]
-pub(crate) struct Kick {
-    waker: Option<Waker>,
-    cell: Option<Weak<TurnCell<Driver>>>,
-}
-
-impl Kick {
-    /// A kick that does nothing: someone else kicks the driver.
-    fn none() -> Self {
-        Self {
-            waker: None,
-            cell: None,
-        }
-    }
-
-    /// Polls the driver here or wakes it. Call it holding no lock.
-    pub(crate) fn run(self) {
-        let inline = self
-            .cell
-            .and_then(|cell| cell.upgrade())
-            .is_some_and(|cell| cell.poll_inline());
-        if let (false, Some(waker)) = (inline, self.waker) {
-            waker.wake();
-        }
-    }
-}
-
-/// The handle through which calls reach a connection's driver.
-#[derive(Debug, Default)]
-pub(crate) struct ConnShared {
-    state: Mutex<ConnState>,
-    /// The driver itself, for a caller starting a call to poll it inline.
-    cell: OnceLock<Weak<TurnCell<Driver>>>,
-    /// Credit (bytes of received messages consumed) that may wait for the driver's next turn
-    /// instead of waking it: a quarter of the stream window at most. The core announces a
-    /// stream's credit once half its window was released (the connection's once half of
-    /// what its receive budget allows was freed), so the rest, released at once, always gets
-    /// the peer going again. While the connection's input is paused no credit waits.
-    lazy_credit_limit: usize,
-}
-
-/// The most credit left for the driver's next turn, whatever the windows.
-pub(crate) const LAZY_CREDIT_MAX: usize = 256 << 10;
-
-impl ConnShared {
-    fn lock(&self) -> MutexGuard<'_, ConnState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Queues a command and wakes the driver; `Err` gives it back when the driver stopped.
-    pub(crate) fn push(&self, command: Command) -> Result<(), Command> {
-        let mut state = self.lock();
-        if state.closed {
-            return Err(command);
-        }
-        state.commands.push(command);
-        Self::wake_driver(state);
-        Ok(())
-    }
-
-    /// Wakes the driver's task (unless it is awake already), letting go of `state` first.
-    fn wake_driver(mut state: MutexGuard<'_, ConnState>) {
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// Queues a command of a running call (a message, its head or end, a half-close, a
-    /// cancel). Nothing runs it until the returned [`Kick`] is given, which the caller does
-    /// once it holds no lock of its own: when the call is alone on its connection, the kick
-    /// writes it from the caller's task, with no hand-off to the driver's; otherwise it wakes
-    /// the driver, which batches the calls' output. A cancel always wakes the driver: it
-    /// comes from drops, which may happen anywhere, under any lock of the application's.
-    ///
-    /// Inside a server handler's task the kick waits until the handler's poll ends
-    /// ([`HandlerTask`](crate::conn::handler_task::HandlerTask)), so that what it queued meanwhile
-    /// goes out together.
-    pub(crate) fn send(self: &Arc<Self>, command: Command) -> Result<Kick, Command> {
-        let mut state = self.lock();
-        if state.closed {
-            return Err(command);
-        }
-        let cancel = matches!(command, Command::Cancel { .. });
-        let lone = state.active <= 1 && state.nothing_urgent() && !cancel;
-        state.commands.push(command);
-        if !cancel && crate::conn::handler_task::defer(self) {
-            return Ok(Kick::none());
-        }
-        Ok(self.kick(&mut state, lone))
-    }
-
-    /// The kick for commands a handler queued during its poll: inline when its call is alone
-    /// on the connection, else a wake of the driver's task (unless it is awake already).
-    pub(crate) fn kick_deferred(&self) -> Kick {
-        let mut state = self.lock();
-        let lone = state.active <= 1;
-        self.kick(&mut state, lone)
-    }
-
-    /// Returns `n` bytes of credit for a message the call consumed. Small amounts wait for
-    /// the driver's next turn (a read, a write, a timer): waking it for them would cost a
-    /// turn per message received.
-    pub(crate) fn release(&self, command: Command, n: usize) {
-        let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        state.commands.push(command);
-        if !state.input_paused && state.lazy_credit + n <= self.lazy_credit_limit {
-            state.lazy += 1;
-            state.lazy_credit += n;
-            return;
-        }
-        Self::wake_driver(state);
-    }
-
-    /// How the caller gets the driver to apply what it just queued: inline when `inline` (and
-    /// the driver is free then), else by waking its task.
-    fn kick(&self, state: &mut ConnState, inline: bool) -> Kick {
-        Kick {
-            waker: state.waker.take(),
-            cell: inline.then(|| self.cell.get().cloned()).flatten(),
-        }
-    }
-
-    /// Queues several commands at once (a new call's start, first message and half-close).
-    /// Nothing runs them until the returned [`Kick`] is given, which the caller does once it
-    /// holds no lock of its own.
-    pub(crate) fn queue_all(&self, commands: Vec<Command>) -> Result<Kick, Vec<Command>> {
-        let mut state = self.lock();
-        if state.closed {
-            return Err(commands);
-        }
-        // Only a call on a quiet connection is written inline: under load the driver's task
-        // gathers many calls into one write, which costs less than a write per call.
-        let quiet = state.active == 0 && state.nothing_urgent();
-        if state.commands.is_empty() {
-            state.commands = commands;
-        } else {
-            state.commands.extend(commands);
-        }
-        Ok(self.kick(&mut state, quiet))
-    }
-
-    /// `true` while new calls may be started here.
-    pub(crate) fn is_usable(&self) -> bool {
-        let state = self.lock();
-        !state.closed && !state.draining
-    }
-
-    /// `true` once the driver has stopped.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
-    /// Calls in progress, and calls ever started.
-    pub(crate) fn activity(&self) -> (usize, u64) {
-        let state = self.lock();
-        (state.active, state.started)
-    }
-
-    /// Completes when the driver has stopped.
-    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.lock();
-        if state.closed {
-            return Poll::Ready(());
-        }
-        state.close_wakers.register(cx.waker());
-        Poll::Pending
-    }
-}
 
 /// A call a server connection received, handed to the application's dispatcher.
 #[derive(Debug)]
 pub(crate) struct IncomingCall {
     pub(crate) slot: Arc<CallSlot>,
-    pub(crate) conn: Arc<ConnShared>,
+    pub(crate) conn: Arc<ConnHandle>,
     pub(crate) head: Box<RequestHead>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) peer: Arc<str>,
@@ -332,7 +70,7 @@ pub(crate) const ROUNDS_PER_TURN: usize = 16;
 pub(crate) struct Driver {
     conn: Connection,
     io: Box<dyn Transport>,
-    shared: Arc<ConnShared>,
+    shared: Arc<ConnHandle>,
     runtime: RuntimeRef,
     slots: HashMap<StreamId, Arc<CallSlot>>,
     /// Messages the connection refused (send buffer full), retried on `Writable`, and a
@@ -364,12 +102,8 @@ impl Driver {
         io: Box<dyn Transport>,
         runtime: RuntimeRef,
         dispatch: Option<Arc<dyn Dispatch>>,
-    ) -> (DriverTask, Arc<ConnShared>) {
-        let window = conn.config().initial_stream_window;
-        let shared = Arc::new(ConnShared {
-            lazy_credit_limit: LAZY_CREDIT_MAX.min(usize::try_from(window / 4).unwrap_or(0)),
-            ..ConnShared::default()
-        });
+    ) -> (DriverTask, Arc<ConnHandle>) {
+        let shared = Arc::new(ConnHandle::new(conn.config().initial_stream_window));
         let peer: Arc<str> = Arc::from(io.peer());
         let driver = Self {
             conn,
@@ -391,7 +125,8 @@ impl Driver {
             transport_error: None,
         };
         let cell = Arc::new(TurnCell::new(driver));
-        let _ = shared.cell.set(Arc::downgrade(&cell));
+        let weak: Weak<TurnCell<Driver>> = Arc::downgrade(&cell);
+        shared.attach(weak);
         (DriverTask(cell), shared)
     }
 
@@ -402,9 +137,7 @@ impl Driver {
                 Ok(id) => {
                     slot.lock().stream = Some(id);
                     self.slots.insert(id, slot);
-                    let mut shared = self.shared.lock();
-                    shared.active += 1;
-                    shared.started += 1;
+                    self.shared.call_began();
                 }
                 Err(error) => {
                     let unprocessed = true;
@@ -477,7 +210,7 @@ impl Driver {
             }
             Command::Shutdown => {
                 self.conn.shutdown(now);
-                self.shared.lock().draining = true;
+                self.shared.set_draining();
             }
             Command::Close => {
                 if self.conn.side() == Side::Client {
@@ -579,8 +312,7 @@ impl Driver {
 
     fn forget(&mut self, id: StreamId) {
         if self.slots.remove(&id).is_some() {
-            let mut state = self.shared.lock();
-            state.active = state.active.saturating_sub(1);
+            self.shared.call_ended();
         }
         self.blocked.remove(&id);
     }
@@ -593,7 +325,7 @@ impl Driver {
     /// this one. The core reports those calls before `Event::Closed`.
     fn route_events(&mut self) -> bool {
         if !self.conn.accepts_calls() && self.conn.side() == Side::Client {
-            self.shared.lock().draining = true;
+            self.shared.set_draining();
         }
         let mut progress = false;
         while let Some(event) = self.conn.poll_event() {
@@ -615,7 +347,7 @@ impl Driver {
                 slot.lock().stream = Some(stream);
                 slot.lock().conn = Some(self.shared.clone());
                 self.slots.insert(stream, slot.clone());
-                self.shared.lock().active += 1;
+                self.shared.call_began();
                 match &self.dispatch {
                     Some(dispatch) => {
                         let handler = dispatch.dispatch(IncomingCall {
@@ -687,7 +419,7 @@ impl Driver {
                 }
             }
             Event::Writable { stream } => self.unblock(stream),
-            Event::GoAway { .. } => self.shared.lock().draining = true,
+            Event::GoAway { .. } => self.shared.set_draining(),
             Event::PingAcknowledged { .. } | Event::Closed { .. } => {}
         }
     }
@@ -701,16 +433,7 @@ impl Driver {
 
     /// Ends everything: the connection is over.
     fn shut(&mut self) {
-        let (wakers, commands) = {
-            let mut state = self.shared.lock();
-            state.closed = true;
-            state.draining = true;
-            state.active = 0;
-            (
-                state.close_wakers.take(),
-                std::mem::take(&mut state.commands),
-            )
-        };
+        let (commands, wakers) = self.shared.close();
         let status = match &self.transport_error {
             Some(error) => Status::unavailable(format!("the connection closed: {error}")),
             None => Status::unavailable("the connection closed"),
@@ -755,7 +478,7 @@ impl Driver {
         }
         // What the handlers queue is applied in the driver's next round anyway: they need not
         // wake it.
-        drop(self.shared.lock().waker.take());
+        self.shared.forget_waker();
         let mut cx = Context::from_waker(Waker::noop());
         for mut handler in std::mem::take(&mut self.new_handlers) {
             // The task catches a panicking handler itself (see `server::Dispatcher`).
@@ -919,20 +642,8 @@ impl Driver {
     pub(crate) fn poll_turn(&mut self, cx: &mut Context<'_>, mut io: TurnIo) -> Poll<()> {
         for _ in 0..ROUNDS_PER_TURN {
             let mut progress = false;
-            {
-                let mut state = self.shared.lock();
-                if state
-                    .waker
-                    .as_ref()
-                    .is_none_or(|w| !w.will_wake(cx.waker()))
-                {
-                    state.waker = Some(cx.waker().clone());
-                }
-                std::mem::swap(&mut state.commands, &mut self.commands);
-                state.lazy = 0;
-                state.lazy_credit = 0;
-                state.input_paused = !self.conn.wants_input();
-            }
+            self.shared
+                .begin_round(cx.waker(), &mut self.commands, !self.conn.wants_input());
             let mut commands = std::mem::take(&mut self.commands);
             if !commands.is_empty() {
                 // One clock read for the batch: a streaming handler queues dozens at a time.
