@@ -1,11 +1,21 @@
-//! The call layer's connection machinery, as one written contract: the driver, the call slots,
-//! the server's handler tasks and the turn hand-off. Nothing here imports the client or the
-//! server; they import it.
+//! The call layer's connection machinery, as one written contract. Nothing here imports the
+//! client or the server; they import it. Its parts:
+//!
+//! - [`handle`]: the one way in. Calls and owners queue commands with
+//!   `ConnHandle::enqueue(commands, urgency)`.
+//! - [`policy`]: one pure function decides what a caller does after queuing (inline turn,
+//!   wake, defer, wait).
+//! - [`engine`]: the core `Connection`, the call table, applying commands and routing events.
+//!   No I/O.
+//! - [`io`]: the transport turn (reads, writes, the timer), with a work budget.
+//! - [`cell`]: the hand-off of the turn on one atomic word, checked under loom.
+//! - [`slot`]: one call's shared state; [`handler_task`]: a server handler's task;
+//!   [`drain`]: closing connections with a grace period.
 //!
 //! # Who owns what
 //!
-//! - A connection's **driver** (`crate::conn::driver::Driver`: the core `Connection`, the transport,
-//!   the call table) is owned by its [`cell::TurnCell`]. It is polled one *turn* at a time,
+//! - A connection's **driver** (`conn::io::Driver`: its [`engine::Engine`] and its transport)
+//!   is owned by its [`cell::TurnCell`]. It is polled one *turn* at a time,
 //!   by the connection's own task or by a caller on the task's behalf (an inline turn), never
 //!   by two at once; who may poll is decided by one atomic word (see [`cell`]).
 //! - Calls reach the driver only through the connection's [`handle::ConnHandle`]: one
@@ -40,8 +50,9 @@
 
 pub(crate) mod cell;
 pub(crate) mod drain;
-pub(crate) mod driver;
+pub(crate) mod engine;
 pub(crate) mod handle;
 pub(crate) mod handler_task;
+pub(crate) mod io;
 pub(crate) mod policy;
 pub(crate) mod slot;

@@ -17,7 +17,7 @@ use futures_core::Stream;
 use crate::auth::AuthContext;
 use crate::client::{Msg, WriteOptions};
 use crate::codec;
-use crate::conn::driver::IncomingCall;
+use crate::conn::engine::IncomingCall;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::policy::Urgency;
 use crate::conn::slot::CallSlot;

@@ -18,8 +18,9 @@ use std::time::Duration;
 use anygrpc_core::{Config, Connection, Metadata, Side, Status};
 use futures_util::FutureExt;
 
-use crate::conn::driver::{Dispatch, Driver, IncomingCall};
+use crate::conn::engine::{Dispatch, IncomingCall};
 use crate::conn::handle::{Command, ConnHandle, Kick};
+use crate::conn::io::Driver;
 use crate::conn::policy::Urgency;
 use crate::interceptor::{ServerCallDetails, ServerHooks, ServerInterceptor};
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};

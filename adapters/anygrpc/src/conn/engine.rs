@@ -1,27 +1,23 @@
-//! The connection driver: one task per connection owns the sans-IO `Connection` and its
-//! transport, applies the calls' commands, routes events to call slots, batches writes and runs
-//! the connection's timers. Written once, for every executor. A caller starting a call may
-//! poll the driver itself, on the task's behalf (`conn::cell`).
+//! A connection's engine: the core `Connection`, the table of its calls, and the two ways
+//! between them. [`Engine::apply_queued`] carries out the commands calls queued on the
+//! handle; [`Engine::route_events`] hands the connection's events to the calls' slots and,
+//! on a server, new calls to the dispatcher. No I/O: the transport turn (`conn::io`) moves
+//! the connection's bytes, and the tests below wire two engines together in memory, as the
+//! core's tests do with two connections.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::io::IoSlice;
-use std::pin::Pin;
-use std::sync::{Arc, Weak};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::Instant;
 
 use anygrpc_core::{
-    Connection, ErrorCode, Event, Metadata, Side, Status, StreamId, Transmit, grpc::RequestHead,
+    Connection, ErrorCode, Event, Metadata, Side, Status, StreamId, grpc::RequestHead,
 };
 use bytes::Bytes;
-use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::conn::cell::{Poller, Turn, TurnCell};
 use crate::conn::handle::{Command, ConnHandle};
 use crate::conn::slot::{CallSlot, Outcome};
-use crate::read_buffer::ReadBuffer;
-use crate::runtime::{BoxFuture, RuntimeRef, Transport};
+use crate::runtime::{BoxFuture, RuntimeRef};
 
 /// A call a server connection received, handed to the application's dispatcher.
 #[derive(Debug)]
@@ -40,7 +36,7 @@ pub(crate) struct IncomingCall {
 pub(crate) trait Dispatch: Send + Sync + 'static {
     /// Starts serving `call`: answers it at once (unknown method, interceptor refusal) or
     /// returns the handler's task, which the driver polls once itself (see
-    /// [`Driver::run_new_handlers`]) and spawns only if it did not finish.
+    /// [`Engine::run_new_handlers`]) and spawns only if it did not finish.
     fn dispatch(&self, call: IncomingCall) -> Option<BoxFuture<'static, ()>>;
 }
 
@@ -53,24 +49,12 @@ enum Blocked {
     Trailers(Status, Metadata),
 }
 
-/// Bytes gathered from the connection before they are written.
-const WRITE_CHUNK: usize = 64 << 10;
-/// Most slices handed to one vectored write (Linux takes up to 1,024): a batch of small
-/// messages is two slices each (frame headers, payload).
-const MAX_SLICES: usize = 256;
-/// Reads per wake-up before other work gets a turn.
-const READS_PER_TURN: usize = 16;
-/// Rounds of a turn (commands, timers, reads, handlers, writes) before it yields: a
-/// connection that always has work (a peer that never stops sending) would otherwise keep its
-/// executor thread from every other task. The turn then wakes its task and returns
-/// `Pending`, so it goes on once the others had their turn.
-pub(crate) const ROUNDS_PER_TURN: usize = 16;
-
-/// The task that runs one connection.
-pub(crate) struct Driver {
+/// A connection and its calls, without its transport.
+pub(crate) struct Engine {
     conn: Connection,
-    io: Box<dyn Transport>,
     shared: Arc<ConnHandle>,
+    /// Handed to the calls a server receives; the engine itself only spawns the handlers
+    /// that did not finish in their first step.
     runtime: RuntimeRef,
     slots: HashMap<StreamId, Arc<CallSlot>>,
     /// Messages the connection refused (send buffer full), retried on `Writable`, and a
@@ -78,9 +62,9 @@ pub(crate) struct Driver {
     blocked: HashMap<StreamId, VecDeque<Blocked>>,
     dispatch: Option<Arc<dyn Dispatch>>,
     peer: Arc<str>,
-    read_buf: ReadBuffer,
-    out: Transmit,
-    timer: Option<(Instant, BoxFuture<'static, ()>)>,
+    /// What the transport authenticated about the peer, for the calls it receives.
+    auth: Option<Arc<crate::auth::AuthContext>>,
+    /// The handle's commands, taken at the start of each round (the two buffers swap).
     commands: Vec<Command>,
     /// Handler tasks of calls dispatched in this turn, to be polled once after the turn's
     /// events (their request messages) reached their slots.
@@ -88,46 +72,72 @@ pub(crate) struct Driver {
     /// Waiters of the calls that a turn's events or commands reached, woken once all of them
     /// are delivered.
     wakes: Vec<Waker>,
-    read_closed: bool,
-    /// Writing to the transport failed: what is still readable is read, then it is over.
-    write_failed: bool,
     /// Why the transport failed, for the status of the calls it takes down (a TLS alert).
     transport_error: Option<String>,
 }
 
-impl Driver {
-    /// A driver for a new connection: spawn the task, keep the handle.
-    pub(crate) fn start(
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("side", &self.conn.side())
+            .field("calls", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine for `conn`, whose calls reach it through `shared`.
+    pub(crate) fn new(
         conn: Connection,
-        io: Box<dyn Transport>,
+        shared: Arc<ConnHandle>,
         runtime: RuntimeRef,
         dispatch: Option<Arc<dyn Dispatch>>,
-    ) -> (DriverTask, Arc<ConnHandle>) {
-        let shared = Arc::new(ConnHandle::new(conn.config().initial_stream_window));
-        let peer: Arc<str> = Arc::from(io.peer());
-        let driver = Self {
+        peer: Arc<str>,
+        auth: Option<Arc<crate::auth::AuthContext>>,
+    ) -> Self {
+        Self {
             conn,
-            io,
-            shared: shared.clone(),
+            shared,
             runtime,
             slots: HashMap::new(),
             blocked: HashMap::new(),
             dispatch,
             peer,
-            read_buf: ReadBuffer::default(),
-            out: Transmit::new(),
-            timer: None,
+            auth,
             commands: Vec::new(),
             new_handlers: Vec::new(),
             wakes: Vec::new(),
-            read_closed: false,
-            write_failed: false,
             transport_error: None,
-        };
-        let cell = Arc::new(TurnCell::new(driver));
-        let weak: Weak<TurnCell<Driver>> = Arc::downgrade(&cell);
-        shared.attach(weak);
-        (DriverTask(cell), shared)
+        }
+    }
+
+    /// The core connection, for the transport turn to feed and drain.
+    pub(crate) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Notes why the transport failed (the first reason wins).
+    pub(crate) fn transport_failed(&mut self, error: String) {
+        self.transport_error.get_or_insert(error);
+    }
+
+    /// Starts a round of a turn polled with `waker`: takes the commands queued on the handle
+    /// and carries them out, at one time read from `now` for the batch (a streaming handler
+    /// queues dozens at a time). `true` if there were any.
+    pub(crate) fn apply_queued(&mut self, waker: &Waker, now: impl FnOnce() -> Instant) -> bool {
+        let paused = !self.conn.wants_input();
+        self.shared.begin_round(waker, &mut self.commands, paused);
+        if self.commands.is_empty() {
+            return false;
+        }
+        let mut commands = std::mem::take(&mut self.commands);
+        let now = now();
+        for command in commands.drain(..) {
+            self.apply(command, now);
+        }
+        self.commands = commands;
+        self.wake_waiters();
+        true
     }
 
     /// Carries out one command; `now` is the time of this batch of commands.
@@ -323,7 +333,7 @@ impl Driver {
     /// as never processed (still queued behind the peer's stream limit when the transport
     /// died) are retried on whatever connection the channel picks next, and that must not be
     /// this one. The core reports those calls before `Event::Closed`.
-    fn route_events(&mut self) -> bool {
+    pub(crate) fn route_events(&mut self) -> bool {
         if !self.conn.accepts_calls() && self.conn.side() == Side::Client {
             self.shared.set_draining();
         }
@@ -356,7 +366,7 @@ impl Driver {
                             head,
                             deadline,
                             peer: self.peer.clone(),
-                            auth: self.io.auth_context(),
+                            auth: self.auth.clone(),
                             runtime: self.runtime.clone(),
                         });
                         self.new_handlers.extend(handler);
@@ -431,8 +441,8 @@ impl Driver {
         }
     }
 
-    /// Ends everything: the connection is over.
-    fn shut(&mut self) {
+    /// Ends everything: the connection is over (its transport closed too).
+    pub(crate) fn shut(&mut self) {
         let (commands, wakers) = self.shared.close();
         let status = match &self.transport_error {
             Some(error) => Status::unavailable(format!("the connection closed: {error}")),
@@ -472,7 +482,7 @@ impl Driver {
     /// their slots: a handler that answers without waiting (most unary ones) is done before
     /// the driver writes, with no task spawned and no wake-up between tasks. The others are
     /// spawned, and their task polls them again. `true` if there were any.
-    fn run_new_handlers(&mut self) -> bool {
+    pub(crate) fn run_new_handlers(&mut self) -> bool {
         if self.new_handlers.is_empty() {
             return false;
         }
@@ -489,224 +499,7 @@ impl Driver {
         }
         true
     }
-
-    /// Writes what the connection has to say; `true` if bytes moved. Sets `io.write_blocked`
-    /// when the transport took all it could: the waker is registered, so this poll need not
-    /// try again.
-    fn poll_write(&mut self, cx: &mut Context<'_>, io: &mut TurnIo) -> bool {
-        if io.write_blocked || self.write_failed {
-            return false;
-        }
-        let mut progress = false;
-        loop {
-            if self.out.len() < WRITE_CHUNK {
-                while self.conn.poll_transmit_chained(&mut self.out) > 0 {
-                    if self.out.len() >= WRITE_CHUNK * 4 {
-                        break;
-                    }
-                }
-            }
-            if self.out.is_empty() {
-                break;
-            }
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut count = 0;
-            for (slot, chunk) in slices.iter_mut().zip(self.out.chunks()) {
-                *slot = IoSlice::new(chunk);
-                count += 1;
-            }
-            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]) {
-                Poll::Ready(result @ (Ok(0) | Err(_))) => {
-                    if let Err(e) = result {
-                        self.transport_error.get_or_insert(e.to_string());
-                    }
-                    // The peer may have written its last frames (a Trailers-Only answer)
-                    // before it went: what is readable is still read, then the transport is
-                    // over (`poll_read`).
-                    self.out = Transmit::new();
-                    self.write_failed = true;
-                    return true;
-                }
-                Poll::Ready(Ok(n)) => {
-                    self.out.advance(n);
-                    progress = true;
-                }
-                Poll::Pending => {
-                    io.write_blocked = true;
-                    break;
-                }
-            }
-        }
-        if progress {
-            let _ = Pin::new(&mut self.io).poll_flush(cx);
-        }
-        progress
-    }
-
-    /// Reads what the peer sent; `true` if anything happened. Sets `io.read_blocked` once the
-    /// transport has nothing more: its waker is registered, so this poll need not ask again
-    /// (on async-io every attempt is a system call).
-    fn poll_read(&mut self, cx: &mut Context<'_>, io: &mut TurnIo) -> bool {
-        let mut progress = false;
-        for _ in 0..READS_PER_TURN {
-            // Over its receive budget the connection reads nothing until the application
-            // releases messages (their release wakes the driver: `input_paused`).
-            if self.read_closed || io.read_blocked {
-                break;
-            }
-            if !self.conn.wants_input() {
-                if self.write_failed {
-                    // Nothing more will be written and nothing more is read: over now.
-                    self.read_closed = true;
-                    self.conn.transport_closed(self.runtime.now());
-                    progress = true;
-                }
-                break;
-            }
-            match Pin::new(&mut self.io).poll_read(cx, self.read_buf.space()) {
-                Poll::Ready(Ok(0)) => {
-                    self.read_closed = true;
-                    self.conn.transport_closed(self.runtime.now());
-                    progress = true;
-                }
-                Poll::Ready(Err(e)) => {
-                    self.transport_error.get_or_insert(e.to_string());
-                    self.read_closed = true;
-                    self.conn.transport_closed(self.runtime.now());
-                    progress = true;
-                }
-                Poll::Ready(Ok(n)) => {
-                    let now = self.runtime.now();
-                    self.conn.recv(self.read_buf.read(n), now);
-                    self.read_buf.adapt(n);
-                    progress = true;
-                }
-                Poll::Pending if self.write_failed => {
-                    // Writing failed and nothing more is readable now: the transport is over.
-                    self.read_closed = true;
-                    self.conn.transport_closed(self.runtime.now());
-                    progress = true;
-                }
-                Poll::Pending => io.read_blocked = true,
-            }
-        }
-        progress
-    }
-
-    /// Runs the connection's timer; `true` if it fired.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = self.conn.poll_timeout() else {
-            self.timer = None;
-            return false;
-        };
-        if self.timer.as_ref().is_none_or(|(at, _)| *at != deadline) {
-            self.timer = Some((deadline, self.runtime.sleep_until(deadline)));
-        }
-        let Some((_, sleep)) = self.timer.as_mut() else {
-            return false;
-        };
-        // Due by the clock even if the timer has not woken us yet.
-        if self.runtime.now() >= deadline || sleep.as_mut().poll(cx).is_ready() {
-            self.timer = None;
-            self.conn.handle_timeout(self.runtime.now().max(deadline));
-            return true;
-        }
-        false
-    }
-}
-
-/// What one poll of the driver learned about its transport.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct TurnIo {
-    /// Reading would wait (or is not this poller's job): the task's waker is registered.
-    read_blocked: bool,
-    /// Writing would wait: the waker is registered for writability.
-    write_blocked: bool,
-}
-
-impl TurnIo {
-    /// A poll by a caller on the task's behalf: it writes and runs timers, but leaves reading
-    /// to the task, whose waker the transport already holds (an attempt would be a wasted
-    /// system call on a quiet socket).
-    pub(crate) fn write_only() -> Self {
-        Self {
-            read_blocked: true,
-            write_blocked: false,
-        }
-    }
-}
-
-impl Driver {
-    /// Runs the connection until nothing moves or [`ROUNDS_PER_TURN`] rounds are done, as one
-    /// poll with `cx`.
-    pub(crate) fn poll_turn(&mut self, cx: &mut Context<'_>, mut io: TurnIo) -> Poll<()> {
-        for _ in 0..ROUNDS_PER_TURN {
-            let mut progress = false;
-            self.shared
-                .begin_round(cx.waker(), &mut self.commands, !self.conn.wants_input());
-            let mut commands = std::mem::take(&mut self.commands);
-            if !commands.is_empty() {
-                // One clock read for the batch: a streaming handler queues dozens at a time.
-                let now = self.runtime.now();
-                for command in commands.drain(..) {
-                    self.apply(command, now);
-                }
-                self.wake_waiters();
-                progress = true;
-            }
-            self.commands = commands;
-            // Due timers first: what the peer sent after a deadline (its reset of the call)
-            // must not decide how the call ended.
-            progress |= self.poll_timer(cx);
-            progress |= self.poll_read(cx, &mut io);
-            progress |= self.route_events();
-            progress |= self.run_new_handlers();
-            progress |= self.poll_write(cx, &mut io);
-            progress |= self.route_events();
-            progress |= self.poll_timer(cx);
-            if self.conn.is_closed() && (self.out.is_empty() || self.read_closed) {
-                self.route_events();
-                let _ = Pin::new(&mut self.io).poll_close(cx);
-                self.shut();
-                return Poll::Ready(());
-            }
-            if !progress {
-                return Poll::Pending;
-            }
-        }
-        // Out of budget with work left: yield, and be polled again (an inline turn wakes the
-        // task, whose waker it runs with).
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-impl Turn for Driver {
-    fn poll_turn(&mut self, cx: &mut Context<'_>, by: Poller) -> Poll<()> {
-        let io = match by {
-            Poller::Task => TurnIo::default(),
-            Poller::Inline => TurnIo::write_only(),
-        };
-        Driver::poll_turn(self, cx, io)
-    }
-}
-
-/// The future to spawn for a connection: polls its driver until the connection is over.
-pub(crate) struct DriverTask(Arc<TurnCell<Driver>>);
-
-impl std::fmt::Debug for DriverTask {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DriverTask")
-    }
-}
-
-impl Future for DriverTask {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.poll_task(cx)
-    }
 }
 
 #[cfg(all(test, feature = "testing"))]
-mod inline_turn_tests;
+mod tests;
