@@ -70,10 +70,14 @@ pub(crate) enum Poller {
 pub(crate) trait Turn {
     /// Runs one turn with `cx`; `Ready` when the connection is over.
     fn poll_turn(&mut self, cx: &mut Context<'_>, by: Poller) -> Poll<()>;
+
+    /// A turn panicked part-way through: ends the connection without trusting what that turn
+    /// left. The cell then drops the driver and reports it finished.
+    fn abandon(&mut self);
 }
 
 /// A connection's driver, shared by its task and inline pollers.
-pub(crate) struct TurnCell<T> {
+pub(crate) struct TurnCell<T: Turn> {
     /// `FREE`, `HELD` or `HELD | MISSED`: see the module doc.
     state: AtomicU8,
     /// `None` once the driver finished. Only the holder of `HELD` locks it.
@@ -82,11 +86,24 @@ pub(crate) struct TurnCell<T> {
     task_waker: Mutex<Option<Waker>>,
 }
 
-impl<T> std::fmt::Debug for TurnCell<T> {
+impl<T: Turn> std::fmt::Debug for TurnCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TurnCell")
             .field("state", &self.state.load(Ordering::Relaxed))
             .finish_non_exhaustive()
+    }
+}
+
+/// A cell dropped after a turn panicked (its task's executor caught the panic and dropped the
+/// task) abandons the driver it holds, as the next poll would have.
+#[cfg(not(all(loom, test)))]
+impl<T: Turn> Drop for TurnCell<T> {
+    fn drop(&mut self) {
+        if let Err(poisoned) = self.driver.get_mut() {
+            if let Some(driver) = poisoned.into_inner().as_mut() {
+                driver.abandon();
+            }
+        }
     }
 }
 
@@ -120,7 +137,7 @@ impl<T: Turn> TurnCell<T> {
 
     /// Polls the driver once, holding the bit; `true` when it finished (now or before).
     fn turn(&self, cx: &mut Context<'_>, by: Poller) -> bool {
-        let mut guard = lock(&self.driver);
+        let mut guard = self.lock_driver();
         let Some(driver) = guard.as_mut() else {
             return true;
         };
@@ -130,6 +147,19 @@ impl<T: Turn> TurnCell<T> {
             return true;
         }
         false
+    }
+
+    /// Locks the driver. A turn that panicked left the lock poisoned and the driver in
+    /// whatever state it was in: the driver is abandoned then (every call ends), never polled
+    /// again.
+    fn lock_driver(&self) -> MutexGuard<'_, Option<T>> {
+        self.driver.lock().unwrap_or_else(|poisoned| {
+            let mut guard = poisoned.into_inner();
+            if let Some(mut driver) = guard.take() {
+                driver.abandon();
+            }
+            guard
+        })
     }
 
     /// The task's poll: takes the driver, or notes that it missed its turn (the holder then
@@ -213,8 +243,8 @@ impl<T: Turn + Send> PollInline for TurnCell<T> {
     }
 }
 
-/// Locks `mutex`, taking over from a holder that panicked: the driver's own state is then
-/// what that turn left (a panic in user code under the driver; see the crate's `conn` notes).
+/// Locks the task's waker, taking over from a holder that panicked (a store of one waker
+/// cannot be left half-done).
 #[cfg(not(all(loom, test)))]
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -255,6 +285,79 @@ impl Drop for Polling {
     }
 }
 
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Waker};
+
+    use super::{Poller, Turn, TurnCell};
+
+    /// A driver whose first turn panics, counting its turns and abandonments.
+    struct Panicking {
+        turns: Arc<AtomicUsize>,
+        abandoned: Arc<AtomicUsize>,
+    }
+
+    impl Turn for Panicking {
+        fn poll_turn(&mut self, _: &mut Context<'_>, _: Poller) -> Poll<()> {
+            self.turns.fetch_add(1, Ordering::SeqCst);
+            panic!("a bug in a turn");
+        }
+
+        fn abandon(&mut self) {
+            self.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_driver_whose_turn_panicked_is_abandoned_once_and_never_polled_again() {
+        let turns = Arc::new(AtomicUsize::new(0));
+        let abandoned = Arc::new(AtomicUsize::new(0));
+        let cell = TurnCell::new(Panicking {
+            turns: turns.clone(),
+            abandoned: abandoned.clone(),
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = cell.poll_task(&mut cx);
+        }));
+        assert!(unwound.is_err(), "the panic reaches the task's poller");
+        assert_eq!(abandoned.load(Ordering::SeqCst), 0);
+        assert!(cell.poll_task(&mut cx).is_ready(), "over at the next poll");
+        assert_eq!(abandoned.load(Ordering::SeqCst), 1, "abandoned");
+        assert!(cell.poll_inline(), "the bit was let go");
+        assert!(cell.poll_task(&mut cx).is_ready());
+        assert_eq!(turns.load(Ordering::SeqCst), 1, "never polled again");
+        assert_eq!(abandoned.load(Ordering::SeqCst), 1, "abandoned once");
+        drop(cell);
+        assert_eq!(
+            abandoned.load(Ordering::SeqCst),
+            1,
+            "the drop finds it gone"
+        );
+    }
+
+    #[test]
+    fn a_cell_dropped_after_a_panicked_turn_abandons_its_driver() {
+        let turns = Arc::new(AtomicUsize::new(0));
+        let abandoned = Arc::new(AtomicUsize::new(0));
+        let cell = TurnCell::new(Panicking {
+            turns: turns.clone(),
+            abandoned: abandoned.clone(),
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = cell.poll_task(&mut cx);
+        }));
+        assert!(unwound.is_err());
+        // What an executor that caught the panic does next: drop the task.
+        drop(cell);
+        assert_eq!(abandoned.load(Ordering::SeqCst), 1);
+        assert_eq!(turns.load(Ordering::SeqCst), 1);
+    }
+}
+
 #[cfg(all(loom, test))]
 mod loom_tests {
     //! `RUSTFLAGS="--cfg loom" cargo test -p anygrpc --lib --release loom`: every
@@ -284,6 +387,8 @@ mod loom_tests {
                 Poll::Pending
             }
         }
+
+        fn abandon(&mut self) {}
     }
 
     /// The task's waker: counts wakes.

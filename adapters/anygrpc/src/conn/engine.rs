@@ -74,6 +74,8 @@ pub(crate) struct Engine {
     wakes: Vec<Waker>,
     /// Why the transport failed, for the status of the calls it takes down (a TLS alert).
     transport_error: Option<String>,
+    /// Every call was ended and the handle closed.
+    ended: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -108,6 +110,7 @@ impl Engine {
             new_handlers: Vec::new(),
             wakes: Vec::new(),
             transport_error: None,
+            ended: false,
         }
     }
 
@@ -443,11 +446,29 @@ impl Engine {
 
     /// Ends everything: the connection is over (its transport closed too).
     pub(crate) fn shut(&mut self) {
-        let (commands, wakers) = self.shared.close();
         let status = match &self.transport_error {
             Some(error) => Status::unavailable(format!("the connection closed: {error}")),
             None => Status::unavailable("the connection closed"),
         };
+        self.end(&status);
+    }
+
+    /// Ends everything after a turn panicked part-way (a bug of ours: user code under the
+    /// turn is guarded, see `crate::user_code`). What the turn left is not trusted: the calls
+    /// end INTERNAL, the handle refuses every later command, and nothing is polled again.
+    pub(crate) fn abandon(&mut self) {
+        if !self.ended {
+            self.end(&Status::internal(
+                "the connection's driver failed part-way through a turn; the connection is closed",
+            ));
+        }
+    }
+
+    /// Ends every call with `status` (those never sent as unprocessed), closes the handle and
+    /// wakes who waits for that.
+    fn end(&mut self, status: &Status) {
+        self.ended = true;
+        let (commands, mut wakers) = self.shared.close();
         for command in commands {
             if let Command::Start { slot, .. } = command {
                 slot.finish(Outcome {
@@ -457,6 +478,7 @@ impl Engine {
                 });
             }
         }
+        self.blocked.clear();
         for (_, slot) in self.slots.drain() {
             slot.finish(Outcome {
                 status: status.clone(),
@@ -464,7 +486,6 @@ impl Engine {
                 unprocessed: false,
             });
         }
-        let mut wakers = wakers;
         wakers.wake_all();
     }
 
@@ -498,6 +519,18 @@ impl Engine {
             }
         }
         true
+    }
+}
+
+/// An engine dropped before its connection ended (its task was dropped: the executor shut
+/// down) ends its calls UNAVAILABLE, as a lost transport does: none waits forever.
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(&Status::unavailable(
+                "the connection's task was dropped before the connection ended",
+            ));
+        }
     }
 }
 

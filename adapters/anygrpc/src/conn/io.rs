@@ -276,6 +276,10 @@ impl Turn for Driver {
         };
         Driver::poll_turn(self, cx, io)
     }
+
+    fn abandon(&mut self) {
+        self.engine.abandon();
+    }
 }
 
 /// The future to spawn for a connection: polls its driver until the connection is over.

@@ -47,6 +47,15 @@
 //! In the caller's task: client interceptors and call credentials (a panic fails the call
 //! with INTERNAL), message encoding and decoding, and the handler after its first step (its
 //! own task: a panic ends its call with UNKNOWN).
+//!
+//! # A panic of our own
+//!
+//! A turn that panics in our code (a bug: user code under it is guarded) poisons the
+//! driver's lock. The next poll, or the cell's drop when the executor dropped the task,
+//! abandons the driver: every call ends INTERNAL, the handle refuses later commands, and the
+//! driver is never polled again; nothing is recovered silently. A driver dropped before its
+//! connection ended (its executor shut down) ends its calls UNAVAILABLE, as a lost transport
+//! does.
 
 pub(crate) mod cell;
 pub(crate) mod drain;

@@ -312,3 +312,45 @@ fn the_end_of_a_connection_ends_its_calls_and_refuses_more() {
         }
     }
 }
+
+#[test]
+fn an_abandoned_engine_ends_its_calls_internal() {
+    let mut pair = Pair::new(Config::server());
+    let call = unary(&mut pair, "ping");
+    pair.client.abandon();
+    let outcome = call.lock().outcome.clone().expect("ended");
+    assert_eq!(
+        outcome.status.code(),
+        Code::Internal,
+        "{:?}",
+        outcome.status
+    );
+    assert!(pair.client_handle.is_closed(), "later commands are refused");
+    pair.client.abandon();
+    assert_eq!(
+        call.lock().outcome.as_ref().map(|o| o.status.code()),
+        Some(Code::Internal)
+    );
+}
+
+#[test]
+fn an_engine_dropped_before_its_connection_ended_ends_its_calls() {
+    let mut pair = Pair::new(Config::server());
+    let call = unary(&mut pair, "ping");
+    let Pair {
+        client,
+        client_handle,
+        ..
+    } = pair;
+    assert!(call.lock().outcome.is_none(), "running");
+    // As when its task was dropped (the executor shut down).
+    drop(client);
+    let outcome = call.lock().outcome.clone().expect("ended");
+    assert_eq!(
+        outcome.status.code(),
+        Code::Unavailable,
+        "{:?}",
+        outcome.status
+    );
+    assert!(client_handle.is_closed(), "later commands are refused");
+}
