@@ -16,6 +16,8 @@ use anygrpc_core::{CallRequest, Config, Connection, EncodingSet, Metadata, Schem
 use super::backoff::{Backoff, BackoffConfig};
 use super::call::{CallCore, CallOptions};
 use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
+use super::pick_first::PickFirst;
+use super::round_robin::RoundRobin;
 use super::target::{Target, TargetError};
 use crate::codec;
 use crate::conn::handle::{Command, ConnHandle, Kick};
@@ -207,15 +209,17 @@ impl ChannelBuilder {
                 config: Arc::new(self.options.config.clone()),
                 options: self.options.clone(),
                 state: Mutex::new(ChannelState {
-                    connectivity: Connectivity::Idle,
-                    conn: None,
-                    backoff: Backoff::new(self.options.backoff, seed),
-                    last_error: None,
-                    waiters: WakerSet::default(),
-                    subchannels: Vec::new(),
-                    rr_next: 0,
-                    resolving: false,
-                    resolved_at: None,
+                    watched: Watched {
+                        connectivity: Connectivity::Idle,
+                        last_error: None,
+                        waiters: WakerSet::default(),
+                    },
+                    balancer: match self.options.balancing {
+                        LoadBalancing::PickFirst => Balancer::PickFirst(PickFirst::new(
+                            Backoff::new(self.options.backoff, seed),
+                        )),
+                        LoadBalancing::RoundRobin => Balancer::RoundRobin(RoundRobin::default()),
+                    },
                 }),
             }),
         })
@@ -239,14 +243,17 @@ impl ChannelInner {
     pub(super) fn resolve_interval(&self) -> Option<Duration> {
         self.options.resolve_interval
     }
+
+    pub(super) fn idle_timeout(&self) -> Option<Duration> {
+        self.options.idle_timeout
+    }
 }
 
 impl Drop for ChannelInner {
     /// The last `Channel` is gone: its connection shuts down gracefully (calls in flight finish).
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        let subchannels = state.subchannels.drain(..).filter_map(|s| s.into_conn());
-        for conn in state.conn.take().into_iter().chain(subchannels) {
+        for conn in state.take_connections() {
             let _ = conn
                 .enqueue([Command::Shutdown], Urgency::Control)
                 .map(Kick::run);
@@ -254,28 +261,59 @@ impl Drop for ChannelInner {
     }
 }
 
+/// A channel's state: what callers see and wait on, and its balancer's own.
 pub(super) struct ChannelState {
-    pub(super) connectivity: Connectivity,
-    /// pick_first: the connection.
-    conn: Option<Arc<ConnHandle>>,
-    pub(super) backoff: Backoff,
-    pub(super) last_error: Option<Status>,
-    waiters: WakerSet,
-    /// round_robin: one subchannel per resolved address.
-    pub(super) subchannels: Vec<super::round_robin::Subchannel>,
-    /// round_robin: the next ready subchannel to use.
-    pub(super) rr_next: usize,
-    /// round_robin: a resolution is in progress.
-    pub(super) resolving: bool,
-    /// round_robin: when the target was last resolved (re-resolution is rate-limited).
-    pub(super) resolved_at: Option<Instant>,
+    pub(super) watched: Watched,
+    balancer: Balancer,
 }
 
-impl ChannelState {
+/// What a channel reports: its connectivity, why it last failed, who waits for a change.
+#[derive(Debug)]
+pub(super) struct Watched {
+    pub(super) connectivity: Connectivity,
+    pub(super) last_error: Option<Status>,
+    waiters: WakerSet,
+}
+
+impl Watched {
+    /// Moves to `connectivity` (never out of Shutdown), waking who waits for a change.
     pub(super) fn set(&mut self, connectivity: Connectivity) {
         if self.connectivity != connectivity && self.connectivity != Connectivity::Shutdown {
             self.connectivity = connectivity;
             self.waiters.wake_all();
+        }
+    }
+}
+
+/// The balancing policy of a channel, with the state it owns.
+#[derive(Debug)]
+enum Balancer {
+    PickFirst(PickFirst),
+    RoundRobin(RoundRobin),
+}
+
+impl ChannelState {
+    /// The channel's pick_first state, beside what it reports, if that is its policy.
+    pub(super) fn pick_first(&mut self) -> Option<(&mut Watched, &mut PickFirst)> {
+        match &mut self.balancer {
+            Balancer::PickFirst(policy) => Some((&mut self.watched, policy)),
+            Balancer::RoundRobin(_) => None,
+        }
+    }
+
+    /// The channel's round_robin state, beside what it reports, if that is its policy.
+    pub(super) fn round_robin(&mut self) -> Option<(&mut Watched, &mut RoundRobin)> {
+        match &mut self.balancer {
+            Balancer::RoundRobin(policy) => Some((&mut self.watched, policy)),
+            Balancer::PickFirst(_) => None,
+        }
+    }
+
+    /// Every connection the policy holds, given up (the channel closes).
+    fn take_connections(&mut self) -> Vec<Arc<ConnHandle>> {
+        match &mut self.balancer {
+            Balancer::PickFirst(policy) => policy.take_connection().into_iter().collect(),
+            Balancer::RoundRobin(policy) => policy.take_connections(),
         }
     }
 }
@@ -291,7 +329,7 @@ impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")
             .field("target", &self.inner.target)
-            .field("state", &self.lock().connectivity)
+            .field("state", &self.lock().watched.connectivity)
             .finish()
     }
 }
@@ -367,24 +405,24 @@ impl Channel {
     /// The connectivity state; with `try_to_connect`, an Idle channel starts connecting.
     pub fn state(&self, try_to_connect: bool) -> Connectivity {
         let mut state = self.lock();
-        if try_to_connect && state.connectivity == Connectivity::Idle {
-            if self.inner.options.balancing == LoadBalancing::RoundRobin {
-                let _ = self.pick_round_robin(&mut state, true);
+        if try_to_connect && state.watched.connectivity == Connectivity::Idle {
+            if let Some((watched, pick_first)) = state.pick_first() {
+                self.start_connect(pick_first, watched);
             } else {
-                self.start_connect(&mut state);
+                let _ = self.pick_round_robin(&mut state, true);
             }
         }
-        state.connectivity
+        state.watched.connectivity
     }
 
     /// Completes when the state differs from `last`, with the new state.
     pub async fn wait_for_state_change(&self, last: Connectivity) -> Connectivity {
         poll_fn(|cx| {
             let mut state = self.lock();
-            if state.connectivity != last {
-                return Poll::Ready(state.connectivity);
+            if state.watched.connectivity != last {
+                return Poll::Ready(state.watched.connectivity);
             }
-            state.waiters.register(cx.waker());
+            state.watched.waiters.register(cx.waker());
             Poll::Pending
         })
         .await
@@ -406,13 +444,8 @@ impl Channel {
     pub async fn close(&self, grace: Option<Duration>) {
         let conns: Vec<Arc<ConnHandle>> = {
             let mut state = self.lock();
-            state.set(Connectivity::Shutdown);
-            let subchannels: Vec<_> = state
-                .subchannels
-                .drain(..)
-                .filter_map(|s| s.into_conn())
-                .collect();
-            state.conn.take().into_iter().chain(subchannels).collect()
+            state.watched.set(Connectivity::Shutdown);
+            state.take_connections()
         };
         if conns.is_empty() {
             return;
@@ -703,106 +736,23 @@ impl Channel {
         self.inner.runtime.spawn(Box::pin(task));
     }
 
-    /// Chooses a connection for a call, starting one if needed.
+    /// Chooses a connection for a call, as the channel's policy says (starting connections
+    /// if needed); a `waker` to wake when it should ask again.
     fn pick(&self, wait_for_ready: bool, waker: Option<&Waker>) -> Pick {
         let mut state = self.lock();
-        if self.inner.options.balancing == LoadBalancing::RoundRobin
-            && state.connectivity != Connectivity::Shutdown
-        {
-            let pick = self.pick_round_robin(&mut state, wait_for_ready);
-            if let (Pick::Wait, Some(waker)) = (&pick, waker) {
-                state.waiters.register(waker);
-            }
-            return pick;
-        }
-        if let Some(conn) = &state.conn {
-            if conn.is_usable() {
-                return Pick::Ready(conn.clone());
-            }
-            state.conn = None;
-            state.set(Connectivity::Idle);
-        }
-        let pick = match state.connectivity {
-            Connectivity::Shutdown => {
-                return Pick::Fail(Status::cancelled("the channel is closed"));
-            }
-            Connectivity::Idle | Connectivity::Ready => {
-                self.start_connect(&mut state);
-                Pick::Wait
-            }
-            Connectivity::Connecting => Pick::Wait,
-            Connectivity::TransientFailure if wait_for_ready => Pick::Wait,
-            Connectivity::TransientFailure => {
-                return Pick::Fail(
-                    state
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| Status::unavailable("the channel failed to connect")),
-                );
-            }
+        let pick = if let Some((watched, pick_first)) = state.pick_first() {
+            pick_first.pick(watched, wait_for_ready, |policy, watched| {
+                self.start_connect(policy, watched);
+            })
+        } else if state.watched.connectivity == Connectivity::Shutdown {
+            Pick::Fail(Status::cancelled("the channel is closed"))
+        } else {
+            self.pick_round_robin(&mut state, wait_for_ready)
         };
-        if let Some(waker) = waker {
-            state.waiters.register(waker);
+        if let (Pick::Wait, Some(waker)) = (&pick, waker) {
+            state.watched.waiters.register(waker);
         }
         pick
-    }
-
-    fn start_connect(&self, state: &mut ChannelState) {
-        state.set(Connectivity::Connecting);
-        let timeout = state.backoff.connect_timeout();
-        let channel = self.clone();
-        self.inner
-            .runtime
-            .spawn(Box::pin(async move { channel.connect(timeout).await }));
-    }
-
-    /// One connection attempt over every resolved address, in order (pick_first).
-    async fn connect(self, timeout: Duration) {
-        let runtime = self.inner.runtime.clone();
-        let result = match self.resolve().await {
-            Err(e) => Err(format!("name resolution failed: {e}")),
-            Ok(addrs) if addrs.is_empty() => {
-                Err("name resolution returned no addresses".to_string())
-            }
-            Ok(addrs) => {
-                let mut last = String::new();
-                let mut connected = None;
-                for addr in addrs {
-                    match self.open(Endpoint::Tcp(addr), timeout).await {
-                        Ok(conn) => {
-                            connected = Some(conn);
-                            break;
-                        }
-                        Err(e) => last = format!("{addr}: {e}"),
-                    }
-                }
-                connected.ok_or(last)
-            }
-        };
-        let result = match (result, &self.inner.target) {
-            (Err(_), Target::Unix(path)) => self
-                .open(Endpoint::Unix(path.clone()), timeout)
-                .await
-                .map_err(|e| format!("{path}: {e}")),
-            (result, _) => result,
-        };
-        match result {
-            Ok(conn) => self.established(conn),
-            Err(error) => {
-                let delay = {
-                    let mut state = self.lock();
-                    state.last_error =
-                        Some(Status::unavailable(format!("failed to connect: {error}")));
-                    state.set(Connectivity::TransientFailure);
-                    state.backoff.next_delay()
-                };
-                runtime.sleep_until(runtime.now() + delay).await;
-                let mut state = self.lock();
-                if state.connectivity == Connectivity::TransientFailure {
-                    state.set(Connectivity::Idle);
-                }
-            }
-        }
     }
 
     /// `https` when the channel has TLS credentials.
@@ -861,74 +811,6 @@ impl Channel {
         let (driver, shared) = Driver::start(conn, io, runtime.clone(), None);
         runtime.spawn(Box::pin(driver));
         Ok(shared)
-    }
-
-    fn established(&self, shared: Arc<ConnHandle>) {
-        let runtime = self.inner.runtime.clone();
-        {
-            let mut state = self.lock();
-            if state.connectivity == Connectivity::Shutdown {
-                let _ = shared
-                    .enqueue([Command::Close], Urgency::Control)
-                    .map(Kick::run);
-                return;
-            }
-            state.backoff.reset();
-            state.conn = Some(shared.clone());
-            state.set(Connectivity::Ready);
-        }
-        // When the connection ends, the channel goes back to Idle (reconnects lazily); after
-        // `idle_timeout` without a call it is shut down first. The watcher holds the channel
-        // weakly, so dropping every `Channel` still closes it.
-        let channel = Arc::downgrade(&self.inner);
-        let idle = self.inner.options.idle_timeout;
-        let clock = runtime.clone();
-        runtime.spawn(Box::pin(async move {
-            let runtime = clock;
-            let mut seen = shared.activity().1;
-            loop {
-                let Some(idle) = idle else {
-                    poll_fn(|cx| shared.poll_closed(cx)).await;
-                    break;
-                };
-                let mut sleep = runtime.sleep_until(runtime.now() + idle);
-                let closed = poll_fn(|cx| {
-                    if shared.poll_closed(cx).is_ready() {
-                        return Poll::Ready(true);
-                    }
-                    sleep.as_mut().poll(cx).map(|_| false)
-                })
-                .await;
-                if closed {
-                    break;
-                }
-                let (active, started) = shared.activity();
-                if active == 0 && started == seen {
-                    // Idle for a whole period: close gracefully, the channel goes Idle.
-                    if let Some(inner) = channel.upgrade() {
-                        let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-                        if state.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &shared)) {
-                            state.conn = None;
-                            state.set(Connectivity::Idle);
-                        }
-                    }
-                    let _ = shared
-                        .enqueue([Command::Shutdown], Urgency::Control)
-                        .map(Kick::run);
-                    poll_fn(|cx| shared.poll_closed(cx)).await;
-                    break;
-                }
-                seen = started;
-            }
-            let Some(inner) = channel.upgrade() else {
-                return;
-            };
-            let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &shared)) {
-                state.conn = None;
-                state.set(Connectivity::Idle);
-            }
-        }));
     }
 }
 

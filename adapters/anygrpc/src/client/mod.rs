@@ -4,6 +4,7 @@ mod backoff;
 mod call;
 mod channel;
 mod kinds;
+mod pick_first;
 mod round_robin;
 mod target;
 

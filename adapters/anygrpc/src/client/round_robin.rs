@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anygrpc_core::Status;
 
 use super::backoff::Backoff;
-use super::channel::{Channel, ChannelState, Connectivity, Endpoint, Pick};
+use super::channel::{Channel, ChannelState, Connectivity, Endpoint, Pick, Watched};
 use super::target::Target;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::policy::Urgency;
@@ -25,38 +25,84 @@ pub(crate) struct Subchannel {
     backoff: Backoff,
 }
 
-impl Subchannel {
-    pub(crate) fn into_conn(self) -> Option<Arc<ConnHandle>> {
-        self.conn
+/// What round_robin keeps: one subchannel per resolved address, and where the rotation is.
+#[derive(Debug, Default)]
+pub(crate) struct RoundRobin {
+    subchannels: Vec<Subchannel>,
+    /// The next ready subchannel to use.
+    next: usize,
+    /// A resolution is in progress.
+    resolving: bool,
+    /// When the target was last resolved (re-resolution is rate-limited).
+    resolved_at: Option<std::time::Instant>,
+}
+
+impl RoundRobin {
+    /// Gives up every connection (the channel closes).
+    pub(super) fn take_connections(&mut self) -> Vec<Arc<ConnHandle>> {
+        self.subchannels.drain(..).filter_map(|s| s.conn).collect()
+    }
+
+    /// The channel's state from the subchannels': Ready if any is, Connecting if any tries,
+    /// TransientFailure when all failed.
+    fn connectivity(&self) -> Connectivity {
+        let subchannels = &self.subchannels;
+        if subchannels.iter().any(|s| s.conn.is_some()) {
+            Connectivity::Ready
+        } else if self.resolving || subchannels.iter().any(|s| s.connecting && !s.failed) {
+            Connectivity::Connecting
+        } else if subchannels.iter().any(|s| s.failed) {
+            Connectivity::TransientFailure
+        } else {
+            Connectivity::Idle
+        }
+    }
+
+    /// The next ready subchannel's connection, in turn; forgets dead ones.
+    fn next_ready(&mut self) -> Option<Arc<ConnHandle>> {
+        for sub in &mut self.subchannels {
+            if sub.conn.as_ref().is_some_and(|c| !c.is_usable()) {
+                sub.conn = None;
+            }
+        }
+        let ready: Vec<usize> = (0..self.subchannels.len())
+            .filter(|&i| self.subchannels[i].conn.is_some())
+            .collect();
+        if ready.is_empty() {
+            return None;
+        }
+        let index = ready[self.next % ready.len()];
+        self.next = self.next.wrapping_add(1);
+        self.subchannels[index].conn.clone()
+    }
+}
+
+/// The channel reports what its subchannels add up to.
+fn aggregate(watched: &mut Watched, round_robin: &RoundRobin) {
+    if watched.connectivity != Connectivity::Shutdown {
+        watched.set(round_robin.connectivity());
     }
 }
 
 impl Channel {
     /// Picks the next ready subchannel; starts resolution and connections when none is.
     pub(super) fn pick_round_robin(&self, state: &mut ChannelState, wait_for_ready: bool) -> Pick {
-        for sub in &mut state.subchannels {
-            if sub.conn.as_ref().is_some_and(|c| !c.is_usable()) {
-                sub.conn = None;
-            }
+        let Some((watched, rr)) = state.round_robin() else {
+            return Pick::Fail(Status::internal(
+                "the channel's balancer is not round_robin",
+            ));
+        };
+        if let Some(conn) = rr.next_ready() {
+            return Pick::Ready(conn);
         }
-        let ready: Vec<usize> = (0..state.subchannels.len())
-            .filter(|&i| state.subchannels[i].conn.is_some())
-            .collect();
-        if !ready.is_empty() {
-            let index = ready[state.rr_next % ready.len()];
-            state.rr_next = state.rr_next.wrapping_add(1);
-            if let Some(conn) = state.subchannels[index].conn.clone() {
-                return Pick::Ready(conn);
-            }
+        let idle = rr.subchannels.iter().all(|s| !s.connecting && !s.failed);
+        if !rr.resolving && (rr.subchannels.is_empty() || idle) {
+            self.resolve_round_robin(watched, rr);
         }
-        let idle = state.subchannels.iter().all(|s| !s.connecting && !s.failed);
-        if !state.resolving && (state.subchannels.is_empty() || idle) {
-            self.resolve_round_robin(state);
-        }
-        aggregate(state);
-        match state.connectivity {
+        aggregate(watched, rr);
+        match watched.connectivity {
             Connectivity::TransientFailure if !wait_for_ready => Pick::Fail(
-                state
+                watched
                     .last_error
                     .clone()
                     .unwrap_or_else(|| Status::unavailable("no address is reachable")),
@@ -67,12 +113,12 @@ impl Channel {
     }
 
     /// Re-resolves a DNS target after a connection failure, at most every 30 s.
-    fn reresolve_after_failure(&self, state: &mut ChannelState) {
-        let due = state.resolved_at.is_none_or(|at| {
+    fn reresolve_after_failure(&self, watched: &mut Watched, rr: &mut RoundRobin) {
+        let due = rr.resolved_at.is_none_or(|at| {
             self.inner.runtime.now().saturating_duration_since(at) >= Duration::from_secs(30)
         });
-        if matches!(self.inner.target, Target::Dns { .. }) && !state.resolving && due {
-            self.resolve_round_robin(state);
+        if matches!(self.inner.target, Target::Dns { .. }) && !rr.resolving && due {
+            self.resolve_round_robin(watched, rr);
         }
     }
 
@@ -92,29 +138,35 @@ impl Channel {
                 let Some(inner) = weak.upgrade() else { return };
                 let channel = Channel { inner };
                 let mut state = channel.lock();
-                if state.connectivity == Connectivity::Shutdown {
+                let Some((watched, rr)) = state.round_robin() else {
+                    return;
+                };
+                if watched.connectivity == Connectivity::Shutdown {
                     return;
                 }
-                if !state.resolving {
-                    channel.resolve_round_robin(&mut state);
+                if !rr.resolving {
+                    channel.resolve_round_robin(watched, rr);
                 }
             }
         }));
     }
 
     /// (Re-)resolves the target and connects every address that has no connection.
-    fn resolve_round_robin(&self, state: &mut ChannelState) {
-        if state.resolved_at.is_none() {
+    fn resolve_round_robin(&self, watched: &mut Watched, rr: &mut RoundRobin) {
+        if rr.resolved_at.is_none() {
             self.spawn_periodic_resolution();
         }
-        state.resolved_at = Some(self.inner.runtime.now());
-        state.resolving = true;
-        state.set(Connectivity::Connecting);
+        rr.resolved_at = Some(self.inner.runtime.now());
+        rr.resolving = true;
+        watched.set(Connectivity::Connecting);
         let channel = self.clone();
         self.inner.runtime.spawn(Box::pin(async move {
             let resolved = channel.resolve().await;
             let mut state = channel.lock();
-            state.resolving = false;
+            let Some((watched, rr)) = state.round_robin() else {
+                return;
+            };
+            rr.resolving = false;
             let addrs = match resolved {
                 Ok(addrs) if !addrs.is_empty() => addrs,
                 Ok(_) | Err(_) => {
@@ -122,16 +174,16 @@ impl Channel {
                         Err(e) => format!("name resolution failed: {e}"),
                         Ok(_) => "name resolution returned no addresses".to_string(),
                     };
-                    state.last_error = Some(Status::unavailable(why));
-                    state.set(Connectivity::TransientFailure);
+                    watched.last_error = Some(Status::unavailable(why));
+                    watched.set(Connectivity::TransientFailure);
                     return;
                 }
             };
             // Keep the subchannels still resolved, add new ones, shut down the rest.
-            let old = std::mem::take(&mut state.subchannels);
+            let old = std::mem::take(&mut rr.subchannels);
             for sub in old {
                 if addrs.contains(&sub.addr) {
-                    state.subchannels.push(sub);
+                    rr.subchannels.push(sub);
                 } else if let Some(conn) = sub.conn {
                     let _ = conn
                         .enqueue([Command::Shutdown], Urgency::Control)
@@ -139,11 +191,11 @@ impl Channel {
                 }
             }
             for &addr in &addrs {
-                if !state.subchannels.iter().any(|s| s.addr == addr) {
+                if !rr.subchannels.iter().any(|s| s.addr == addr) {
                     // Jitter only needs to differ between subchannels.
-                    let seed = u64::from(addr.port()) << 16 ^ state.subchannels.len() as u64;
+                    let seed = u64::from(addr.port()) << 16 ^ rr.subchannels.len() as u64;
                     let config = channel.inner.options_backoff();
-                    state.subchannels.push(Subchannel {
+                    rr.subchannels.push(Subchannel {
                         addr,
                         conn: None,
                         connecting: false,
@@ -152,7 +204,7 @@ impl Channel {
                     });
                 }
             }
-            let idle: Vec<SocketAddr> = state
+            let idle: Vec<SocketAddr> = rr
                 .subchannels
                 .iter_mut()
                 .filter(|s| s.conn.is_none() && !s.connecting)
@@ -161,7 +213,7 @@ impl Channel {
                     s.addr
                 })
                 .collect();
-            aggregate(&mut state);
+            aggregate(watched, rr);
             drop(state);
             for addr in idle {
                 channel.spawn_subchannel(addr);
@@ -180,9 +232,12 @@ impl Channel {
                 };
                 let runtime = channel.inner.runtime.clone();
                 let timeout = {
-                    let state = channel.lock();
-                    match state.subchannels.iter().find(|s| s.addr == addr) {
-                        Some(sub) if state.connectivity != Connectivity::Shutdown => {
+                    let mut state = channel.lock();
+                    let Some((watched, rr)) = state.round_robin() else {
+                        return;
+                    };
+                    match rr.subchannels.iter().find(|s| s.addr == addr) {
+                        Some(sub) if watched.connectivity != Connectivity::Shutdown => {
                             sub.backoff.connect_timeout()
                         }
                         _ => return,
@@ -192,16 +247,20 @@ impl Channel {
                 // What the attempt means, decided under the lock; the awaits come after it.
                 let next = {
                     let mut state = channel.lock();
-                    let sub = (state.connectivity != Connectivity::Shutdown)
-                        .then(|| state.subchannels.iter_mut().find(|s| s.addr == addr))
-                        .flatten();
-                    let Some(sub) = sub else {
+                    let found = state.round_robin().filter(|(watched, rr)| {
+                        watched.connectivity != Connectivity::Shutdown
+                            && rr.subchannels.iter().any(|s| s.addr == addr)
+                    });
+                    let Some((watched, rr)) = found else {
                         // Shut down, or no longer resolved, meanwhile.
                         if let Ok(shared) = attempt {
                             let _ = shared
                                 .enqueue([Command::Close], Urgency::Control)
                                 .map(Kick::run);
                         }
+                        return;
+                    };
+                    let Some(sub) = rr.subchannels.iter_mut().find(|s| s.addr == addr) else {
                         return;
                     };
                     let next = match attempt {
@@ -215,14 +274,14 @@ impl Channel {
                         Err(e) => {
                             sub.failed = true;
                             let delay = sub.backoff.next_delay();
-                            state.last_error = Some(Status::unavailable(format!(
+                            watched.last_error = Some(Status::unavailable(format!(
                                 "failed to connect to {addr}: {e}"
                             )));
-                            channel.reresolve_after_failure(&mut state);
+                            channel.reresolve_after_failure(watched, rr);
                             Next::Retry(delay)
                         }
                     };
-                    aggregate(&mut state);
+                    aggregate(watched, rr);
                     next
                 };
                 drop(channel);
@@ -232,14 +291,18 @@ impl Channel {
                         // Wait for this connection to end, then reconnect at once.
                         poll_fn(|cx| shared.poll_closed(cx)).await;
                         let Some(inner) = weak.upgrade() else { return };
-                        let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(sub) = state.subchannels.iter_mut().find(|s| s.addr == addr) {
+                        let channel = Channel { inner };
+                        let mut state = channel.lock();
+                        let Some((watched, rr)) = state.round_robin() else {
+                            return;
+                        };
+                        if let Some(sub) = rr.subchannels.iter_mut().find(|s| s.addr == addr) {
                             if sub.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &shared)) {
                                 sub.conn = None;
                                 sub.connecting = true;
                             }
                         }
-                        aggregate(&mut state);
+                        aggregate(watched, rr);
                         continue;
                     }
                 };
@@ -255,22 +318,4 @@ enum Next {
     Watch(Arc<ConnHandle>),
     /// Failed: try again after this backoff.
     Retry(std::time::Duration),
-}
-
-/// The channel's state from its subchannels': Ready if any is, Connecting if any tries,
-/// TransientFailure when all failed.
-fn aggregate(state: &mut ChannelState) {
-    if state.connectivity == Connectivity::Shutdown {
-        return;
-    }
-    let next = if state.subchannels.iter().any(|s| s.conn.is_some()) {
-        Connectivity::Ready
-    } else if state.resolving || state.subchannels.iter().any(|s| s.connecting && !s.failed) {
-        Connectivity::Connecting
-    } else if state.subchannels.iter().any(|s| s.failed) {
-        Connectivity::TransientFailure
-    } else {
-        Connectivity::Idle
-    };
-    state.set(next);
 }

@@ -1,0 +1,211 @@
+//! The pick_first policy: one connection, to the first resolved address that accepts (in
+//! resolution order); when it ends the channel goes Idle and the next call connects again,
+//! after a backoff when the last attempt failed.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use anygrpc_core::Status;
+
+use super::backoff::Backoff;
+use super::channel::{Channel, ChannelState, Connectivity, Endpoint, Pick, Watched};
+use super::target::Target;
+use crate::conn::handle::{Command, ConnHandle, Kick};
+use crate::conn::policy::Urgency;
+
+/// What pick_first keeps: its connection and its reconnect backoff.
+#[derive(Debug)]
+pub(crate) struct PickFirst {
+    conn: Option<Arc<ConnHandle>>,
+    backoff: Backoff,
+}
+
+impl PickFirst {
+    pub(super) fn new(backoff: Backoff) -> Self {
+        Self {
+            conn: None,
+            backoff,
+        }
+    }
+
+    /// Gives up the connection (the channel closes).
+    pub(super) fn take_connection(&mut self) -> Option<Arc<ConnHandle>> {
+        self.conn.take()
+    }
+
+    /// Forgets `conn` if it is still the current connection; `true` if it was.
+    fn forget(&mut self, conn: &Arc<ConnHandle>) -> bool {
+        if self.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            self.conn = None;
+            return true;
+        }
+        false
+    }
+
+    /// Chooses the connection for a call: the current one while it takes calls; otherwise
+    /// connects (through `connect`) or waits or fails as the channel's state says.
+    pub(super) fn pick(
+        &mut self,
+        watched: &mut Watched,
+        wait_for_ready: bool,
+        connect: impl FnOnce(&mut Self, &mut Watched),
+    ) -> Pick {
+        if let Some(conn) = &self.conn {
+            if conn.is_usable() {
+                return Pick::Ready(conn.clone());
+            }
+            self.conn = None;
+            watched.set(Connectivity::Idle);
+        }
+        match watched.connectivity {
+            Connectivity::Shutdown => Pick::Fail(Status::cancelled("the channel is closed")),
+            Connectivity::Idle | Connectivity::Ready => {
+                connect(self, watched);
+                Pick::Wait
+            }
+            Connectivity::Connecting => Pick::Wait,
+            Connectivity::TransientFailure if wait_for_ready => Pick::Wait,
+            Connectivity::TransientFailure => Pick::Fail(
+                watched
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| Status::unavailable("the channel failed to connect")),
+            ),
+        }
+    }
+}
+
+impl Channel {
+    /// Starts a pick_first connection attempt.
+    pub(super) fn start_connect(&self, pick_first: &mut PickFirst, watched: &mut Watched) {
+        watched.set(Connectivity::Connecting);
+        let timeout = pick_first.backoff.connect_timeout();
+        let channel = self.clone();
+        self.inner
+            .runtime
+            .spawn(Box::pin(async move { channel.connect(timeout).await }));
+    }
+
+    /// One connection attempt over every resolved address, in order.
+    async fn connect(self, timeout: Duration) {
+        let runtime = self.inner.runtime.clone();
+        let result = match self.resolve().await {
+            Err(e) => Err(format!("name resolution failed: {e}")),
+            Ok(addrs) if addrs.is_empty() => {
+                Err("name resolution returned no addresses".to_string())
+            }
+            Ok(addrs) => {
+                let mut last = String::new();
+                let mut connected = None;
+                for addr in addrs {
+                    match self.open(Endpoint::Tcp(addr), timeout).await {
+                        Ok(conn) => {
+                            connected = Some(conn);
+                            break;
+                        }
+                        Err(e) => last = format!("{addr}: {e}"),
+                    }
+                }
+                connected.ok_or(last)
+            }
+        };
+        let result = match (result, &self.inner.target) {
+            (Err(_), Target::Unix(path)) => self
+                .open(Endpoint::Unix(path.clone()), timeout)
+                .await
+                .map_err(|e| format!("{path}: {e}")),
+            (result, _) => result,
+        };
+        match result {
+            Ok(conn) => self.established(conn),
+            Err(error) => {
+                let delay = {
+                    let mut state = self.lock();
+                    let Some((watched, pick_first)) = state.pick_first() else {
+                        return;
+                    };
+                    watched.last_error =
+                        Some(Status::unavailable(format!("failed to connect: {error}")));
+                    watched.set(Connectivity::TransientFailure);
+                    pick_first.backoff.next_delay()
+                };
+                runtime.sleep_until(runtime.now() + delay).await;
+                let mut state = self.lock();
+                if state.watched.connectivity == Connectivity::TransientFailure {
+                    state.watched.set(Connectivity::Idle);
+                }
+            }
+        }
+    }
+
+    /// The attempt connected: the channel is Ready, and a watcher takes it back to Idle when
+    /// the connection ends or, after `idle_timeout` without a call, shuts it down first. The
+    /// watcher holds the channel weakly, so dropping every `Channel` still closes it.
+    fn established(&self, shared: Arc<ConnHandle>) {
+        let runtime = self.inner.runtime.clone();
+        {
+            let mut state = self.lock();
+            let shut = state.watched.connectivity == Connectivity::Shutdown;
+            let Some((watched, pick_first)) = state.pick_first().filter(|_| !shut) else {
+                let _ = shared
+                    .enqueue([Command::Close], Urgency::Control)
+                    .map(Kick::run);
+                return;
+            };
+            pick_first.backoff.reset();
+            pick_first.conn = Some(shared.clone());
+            watched.set(Connectivity::Ready);
+        }
+        let channel = Arc::downgrade(&self.inner);
+        let idle = self.inner.idle_timeout();
+        let clock = runtime.clone();
+        runtime.spawn(Box::pin(async move {
+            let runtime = clock;
+            let mut seen = shared.activity().1;
+            loop {
+                let Some(idle) = idle else {
+                    poll_fn(|cx| shared.poll_closed(cx)).await;
+                    break;
+                };
+                let mut sleep = runtime.sleep_until(runtime.now() + idle);
+                let closed = poll_fn(|cx| {
+                    if shared.poll_closed(cx).is_ready() {
+                        return Poll::Ready(true);
+                    }
+                    sleep.as_mut().poll(cx).map(|_| false)
+                })
+                .await;
+                if closed {
+                    break;
+                }
+                let (active, started) = shared.activity();
+                if active == 0 && started == seen {
+                    // Idle for a whole period: close gracefully, the channel goes Idle.
+                    if let Some(inner) = channel.upgrade() {
+                        forget(&mut Channel { inner }.lock(), &shared);
+                    }
+                    let _ = shared
+                        .enqueue([Command::Shutdown], Urgency::Control)
+                        .map(Kick::run);
+                    poll_fn(|cx| shared.poll_closed(cx)).await;
+                    break;
+                }
+                seen = started;
+            }
+            if let Some(inner) = channel.upgrade() {
+                forget(&mut Channel { inner }.lock(), &shared);
+            }
+        }));
+    }
+}
+
+/// The channel goes Idle if `conn` was its connection.
+fn forget(state: &mut ChannelState, conn: &Arc<ConnHandle>) {
+    if let Some((watched, pick_first)) = state.pick_first() {
+        if pick_first.forget(conn) {
+            watched.set(Connectivity::Idle);
+        }
+    }
+}
