@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anygrpc_core::{CallRequest, Config, Connection, EncodingSet, Metadata, Scheme, Side, Status};
 
+use super::attempt::Attempt;
 use super::backoff::{Backoff, BackoffConfig};
 use super::call::{CallCore, CallOptions};
 use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
@@ -506,46 +507,35 @@ impl Channel {
             encoding: compression,
             accept_encoding: EncodingSet::supported(),
         };
-        let mut commands = Vec::with_capacity(3);
-        commands.push(Command::Start {
-            slot: slot.clone(),
-            request,
-        });
-        if let Some(message) = first {
-            match codec::encode(message, compression, core.max_send) {
-                Ok((message, compressed)) => commands.push(Command::Send {
-                    slot: slot.clone(),
-                    message,
-                    compressed,
-                }),
-                Err(status) => {
-                    slot.finish(Outcome {
-                        status,
-                        trailers: Metadata::new(),
-                        unprocessed: false,
-                    });
-                    return core;
-                }
+        let message = match first.map(|m| codec::encode(m, compression, core.max_send)) {
+            None => None,
+            Some(Ok(encoded)) => Some(encoded),
+            Some(Err(status)) => {
+                slot.finish(Outcome {
+                    status,
+                    trailers: Metadata::new(),
+                    unprocessed: false,
+                });
+                return core;
             }
-        }
-        if half_close {
-            commands.push(Command::HalfClose { slot: slot.clone() });
-        }
-        if half_close {
-            self.arm_transparent_retry(&slot, &commands, options.wait_for_ready, deadline);
-        }
-        self.submit(slot, commands, options.wait_for_ready, deadline);
+        };
+        let attempt = Attempt {
+            request,
+            message,
+            half_close,
+            wait_for_ready: options.wait_for_ready,
+            deadline,
+        };
+        self.arm_transparent_retry(&slot, &attempt);
+        self.submit(slot, attempt);
         core
     }
 
-    /// Hands a call's commands to a ready connection, or to a task that waits for one.
-    fn submit(
-        &self,
-        slot: Arc<CallSlot>,
-        commands: Vec<Command>,
-        wait_for_ready: bool,
-        deadline: Option<Instant>,
-    ) {
+    /// Sends an attempt of the call of `slot`: binds it to a ready connection, or hands it to
+    /// a task that waits for one.
+    fn submit(&self, slot: Arc<CallSlot>, attempt: Attempt) {
+        let (wait_for_ready, deadline) = (attempt.wait_for_ready, attempt.deadline);
+        let commands = attempt.into_commands(&slot);
         match self.pick(wait_for_ready, None) {
             Pick::Ready(conn) => {
                 if let Err(commands) = bind(&slot, &conn, commands) {
@@ -568,45 +558,20 @@ impl Channel {
     /// Transparent retry (gRPC retry design, "transparent retry"): a call whose whole request
     /// is known (unary and server-streaming) and that the server never processed (refused,
     /// above a GOAWAY's last stream id, or its connection died before it was sent) is sent
-    /// again, once, on whatever connection the channel picks next.
-    fn arm_transparent_retry(
-        &self,
-        slot: &Arc<CallSlot>,
-        commands: &[Command],
-        wait_for_ready: bool,
-        deadline: Option<Instant>,
-    ) {
-        let (
-            Some(Command::Start { request, .. }),
-            Some(Command::Send {
-                message,
-                compressed,
-                ..
-            }),
-        ) = (commands.first(), commands.get(1))
-        else {
+    /// again, once, as the same attempt on whatever connection the channel picks next.
+    fn arm_transparent_retry(&self, slot: &Arc<CallSlot>, attempt: &Attempt) {
+        if !attempt.is_replayable() {
             return;
-        };
-        let (request, message, compressed) = (request.clone(), message.clone(), *compressed);
+        }
+        let again = attempt.clone();
+        // Weak both: the retry lives in the slot, which must not keep itself or the channel.
         let channel = Arc::downgrade(&self.inner);
         let weak_slot = Arc::downgrade(slot);
         slot.lock().retry = Some(Box::new(move || {
             let (Some(inner), Some(slot)) = (channel.upgrade(), weak_slot.upgrade()) else {
                 return false;
             };
-            let commands = vec![
-                Command::Start {
-                    slot: slot.clone(),
-                    request,
-                },
-                Command::Send {
-                    slot: slot.clone(),
-                    message,
-                    compressed,
-                },
-                Command::HalfClose { slot: slot.clone() },
-            ];
-            Channel { inner }.submit(slot, commands, wait_for_ready, deadline);
+            Channel { inner }.submit(slot, again);
             true
         }));
     }

@@ -1,5 +1,6 @@
 //! The client side: channels, targets, backoff and the four call kinds.
 
+mod attempt;
 mod backoff;
 mod call;
 mod channel;
