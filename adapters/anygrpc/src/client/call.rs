@@ -222,6 +222,8 @@ impl CallCore {
     pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Outcome> {
         loop {
             let polled = self.slot.poll_with(cx, |s| match &s.outcome {
+                // The end is seen once the done callbacks ran.
+                Some(_) if s.callbacks_running => None,
                 Some(outcome) => Some(Some(outcome.clone())),
                 None if s.single_response && s.inbox.len() > 1 => Some(None),
                 None => None,

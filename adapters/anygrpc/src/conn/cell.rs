@@ -136,17 +136,26 @@ impl<T: Turn> TurnCell<T> {
     }
 
     /// Polls the driver once, holding the bit; `true` when it finished (now or before).
+    /// What the turn deferred of the application's code runs once the driver is let go
+    /// (`conn::after_turn`).
     fn turn(&self, cx: &mut Context<'_>, by: Poller) -> bool {
-        let mut guard = self.lock_driver();
-        let Some(driver) = guard.as_mut() else {
-            return true;
+        let deferred = crate::conn::after_turn::Turn::start();
+        let finished = {
+            let mut guard = self.lock_driver();
+            match guard.as_mut() {
+                None => true,
+                Some(driver) => {
+                    let _polling = Polling::enter();
+                    let ready = driver.poll_turn(cx, by).is_ready();
+                    if ready {
+                        *guard = None;
+                    }
+                    ready
+                }
+            }
         };
-        let _polling = Polling::enter();
-        if driver.poll_turn(cx, by).is_ready() {
-            *guard = None;
-            return true;
-        }
-        false
+        deferred.finish();
+        finished
     }
 
     /// Locks the driver. A turn that panicked left the lock poisoned and the driver in
@@ -274,7 +283,8 @@ impl Polling {
         Self(POLLING.with(|p| p.replace(true)))
     }
 
-    fn active() -> bool {
+    /// `true` while this thread runs a driver's turn.
+    pub(crate) fn active() -> bool {
         POLLING.with(StdCell::get)
     }
 }

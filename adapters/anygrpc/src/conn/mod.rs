@@ -10,6 +10,7 @@
 //! - [`io`]: the transport turn (reads, writes, the timer), with a work budget.
 //! - [`cell`]: the hand-off of the turn on one atomic word, checked under loom.
 //! - [`slot`]: one call's shared state; [`handler_task`]: a server handler's task;
+//!   [`after_turn`]: the application's code a turn defers until it let go of the driver;
 //!   [`drain`]: closing connections with a grace period.
 //!
 //! # Who owns what
@@ -38,11 +39,15 @@
 
 //! # Where user code runs, and what a panic there does
 //!
-//! Under a turn (so while the driver is held): server interceptors and the handler's factory
-//! (`Dispatch`), a new handler's first step, done callbacks and `on_complete` observers of
-//! calls the turn ended. Each is run through `crate::user_code`: a panic fails only its call
-//! (UNKNOWN on a server), an observer's panic is swallowed, and no lock of ours is held across
-//! it. Moving this code out of the turn altogether is the next step of the redesign.
+//! Done callbacks of the calls a turn ended (and the `on_complete` observers of client
+//! interceptors, which are done callbacks) run after the turn has let go of the driver, on the
+//! same thread ([`after_turn`]); the wake-ups of those calls follow them.
+//!
+//! Under a turn, by design: server interceptors and the handler's factory (`Dispatch`), and a
+//! new handler's first step, which answers most unary calls with no task spawned and no
+//! hand-off (the row of the benchmark that moving it would cost). Each is run through
+//! `crate::user_code`: a panic fails only its call (UNKNOWN on a server) and no lock of ours
+//! is held across it; an observer's panic is swallowed.
 //!
 //! In the caller's task: client interceptors and call credentials (a panic fails the call
 //! with INTERNAL), message encoding and decoding, and the handler after its first step (its
@@ -57,6 +62,7 @@
 //! connection ended (its executor shut down) ends its calls UNAVAILABLE, as a lost transport
 //! does.
 
+pub(crate) mod after_turn;
 pub(crate) mod cell;
 pub(crate) mod drain;
 pub(crate) mod engine;

@@ -79,6 +79,9 @@ pub(crate) struct CallState {
     pub(crate) submitted_sizes: VecDeque<usize>,
     wakers: Vec<Waker>,
     done_callbacks: Vec<DoneCallback>,
+    /// The outcome is set and the done callbacks are running: who awaits the end waits for
+    /// them.
+    pub(crate) callbacks_running: bool,
     /// Sends the call again (transparent retry), once; `false` if it could not.
     pub(crate) retry: Option<Box<dyn FnOnce() -> bool + Send>>,
 }
@@ -113,7 +116,7 @@ impl CallSlot {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends a command to the call's connection (see [`conn::policy`]), or keeps it until
+    /// Sends a command to the call's connection (see `conn::policy`), or keeps it until
     /// the call is bound. A connection that closed meanwhile ends the call with UNAVAILABLE.
     pub(crate) fn submit(self: &Arc<Self>, command: Command) {
         let mut state = self.lock();
@@ -154,9 +157,19 @@ impl CallSlot {
 
     /// Ends the call (first outcome wins) and wakes every waiter; a call the server never
     /// processed is retried instead, once, when it can be.
-    pub(crate) fn finish(&self, outcome: Outcome) {
+    ///
+    /// A call with done callbacks (the application's code) that ends under a driver's turn
+    /// ends once the turn let go of the driver (`conn::after_turn`): its outcome, its
+    /// callbacks and its wake-ups then come together, in that order.
+    pub(crate) fn finish(self: &Arc<Self>, outcome: Outcome) {
         let mut state = self.lock();
         if state.outcome.is_some() {
+            return;
+        }
+        if !state.done_callbacks.is_empty() && crate::conn::after_turn::in_turn() {
+            drop(state);
+            let slot = self.clone();
+            crate::conn::after_turn::defer(Box::new(move || slot.finish(outcome)));
             return;
         }
         if outcome.unprocessed {
@@ -182,12 +195,25 @@ impl CallSlot {
         state.outcome = Some(outcome);
         state.recv_closed = true;
         let callbacks = std::mem::take(&mut state.done_callbacks);
-        let wakers = std::mem::take(&mut state.wakers);
+        if callbacks.is_empty() {
+            let wakers = std::mem::take(&mut state.wakers);
+            drop(state);
+            for waker in wakers {
+                waker.wake();
+            }
+            return;
+        }
+        // Callbacks first: whoever awaits the end (`callbacks_running` holds it back) then
+        // finds them run, on any executor. They see the outcome.
+        state.callbacks_running = true;
         drop(state);
-        // Callbacks first: whoever awaits the outcome then finds them run, on any executor.
         for callback in callbacks {
             crate::user_code::observe(callback);
         }
+        let mut state = self.lock();
+        state.callbacks_running = false;
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
         for waker in wakers {
             waker.wake();
         }

@@ -113,7 +113,7 @@ pub(crate) struct CallHandle {
 
 impl CallHandle {
     /// Queues a command of this call; when the call is alone on its connection, this task
-    /// writes it (see [`ConnHandle::send`]).
+    /// writes it (see `conn::policy`).
     fn push(&self, command: Command) {
         let _ = self.conn.enqueue([command], Urgency::Output).map(Kick::run);
     }

@@ -1,4 +1,4 @@
-//! TLS for channels and servers, done once for every executor: any [`Transport`] is wrapped in
+//! TLS for channels and servers, done once for every executor: any [`Transport`](crate::runtime::Transport) is wrapped in
 //! a rustls session (ring provider) through `futures-rustls`.
 //!
 //! - [`ChannelCredentials`] (grpc's `ssl_channel_credentials`): roots from PEM or the system

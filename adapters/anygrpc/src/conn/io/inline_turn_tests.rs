@@ -477,3 +477,28 @@ fn a_connection_that_always_has_work_yields_its_thread() {
         reads.load(Ordering::Relaxed)
     );
 }
+
+#[test]
+fn done_callbacks_run_once_the_turn_let_go_of_the_driver() {
+    let rt = MemoryRuntime::new();
+    let (mut task, shared, _server_end) = started(&rt);
+    let slot = start_call(&mut task, &shared);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    slot.on_done(Box::new(move || {
+        record.lock().expect("not poisoned").push(Polling::active());
+    }));
+    // The channel closes: the turn that applies it ends the call.
+    shared
+        .enqueue([Command::Close], Urgency::Control)
+        .expect("open")
+        .run();
+    let mut cx = Context::from_waker(Waker::noop());
+    let _ = Pin::new(&mut task).poll(&mut cx);
+    assert!(slot.lock().outcome.is_some(), "the call ended");
+    assert_eq!(
+        *seen.lock().expect("not poisoned"),
+        [false],
+        "run once, outside the turn"
+    );
+}
