@@ -159,7 +159,7 @@ fn write_route(method: &Method, trait_name: &str, options: &Options, buf: &mut S
     };
     let _ = writeln!(
         buf,
-        "\"{rpc}\" => ::core::option::Option::Some({g}::server::{helper}(call, ::std::sync::Arc::clone(&self.0), |{args}| {{
+        "\"{rpc}\" => ::core::option::Option::Some({g}::__private::{helper}(call, ::std::sync::Arc::clone(&self.0), |{args}| {{
             ::std::boxed::Box::pin(<T as {trait_name}>::{name}({args}))
         }})),",
         rpc = method.proto_name,

@@ -94,8 +94,8 @@ pub trait Service: Send + Sync + 'static {
     fn call(&self, method: &str, call: ServerCall) -> Option<BoxFuture<'static, ()>>;
 }
 
-/// Handler helpers used by generated `Service` impls.
-pub mod server {
+/// Handler helpers used by generated `Service` impls (anygrpc's internal module).
+pub mod __private {
     use super::*;
 
     /// Hands a two-request stream of default messages to handlers that take streams.

@@ -135,11 +135,11 @@ fn server_trait_has_every_call_shape() {
             "fn name(&self) -> &'static str { SERVICE_NAME }",
             "fn call(&self, method: &str, call: ::anygrpc::ServerCall) -> ::core::option::Option<::anygrpc::BoxFuture<'static, ()>>",
             // Routes by proto method name, through the trait (not a same-named inherent method).
-            "\"Type\" => { ::core::option::Option::Some(::anygrpc::server::unary(call, ::std::sync::Arc::clone(&self.0), |service, request, context| { ::std::boxed::Box::pin(<T as Kitchen>::r#type(service, request, context)) })) }",
-            "\"Call\" => { ::core::option::Option::Some(::anygrpc::server::unary(call, ::std::sync::Arc::clone(&self.0), |service, request, context| { ::std::boxed::Box::pin(<T as Kitchen>::call(service, request, context)) })) }",
-            "::anygrpc::server::server_streaming(call, ::std::sync::Arc::clone(&self.0), |service, request, context, responses| { ::std::boxed::Box::pin(<T as Kitchen>::serve(service, request, context, responses)) })",
-            "::anygrpc::server::client_streaming(call, ::std::sync::Arc::clone(&self.0), |service, requests, context| { ::std::boxed::Box::pin(<T as Kitchen>::gather(service, requests, context)) })",
-            "::anygrpc::server::bidi_streaming(call, ::std::sync::Arc::clone(&self.0), |service, requests, context, responses| { ::std::boxed::Box::pin(<T as Kitchen>::r#match(service, requests, context, responses)) })",
+            "\"Type\" => { ::core::option::Option::Some(::anygrpc::__private::unary(call, ::std::sync::Arc::clone(&self.0), |service, request, context| { ::std::boxed::Box::pin(<T as Kitchen>::r#type(service, request, context)) })) }",
+            "\"Call\" => { ::core::option::Option::Some(::anygrpc::__private::unary(call, ::std::sync::Arc::clone(&self.0), |service, request, context| { ::std::boxed::Box::pin(<T as Kitchen>::call(service, request, context)) })) }",
+            "::anygrpc::__private::server_streaming(call, ::std::sync::Arc::clone(&self.0), |service, request, context, responses| { ::std::boxed::Box::pin(<T as Kitchen>::serve(service, request, context, responses)) })",
+            "::anygrpc::__private::client_streaming(call, ::std::sync::Arc::clone(&self.0), |service, requests, context| { ::std::boxed::Box::pin(<T as Kitchen>::gather(service, requests, context)) })",
+            "::anygrpc::__private::bidi_streaming(call, ::std::sync::Arc::clone(&self.0), |service, requests, context, responses| { ::std::boxed::Box::pin(<T as Kitchen>::r#match(service, requests, context, responses)) })",
             "_ => ::core::option::Option::None",
         ],
     );

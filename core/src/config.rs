@@ -4,7 +4,12 @@ use core::time::Duration;
 
 /// Settings and limits of one [`Connection`](crate::Connection). Shared (`Arc`) between all
 /// connections a client or server makes; `Config::default()` follows the gRPC defaults.
+///
+/// New limits may be added in any release: start from [`Config::client`] or
+/// [`Config::server`] and change what you need, by field or with the setter of the same name
+/// (`Config::server().max_concurrent_streams(100)`).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// SETTINGS_HEADER_TABLE_SIZE we advertise: bytes of HPACK dynamic table the peer's encoder may
     /// make us keep. Default 4096 (RFC 7541). Bounds the decoder's memory per connection.
@@ -104,7 +109,9 @@ pub struct Config {
 }
 
 /// How often a client may send PINGs to a server (gRPC keepalive.md, server enforcement).
+/// Start from `PingPolicy::default()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PingPolicy {
     /// Shortest accepted interval between two PINGs while calls are in progress. Default 5 min.
     pub min_interval: Duration,
@@ -185,6 +192,57 @@ impl Config {
         c
     }
 }
+
+/// Chainable setters, one per field, each named as its field (whose doc says what it is).
+macro_rules! setters {
+    ($name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        impl $name {
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "` (see the field of that name).")]
+                #[must_use]
+                pub fn $field(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters!(Config {
+    header_table_size: u32,
+    max_concurrent_streams: u32,
+    initial_stream_window: u32,
+    connection_window: u32,
+    recv_budget: usize,
+    max_frame_size: u32,
+    max_header_list_size: u32,
+    max_recv_message_size: usize,
+    max_send_message_size: usize,
+    max_send_buffer: usize,
+    settings_timeout: Duration,
+    header_block_timeout: Duration,
+    keepalive_time: Option<Duration>,
+    keepalive_timeout: Duration,
+    keepalive_permit_without_calls: bool,
+    ping_policy: Option<PingPolicy>,
+    max_connection_idle: Option<Duration>,
+    max_connection_age: Option<Duration>,
+    max_connection_age_grace: Option<Duration>,
+    idle_frame_burst: u32,
+    idle_frame_rate: u32,
+    reset_burst: u32,
+    reset_rate: u32,
+    max_pending_control_frames: usize,
+    transmit_budget: usize,
+    user_agent: &'static str,
+});
+
+setters!(PingPolicy {
+    min_interval: Duration,
+    permit_without_calls: bool,
+    max_strikes: u32,
+});
 
 impl Default for Config {
     fn default() -> Self {

@@ -111,6 +111,7 @@ impl fmt::Display for StreamId {
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnectionError {
     /// We detected a protocol violation and sent GOAWAY with `code`.
     Protocol {

@@ -51,6 +51,7 @@ impl Message {
 
 /// Something that happened on the connection. Complete when emitted.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// Server: a client started a call. Its stream holds a concurrency slot until the call ends.
     CallStarted {

@@ -198,10 +198,7 @@ fn compressed_flag_needs_an_encoding_on_our_side() {
 
 #[test]
 fn calls_beyond_the_peers_concurrency_limit_wait_instead_of_failing() {
-    let server = Config {
-        max_concurrent_streams: 3,
-        ..Config::server()
-    };
+    let server = Config::server().max_concurrent_streams(3);
     for chunk in CHUNKS {
         let mut pair = Pair::with_configs(Config::client(), server.clone(), chunk);
         let ids: Vec<_> = (0..10).map(|_| pair.start("/s.S/M")).collect();
@@ -243,10 +240,7 @@ fn calls_beyond_the_peers_concurrency_limit_wait_instead_of_failing() {
 
 #[test]
 fn one_byte_windows_still_deliver_everything() {
-    let tiny = |c: Config| Config {
-        initial_stream_window: 1,
-        ..c
-    };
+    let tiny = |c: Config| c.initial_stream_window(1);
     for chunk in [1, usize::MAX] {
         let mut pair = Pair::with_configs(tiny(Config::client()), tiny(Config::server()), chunk);
         let id = pair.start("/s.S/Tiny");
@@ -274,10 +268,7 @@ fn one_byte_windows_still_deliver_everything() {
 
 #[test]
 fn a_slow_reader_stops_the_sender_until_it_releases() {
-    let server = Config {
-        initial_stream_window: 100_000,
-        ..Config::server()
-    };
+    let server = Config::server().initial_stream_window(100_000);
     let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
     pair.auto_release = false;
     let id = pair.start("/s.S/Upload");
@@ -322,15 +313,10 @@ fn a_slow_reader_stops_the_sender_until_it_releases() {
 
 #[test]
 fn send_buffer_is_bounded_and_signals_writable() {
-    let client = Config {
-        max_send_buffer: 1000,
-        initial_stream_window: 65_535,
-        ..Config::client()
-    };
-    let server = Config {
-        initial_stream_window: 1,
-        ..Config::server()
-    };
+    let client = Config::client()
+        .max_send_buffer(1000)
+        .initial_stream_window(65_535);
+    let server = Config::server().initial_stream_window(1);
     let mut pair = Pair::with_configs(client, server, usize::MAX);
     let id = pair.start("/s.S/M");
     pair.client
@@ -446,10 +432,7 @@ fn server_cancel_ends_the_client_call_with_cancelled() {
 
 #[test]
 fn a_call_queued_behind_the_limit_can_be_cancelled_before_it_is_sent() {
-    let server = Config {
-        max_concurrent_streams: 1,
-        ..Config::server()
-    };
+    let server = Config::server().max_concurrent_streams(1);
     let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
     let first = pair.start("/s.S/M");
     let second = pair.start("/s.S/M");
@@ -518,10 +501,7 @@ fn graceful_server_shutdown_finishes_calls_in_flight_and_refuses_new_ones() {
 
 #[test]
 fn goaway_reports_calls_above_last_stream_as_unprocessed() {
-    let server = Config {
-        max_concurrent_streams: 1,
-        ..Config::server()
-    };
+    let server = Config::server().max_concurrent_streams(1);
     let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
     let first = pair.start("/s.S/M");
     let queued = pair.start("/s.S/M");
@@ -604,19 +584,13 @@ fn ping_reports_the_round_trip_on_the_fake_clock() {
 
 #[test]
 fn keepalive_closes_a_connection_whose_peer_stopped_answering() {
-    let client = Config {
-        keepalive_time: Some(Duration::from_secs(60)),
-        keepalive_timeout: Duration::from_secs(20),
-        ..Config::client()
-    };
+    let client = Config::client()
+        .keepalive_time(Some(Duration::from_secs(60)))
+        .keepalive_timeout(Duration::from_secs(20));
     // The server allows a PING a minute (its default policy would strike these out).
-    let server = Config {
-        ping_policy: Some(anygrpc_core::PingPolicy {
-            min_interval: Duration::from_secs(60),
-            ..Default::default()
-        }),
-        ..Config::server()
-    };
+    let server = Config::server().ping_policy(Some(
+        anygrpc_core::PingPolicy::default().min_interval(Duration::from_secs(60)),
+    ));
     let mut pair = Pair::with_configs(client, server, usize::MAX);
     // Keepalive pings only while a call is in progress (permit_without_calls is off).
     let _call = pair.start("/s.S/Long");
@@ -752,11 +726,9 @@ fn pings_written(conn: &mut anygrpc_core::Connection) -> usize {
 #[test]
 fn keepalive_leaves_idle_connections_alone_unless_permitted() {
     for permit in [false, true] {
-        let client = Config {
-            keepalive_time: Some(Duration::from_secs(60)),
-            keepalive_permit_without_calls: permit,
-            ..Config::client()
-        };
+        let client = Config::client()
+            .keepalive_time(Some(Duration::from_secs(60)))
+            .keepalive_permit_without_calls(permit);
         let mut pair = Pair::with_configs(client, Config::server(), usize::MAX);
         let at = pair.client.poll_timeout().expect("the keepalive timer");
         pair.now = at;
@@ -772,10 +744,7 @@ fn keepalive_leaves_idle_connections_alone_unless_permitted() {
 #[test]
 fn server_closes_idle_and_old_connections_gracefully() {
     // Idle: no call for max_connection_idle → GOAWAY, then closed.
-    let server = Config {
-        max_connection_idle: Some(Duration::from_secs(30)),
-        ..Config::server()
-    };
+    let server = Config::server().max_connection_idle(Some(Duration::from_secs(30)));
     let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
     let id = pair.start("/s.S/M");
     assert!(pair.drive());
@@ -807,11 +776,9 @@ fn server_closes_idle_and_old_connections_gracefully() {
     assert!(pair.server.is_closed(), "closed once idle");
 
     // Age: GOAWAY at max_connection_age, calls in flight get the grace, then the close.
-    let server = Config {
-        max_connection_age: Some(Duration::from_secs(100)),
-        max_connection_age_grace: Some(Duration::from_secs(10)),
-        ..Config::server()
-    };
+    let server = Config::server()
+        .max_connection_age(Some(Duration::from_secs(100)))
+        .max_connection_age_grace(Some(Duration::from_secs(10)));
     let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
     let id = pair.start("/s.S/Slow");
     assert!(pair.drive());

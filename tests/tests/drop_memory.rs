@@ -11,10 +11,7 @@ use anygrpc::{Channel, Code, Config, Server, ServerCall, Status};
 /// A server allowing two streams at once per connection, whose one method records the request
 /// (a protobuf string), holds it for a minute of the manual clock, then echoes it.
 fn holding_server(rt: &MemoryRuntime, seen: Arc<Mutex<Vec<String>>>) -> (Server, u16) {
-    let config = Config {
-        max_concurrent_streams: 2,
-        ..Config::server()
-    };
+    let config = Config::server().max_concurrent_streams(2);
     let server = Server::with_config(rt.handle(), config);
     let runtime = rt.handle();
     server.add_generic_handler("/test.Hold/Unary", move |mut call: ServerCall| {

@@ -408,10 +408,7 @@ fn calls_the_server_refused_unprocessed_are_retried_transparently() {
     let rt = MemoryRuntime::new();
     // One stream at a time: before its SETTINGS arrive, the client may send more, and the
     // server refuses them with REFUSED_STREAM (never processed).
-    let config = anygrpc::Config {
-        max_concurrent_streams: 1,
-        ..anygrpc::Config::server()
-    };
+    let config = anygrpc::Config::server().max_concurrent_streams(1);
     let server = Server::with_config(rt.handle(), config);
     add_unary_echo(&server);
     let channel = serve_and_connect(&rt, &server);
@@ -432,13 +429,9 @@ fn calls_the_server_refused_unprocessed_are_retried_transparently() {
 #[test]
 fn keepalive_detects_a_peer_that_stopped_answering() {
     let rt = MemoryRuntime::new();
-    let config = anygrpc::Config {
-        ping_policy: Some(anygrpc_core::PingPolicy {
-            min_interval: Duration::from_secs(10),
-            ..Default::default()
-        }),
-        ..anygrpc::Config::server()
-    };
+    let config = anygrpc::Config::server().ping_policy(Some(
+        anygrpc_core::PingPolicy::default().min_interval(Duration::from_secs(10)),
+    ));
     let server = Server::with_config(rt.handle(), config);
     server.add_generic_handler("/test.Echo/Hang", |mut call: ServerCall| {
         Box::pin(async move {
@@ -559,10 +552,7 @@ fn round_robin_follows_dns_changes_on_its_resolve_interval() {
 #[test]
 fn a_response_over_the_servers_send_limit_fails_the_call_instead_of_vanishing() {
     let rt = MemoryRuntime::new();
-    let config = anygrpc::Config {
-        max_send_message_size: 10,
-        ..anygrpc::Config::server()
-    };
+    let config = anygrpc::Config::server().max_send_message_size(10);
     let server = Server::with_config(rt.handle(), config);
     let sent = std::sync::Arc::new(std::sync::Mutex::new(None));
     let seen = sent.clone();

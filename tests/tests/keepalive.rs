@@ -56,13 +56,9 @@ fn proxy(target: u16, frozen: Arc<AtomicBool>) -> u16 {
 fn keepalive_detects_a_frozen_network_on_every_runtime() {
     for &name in runtimes::RUNTIMES {
         runtimes::run(name, |rt| async move {
-            let config = Config {
-                ping_policy: Some(PingPolicy {
-                    min_interval: Duration::from_millis(100),
-                    ..Default::default()
-                }),
-                ..Config::server()
-            };
+            let config = Config::server().ping_policy(Some(
+                PingPolicy::default().min_interval(Duration::from_millis(100)),
+            ));
             let server = Server::with_config(rt.clone(), config);
             server.add_generic_handler("/test.Hang/Forever", |mut call: ServerCall| {
                 Box::pin(async move { while let Some(Ok(_)) = call.recv().await {} })

@@ -1,7 +1,8 @@
 //! The README's "Limits and defaults" table against `Config`'s real defaults.
 //!
-//! The destructuring below names every field: adding a `Config` field breaks this test's
-//! build until the README (and this list) say what its default is.
+//! `Config` is `#[non_exhaustive]`, so the destructuring below cannot name every field by
+//! itself: `every_config_field_is_checked` reads the fields off `Config`'s `Debug` output,
+//! and fails for one this file and the README do not cover.
 
 use std::time::Duration;
 
@@ -57,6 +58,7 @@ fn readme_lists_every_config_default() {
         max_pending_control_frames,
         transmit_budget,
         user_agent,
+        ..
     } = Config::server();
     check("header_table_size", header_table_size == 4096, "4096 bytes");
     check(
@@ -174,4 +176,57 @@ fn readme_commands_exist() {
             .any(|l| !l.starts_with('#') && l.trim_end().ends_with(" cargo test --workspace")),
         ".ci/run runs the README's test command"
     );
+}
+
+/// The fields destructured (and checked) by `readme_lists_every_config_default`.
+const CHECKED: &[&str] = &[
+    "header_table_size",
+    "max_concurrent_streams",
+    "initial_stream_window",
+    "connection_window",
+    "recv_budget",
+    "max_frame_size",
+    "max_header_list_size",
+    "max_recv_message_size",
+    "max_send_message_size",
+    "max_send_buffer",
+    "settings_timeout",
+    "header_block_timeout",
+    "keepalive_time",
+    "keepalive_timeout",
+    "keepalive_permit_without_calls",
+    "ping_policy",
+    "max_connection_idle",
+    "max_connection_age",
+    "max_connection_age_grace",
+    "idle_frame_burst",
+    "idle_frame_rate",
+    "reset_burst",
+    "reset_rate",
+    "max_pending_control_frames",
+    "transmit_budget",
+    "user_agent",
+];
+
+/// The field names of `Config`, from its `Debug` output.
+fn config_fields() -> Vec<String> {
+    format!("{:#?}", Config::server())
+        .lines()
+        .filter_map(|line| line.strip_prefix("    "))
+        .filter(|line| !line.starts_with(' '))
+        .filter_map(|line| line.split_once(':').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_config_field_is_checked() {
+    let fields = config_fields();
+    assert!(fields.len() >= CHECKED.len(), "{fields:?}");
+    for field in &fields {
+        assert!(
+            CHECKED.contains(&field.as_str()),
+            "Config::{field} is new: give it a README row and check its default here"
+        );
+        row(field);
+    }
 }

@@ -7,7 +7,7 @@ mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anygrpc::runtime::BoxFuture;
+use anygrpc::BoxFuture;
 use anygrpc::{
     CallOptions, Channel, ChannelCredentials, Code, RpcError, RuntimeRef, Server,
     ServerCredentials, ServicerContext, Status,
@@ -37,7 +37,9 @@ fn who<'a>(
 
 async fn serve(runtime: &RuntimeRef, credentials: Option<ServerCredentials>) -> (Server, u16) {
     let server = Server::new(runtime.clone());
-    server.add_generic_handler(WHO, |call| anygrpc::server::unary(call, Arc::new(()), who));
+    server.add_generic_handler(WHO, |call| {
+        anygrpc::__private::unary(call, Arc::new(()), who)
+    });
     let port = match credentials {
         Some(credentials) => server.add_secure_port("127.0.0.1:0", credentials).await,
         None => server.add_insecure_port("127.0.0.1:0").await,

@@ -4,26 +4,26 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod auth;
-pub mod client;
+mod client;
 mod codec;
 mod conn;
-pub mod interceptor;
+mod interceptor;
 mod read_buffer;
-pub mod runtime;
-pub mod server;
+mod runtime;
+mod server;
 /// An in-memory runtime with a manual clock, and the conformance checks of every runtime.
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod tls;
+mod tls;
 mod user_code;
 mod wakers;
 
 pub use anygrpc_core::{Code, Config, Encoding, Metadata, PingPolicy, Status};
 pub use auth::AuthContext;
 pub use client::{
-    BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, LoadBalancing, RpcError,
-    StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
-    UnaryStreamCall, UnaryUnary, UsageError, WriteError, WriteOptions,
+    BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, LoadBalancing, Msg,
+    RpcError, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, Target, TargetError,
+    UnaryCall, UnaryStream, UnaryStreamCall, UnaryUnary, UsageError, WriteError, WriteOptions,
 };
 /// Re-exported so generated code and users name one `Stream` trait.
 pub use futures_core;
@@ -34,4 +34,16 @@ pub use interceptor::{
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};
 #[cfg(feature = "tls")]
-pub use tls::{ChannelCredentials, ServerCredentials};
+pub use tls::{ChannelCredentials, CredentialsError, ServerCredentials, rustls};
+
+/// Plumbing for generated code and runtime adapters, not for applications: no stable API, any
+/// release may change it. Generated services name the typed handlers here; adapters name
+/// peers with [`grpc_peer`](__private::grpc_peer).
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::runtime::grpc_peer;
+    pub use crate::server::handlers::{
+        BidiStreamingMethod, ClientStreamingMethod, ServerStreamingMethod, UnaryMethod,
+        bidi_streaming, client_streaming, server_streaming, unary,
+    };
+}

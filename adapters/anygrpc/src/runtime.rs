@@ -79,7 +79,7 @@ pub fn grpc_peer(addr: SocketAddr) -> String {
 }
 
 /// Waits for the next connection on `listener`.
-pub async fn accept(listener: &mut dyn Listener) -> io::Result<Box<dyn Transport>> {
+pub(crate) async fn accept(listener: &mut dyn Listener) -> io::Result<Box<dyn Transport>> {
     std::future::poll_fn(|cx| listener.poll_accept(cx)).await
 }
 

@@ -18,7 +18,6 @@ use std::time::Instant;
 use async_std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use futures_io::{AsyncRead, AsyncWrite};
 
-use anygrpc::client::TargetError;
 pub use anygrpc::*;
 
 /// The async-std runtime: `async_std::task::spawn`, `async_std::task::sleep`, `async_std::net`.
@@ -76,7 +75,7 @@ impl Runtime for AsyncStdRuntime {
             stream.set_nodelay(true)?;
             Ok(Box::new(Stream {
                 io: stream,
-                peer: anygrpc::runtime::grpc_peer(addr),
+                peer: anygrpc::__private::grpc_peer(addr),
             }) as Box<dyn Transport>)
         })
     }
@@ -209,7 +208,7 @@ impl Listener for AsyncStdListener {
         let _ = stream.set_nodelay(true);
         Poll::Ready(Ok(Box::new(Stream {
             io: stream,
-            peer: anygrpc::runtime::grpc_peer(peer),
+            peer: anygrpc::__private::grpc_peer(peer),
         })))
     }
 

@@ -19,7 +19,6 @@ use async_io::Async;
 use async_net::{TcpListener, TcpStream};
 use futures_io::{AsyncRead, AsyncWrite};
 
-use anygrpc::client::TargetError;
 pub use anygrpc::*;
 
 /// The smol runtime: tasks on smol's global executor (`smol::spawn`) or on an executor of
@@ -107,7 +106,7 @@ impl Runtime for SmolRuntime {
             stream.set_nodelay(true)?;
             Ok(Box::new(SmolStream::new(
                 stream.into(),
-                anygrpc::runtime::grpc_peer(addr),
+                anygrpc::__private::grpc_peer(addr),
             )) as Box<dyn Transport>)
         })
     }
@@ -275,7 +274,7 @@ impl Listener for SmolListener {
         let _ = stream.set_nodelay(true);
         Poll::Ready(Ok(Box::new(SmolStream::new(
             stream.into(),
-            anygrpc::runtime::grpc_peer(peer),
+            anygrpc::__private::grpc_peer(peer),
         ))))
     }
 

@@ -22,7 +22,6 @@ use tokio::io::ReadBuf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 
-use anygrpc::client::TargetError;
 pub use anygrpc::*;
 
 /// The tokio runtime binding: spawns onto, and times and connects with, one tokio runtime.
@@ -127,7 +126,7 @@ impl Runtime for TokioRuntime {
             stream.set_nodelay(true)?;
             Ok(Box::new(Compat {
                 io: stream,
-                peer: anygrpc::runtime::grpc_peer(addr),
+                peer: anygrpc::__private::grpc_peer(addr),
             }) as Box<dyn Transport>)
         }))
     }
@@ -241,7 +240,7 @@ impl Listener for TokioListener {
         let _ = stream.set_nodelay(true);
         Poll::Ready(Ok(Box::new(Compat {
             io: stream,
-            peer: anygrpc::runtime::grpc_peer(peer),
+            peer: anygrpc::__private::grpc_peer(peer),
         })))
     }
 

@@ -402,7 +402,7 @@ pub mod kitchen_server {
             match method {
                 "Type" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::unary(
+                        ::anygrpc::__private::unary(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, request, context| {
@@ -415,7 +415,7 @@ pub mod kitchen_server {
                 }
                 "Call" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::unary(
+                        ::anygrpc::__private::unary(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, request, context| {
@@ -428,7 +428,7 @@ pub mod kitchen_server {
                 }
                 "Serve" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::server_streaming(
+                        ::anygrpc::__private::server_streaming(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, request, context, responses| {
@@ -441,7 +441,7 @@ pub mod kitchen_server {
                 }
                 "Gather" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::client_streaming(
+                        ::anygrpc::__private::client_streaming(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, requests, context| {
@@ -454,7 +454,7 @@ pub mod kitchen_server {
                 }
                 "Match" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::bidi_streaming(
+                        ::anygrpc::__private::bidi_streaming(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, requests, context, responses| {
@@ -472,7 +472,7 @@ pub mod kitchen_server {
                 }
                 "Inspect" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::unary(
+                        ::anygrpc::__private::unary(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, request, context| {
@@ -485,7 +485,7 @@ pub mod kitchen_server {
                 }
                 "OldPing" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::unary(
+                        ::anygrpc::__private::unary(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, request, context| {
@@ -498,7 +498,7 @@ pub mod kitchen_server {
                 }
                 "Undocumented" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::unary(
+                        ::anygrpc::__private::unary(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, request, context| {

@@ -113,7 +113,7 @@ pub mod greeter_server {
             match method {
                 "SayHello" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::unary(
+                        ::anygrpc::__private::unary(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, request, context| {

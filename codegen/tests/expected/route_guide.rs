@@ -295,7 +295,7 @@ pub mod route_guide_server {
             match method {
                 "GetFeature" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::unary(
+                        ::anygrpc::__private::unary(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, request, context| {
@@ -308,7 +308,7 @@ pub mod route_guide_server {
                 }
                 "ListFeatures" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::server_streaming(
+                        ::anygrpc::__private::server_streaming(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, request, context, responses| {
@@ -326,7 +326,7 @@ pub mod route_guide_server {
                 }
                 "RecordRoute" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::client_streaming(
+                        ::anygrpc::__private::client_streaming(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, requests, context| {
@@ -339,7 +339,7 @@ pub mod route_guide_server {
                 }
                 "RouteChat" => {
                     ::core::option::Option::Some(
-                        ::anygrpc::server::bidi_streaming(
+                        ::anygrpc::__private::bidi_streaming(
                             call,
                             ::std::sync::Arc::clone(&self.0),
                             |service, requests, context, responses| {

@@ -13,6 +13,7 @@ use crate::grpc::{Code, Encoding, Metadata, Status, encode_prefix};
 
 /// The application asked for something the connection or call cannot do. Nothing was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CallError {
     /// The connection is closed.
     ConnectionClosed,

@@ -173,6 +173,7 @@ impl FrameHeader {
 
 /// Why a frame was rejected, and what the receiver must send (RFC 9113 §5.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// Connection error: send GOAWAY with this code.
     Connection {
@@ -239,6 +240,7 @@ impl std::error::Error for FrameError {}
 
 /// One decoded frame (RFC 9113 §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Frame {
     /// DATA (RFC 9113 §6.1).
     Data(Data),

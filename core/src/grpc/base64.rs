@@ -10,6 +10,7 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 /// Why a base64 value was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Base64Error {
     /// A byte outside the standard alphabet (RFC 4648 §4), or `=` before the end.
     InvalidByte(u8),

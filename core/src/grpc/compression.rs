@@ -12,6 +12,7 @@ use super::status::Status;
 
 /// A message encoding named in `grpc-encoding` / `grpc-accept-encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Encoding {
     /// No compression.
     Identity,
@@ -148,6 +149,7 @@ impl fmt::Debug for EncodingSet {
 
 /// A message could not be compressed or decompressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CompressionError {
     /// This build has no codec for the encoding (feature `compression` off).
     Unsupported(Encoding),

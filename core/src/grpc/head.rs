@@ -33,6 +33,7 @@ const CONTENT_TYPE: &[u8] = b"application/grpc";
 
 /// Why a header block was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeadError {
     /// The block breaks HTTP/2 field rules (RFC 9113 §8.1.1): reset the stream with
     /// PROTOCOL_ERROR.

@@ -28,6 +28,7 @@ pub struct RawMessage {
 
 /// A received message could not be framed; the call fails with [`MessageError::to_status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MessageError {
     /// The prefix declared `size` bytes, more than the receive limit.
     TooLarge {

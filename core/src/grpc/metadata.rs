@@ -9,6 +9,7 @@ use super::base64;
 
 /// Why a metadata key or value was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MetadataError {
     /// The key is empty.
     EmptyKey,

@@ -106,6 +106,7 @@ pub fn encode_timeout(d: Duration) -> TimeoutValue {
 
 /// A malformed `grpc-timeout` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TimeoutError {
     /// No digits, more than 8 digits, or a non-digit before the unit.
     BadValue,

@@ -123,6 +123,7 @@ pub(crate) struct Progress {
 
 /// Why a fragment of a header block could not be taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FragmentError {
     /// The block is malformed: connection error COMPRESSION_ERROR (RFC 9113 §4.3).
     Compression(&'static str),

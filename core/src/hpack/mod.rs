@@ -34,6 +34,7 @@ pub struct Field {
 
 /// Why a header block could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The block is malformed or breaks a table rule: connection error COMPRESSION_ERROR
     /// (RFC 9113 §4.3). The decoder's state is unusable afterwards.

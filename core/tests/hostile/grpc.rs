@@ -62,10 +62,7 @@ fn four_gib_length_prefix_is_resource_exhausted_before_any_body() {
 
 #[test]
 fn message_at_max_recv_message_size_is_accepted_one_byte_over_is_not() {
-    let config = Config {
-        max_recv_message_size: 1000,
-        ..Config::server()
-    };
+    let config = Config::server().max_recv_message_size(1000);
     let mut raw = Raw::server(config);
     raw.send_request(1, "/svc.S/M", false);
     raw.send_data(1, &grpc_message(0, &[7; 1000]), true);

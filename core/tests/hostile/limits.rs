@@ -54,10 +54,7 @@ fn continuation_flood_is_enhance_your_calm_within_the_block_bound() {
 fn continuation_flood_of_one_byte_fragments_is_cut_off_by_the_sliver_budget() {
     // Fragments that carry almost nothing spend the sliver budget, as DATA frames do; the
     // block's bytes would allow a million of them.
-    let config = Config {
-        max_header_list_size: 1024,
-        ..Config::server()
-    };
+    let config = Config::server().max_header_list_size(1024);
     let budget = config.idle_frame_burst.max(config.connection_window / 1024) as usize;
     assert!(budget < block_bound(&config));
     let mut raw = Raw::server(config);
@@ -133,10 +130,7 @@ fn hpack_bomb_fails_the_call_and_the_connection_survives() {
 
 #[test]
 fn header_list_at_max_header_list_size_is_accepted_one_byte_over_is_not() {
-    let config = Config {
-        max_header_list_size: 1000,
-        ..Config::server()
-    };
+    let config = Config::server().max_header_list_size(1000);
     let mut raw = Raw::server(config);
     let mut at = request_fields("/svc.S/M");
     let pad = 1000 - list_size(&at) - 32 - "x-pad".len();
@@ -227,10 +221,7 @@ fn cancelling_calls_the_application_saw_spends_no_reset_budget() {
 
 #[test]
 fn client_ignoring_max_concurrent_streams_is_refused_then_cut_off() {
-    let config = Config {
-        max_concurrent_streams: 2,
-        ..Config::server()
-    };
+    let config = Config::server().max_concurrent_streams(2);
     let burst = config.reset_burst as usize;
     let mut raw = Raw::server(config);
     raw.send_request(1, "/svc.S/M", false);
@@ -287,10 +278,7 @@ fn made_you_reset_is_enhance_your_calm_after_the_reset_budget() {
 #[test]
 fn ping_flood_is_enhance_your_calm_after_the_idle_budget() {
     // The idle budget alone: keepalive enforcement is tested on its own.
-    let config = Config {
-        ping_policy: None,
-        ..Config::server()
-    };
+    let config = Config::server().ping_policy(None);
     let burst = config.idle_frame_burst as usize;
     let mut raw = Raw::server(config);
     for i in 0..burst {
@@ -310,10 +298,7 @@ fn ping_flood_is_enhance_your_calm_after_the_idle_budget() {
 #[test]
 fn pings_at_the_refill_rate_are_never_cut_off() {
     // The idle budget alone: keepalive enforcement is tested on its own.
-    let config = Config {
-        ping_policy: None,
-        ..Config::server()
-    };
+    let config = Config::server().ping_policy(None);
     let interval = Duration::from_secs(1) / config.idle_frame_rate;
     let mut raw = Raw::server(config);
     for i in 0..5000u64 {
@@ -373,10 +358,7 @@ fn unknown_and_priority_frame_flood_is_enhance_your_calm() {
 #[test]
 fn peer_that_never_reads_is_cut_off_at_max_pending_control_frames() {
     // The idle budget alone: keepalive enforcement is tested on its own.
-    let config = Config {
-        ping_policy: None,
-        ..Config::server()
-    };
+    let config = Config::server().ping_policy(None);
     let max = config.max_pending_control_frames;
     let interval = Duration::from_secs(1) / config.idle_frame_rate;
     let mut raw = Raw::server(config);
@@ -502,11 +484,9 @@ fn empty_messages_are_bounded_by_the_stream_window() {
     // An empty message is 5 bytes on the wire and nothing in `Message::credit`: if its prefix
     // were credited back at once, a peer could queue events without end while the application
     // is busy. Queued messages must stay within what we advertised: window / 5.
-    let config = Config {
-        initial_stream_window: 65_535,
-        connection_window: 1 << 20,
-        ..Config::server()
-    };
+    let config = Config::server()
+        .initial_stream_window(65_535)
+        .connection_window(1 << 20);
     let window = config.initial_stream_window as usize;
     let mut raw = Raw::server(config);
     raw.send_request(1, "/svc.S/M", false);
@@ -603,13 +583,9 @@ fn without_calls_pings_need_two_hours_unless_permitted() {
     raw.send_ping([0; 8]);
     raw.assert_connection_error(ErrorCode::ENHANCE_YOUR_CALM);
 
-    let permissive = Config {
-        ping_policy: Some(anygrpc_core::PingPolicy {
-            permit_without_calls: true,
-            ..Default::default()
-        }),
-        ..Config::server()
-    };
+    let permissive = Config::server().ping_policy(Some(
+        anygrpc_core::PingPolicy::default().permit_without_calls(true),
+    ));
     let mut raw = Raw::server(permissive);
     for _ in 0..10 {
         raw.send_ping([0; 8]);
@@ -703,10 +679,7 @@ fn a_completed_header_block_stops_the_timer() {
 
 #[test]
 fn header_block_timeout_is_configurable() {
-    let config = Config {
-        header_block_timeout: Duration::from_secs(60),
-        ..Config::server()
-    };
+    let config = Config::server().header_block_timeout(Duration::from_secs(60));
     let mut raw = Raw::server(config);
     raw.send(&raw_frame(FrameType::HEADERS, 0, 1, &[0x83]));
     raw.sleep(Duration::from_secs(59));

@@ -263,10 +263,7 @@ fn block_cap(config: &Config) -> usize {
 #[test]
 fn a_header_frame_larger_than_any_header_block_is_refused_before_its_payload() {
     // Within SETTINGS_MAX_FRAME_SIZE, but over the block cap.
-    let config = Config {
-        max_frame_size: 4 << 20,
-        ..Config::server()
-    };
+    let config = Config::server().max_frame_size(4 << 20);
     let len = block_cap(&config) + 1;
     for kind in [FrameType::HEADERS, FrameType::CONTINUATION] {
         let mut raw = Raw::server(config.clone());
@@ -308,10 +305,7 @@ fn frame_at_max_frame_size_is_accepted() {
 
 #[test]
 fn frame_size_follows_our_advertised_max_frame_size() {
-    let config = Config {
-        max_frame_size: 32_768,
-        ..Config::server()
-    };
+    let config = Config::server().max_frame_size(32_768);
     let mut raw = Raw::server(config.clone());
     raw.send(&raw_frame(FrameType(0xfa), 0, 0, &vec![7; 32_768]));
     raw.assert_open();
@@ -878,10 +872,7 @@ fn frames_in_flight_after_resetting_a_malformed_request_are_discarded() {
 
 #[test]
 fn frames_in_flight_after_refusing_a_stream_are_discarded() {
-    let config = Config {
-        max_concurrent_streams: 0,
-        ..Config::server()
-    };
+    let config = Config::server().max_concurrent_streams(0);
     let mut raw = Raw::server(config);
     raw.send_request(1, "/svc.S/M", false);
     raw.assert_open();
@@ -1096,10 +1087,7 @@ fn send_unreleased(raw: &mut Raw, stream: u32, total: usize, size: usize) {
 
 #[test]
 fn data_beyond_the_stream_window_is_flow_control_error() {
-    let config = Config {
-        initial_stream_window: 65_535,
-        ..Config::server()
-    };
+    let config = Config::server().initial_stream_window(65_535);
     let mut raw = Raw::server(config);
     raw.send_request(1, "/svc.S/M", false);
     // Exactly the advertised window, in messages nobody releases.
@@ -1126,11 +1114,9 @@ fn data_beyond_the_stream_window_is_flow_control_error() {
 fn data_beyond_the_connection_window_is_flow_control_error() {
     // The connection credits every DATA frame back at once (in batches of half the window),
     // so only a frame larger than what is left can overrun it: frames up to 1 MiB here.
-    let config = Config {
-        connection_window: 65_535,
-        max_frame_size: 1 << 20,
-        ..Config::server()
-    };
+    let config = Config::server()
+        .connection_window(65_535)
+        .max_frame_size(1 << 20);
     let mut raw = Raw::server(config);
     raw.send_request(1, "/svc.S/M", false);
     // Exactly the window, in one frame: accepted, and credited back in full.
@@ -1154,10 +1140,7 @@ fn data_beyond_the_connection_window_is_flow_control_error() {
 fn a_smaller_stream_window_applies_once_acknowledged() {
     // RFC 9113 §6.9.3: the peer may send up to the old window (65,535) until it has seen our
     // smaller SETTINGS_INITIAL_WINDOW_SIZE, which we know from its ACK.
-    let config = Config {
-        initial_stream_window: 1000,
-        ..Config::server()
-    };
+    let config = Config::server().initial_stream_window(1000);
     let mut raw = server_before_our_settings_are_acked(config);
     raw.send_request(1, "/svc.S/M", false);
     send_unreleased(&mut raw, 1, 65_535, 16_384);
@@ -1180,11 +1163,9 @@ fn a_smaller_stream_window_applies_once_acknowledged() {
 fn data_on_a_closed_stream_still_counts_toward_the_connection_window() {
     // RFC 9113 §6.9: a flow-controlled frame counts against the connection window even when
     // its stream is closed (§5.1), and its credit comes back.
-    let config = Config {
-        connection_window: 65_535,
-        max_frame_size: 1 << 20,
-        ..Config::server()
-    };
+    let config = Config::server()
+        .connection_window(65_535)
+        .max_frame_size(1 << 20);
     let mut raw = Raw::server(config);
     // A call without request message: its stream closes with the window untouched.
     raw.send_request(1, "/svc.S/M", true);
@@ -1211,10 +1192,7 @@ fn data_on_a_closed_stream_still_counts_toward_the_connection_window() {
 fn padding_counts_toward_both_windows() {
     // RFC 9113 §6.1: the whole DATA payload, Pad Length and padding included, is flow
     // controlled.
-    let config = Config {
-        initial_stream_window: 65_535,
-        ..Config::server()
-    };
+    let config = Config::server().initial_stream_window(65_535);
     let mut raw = Raw::server(config);
     raw.send_request(1, "/svc.S/M", false);
     // 16 frames of 4,096 flow-controlled bytes (255 of them padding) and one of 4,095.
@@ -1364,10 +1342,7 @@ fn calls_in_flight_when_we_drain_make_no_control_frames() {
     // backlog allows, so the server cut off a conforming client (found by stream_ops). The
     // GOAWAY already tells the client they were not processed: they are ignored, their DATA
     // and trailers too.
-    let config = Config {
-        max_pending_control_frames: 16,
-        ..Config::server()
-    };
+    let config = Config::server().max_pending_control_frames(16);
     let mut raw = draining_server(config);
     // Nothing is flushed in between: all of it is one read as far as the backlog goes.
     for id in (3..3 + 2 * 200).step_by(2) {
@@ -1393,11 +1368,9 @@ fn calls_in_flight_when_we_drain_make_no_control_frames() {
 fn a_client_that_keeps_opening_after_our_goaway_is_cut_off() {
     // A conforming client opens at most our concurrency limit before our GOAWAY reaches it;
     // one that goes on opening streams we ignore spends the idle-frame budget.
-    let config = Config {
-        max_concurrent_streams: 4,
-        idle_frame_burst: 10,
-        ..Config::server()
-    };
+    let config = Config::server()
+        .max_concurrent_streams(4)
+        .idle_frame_burst(10);
     let mut raw = draining_server(config);
     for id in (3..3 + 2 * 4).step_by(2) {
         raw.send_request(id, "/svc.S/M", true);
@@ -1664,10 +1637,7 @@ fn a_field_cut_by_a_frame_boundary_is_buffered_up_to_twice_the_list_limit() {
 fn request_trailers_over_the_list_limit_fail_the_call_with_resource_exhausted() {
     // The call, already started, fails as an oversized head would: RESOURCE_EXHAUSTED to
     // the application and to the client; the connection lives.
-    let config = Config {
-        max_header_list_size: 1000,
-        ..Config::server()
-    };
+    let config = Config::server().max_header_list_size(1000);
     let mut raw = Raw::server(config);
     raw.send_plain(1, &request_fields("/svc.S/M"), false);
     raw.send_data(1, &grpc_message(0, b"x"), false);
@@ -1703,10 +1673,7 @@ fn hpack_table_is_4096_until_a_smaller_setting_is_acknowledged() {
     // RFC 9113 §4.3.1: the table starts at 4,096 bytes; a smaller SETTINGS_HEADER_TABLE_SIZE
     // takes effect when the peer acknowledges it. Before that the peer's encoder may fill
     // 4,096 bytes (two request heads: the second is references to the first's entries).
-    let config = Config {
-        header_table_size: 256,
-        ..Config::server()
-    };
+    let config = Config::server().header_table_size(256);
     let mut raw = server_before_our_settings_are_acked(config.clone());
     raw.send_unary(1, "/svc.S/M", b"a");
     raw.send_unary(3, "/svc.S/M", b"b");
@@ -1728,10 +1695,7 @@ fn hpack_table_is_4096_until_a_smaller_setting_is_acknowledged() {
 fn size_update_above_the_acknowledged_setting_is_compression_error() {
     // RFC 7541 §6.3: the limit is our SETTINGS_HEADER_TABLE_SIZE once acknowledged; before
     // that, the initial 4,096.
-    let config = Config {
-        header_table_size: 8192,
-        ..Config::server()
-    };
+    let config = Config::server().header_table_size(8192);
     let update = |size: usize| {
         let mut block = bytes::BytesMut::new();
         crate::support::raw::hpack_int(size, 5, 0x20, &mut block);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use anygrpc::server::handlers;
+use anygrpc::__private as handlers;
 use anygrpc::{
     BoxFuture, Code, Metadata, RequestStream, ResponseSink, RuntimeRef, ServerCall, Service,
     ServicerContext, Status,

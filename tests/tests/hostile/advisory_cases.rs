@@ -617,10 +617,7 @@ fn hosts_differing(n: usize) -> Vec<u8> {
 /// duplicates reach the parser, each is refused within [`HOST_LIMIT`] (no quadratic work) and
 /// memory stays within [`HOST_BOUND`]; the connection then serves a call.
 pub async fn duplicate_host_headers(env: Env) {
-    let config = Config {
-        max_header_list_size: 1 << 20,
-        ..Config::server()
-    };
+    let config = Config::server().max_header_list_size(1 << 20);
     let srv = env.server_with(config).await;
     let port = srv.port;
     let memory = Watermark::start();

@@ -166,10 +166,7 @@ pub async fn hpack_bomb_is_resource_exhausted(env: Env) {
 /// PING flood with keepalive enforcement off: the idle-frame budget alone ends it, after at
 /// most its burst of answers.
 pub async fn ping_flood_is_enhance_your_calm(env: Env) {
-    let config = Config {
-        ping_policy: None,
-        ..Config::server()
-    };
+    let config = Config::server().ping_policy(None);
     let ping = {
         let mut b = BytesMut::new();
         Frame::Ping(anygrpc_core::frame::Ping::new([7; 8])).encode(&mut b);

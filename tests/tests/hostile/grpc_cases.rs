@@ -76,10 +76,7 @@ pub async fn four_gib_length_prefix_is_resource_exhausted(env: Env) {
 }
 
 pub async fn message_over_the_limit_is_resource_exhausted(env: Env) {
-    let config = Config {
-        max_recv_message_size: 1000,
-        ..Config::server()
-    };
+    let config = Config::server().max_recv_message_size(1000);
     let srv = env.server_with(config).await;
     let port = srv.port;
     off_thread(move || {

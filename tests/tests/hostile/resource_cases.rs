@@ -178,10 +178,7 @@ pub async fn thousands_of_idle_connections(env: Env) {
 /// meanwhile.
 pub async fn slowloris_preface_is_closed_by_the_settings_timeout(env: Env) {
     let timeout = Duration::from_millis(500);
-    let config = Config {
-        settings_timeout: timeout,
-        ..Config::server()
-    };
+    let config = Config::server().settings_timeout(timeout);
     let srv = env.server_with(config).await;
     let port = srv.port;
     let started = std::time::Instant::now();
@@ -225,10 +222,7 @@ pub async fn slowloris_preface_is_closed_by_the_settings_timeout(env: Env) {
 /// fresh calls are served meanwhile.
 pub async fn slowloris_header_block_is_closed_by_the_header_block_timeout(env: Env) {
     let timeout = Duration::from_millis(500);
-    let config = Config {
-        header_block_timeout: timeout,
-        ..Config::server()
-    };
+    let config = Config::server().header_block_timeout(timeout);
     let srv = env.server_with(config).await;
     let port = srv.port;
     let block = plain_block(&request_fields(ECHO));

@@ -26,11 +26,9 @@ use super::service::{CHAT, COLLECT, DropServer, ECHO, FEED, HOLD, Note, STALL};
 /// it does not read stays only a few KiB ahead) and a small send buffer (a client stream the
 /// server does not read soon waits for credit).
 fn channel(rt: &RuntimeRef, target: String, balancing: LoadBalancing) -> Channel {
-    let config = Config {
-        initial_stream_window: 4 << 10,
-        max_send_buffer: 16 << 10,
-        ..Config::client()
-    };
+    let config = Config::client()
+        .initial_stream_window(4 << 10)
+        .max_send_buffer(16 << 10);
     Channel::builder(target, rt.clone())
         .config(config)
         .backoff(BackoffConfig {

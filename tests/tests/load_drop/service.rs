@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use anygrpc::server::handlers;
+use anygrpc::__private as handlers;
 use anygrpc::{
     BoxFuture, Config, RequestStream, ResponseSink, RuntimeRef, Server, ServerCall, Service,
     ServicerContext, Status,
@@ -74,12 +74,10 @@ impl DropServer {
         let journal = Journal::default();
         // A small send buffer: a server stream stays a few KiB ahead of its reader. A small
         // stream window: a client stream gets a few KiB ahead of the handler at most.
-        let config = Config {
-            max_send_buffer: 4 << 10,
-            initial_stream_window: 4 << 10,
-            max_concurrent_streams: max_streams,
-            ..Config::server()
-        };
+        let config = Config::server()
+            .max_send_buffer(4 << 10)
+            .initial_stream_window(4 << 10)
+            .max_concurrent_streams(max_streams);
         let server = Server::with_config(runtime, config);
         server.add_service(DropService {
             journal: Arc::new(journal.clone()),

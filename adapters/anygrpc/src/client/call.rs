@@ -164,6 +164,7 @@ impl From<RpcError> for Status {
 
 /// The application used a call object in a way its kind does not allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UsageError {
     /// `write` after `done_writing`.
     WriteAfterDoneWriting,
@@ -184,6 +185,7 @@ impl std::error::Error for UsageError {}
 
 /// Why a `write` or `done_writing` failed.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum WriteError {
     /// The call ended; its status says why.
     Rpc(RpcError),

@@ -47,6 +47,7 @@ pub enum Connectivity {
 
 /// How a channel spreads calls over the addresses its target resolves to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum LoadBalancing {
     /// One connection, to the first address that accepts (in resolution order); on failure
     /// the next attempt starts again from the top. The gRPC default.

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Where a channel connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Target {
     /// A name resolved through the runtime (`dns:` or a bare `host:port`).
     Dns {

@@ -2,7 +2,7 @@
 //! graceful stop.
 
 mod call;
-pub mod handlers;
+pub(crate) mod handlers;
 mod service;
 
 use std::collections::HashMap;
@@ -28,7 +28,6 @@ use crate::user_code::guarded;
 use crate::wakers::WakerSet;
 
 pub use call::{RequestStream, ResponseSink, ServerCall, ServicerContext};
-pub use handlers::{bidi_streaming, client_streaming, server_streaming, unary};
 use service::GenericHandler;
 pub use service::Service;
 

@@ -38,10 +38,7 @@ pub async fn ten_thousand_concurrent_unary_calls(env: Env) {
 
 pub async fn large_messages_with_raised_limits(env: Env) {
     let limit = 16 * MIB;
-    let config = Config {
-        max_recv_message_size: limit,
-        ..Config::server()
-    };
+    let config = Config::server().max_recv_message_size(limit);
     let srv = env.start_server_with(config, 0).await;
     let channel = env
         .channel_builder(srv.port)
@@ -141,20 +138,11 @@ pub async fn messages_over_the_default_limit(env: Env) {
 pub async fn small_windows_keep_a_lone_stream_flowing(env: Env) {
     let window = 4 << 10;
     let srv = env
-        .start_server_with(
-            Config {
-                initial_stream_window: window,
-                ..Config::server()
-            },
-            0,
-        )
+        .start_server_with(Config::server().initial_stream_window(window), 0)
         .await;
     let channel = env
         .channel_builder(srv.port)
-        .config(Config {
-            initial_stream_window: window,
-            ..Config::client()
-        })
+        .config(Config::client().initial_stream_window(window))
         .build()
         .unwrap();
     // Server streaming: 3,000 messages of about 300 bytes, about 220 windows' worth.
@@ -201,12 +189,10 @@ const HELD_MESSAGES: u32 = 20_000;
 /// the budget frees, reading resumes and every message arrives. Nothing deadlocks on the
 /// pause, on any executor.
 pub async fn a_full_receive_budget_pauses_reading_until_messages_are_consumed(env: Env) {
-    let config = Config {
-        max_recv_message_size: 64 << 10,
+    let config = Config::server()
+        .max_recv_message_size(64 << 10)
         // The least allowed: twice the message limit plus 64 KiB (192 KiB).
-        recv_budget: 0,
-        ..Config::server()
-    };
+        .recv_budget(0);
     let srv = env.start_server_with(config, 0).await;
     let channel = env.channel(srv.port);
     let mut call = channel.stream_unary::<Ping, Ping>(HOLD).call();

@@ -448,12 +448,10 @@ fn a_connection_that_always_has_work_yields_its_thread() {
     };
     // PINGs do no work: the flood budget and the control backlog would end the connection
     // before the turn budget mattered, so they are out of the way here.
-    let config = Config {
-        idle_frame_burst: u32::MAX,
-        idle_frame_rate: u32::MAX,
-        max_pending_control_frames: usize::MAX,
-        ..Config::client()
-    };
+    let config = Config::client()
+        .idle_frame_burst(u32::MAX)
+        .idle_frame_rate(u32::MAX)
+        .max_pending_control_frames(usize::MAX);
     let conn = Connection::new(Side::Client, Arc::new(config), Instant::now());
     let (mut task, _shared) = Driver::start(conn, Box::new(io), rt.handle(), None);
     let wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
