@@ -40,7 +40,11 @@ fn unary(pair: &mut Pair, reply: Option<&[u8]>, status: Status, trailers: Metada
 
 #[test]
 fn every_status_code_and_message_reaches_the_client() {
-    let mut pair = Pair::new(usize::MAX);
+    support::at_every_split(every_status_code_and_message_reaches_the_client_at);
+}
+
+fn every_status_code_and_message_reaches_the_client_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     for code in Code::ALL {
         let message = format!("détails {} 100% ✓\n", code.as_str());
         let status =
@@ -71,7 +75,11 @@ fn every_status_code_and_message_reaches_the_client() {
 
 #[test]
 fn metadata_round_trips_both_ways() {
-    let mut pair = Pair::new(3);
+    support::at_every_split(metadata_round_trips_both_ways_at);
+}
+
+fn metadata_round_trips_both_ways_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     let mut request = CallRequest::new("/s.S/M", "host:1");
     request.metadata.append("x-a", "1").unwrap();
     request.metadata.append("x-a", "2").unwrap();
@@ -131,8 +139,12 @@ fn metadata_round_trips_both_ways() {
 
 #[test]
 fn compressed_messages_in_both_directions() {
+    support::at_every_split(compressed_messages_in_both_directions_at);
+}
+
+fn compressed_messages_in_both_directions_at(chunk: usize) {
     for encoding in [Encoding::Gzip, Encoding::Deflate] {
-        let mut pair = Pair::new(usize::MAX);
+        let mut pair = Pair::new(chunk);
         let mut request = CallRequest::new("/s.S/M", "h");
         request.encoding = Some(encoding);
         let id = pair.client.start_call(request, pair.now).unwrap();
@@ -188,7 +200,11 @@ fn compressed_messages_in_both_directions() {
 
 #[test]
 fn compressed_flag_needs_an_encoding_on_our_side() {
-    let mut pair = Pair::new(usize::MAX);
+    support::at_every_split(compressed_flag_needs_an_encoding_on_our_side_at);
+}
+
+fn compressed_flag_needs_an_encoding_on_our_side_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     let id = pair.start("/s.S/M");
     assert_eq!(
         pair.client.send_message(id, Bytes::from_static(b"x"), true),
@@ -241,7 +257,7 @@ fn calls_beyond_the_peers_concurrency_limit_wait_instead_of_failing() {
 #[test]
 fn one_byte_windows_still_deliver_everything() {
     let tiny = |c: Config| c.initial_stream_window(1);
-    for chunk in [1, usize::MAX] {
+    for chunk in CHUNKS {
         let mut pair = Pair::with_configs(tiny(Config::client()), tiny(Config::server()), chunk);
         let id = pair.start("/s.S/Tiny");
         let msgs = vec![Bytes::from_static(b"hello"), Bytes::from(vec![9u8; 300])];
@@ -268,8 +284,12 @@ fn one_byte_windows_still_deliver_everything() {
 
 #[test]
 fn a_slow_reader_stops_the_sender_until_it_releases() {
+    support::at_every_split(a_slow_reader_stops_the_sender_until_it_releases_at);
+}
+
+fn a_slow_reader_stops_the_sender_until_it_releases_at(chunk: usize) {
     let server = Config::server().initial_stream_window(100_000);
-    let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
+    let mut pair = Pair::with_configs(Config::client(), server, chunk);
     pair.auto_release = false;
     let id = pair.start("/s.S/Upload");
     for _ in 0..50 {
@@ -313,11 +333,15 @@ fn a_slow_reader_stops_the_sender_until_it_releases() {
 
 #[test]
 fn send_buffer_is_bounded_and_signals_writable() {
+    support::at_every_split(send_buffer_is_bounded_and_signals_writable_at);
+}
+
+fn send_buffer_is_bounded_and_signals_writable_at(chunk: usize) {
     let client = Config::client()
         .max_send_buffer(1000)
         .initial_stream_window(65_535);
     let server = Config::server().initial_stream_window(1);
-    let mut pair = Pair::with_configs(client, server, usize::MAX);
+    let mut pair = Pair::with_configs(client, server, chunk);
     let id = pair.start("/s.S/M");
     pair.client
         .send_message(id, Bytes::from(vec![0; 5000]), false)
@@ -348,7 +372,11 @@ fn send_buffer_is_bounded_and_signals_writable() {
 
 #[test]
 fn deadlines_expire_on_the_fake_clock_on_both_sides() {
-    let mut pair = Pair::new(usize::MAX);
+    support::at_every_split(deadlines_expire_on_the_fake_clock_on_both_sides_at);
+}
+
+fn deadlines_expire_on_the_fake_clock_on_both_sides_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     let mut request = CallRequest::new("/s.S/Slow", "h");
     request.timeout = Some(Duration::from_millis(1500));
     let id = pair.client.start_call(request, pair.now).unwrap();
@@ -386,7 +414,11 @@ fn deadlines_expire_on_the_fake_clock_on_both_sides() {
 
 #[test]
 fn client_cancel_resets_the_stream_and_the_server_sees_it() {
-    let mut pair = Pair::new(usize::MAX);
+    support::at_every_split(client_cancel_resets_the_stream_and_the_server_sees_it_at);
+}
+
+fn client_cancel_resets_the_stream_and_the_server_sees_it_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     let id = pair.start("/s.S/M");
     pair.client
         .send_message(id, Bytes::from_static(b"x"), false)
@@ -414,7 +446,11 @@ fn client_cancel_resets_the_stream_and_the_server_sees_it() {
 
 #[test]
 fn server_cancel_ends_the_client_call_with_cancelled() {
-    let mut pair = Pair::new(usize::MAX);
+    support::at_every_split(server_cancel_ends_the_client_call_with_cancelled_at);
+}
+
+fn server_cancel_ends_the_client_call_with_cancelled_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     let id = pair.start("/s.S/M");
     assert!(pair.drive());
     let sid = started(&pair.take_server_events())[0];
@@ -432,8 +468,12 @@ fn server_cancel_ends_the_client_call_with_cancelled() {
 
 #[test]
 fn a_call_queued_behind_the_limit_can_be_cancelled_before_it_is_sent() {
+    support::at_every_split(a_call_queued_behind_the_limit_can_be_cancelled_before_it_is_sent_at);
+}
+
+fn a_call_queued_behind_the_limit_can_be_cancelled_before_it_is_sent_at(chunk: usize) {
     let server = Config::server().max_concurrent_streams(1);
-    let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
+    let mut pair = Pair::with_configs(Config::client(), server, chunk);
     let first = pair.start("/s.S/M");
     let second = pair.start("/s.S/M");
     assert!(pair.drive());
@@ -454,7 +494,11 @@ fn a_call_queued_behind_the_limit_can_be_cancelled_before_it_is_sent() {
 
 #[test]
 fn graceful_server_shutdown_finishes_calls_in_flight_and_refuses_new_ones() {
-    let mut pair = Pair::new(usize::MAX);
+    support::at_every_split(graceful_server_shutdown_finishes_calls_in_flight_and_refuses_new_ones_at);
+}
+
+fn graceful_server_shutdown_finishes_calls_in_flight_and_refuses_new_ones_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     let id = pair.start("/s.S/M");
     assert!(pair.drive());
     let sid = started(&pair.take_server_events())[0];
@@ -501,8 +545,12 @@ fn graceful_server_shutdown_finishes_calls_in_flight_and_refuses_new_ones() {
 
 #[test]
 fn goaway_reports_calls_above_last_stream_as_unprocessed() {
+    support::at_every_split(goaway_reports_calls_above_last_stream_as_unprocessed_at);
+}
+
+fn goaway_reports_calls_above_last_stream_as_unprocessed_at(chunk: usize) {
     let server = Config::server().max_concurrent_streams(1);
-    let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
+    let mut pair = Pair::with_configs(Config::client(), server, chunk);
     let first = pair.start("/s.S/M");
     let queued = pair.start("/s.S/M");
     assert!(pair.drive());
@@ -536,7 +584,11 @@ fn goaway_reports_calls_above_last_stream_as_unprocessed() {
 
 #[test]
 fn closing_the_connection_ends_every_call_with_unavailable() {
-    let mut pair = Pair::new(usize::MAX);
+    support::at_every_split(closing_the_connection_ends_every_call_with_unavailable_at);
+}
+
+fn closing_the_connection_ends_every_call_with_unavailable_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     let ids: Vec<_> = (0..5).map(|_| pair.start("/s.S/M")).collect();
     assert!(pair.drive());
     assert_eq!(started(&pair.take_server_events()).len(), 5);
@@ -564,7 +616,11 @@ fn closing_the_connection_ends_every_call_with_unavailable() {
 
 #[test]
 fn ping_reports_the_round_trip_on_the_fake_clock() {
-    let mut pair = Pair::new(usize::MAX);
+    support::at_every_split(ping_reports_the_round_trip_on_the_fake_clock_at);
+}
+
+fn ping_reports_the_round_trip_on_the_fake_clock_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     pair.client.ping(pair.now).unwrap();
     let mut wire = BytesMut::new();
     while pair.client.poll_transmit(&mut wire) > 0 {}
@@ -584,6 +640,10 @@ fn ping_reports_the_round_trip_on_the_fake_clock() {
 
 #[test]
 fn keepalive_closes_a_connection_whose_peer_stopped_answering() {
+    support::at_every_split(keepalive_closes_a_connection_whose_peer_stopped_answering_at);
+}
+
+fn keepalive_closes_a_connection_whose_peer_stopped_answering_at(chunk: usize) {
     let client = Config::client()
         .keepalive_time(Some(Duration::from_secs(60)))
         .keepalive_timeout(Duration::from_secs(20));
@@ -591,7 +651,7 @@ fn keepalive_closes_a_connection_whose_peer_stopped_answering() {
     let server = Config::server().ping_policy(Some(
         anygrpc_core::PingPolicy::default().min_interval(Duration::from_secs(60)),
     ));
-    let mut pair = Pair::with_configs(client, server, usize::MAX);
+    let mut pair = Pair::with_configs(client, server, chunk);
     // Keepalive pings only while a call is in progress (permit_without_calls is off).
     let _call = pair.start("/s.S/Long");
     assert!(pair.drive());
@@ -725,11 +785,15 @@ fn pings_written(conn: &mut anygrpc_core::Connection) -> usize {
 
 #[test]
 fn keepalive_leaves_idle_connections_alone_unless_permitted() {
+    support::at_every_split(keepalive_leaves_idle_connections_alone_unless_permitted_at);
+}
+
+fn keepalive_leaves_idle_connections_alone_unless_permitted_at(chunk: usize) {
     for permit in [false, true] {
         let client = Config::client()
             .keepalive_time(Some(Duration::from_secs(60)))
             .keepalive_permit_without_calls(permit);
-        let mut pair = Pair::with_configs(client, Config::server(), usize::MAX);
+        let mut pair = Pair::with_configs(client, Config::server(), chunk);
         let at = pair.client.poll_timeout().expect("the keepalive timer");
         pair.now = at;
         pair.client.handle_timeout(at);
@@ -743,9 +807,13 @@ fn keepalive_leaves_idle_connections_alone_unless_permitted() {
 
 #[test]
 fn server_closes_idle_and_old_connections_gracefully() {
+    support::at_every_split(server_closes_idle_and_old_connections_gracefully_at);
+}
+
+fn server_closes_idle_and_old_connections_gracefully_at(chunk: usize) {
     // Idle: no call for max_connection_idle → GOAWAY, then closed.
     let server = Config::server().max_connection_idle(Some(Duration::from_secs(30)));
-    let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
+    let mut pair = Pair::with_configs(Config::client(), server, chunk);
     let id = pair.start("/s.S/M");
     assert!(pair.drive());
     let sid = started(&pair.take_server_events())[0];
@@ -779,7 +847,7 @@ fn server_closes_idle_and_old_connections_gracefully() {
     let server = Config::server()
         .max_connection_age(Some(Duration::from_secs(100)))
         .max_connection_age_grace(Some(Duration::from_secs(10)));
-    let mut pair = Pair::with_configs(Config::client(), server, usize::MAX);
+    let mut pair = Pair::with_configs(Config::client(), server, chunk);
     let id = pair.start("/s.S/Slow");
     assert!(pair.drive());
     pair.sleep(Duration::from_secs(100));
@@ -808,7 +876,11 @@ fn server_closes_idle_and_old_connections_gracefully() {
 
 #[test]
 fn a_server_reset_after_our_deadline_is_deadline_exceeded() {
-    let mut pair = Pair::new(usize::MAX);
+    support::at_every_split(a_server_reset_after_our_deadline_is_deadline_exceeded_at);
+}
+
+fn a_server_reset_after_our_deadline_is_deadline_exceeded_at(chunk: usize) {
+    let mut pair = Pair::new(chunk);
     let mut request = anygrpc_core::CallRequest::new("/s.S/Slow", "h");
     request.timeout = Some(Duration::from_millis(1));
     let id = pair.client.start_call(request, pair.now).unwrap();

@@ -125,13 +125,17 @@ fn bidi_ping_pong_interleaves() {
 
 #[test]
 fn large_messages_cross_many_frames_and_windows() {
+    support::at_every_split(large_messages_cross_many_frames_and_windows_at);
+}
+
+fn large_messages_cross_many_frames_and_windows_at(chunk: usize) {
     // 3 MiB each way: more than the 1 MiB stream window and many 16 KiB frames.
     let big = Bytes::from(
         (0..3 << 20)
             .map(|i: u32| (i * 7 % 256) as u8)
             .collect::<Vec<u8>>(),
     );
-    let mut pair = Pair::new(usize::MAX);
+    let mut pair = Pair::new(chunk);
     let id = pair.start("/s.S/Big");
     pair.client.send_message(id, big.clone(), false).unwrap();
     pair.client.finish_sending(id).unwrap();

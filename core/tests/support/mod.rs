@@ -158,3 +158,13 @@ pub fn finished(events: &[Event], stream: StreamId) -> Option<&Event> {
 
 /// Chunk sizes every scenario runs with: byte by byte, odd splits, and whole.
 pub const CHUNKS: [usize; 3] = [1, 7, usize::MAX];
+
+/// Runs `scenario` once at each of [`CHUNKS`], saying which split failed.
+pub fn at_every_split(scenario: fn(usize)) {
+    for chunk in CHUNKS {
+        if let Err(panic) = std::panic::catch_unwind(|| scenario(chunk)) {
+            eprintln!("the scenario failed with input fed {chunk} bytes at a time");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
