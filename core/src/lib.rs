@@ -75,6 +75,8 @@ pub mod frame;
 pub mod fuzzing;
 pub mod grpc;
 pub mod hpack;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod queue;
 mod reader;
 
