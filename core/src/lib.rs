@@ -75,10 +75,10 @@ pub mod frame;
 pub mod fuzzing;
 pub mod grpc;
 pub mod hpack;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod queue;
 mod reader;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{Config, PingPolicy};
 pub use connection::{CLIENT_PREFACE, CallError, CallRequest, Connection, Scheme, Side, Transmit};

@@ -494,7 +494,9 @@ fn a_call_queued_behind_the_limit_can_be_cancelled_before_it_is_sent_at(chunk: u
 
 #[test]
 fn graceful_server_shutdown_finishes_calls_in_flight_and_refuses_new_ones() {
-    support::at_every_split(graceful_server_shutdown_finishes_calls_in_flight_and_refuses_new_ones_at);
+    support::at_every_split(
+        graceful_server_shutdown_finishes_calls_in_flight_and_refuses_new_ones_at,
+    );
 }
 
 fn graceful_server_shutdown_finishes_calls_in_flight_and_refuses_new_ones_at(chunk: usize) {
