@@ -129,64 +129,83 @@ impl Connection {
         fields: &mut Vec<crate::hpack::Field>,
         fault: Option<BlockFault>,
     ) {
-        if let Some(stream) = self.streams.get(&id) {
-            // Request trailers: legal HTTP/2, meaningless to gRPC. They must end the stream,
-            // and follow the HTTP/2 field rules like any header block.
-            if !stream.state.can_recv() {
-                if stream.state != StreamState::Closed {
-                    // RFC 9113 §5.1: half-closed (remote), the peer itself ended the stream.
-                    self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
-                } else {
-                    // Closed: we reset or ended it, the peer's frames were in flight (§5.1).
-                    self.was_reset(id, end_stream);
-                }
-                return;
+        if self.streams.contains_key(&id) {
+            self.on_request_trailers(id, end_stream, fields, fault);
+        } else if self.admit_new_stream(id, end_stream) {
+            self.open_call(id, end_stream, fields, fault);
+        }
+    }
+
+    /// Request trailers: legal HTTP/2, meaningless to gRPC. They must end the stream, and
+    /// follow the HTTP/2 field rules like any header block.
+    fn on_request_trailers(
+        &mut self,
+        id: StreamId,
+        end_stream: bool,
+        fields: &mut Vec<crate::hpack::Field>,
+        fault: Option<BlockFault>,
+    ) {
+        let Some(state) = self.streams.get(&id).map(|s| s.state) else {
+            return;
+        };
+        if !state.can_recv() {
+            if state != StreamState::Closed {
+                // RFC 9113 §5.1: half-closed (remote), the peer itself ended the stream.
+                self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM");
+            } else {
+                // Closed: we reset or ended it, the peer's frames were in flight (§5.1).
+                self.was_reset(id, end_stream);
             }
-            if let Some(BlockFault::Stream(code, reason)) = fault {
-                self.stream_error(id, code, reason);
-                return;
-            }
-            if !end_stream {
-                self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "trailers without END_STREAM");
-                return;
-            }
-            if let Some(BlockFault::TooLarge) = fault {
-                // The call, already started, fails as its head would have (RFC 9113 §10.5.1).
-                let status = Status::resource_exhausted("request trailers too large");
-                self.fail_call(id, status, ErrorCode::CANCEL);
-                self.on_remote_end(id);
-                return;
-            }
-            if let Err(error) = grpc::check_request_trailers(fields.drain(..)) {
-                // RFC 9113 §8.1.1: the request is malformed; its call, already started, ends.
-                let reason = match error {
-                    HeadError::Malformed(reason) => reason,
-                    _ => "malformed request trailers",
-                };
-                self.stream_error(id, ErrorCode::PROTOCOL_ERROR, reason);
-                return;
-            }
+            return;
+        }
+        if let Some(BlockFault::Stream(code, reason)) = fault {
+            self.stream_error(id, code, reason);
+            return;
+        }
+        if !end_stream {
+            self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "trailers without END_STREAM");
+            return;
+        }
+        if let Some(BlockFault::TooLarge) = fault {
+            // The call, already started, fails as its head would have (RFC 9113 §10.5.1).
+            let status = Status::resource_exhausted("request trailers too large");
+            self.fail_call(id, status, ErrorCode::CANCEL);
             self.on_remote_end(id);
             return;
         }
+        if let Err(error) = grpc::check_request_trailers(fields.drain(..)) {
+            // RFC 9113 §8.1.1: the request is malformed; its call, already started, ends.
+            let reason = match error {
+                HeadError::Malformed(reason) => reason,
+                _ => "malformed request trailers",
+            };
+            self.stream_error(id, ErrorCode::PROTOCOL_ERROR, reason);
+            return;
+        }
+        self.on_remote_end(id);
+    }
+
+    /// Whether the peer may open stream `id` now (RFC 9113 §5.1.1, §5.1.2, §6.8); when not,
+    /// what it deserves (an error, a refusal, or nothing after our GOAWAY) was done.
+    fn admit_new_stream(&mut self, id: StreamId, end_stream: bool) -> bool {
         if !id.is_client_initiated() {
             self.protocol_error(
                 ErrorCode::PROTOCOL_ERROR,
                 "client opened an even-numbered stream",
             );
-            return;
+            return false;
         }
         if id <= self.last_peer_id {
             if self.was_reset(id, end_stream) {
                 // RFC 9113 §5.1: sent before the peer saw our RST_STREAM (trailers, say).
                 // Decoded, so the HPACK context is in step, and discarded.
                 self.spend_idle();
-                return;
+                return false;
             }
             if self.ignored_after_goaway(id) {
                 // Trailers of a stream opened after our final GOAWAY, ignored like its open.
                 self.spend_idle();
-                return;
+                return false;
             }
             // RFC 9113 §5.1.1: ids only increase; an unexpected id (going back, or a
             // forgotten stream's) is a connection PROTOCOL_ERROR.
@@ -194,12 +213,12 @@ impl Connection {
                 ErrorCode::PROTOCOL_ERROR,
                 "stream id not above the last one",
             );
-            return;
+            return false;
         }
         self.last_peer_id = id;
         if self.shutdown == Shutdown::Draining {
             self.ignore_open_after_goaway();
-            return;
+            return false;
         }
         if self.remote_active >= self.config.max_concurrent_streams {
             // RFC 9113 §5.1.2. Refusals are budgeted: a peer that keeps ignoring the limit
@@ -208,8 +227,20 @@ impl Connection {
             if self.spend_reset() {
                 self.reset_new_stream(id, ErrorCode::REFUSED_STREAM, end_stream);
             }
-            return;
+            return false;
         }
+        true
+    }
+
+    /// Opens a call on the new stream `id`, or refuses its head (a stream error, an HTTP
+    /// status, or a gRPC status in Trailers-Only).
+    fn open_call(
+        &mut self,
+        id: StreamId,
+        end_stream: bool,
+        fields: &mut Vec<crate::hpack::Field>,
+        fault: Option<BlockFault>,
+    ) {
         if let Some(BlockFault::Stream(code, _)) = fault {
             // RFC 7540 §5.3.1: a stream error; the stream opened with this HEADERS is reset.
             if self.spend_reset() {
@@ -252,23 +283,15 @@ impl Connection {
                 return self.reject_call(id, end_stream, end);
             }
         };
-        let encoding = match head.encoding.as_deref() {
-            None => None,
-            Some(name) => match Encoding::parse(name) {
-                Some(encoding) if encoding.is_supported() => Some(encoding),
-                _ => {
-                    // compression.md: an encoding we cannot decode is UNIMPLEMENTED.
-                    let status = Status::unimplemented(format!(
-                        "grpc-encoding {:?} is not supported",
-                        String::from_utf8_lossy(name)
-                    ));
-                    let end = PendingEnd::Trailers {
-                        status,
-                        metadata: Metadata::new(),
-                    };
-                    return self.reject_call(id, end_stream, end);
-                }
-            },
+        let encoding = match request_encoding(head.encoding.as_deref()) {
+            Ok(encoding) => encoding,
+            Err(status) => {
+                let end = PendingEnd::Trailers {
+                    status,
+                    metadata: Metadata::new(),
+                };
+                return self.reject_call(id, end_stream, end);
+            }
         };
         let mut stream = self.new_remote_stream();
         stream.recv_encoding = Ok(encoding);
@@ -505,5 +528,20 @@ pub(super) fn head_error_status(error: HeadError) -> Status {
         HeadError::BadContentType => {
             Status::unknown("response content-type is not application/grpc")
         }
+    }
+}
+
+/// The message encoding a request declares (`grpc-encoding`), or the UNIMPLEMENTED status of
+/// one we cannot decode (compression.md).
+fn request_encoding(name: Option<&[u8]>) -> Result<Option<Encoding>, Status> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    match Encoding::parse(name) {
+        Some(encoding) if encoding.is_supported() => Ok(Some(encoding)),
+        _ => Err(Status::unimplemented(format!(
+            "grpc-encoding {:?} is not supported",
+            String::from_utf8_lossy(name)
+        ))),
     }
 }
