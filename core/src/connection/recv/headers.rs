@@ -283,7 +283,7 @@ impl Connection {
                 return self.reject_call(id, end_stream, end);
             }
         };
-        let encoding = match request_encoding(head.encoding.as_deref()) {
+        let encoding = match declared_encoding(head.encoding.as_deref()) {
             Ok(encoding) => encoding,
             Err(status) => {
                 let end = PendingEnd::Trailers {
@@ -417,69 +417,82 @@ impl Connection {
             return;
         }
         if stream.head_received {
-            // Trailers.
-            if !end_stream {
-                self.fail_call(
-                    id,
-                    Status::internal("trailers without END_STREAM"),
-                    ErrorCode::PROTOCOL_ERROR,
-                );
-                return;
-            }
-            if stream.decoder.is_mid_message() {
-                self.fail_call(
-                    id,
-                    Status::internal("stream ended in the middle of a message"),
-                    ErrorCode::CANCEL,
-                );
-                return;
-            }
-            match grpc::parse_trailers(fields.drain(..), false) {
-                Ok(trailers) => self.finish_call(id, trailers.status, trailers.metadata),
-                Err(error) => {
-                    self.fail_call(id, head_error_status(error), ErrorCode::PROTOCOL_ERROR)
-                }
-            }
+            self.on_response_trailers(id, end_stream, fields);
+        } else if end_stream {
+            self.on_trailers_only(id, fields);
+        } else {
+            self.on_response_head(id, fields);
+        }
+    }
+
+    /// The trailers that end a call whose head arrived.
+    fn on_response_trailers(
+        &mut self,
+        id: StreamId,
+        end_stream: bool,
+        fields: &mut Vec<crate::hpack::Field>,
+    ) {
+        if !end_stream {
+            self.fail_call(
+                id,
+                Status::internal("trailers without END_STREAM"),
+                ErrorCode::PROTOCOL_ERROR,
+            );
             return;
         }
-        if end_stream {
-            // Trailers-Only.
-            match grpc::parse_trailers_only(fields.drain(..)) {
-                Ok((head, trailers)) if head.http_status != 200 => {
-                    let status = http_status(head.http_status);
-                    self.finish_call(id, status, trailers.metadata);
-                }
-                Ok((_, trailers)) => self.finish_call(id, trailers.status, trailers.metadata),
-                Err(error) => {
-                    self.fail_call(id, head_error_status(error), ErrorCode::PROTOCOL_ERROR)
-                }
-            }
+        if self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.decoder.is_mid_message())
+        {
+            self.fail_call(
+                id,
+                Status::internal("stream ended in the middle of a message"),
+                ErrorCode::CANCEL,
+            );
             return;
         }
-        match grpc::parse_response(fields.drain(..)) {
-            Ok(head) if head.http_status != 200 => {
-                self.fail_call(id, http_status(head.http_status), ErrorCode::CANCEL);
-            }
-            Ok(head) => {
-                stream.head_received = true;
-                stream.recv_encoding = match head.encoding.as_deref() {
-                    None => Ok(None),
-                    Some(name) => match Encoding::parse(name) {
-                        Some(encoding) if encoding.is_supported() => Ok(Some(encoding)),
-                        _ => Err(()),
-                    },
-                };
-                if let Ok(state) = next(stream.state, Transition::RecvHeaders { end_stream: false })
-                {
-                    stream.state = state;
-                }
-                self.events.push_back(Event::Headers {
-                    stream: id,
-                    metadata: head.metadata,
-                });
-            }
+        match grpc::parse_trailers(fields.drain(..), false) {
+            Ok(trailers) => self.finish_call(id, trailers.status, trailers.metadata),
             Err(error) => self.fail_call(id, head_error_status(error), ErrorCode::PROTOCOL_ERROR),
         }
+    }
+
+    /// A response that is only trailers (END_STREAM on its first header block).
+    fn on_trailers_only(&mut self, id: StreamId, fields: &mut Vec<crate::hpack::Field>) {
+        match grpc::parse_trailers_only(fields.drain(..)) {
+            Ok((head, trailers)) if head.http_status != 200 => {
+                let status = http_status(head.http_status);
+                self.finish_call(id, status, trailers.metadata);
+            }
+            Ok((_, trailers)) => self.finish_call(id, trailers.status, trailers.metadata),
+            Err(error) => self.fail_call(id, head_error_status(error), ErrorCode::PROTOCOL_ERROR),
+        }
+    }
+
+    /// A response head: the call goes on, its messages decoded with the encoding it declares.
+    fn on_response_head(&mut self, id: StreamId, fields: &mut Vec<crate::hpack::Field>) {
+        let head = match grpc::parse_response(fields.drain(..)) {
+            Ok(head) if head.http_status == 200 => head,
+            Ok(head) => {
+                return self.fail_call(id, http_status(head.http_status), ErrorCode::CANCEL);
+            }
+            Err(error) => {
+                return self.fail_call(id, head_error_status(error), ErrorCode::PROTOCOL_ERROR);
+            }
+        };
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.head_received = true;
+        stream.recv_encoding = declared_encoding(head.encoding.as_deref()).map_err(|_| ());
+        if let Ok(state) = next(stream.state, Transition::RecvHeaders { end_stream: false }) {
+            stream.state = state;
+        }
+        self.events.push_back(Event::Headers {
+            stream: id,
+            metadata: head.metadata,
+        });
     }
 
     /// Client: the server's trailers arrived; the call ends with them.
@@ -531,9 +544,9 @@ pub(super) fn head_error_status(error: HeadError) -> Status {
     }
 }
 
-/// The message encoding a request declares (`grpc-encoding`), or the UNIMPLEMENTED status of
-/// one we cannot decode (compression.md).
-fn request_encoding(name: Option<&[u8]>) -> Result<Option<Encoding>, Status> {
+/// The message encoding a request or response declares (`grpc-encoding`), or the
+/// UNIMPLEMENTED status of one we cannot decode (compression.md).
+fn declared_encoding(name: Option<&[u8]>) -> Result<Option<Encoding>, Status> {
     let Some(name) = name else {
         return Ok(None);
     };
