@@ -1,6 +1,8 @@
 //! Received DATA: flow control, message reassembly, the end of the peer's side of a stream,
 //! and the calls it fails.
 
+use bytes::Bytes;
+
 use super::SLIVER;
 use crate::connection::state::{StreamState, Transition, next};
 use crate::connection::streams::PendingEnd;
@@ -12,6 +14,29 @@ use crate::grpc::{Encoding, Metadata, Status};
 
 impl Connection {
     pub(super) fn on_data(&mut self, data: Data) {
+        let (id, flow_len, end_stream) = (data.stream, data.flow_len, data.end_stream);
+        if !self.admit_data(&data) {
+            return;
+        }
+        let events_before = self.events.len();
+        if !self.deliver_messages(id, data.data) {
+            return;
+        }
+        self.recharge(id);
+        self.credit_stream(id);
+        let completed_nothing = self.events.len() == events_before;
+        if flow_len < SLIVER && completed_nothing && !end_stream && !self.spend_sliver() {
+            return;
+        }
+        if end_stream {
+            self.on_remote_end(id);
+        }
+    }
+
+    /// Charges a DATA frame to the windows and checks that its stream may receive it; `false`
+    /// when it goes no further (ignored, or an error was dealt with). Its bytes are then held
+    /// for the stream.
+    fn admit_data(&mut self, data: &Data) -> bool {
         let id = data.stream;
         // RFC 9113 §6.9.1: the connection window is charged for every DATA frame, even on
         // streams we no longer know. Its credit returns as the memory the frame filled is
@@ -21,15 +46,14 @@ impl Connection {
                 ErrorCode::FLOW_CONTROL_ERROR,
                 "connection receive window exceeded",
             );
-            return;
+            return false;
         }
         if data.data.is_empty() && !data.end_stream && !self.spend_idle() {
-            return;
+            return false;
         }
-        let events_before = self.events.len();
         if self.is_idle_stream(id) {
             self.protocol_error(ErrorCode::PROTOCOL_ERROR, "DATA on an idle stream");
-            return;
+            return false;
         }
         let Some(stream) = self.streams.get_mut(&id) else {
             // A stream we closed: RFC 9113 §5.1 lets us ignore it.
@@ -37,17 +61,17 @@ impl Connection {
             if data.flow_len < SLIVER && !data.end_stream {
                 self.spend_sliver();
             }
-            return;
+            return false;
         };
         if next(stream.state, Transition::RecvData).is_err() {
             if stream.state == StreamState::Closed {
                 // We reset it or ended it; the peer's frames were in flight.
                 self.was_reset(id, data.end_stream);
-                return;
+                return false;
             }
             // RFC 9113 §6.1: half-closed (remote), the peer itself ended the stream.
             self.stream_error(id, ErrorCode::STREAM_CLOSED, "DATA after END_STREAM");
-            return;
+            return false;
         }
         if stream.recv_window.receive(data.flow_len).is_err() {
             self.stream_error(
@@ -55,7 +79,7 @@ impl Connection {
                 ErrorCode::FLOW_CONTROL_ERROR,
                 "stream receive window exceeded",
             );
-            return;
+            return false;
         }
         if stream.local && !stream.head_received {
             self.fail_call(
@@ -63,72 +87,55 @@ impl Connection {
                 Status::internal("DATA before the response headers"),
                 ErrorCode::PROTOCOL_ERROR,
             );
-            return;
+            return false;
         }
         stream.held += u64::from(data.flow_len);
+        true
+    }
+
+    /// Hands `bytes` to the stream's message decoder and reports the messages it completes;
+    /// `false` if one failed the call. Nobody reads a call that already ended: its bytes are
+    /// credited back at once.
+    fn deliver_messages(&mut self, id: StreamId, bytes: Bytes) -> bool {
+        let backing = self.frame_backing;
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return false;
+        };
         if stream.reported {
-            // Nobody reads this call any more: everything is credited back.
             stream.unreleased = 0;
-        } else {
-            match self.frame_backing {
-                Some(backing) => stream.decoder.push_shared(data.data, backing),
-                None => stream.decoder.push(data.data),
-            }
-            loop {
-                match stream.decoder.next_message() {
-                    Ok(Some(raw)) => {
-                        let encoding = if raw.compressed {
-                            match stream.recv_encoding {
-                                Ok(Some(encoding)) if encoding != Encoding::Identity => {
-                                    Some(encoding)
-                                }
-                                // PROTOCOL-HTTP2.md: a compressed flag without an encoding.
-                                Ok(_) => {
-                                    let status = Status::internal(
-                                        "compressed message received without grpc-encoding",
-                                    );
-                                    self.fail_call(id, status, ErrorCode::CANCEL);
-                                    return;
-                                }
-                                Err(()) => {
-                                    let status = Status::internal(
-                                        "compressed message in an encoding we do not support",
-                                    );
-                                    self.fail_call(id, status, ErrorCode::CANCEL);
-                                    return;
-                                }
-                            }
-                        } else {
-                            None
-                        };
-                        // Its credit (bytes and bookkeeping) waits for the application's
-                        // release: even empty messages queue only within the window.
-                        let message = Message {
-                            data: raw.data,
-                            encoding,
-                        };
-                        stream.unreleased += message.credit() as u64;
-                        self.events.push_back(Event::Message {
-                            stream: id,
-                            message,
-                        });
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        self.fail_call(id, error.to_status(), ErrorCode::CANCEL);
-                        return;
-                    }
+            return true;
+        }
+        match backing {
+            Some(backing) => stream.decoder.push_shared(bytes, backing),
+            None => stream.decoder.push(bytes),
+        }
+        loop {
+            let raw = match stream.decoder.next_message() {
+                Ok(Some(raw)) => raw,
+                Ok(None) => return true,
+                Err(error) => {
+                    self.fail_call(id, error.to_status(), ErrorCode::CANCEL);
+                    return false;
                 }
-            }
-        }
-        self.recharge(id);
-        self.credit_stream(id);
-        let completed_nothing = self.events.len() == events_before;
-        if data.flow_len < SLIVER && completed_nothing && !data.end_stream && !self.spend_sliver() {
-            return;
-        }
-        if data.end_stream {
-            self.on_remote_end(id);
+            };
+            let encoding = match message_encoding(stream.recv_encoding, raw.compressed) {
+                Ok(encoding) => encoding,
+                Err(status) => {
+                    self.fail_call(id, status, ErrorCode::CANCEL);
+                    return false;
+                }
+            };
+            // Its credit (bytes and bookkeeping) waits for the application's release: even
+            // empty messages queue only within the window.
+            let message = Message {
+                data: raw.data,
+                encoding,
+            };
+            stream.unreleased += message.credit() as u64;
+            self.events.push_back(Event::Message {
+                stream: id,
+                message,
+            });
         }
     }
 
@@ -226,5 +233,25 @@ impl Connection {
         });
         stream.send_finished = true;
         self.schedule(id);
+    }
+}
+
+/// The encoding to decode a received message with: the stream's declared one when the
+/// message is compressed (PROTOCOL-HTTP2.md), else none.
+fn message_encoding(
+    declared: Result<Option<Encoding>, ()>,
+    compressed: bool,
+) -> Result<Option<Encoding>, Status> {
+    if !compressed {
+        return Ok(None);
+    }
+    match declared {
+        Ok(Some(encoding)) if encoding != Encoding::Identity => Ok(Some(encoding)),
+        Ok(_) => Err(Status::internal(
+            "compressed message received without grpc-encoding",
+        )),
+        Err(()) => Err(Status::internal(
+            "compressed message in an encoding we do not support",
+        )),
     }
 }
