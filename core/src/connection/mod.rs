@@ -662,15 +662,11 @@ impl Connection {
 
     /// Queues RST_STREAM for `id` and closes it on our side.
     fn reset_stream(&mut self, id: StreamId, code: ErrorCode) {
-        self.control
-            .push_back(Control::RstStream { stream: id, code });
-        if self
+        let peer_may_send = self
             .streams
             .get(&id)
-            .is_some_and(|s| !s.local && s.state.can_recv())
-        {
-            self.note_reset(id);
-        }
+            .is_some_and(|s| !s.local && s.state.can_recv());
+        self.queue_reset(id, code, peer_may_send);
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
@@ -679,6 +675,17 @@ impl Connection {
             state::next(stream.state, state::Transition::SendReset).unwrap_or(StreamState::Closed);
         self.set_state(id, state);
         self.check_control_backlog();
+    }
+
+    /// Queues RST_STREAM `code` for `id`; `peer_may_send`: the peer has not ended the stream,
+    /// so what it sent before it sees the reset is remembered as such ([`Self::note_reset`]).
+    /// The caller checks the control backlog once its own work is done.
+    pub(super) fn queue_reset(&mut self, id: StreamId, code: ErrorCode, peer_may_send: bool) {
+        self.control
+            .push_back(Control::RstStream { stream: id, code });
+        if peer_may_send {
+            self.note_reset(id);
+        }
     }
 
     /// We reset (or refused) the peer's stream `id` before the peer ended it: until its

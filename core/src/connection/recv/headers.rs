@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::connection::state::{StreamState, Transition, next};
 use crate::connection::streams::{PendingEnd, Stream};
-use crate::connection::{Connection, Control, Shutdown, Side, clear_deadline};
+use crate::connection::{Connection, Shutdown, Side, clear_deadline};
 use crate::error::{ErrorCode, StreamId};
 use crate::event::Event;
 use crate::grpc::{self, Code, Encoding, HeadError, Metadata, Status};
@@ -334,12 +334,9 @@ impl Connection {
         self.shutdown == Shutdown::Draining && self.goaway_sent.is_some_and(|last| id > last)
     }
 
+    /// Resets a stream the peer opened that we never took on (refused, malformed).
     pub(super) fn reset_new_stream(&mut self, id: StreamId, code: ErrorCode, end_stream: bool) {
-        self.control
-            .push_back(Control::RstStream { stream: id, code });
-        if !end_stream {
-            self.note_reset(id);
-        }
+        self.queue_reset(id, code, !end_stream);
         self.check_control_backlog();
     }
 
