@@ -353,16 +353,7 @@ impl Dispatch for Dispatcher {
             });
             if let Some(status) = rejected {
                 hooks.on_complete(&status);
-                let _ = conn
-                    .enqueue(
-                        [Command::Trailers {
-                            slot,
-                            status,
-                            metadata: Metadata::new(),
-                        }],
-                        Urgency::Control,
-                    )
-                    .map(Kick::run);
+                end_at_once(&conn, slot, status);
                 return None;
             }
             Some(hooks)
@@ -401,16 +392,7 @@ impl Dispatch for Dispatcher {
         match task {
             None => {
                 let status = Status::unimplemented(format!("method not found: {path}"));
-                let _ = conn
-                    .enqueue(
-                        [Command::Trailers {
-                            slot,
-                            status,
-                            metadata: Metadata::new(),
-                        }],
-                        Urgency::Control,
-                    )
-                    .map(Kick::run);
+                end_at_once(&conn, slot, status);
                 None
             }
             Some(task) => Some(Box::pin(async move {
@@ -438,6 +420,17 @@ fn split_path(path: &str) -> (&str, &str) {
         return ("", "");
     };
     trimmed.rsplit_once('/').unwrap_or((trimmed, ""))
+}
+
+/// Ends a call the server answers without a handler (an interceptor refused it, no method):
+/// its status goes out as Trailers-Only.
+fn end_at_once(conn: &Arc<ConnHandle>, slot: Arc<crate::conn::slot::CallSlot>, status: Status) {
+    let trailers = Command::Trailers {
+        slot,
+        status,
+        metadata: Metadata::new(),
+    };
+    let _ = conn.enqueue([trailers], Urgency::Control).map(Kick::run);
 }
 
 #[cfg(test)]
