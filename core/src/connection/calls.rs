@@ -225,8 +225,7 @@ impl Connection {
         let stream = self.sendable(id)?;
         stream.pending_end = Some(PendingEnd::Trailers { status, metadata });
         stream.send_finished = true;
-        stream.reported = true;
-        stream.app_done = true;
+        stream.mark_done();
         stream.end_receiving();
         if let Some(stream) = self.streams.get_mut(&id) {
             clear_deadline(&mut self.deadlines, id, stream);
@@ -245,15 +244,14 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&id) else {
             return Ok(());
         };
-        if stream.reported && stream.state == StreamState::Closed {
+        if stream.reported() && stream.state == StreamState::Closed {
             return Ok(());
         }
         let on_wire = stream.state.is_active();
         if stream.local {
             self.end_call(id, Status::cancelled("cancelled by the client"), false);
         } else if let Some(stream) = self.streams.get_mut(&id) {
-            stream.reported = true;
-            stream.app_done = true;
+            stream.mark_done();
             stream.clear_send();
             stream.end_receiving();
             self.recharge(id);
@@ -297,11 +295,11 @@ impl Connection {
             .streams
             .get_mut(&id)
             .ok_or(CallError::UnknownStream(id))?;
-        if stream.reported && !stream.send_finished {
+        if stream.reported() && !stream.send_finished {
             return Err(CallError::CallEnded(id));
         }
         if stream.send_finished {
-            return Err(if stream.reported && stream.pending_end.is_none() {
+            return Err(if stream.reported() && stream.pending_end.is_none() {
                 CallError::CallEnded(id)
             } else {
                 CallError::SendingFinished(id)

@@ -145,7 +145,7 @@ impl Connection {
             let mut partial = self
                 .streams
                 .iter()
-                .filter(|(_, s)| s.charged_partial > 0 && !s.reported)
+                .filter(|(_, s)| s.charged_partial > 0 && !s.reported())
                 .map(|(id, _)| *id);
             let (Some(first), Some(second)) = (partial.next(), partial.next()) else {
                 return;

@@ -410,7 +410,7 @@ impl Connection {
             Event::Finished { stream, .. } | Event::Cancelled { stream, .. } => {
                 let stream = *stream;
                 if let Some(s) = self.streams.get_mut(&stream) {
-                    s.app_done = true;
+                    s.mark_done();
                 }
                 self.maybe_forget(stream);
                 self.maybe_finish_shutdown();
@@ -599,10 +599,10 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
-        if stream.reported {
+        if stream.reported() {
             return;
         }
-        stream.reported = true;
+        stream.mark_reported();
         stream.clear_send();
         stream.end_receiving();
         clear_deadline(&mut self.deadlines, id, stream);
@@ -643,7 +643,7 @@ impl Connection {
         let Some(stream) = self.streams.get(&id) else {
             return;
         };
-        if stream.state != StreamState::Closed || !stream.app_done {
+        if stream.state != StreamState::Closed || !stream.app_done() {
             return;
         }
         let local = stream.local;

@@ -47,7 +47,22 @@ pub(crate) enum PendingEnd {
     HttpStatus(u16),
 }
 
-/// One stream's state.
+/// Where a call stands as the application sees it; it only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum CallPhase {
+    /// Its end is not reported yet.
+    Running,
+    /// Its terminal event is queued (or the server application ended the call itself):
+    /// nothing more is reported for it.
+    Reported,
+    /// The application has seen (or caused) its end: once the stream is Closed on the wire
+    /// too, it can be forgotten.
+    Done,
+}
+
+/// One stream's state. Its HTTP/2 state and its call's phase are enums; the flags left are
+/// facts independent of them and of each other (which side opened it, what was sent or
+/// received of the head, the send side's bookkeeping).
 #[derive(Debug)]
 pub(crate) struct Stream {
     pub(crate) state: StreamState,
@@ -84,12 +99,8 @@ pub(crate) struct Stream {
     /// Our compression for outgoing messages.
     pub(crate) send_encoding: Option<Encoding>,
     pub(crate) deadline: Option<Instant>,
-    /// The application has seen (or caused) the end of the call; with `state == Closed` the
-    /// stream can be forgotten.
-    pub(crate) app_done: bool,
-    /// The call's terminal event is queued (or the server application ended the call itself):
-    /// nothing more is reported for it.
-    pub(crate) reported: bool,
+    /// Where the call stands as the application sees it.
+    phase: CallPhase,
     /// The stream sits in the connection's send rotation.
     pub(crate) scheduled: bool,
     /// Counted in the connection's active-stream tally for its side.
@@ -131,14 +142,33 @@ impl Stream {
             want_writable: false,
             send_encoding: None,
             deadline: None,
-            app_done: false,
-            reported: false,
+            phase: CallPhase::Running,
             scheduled: false,
             counted: false,
             head_cost: 0,
             charged: 0,
             charged_partial: 0,
         }
+    }
+
+    /// The call's end was reported (or the server application ended it itself).
+    pub(crate) fn reported(&self) -> bool {
+        self.phase >= CallPhase::Reported
+    }
+
+    /// The application has seen (or caused) the call's end.
+    pub(crate) fn app_done(&self) -> bool {
+        self.phase == CallPhase::Done
+    }
+
+    /// The call's end is reported: nothing more is, for it.
+    pub(crate) fn mark_reported(&mut self) {
+        self.phase = self.phase.max(CallPhase::Reported);
+    }
+
+    /// The application has seen (or caused) the call's end.
+    pub(crate) fn mark_done(&mut self) {
+        self.phase = CallPhase::Done;
     }
 
     /// Something is ready to be written, ignoring flow control.

@@ -101,7 +101,7 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&id) else {
             return false;
         };
-        if stream.reported {
+        if stream.reported() {
             stream.unreleased = 0;
             return true;
         }
@@ -172,7 +172,7 @@ impl Connection {
         };
         let mid_message = stream.decoder.is_mid_message();
         let local = stream.local;
-        let reported = stream.reported;
+        let reported = stream.reported();
         let Ok(state) = next(stream.state, Transition::RecvEndStream) else {
             return;
         };

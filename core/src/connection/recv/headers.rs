@@ -361,8 +361,7 @@ impl Connection {
         let mut stream = self.new_remote_stream();
         stream.state = next(StreamState::Idle, Transition::RecvHeaders { end_stream })
             .unwrap_or(StreamState::Open);
-        stream.reported = true;
-        stream.app_done = true;
+        stream.mark_done();
         stream.announced = true;
         stream.send_finished = true;
         stream.pending_end = Some(end);
@@ -393,7 +392,7 @@ impl Connection {
             }
             return;
         }
-        if stream.reported {
+        if stream.reported() {
             // The call already ended here (deadline, cancel); keep the stream state right.
             if end_stream {
                 self.on_remote_end(id);
@@ -497,10 +496,10 @@ impl Connection {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
-        if stream.reported {
+        if stream.reported() {
             return;
         }
-        stream.reported = true;
+        stream.mark_reported();
         let still_sending = stream.state == StreamState::Open;
         clear_deadline(&mut self.deadlines, id, stream);
         self.events.push_back(Event::Finished {
