@@ -95,7 +95,6 @@ impl Engine {
         runtime: RuntimeRef,
         dispatch: Option<Arc<dyn Dispatch>>,
         peer: Arc<str>,
-        auth: Option<Arc<crate::auth::AuthContext>>,
     ) -> Self {
         Self {
             conn,
@@ -105,7 +104,7 @@ impl Engine {
             blocked: HashMap::new(),
             dispatch,
             peer,
-            auth,
+            auth: None,
             commands: Vec::new(),
             new_handlers: Vec::new(),
             wakes: Vec::new(),
@@ -117,6 +116,12 @@ impl Engine {
     /// The core connection, for the transport turn to feed and drain.
     pub(crate) fn connection(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// What the transport authenticated about the peer (TLS), for the calls it receives from
+    /// now on.
+    pub(crate) fn authenticated(&mut self, auth: Option<Arc<crate::auth::AuthContext>>) {
+        self.auth = auth;
     }
 
     /// Notes why the transport failed (the first reason wins).

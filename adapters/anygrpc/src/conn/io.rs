@@ -44,6 +44,9 @@ pub(crate) struct Driver {
     read_closed: bool,
     /// Writing to the transport failed: what is still readable is read, then it is over.
     write_failed: bool,
+    /// The engine was told what the transport authenticated. A TLS transport knows it once
+    /// its handshake is done, which is before the first bytes it yields.
+    auth_told: bool,
 }
 
 impl Driver {
@@ -56,8 +59,7 @@ impl Driver {
     ) -> (DriverTask, Arc<ConnHandle>) {
         let shared = Arc::new(ConnHandle::new(conn.config().initial_stream_window));
         let peer: Arc<str> = Arc::from(io.peer());
-        let auth = io.auth_context();
-        let engine = Engine::new(conn, shared.clone(), runtime.clone(), dispatch, peer, auth);
+        let engine = Engine::new(conn, shared.clone(), runtime.clone(), dispatch, peer);
         let driver = Self {
             engine,
             io,
@@ -67,6 +69,7 @@ impl Driver {
             timer: None,
             read_closed: false,
             write_failed: false,
+            auth_told: false,
         };
         let cell = Arc::new(TurnCell::new(driver));
         let weak: Weak<TurnCell<Driver>> = Arc::downgrade(&cell);
@@ -171,6 +174,10 @@ impl Driver {
                     progress = true;
                 }
                 Poll::Ready(Ok(n)) => {
+                    if !self.auth_told {
+                        self.auth_told = true;
+                        self.engine.authenticated(self.io.auth_context());
+                    }
                     let now = self.runtime.now();
                     self.engine.connection().recv(self.read_buf.read(n), now);
                     self.read_buf.adapt(n);
