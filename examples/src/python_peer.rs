@@ -144,12 +144,27 @@ impl GreeterServer {
         Self::start_with(&python_with_grpcio()?)
     }
 
+    /// Starts the server with [`python_with_grpcio`], listening on the Unix-domain socket
+    /// `path` too.
+    pub fn start_on_unix(path: &Path) -> io::Result<Self> {
+        Self::start_with_args(
+            &python_with_grpcio()?,
+            &["--unix".as_ref(), path.as_os_str()],
+        )
+    }
+
     /// Starts the server with `python`.
     pub fn start_with(python: &Path) -> io::Result<Self> {
+        Self::start_with_args(python, &[])
+    }
+
+    /// Starts the server with `python`, passing `args` to the script.
+    fn start_with_args(python: &Path, args: &[&std::ffi::OsStr]) -> io::Result<Self> {
         let mut child = Command::new(python)
             .arg("-u")
             .arg(greeter_script())
             .arg("--exit-on-stdin-eof")
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

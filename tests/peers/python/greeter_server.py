@@ -2,8 +2,8 @@
 """A grpcio helloworld.Greeter server for anygrpc's interop tests and demo.
 
 No generated code: a generic handler with identity (de)serializers, and the two one-field
-messages encoded by hand. Listens on 127.0.0.1:0 and prints the bound port, alone on the first
-line of stdout.
+messages encoded by hand. Listens on 127.0.0.1:0 (and, with --unix PATH, on a Unix-domain socket too) and prints the
+bound port, alone on the first line of stdout.
 
 SayHello answers HelloReply{message: "Hello, <name>!"}, except for these names:
   "error"     aborts with INVALID_ARGUMENT, a non-ASCII details string and trailing metadata
@@ -107,6 +107,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the parent process went away)")
+    parser.add_argument("--unix", metavar="PATH",
+                        help="also listen on the Unix-domain socket PATH (unix:PATH)")
     args = parser.parse_args()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
@@ -118,6 +120,8 @@ def main():
     port = server.add_insecure_port("127.0.0.1:0")
     if port == 0:
         sys.exit("could not bind 127.0.0.1:0")
+    if args.unix and server.add_insecure_port("unix:" + args.unix) == 0:
+        sys.exit("could not bind unix:" + args.unix)
     server.start()
     print(port, flush=True)
 
