@@ -182,6 +182,7 @@ macro_rules! e2e_suite {
             panicking_user_code_fails_only_its_call,
             single_message_calls_end_internal_on_zero_or_two,
             a_full_receive_budget_pauses_reading_until_messages_are_consumed,
+            an_undecodable_response_ends_the_call_internal,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

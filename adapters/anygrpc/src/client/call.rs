@@ -333,6 +333,22 @@ impl CallCore {
         true
     }
 
+    /// A response the application cannot use (it does not decode) fails the call with
+    /// `status`: now, its stream reset, while the call runs; in place of an OK end that came
+    /// before the application read that far otherwise. The call's code then agrees with what
+    /// the read returned, as in grpc-go, where the read decides the call's status.
+    pub(crate) fn fail_on_read(&self, status: Status) {
+        if self.abort(status.clone()) {
+            return;
+        }
+        let mut state = self.slot.lock();
+        if let Some(outcome) = state.outcome.as_mut() {
+            if outcome.status.code() == Code::Ok {
+                outcome.status = status;
+            }
+        }
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         self.slot.lock().outcome.is_some()
     }

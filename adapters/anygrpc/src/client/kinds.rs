@@ -56,7 +56,7 @@ fn poll_next_response<Resp: Msg>(
                 Ok(value) => Poll::Ready(Some(Ok(value))),
                 Err(status) => {
                     // A message we cannot decode ends the call (grpc-go does the same).
-                    core.cancel();
+                    core.fail_on_read(status.clone());
                     *ended = true;
                     let trailers = anygrpc_core::Metadata::new();
                     Poll::Ready(Some(Err(core.error(crate::conn::slot::Outcome {

@@ -142,3 +142,41 @@ pub async fn server_ends_calls_early(env: Env) {
     assert_eq!((err.code(), err.details()), (Code::DataLoss, "cut short"));
     assert!(call.read().await.is_none());
 }
+
+/// `Ping` as a client that disagrees about field 2 would see it: a string where the server
+/// sends a number, so a response with `count` set does not decode.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Disagreeing {
+    #[prost(string, tag = "2")]
+    count: String,
+}
+
+/// A response the client cannot decode ends the call INTERNAL, once: the read that met it
+/// and the Call object agree, and the server sees the call cancelled.
+pub async fn an_undecodable_response_ends_the_call_internal(env: Env) {
+    let srv = env.start_server().await;
+    let channel = env.channel(srv.port);
+    let mut call = channel.unary_stream::<Ping, Disagreeing>(COUNT).call(Ping {
+        count: 3,
+        ..Ping::default()
+    });
+    // Response 0 has no field set (proto3 omits zero), response 1 has `count` = 1.
+    let first = call.read().await.expect("a first response");
+    assert_eq!(first.expect("decodes").count, "");
+    let error = call
+        .read()
+        .await
+        .expect("a second response")
+        .expect_err("does not decode");
+    assert_eq!(error.code(), Code::Internal, "{error:?}");
+    assert_eq!(call.code().await, Code::Internal, "the call agrees");
+    assert_eq!(call.details().await, error.details());
+    assert!(call.read().await.is_none(), "nothing after the error");
+    // The channel serves the next call.
+    let count = channel.unary_stream::<Ping, Ping>(COUNT);
+    let mut again = count.call(Ping {
+        count: 1,
+        ..Ping::default()
+    });
+    assert!(again.read().await.expect("one").is_ok());
+}
