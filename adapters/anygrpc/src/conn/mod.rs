@@ -28,15 +28,17 @@
 //! # Lock order
 //!
 //! The turn bit of the cell, then the driver's mutex (uncontended: only the bit's holder
-//! takes it), then the shared handle's state, then a call's slot. Nobody waits for the turn
-//! bit: a poller that finds it taken leaves its commands to the holder.
+//! takes it). Apart from those: a call's slot, then the handle's state (`ConnHandle`): a call
+//! queues its commands holding its slot, so that a call ending meanwhile cannot be bound; the
+//! handle's lock never encloses another lock. Nobody waits for the turn bit: a poller that
+//! finds it taken leaves its commands to the holder.
 //!
 //! # What an inline turn may do
 //!
 //! Apply commands, write, run due timers. It does not read (the transport holds the task's
 //! waker for that), does not run when the caller is itself inside a turn (turns do not
 //! nest), and wakes the task when the task was polled meanwhile or the driver finished.
-
+//!
 //! # Where user code runs, and what a panic there does
 //!
 //! Done callbacks of the calls a turn ended (and the `on_complete` observers of client
