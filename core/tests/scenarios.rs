@@ -942,3 +942,31 @@ fn a_64k_message_goes_out_in_one_frame_and_no_frame_exceeds_128k() {
     let total: usize = sizes.iter().sum();
     assert_eq!(total, (64 << 10) + (300 << 10) + 10, "{sizes:?}");
 }
+
+#[test]
+fn a_call_started_right_after_a_cancel_at_the_limit_is_served() {
+    support::at_every_split(a_call_started_right_after_a_cancel_at_the_limit_is_served_at);
+}
+
+/// At the server's concurrency limit, a client cancels a call and at once starts another:
+/// the RST_STREAM and the new HEADERS reach the server in one read, before its application
+/// saw the cancel. The new call is served, not refused.
+fn a_call_started_right_after_a_cancel_at_the_limit_is_served_at(chunk: usize) {
+    let server = Config::server().max_concurrent_streams(2);
+    let mut pair = Pair::with_configs(Config::client(), server, chunk);
+    let first = pair.start("/a.B/C");
+    let _second = pair.start("/a.B/C");
+    assert!(pair.drive());
+    pair.client.cancel(first).expect("cancel");
+    let third = pair.start("/a.B/C");
+    assert!(pair.drive());
+    let refused = pair
+        .take_client_events()
+        .into_iter()
+        .any(|e| matches!(e, Event::Finished { stream, unprocessed: true, .. } if stream == third));
+    assert!(!refused, "the new call was refused");
+    assert!(
+        started(&pair.take_server_events()).contains(&third),
+        "the server took the new call"
+    );
+}

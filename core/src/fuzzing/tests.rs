@@ -493,10 +493,11 @@ fn calls_in_flight_when_the_server_drains_end_cleanly() {
 }
 
 /// Calls reset before their request was complete (a unary call is announced only then) are
-/// resets of unseen calls too, and the calls refused meanwhile (their slots still held, most
-/// of them cancelled by the client already) spend the same budget: the harness accepts the
-/// server's close by the server's counts of both, not only by the calls it saw start and end
-/// together.
+/// resets of unseen calls, within the reset budget here. The calls the client started
+/// meanwhile were refused, their slots still held by the reset ones, until the server took
+/// the slots of streams whose end awaits the application for new streams (up to the limit's
+/// worth): those refusals spent the reset budget too and cut the pair off. Now none is
+/// refused, and the pair stays open.
 #[test]
 fn resets_of_unary_calls_not_yet_announced_count_as_rapid_reset() {
     let kept =
@@ -510,10 +511,10 @@ fn resets_of_unary_calls_not_yet_announced_count_as_rapid_reset() {
         "{}",
         pair.server.reset_unseen
     );
-    assert!(unseen <= burst && refused > 0, "{unseen} + {refused}");
-    assert!(unseen + refused > burst, "{unseen} + {refused}");
+    assert!(unseen > burst / 2 && unseen <= burst, "{unseen}");
+    assert_eq!(refused, 0, "no stream refused for a slot that was freeing");
     assert!(
-        matches!(&pair.server.closed, Some(Some(e)) if super::is_reset_budget_close(e)),
+        matches!(&pair.server.closed, None | Some(None)),
         "{:?}",
         pair.server.closed
     );

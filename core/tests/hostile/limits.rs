@@ -249,6 +249,38 @@ fn client_ignoring_max_concurrent_streams_is_refused_then_cut_off() {
 }
 
 #[test]
+fn streams_whose_end_the_application_has_not_seen_free_their_slots_for_new_ones_once() {
+    // At the limit, streams the peer reset after the application saw them still hold their
+    // slots until it polls their ends. New streams may use up to the limit's worth of those
+    // slots (a cancel followed at once by a new call is legitimate); beyond, they are
+    // refused, so the work in flight stays within twice the limit.
+    let mut raw = Raw::server(Config::server().max_concurrent_streams(2));
+    raw.send_request(1, "/svc.S/M", false);
+    raw.send_request(3, "/svc.S/M", false);
+    raw.pump();
+    assert_eq!(raw.started(), vec![StreamId(1), StreamId(3)]);
+    raw.send_rst(1, ErrorCode::CANCEL);
+    raw.send_rst(3, ErrorCode::CANCEL);
+    raw.send_request(5, "/svc.S/M", false);
+    raw.send_request(7, "/svc.S/M", false);
+    raw.send_request(9, "/svc.S/M", false);
+    raw.flush();
+    assert_eq!(raw.resets(), vec![(StreamId(9), ErrorCode::REFUSED_STREAM)]);
+    assert_eq!(raw.conn.active_calls(), 4, "two running, two winding down");
+    // The application sees the cancels and their slots free; the two new calls fill the
+    // limit, so a further stream is refused like any over it.
+    raw.pump();
+    assert_eq!(raw.conn.active_calls(), 2);
+    raw.send_request(11, "/svc.S/M", false);
+    raw.flush();
+    assert_eq!(
+        raw.resets().last(),
+        Some(&(StreamId(11), ErrorCode::REFUSED_STREAM))
+    );
+    raw.assert_open();
+}
+
+#[test]
 fn made_you_reset_is_enhance_your_calm_after_the_reset_budget() {
     // CVE-2025-8671: frames that make us reset streams (WINDOW_UPDATE 0, DATA after
     // END_STREAM) are budgeted like the peer's own resets.

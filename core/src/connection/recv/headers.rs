@@ -220,7 +220,7 @@ impl Connection {
             self.ignore_open_after_goaway();
             return false;
         }
-        if self.remote_active >= self.config.max_concurrent_streams {
+        if self.remote_active >= self.config.max_concurrent_streams && self.over_limit() {
             // RFC 9113 §5.1.2. Refusals are budgeted: a peer that keeps ignoring the limit
             // (rapid reset keeps the count low; this catches the rest) is cut off.
             self.refused_over_limit += 1;
@@ -230,6 +230,24 @@ impl Connection {
             return false;
         }
         true
+    }
+
+    /// Whether a new stream would exceed our concurrency limit, at the limit by count. Streams
+    /// still counted only because the application has not yet seen their end (closed on the
+    /// wire: the peer reset them, say) free their slots as soon as it polls their events; up
+    /// to the limit's worth of them do not count against a new stream. So a client that
+    /// cancels a call and at once starts another (both frames in one read) is not refused,
+    /// and what a peer keeps the server busy with stays bounded: twice the limit at most,
+    /// the rapid-reset budget aside.
+    fn over_limit(&self) -> bool {
+        let limit = self.config.max_concurrent_streams;
+        let winding_down = self
+            .streams
+            .values()
+            .filter(|s| !s.local && s.counted && s.state == StreamState::Closed && !s.app_done())
+            .count();
+        let winding_down = u32::try_from(winding_down).unwrap_or(u32::MAX).min(limit);
+        self.remote_active.saturating_sub(winding_down) >= limit
     }
 
     /// Opens a call on the new stream `id`, or refuses its head (a stream error, an HTTP
