@@ -438,8 +438,9 @@ impl Engine {
             }
             Event::Writable { stream } => self.unblock(stream),
             Event::GoAway { .. } => self.shared.set_draining(),
-            // Nothing for the calls; and events a newer core adds are not this layer's yet.
-            Event::PingAcknowledged { .. } | Event::Closed { .. } | _ => {}
+            // PingAcknowledged and Closed hold nothing for the calls; events a newer core adds
+            // are not this layer's yet.
+            _ => {}
         }
     }
 
