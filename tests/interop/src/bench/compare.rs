@@ -1,10 +1,15 @@
 //! `bench compare`: runs anygrpc (on each executor), tonic and the raw-TCP floor side by side
 //! in one invocation, pairs alternating round by round (A B A B), the server pinned to CPU 0
 //! and the client to CPU 1 with `taskset`, and prints the figures and the ratios as Markdown.
+//! Given `--baseline=PATH`, another `bench` binary (built from an earlier commit), it runs that
+//! binary's anygrpc pairs beside this one's in every round and adds the after ÷ before table.
+
+mod before_after;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +20,8 @@ use super::{Kind, Report, SCENARIOS, Scenario, WARM_UP, cpu_seconds_of};
 pub enum Side {
     /// anygrpc on the named executor.
     Anygrpc(String),
+    /// anygrpc on the named executor, from the `--baseline` binary.
+    Baseline(String),
     /// tonic on tokio.
     Tonic,
     /// The raw-TCP floor.
@@ -22,9 +29,13 @@ pub enum Side {
 }
 
 impl Side {
-    fn label(&self) -> String {
+    fn label(&self, options: &Options) -> String {
         match self {
             Side::Anygrpc(rt) => format!("anygrpc-{rt}"),
+            Side::Baseline(rt) => {
+                let label = options.baseline.as_ref().map_or("", |b| b.label.as_str());
+                format!("anygrpc-{rt}@{label}")
+            }
             Side::Tonic => "tonic".into(),
             Side::Floor => "floor".into(),
         }
@@ -32,11 +43,28 @@ impl Side {
 
     fn flags(&self) -> Vec<String> {
         match self {
-            Side::Anygrpc(rt) => vec![format!("--runtime={rt}")],
+            Side::Anygrpc(rt) | Side::Baseline(rt) => vec![format!("--runtime={rt}")],
             Side::Tonic => vec!["--impl=tonic".into()],
             Side::Floor => vec!["--impl=floor".into()],
         }
     }
+
+    /// The binary that runs this side.
+    fn exe(&self, options: &Options) -> PathBuf {
+        match (self, &options.baseline) {
+            (Side::Baseline(_), Some(baseline)) => baseline.exe.clone(),
+            _ => std::env::current_exe().unwrap_or_else(|_| "bench".into()),
+        }
+    }
+}
+
+/// The earlier `bench` binary that `--baseline` names, and what its rows are labelled.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    /// Its path.
+    pub exe: PathBuf,
+    /// The label after `@` in its rows (`--baseline_label`, by default `before`).
+    pub label: String,
 }
 
 /// `bench compare`'s settings.
@@ -50,6 +78,8 @@ pub struct Options {
     pub scenarios: Vec<Scenario>,
     /// anygrpc's executors.
     pub runtimes: Vec<String>,
+    /// An earlier build to run beside this one, if any.
+    pub baseline: Option<Baseline>,
 }
 
 impl Default for Options {
@@ -62,6 +92,7 @@ impl Default for Options {
                 .iter()
                 .map(|r| r.to_string())
                 .collect(),
+            baseline: None,
         }
     }
 }
@@ -81,20 +112,16 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
-fn pinned(cpu: Option<usize>) -> Command {
+fn pinned(cpu: Option<usize>, exe: PathBuf) -> Command {
     match cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");
             c.arg("-c").arg(cpu.to_string());
-            c.arg(exe());
+            c.arg(exe);
             c
         }
-        None => Command::new(exe()),
+        None => Command::new(exe),
     }
-}
-
-fn exe() -> std::path::PathBuf {
-    std::env::current_exe().unwrap_or_else(|_| "bench".into())
 }
 
 struct Killed(Child);
@@ -114,7 +141,7 @@ fn run_pair(
     pin: bool,
 ) -> Result<Run, String> {
     let port = free_port()?;
-    let mut command = pinned(pin.then_some(0));
+    let mut command = pinned(pin.then_some(0), server.exe(options));
     command
         .arg("server")
         .args(server.flags())
@@ -130,13 +157,13 @@ fn run_pair(
         if Instant::now() > deadline {
             return Err(format!(
                 "{} server did not listen on {port}",
-                server.label()
+                server.label(options)
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let pid = server_child.0.id().to_string();
-    let mut command = pinned(pin.then_some(1));
+    let mut command = pinned(pin.then_some(1), client.exe(options));
     command
         .arg("client")
         .args(client.flags())
@@ -159,9 +186,13 @@ fn run_pair(
     drop(server_child);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or("");
-    eprintln!("{} -> {}: {line}", client.label(), server.label());
+    eprintln!(
+        "{} -> {}: {line}",
+        client.label(options),
+        server.label(options)
+    );
     let report = Report::from_json(line)
-        .ok_or_else(|| format!("{} client printed {stdout:?}", client.label()))?;
+        .ok_or_else(|| format!("{} client printed {stdout:?}", client.label(options)))?;
     let calls = report.rate * options.duration_s;
     Ok(Run {
         server_cpu_per_1k: (cpu1 - cpu0) / calls * 1000.0,
@@ -198,7 +229,19 @@ impl Judged {
             Judged::Client => "client",
         }
     }
+
+    /// The (client, server) pair that judges `ours` on this side.
+    fn pair(self, ours: &Side) -> (Side, Side) {
+        match self {
+            Judged::Both => (ours.clone(), ours.clone()),
+            Judged::Server => (Side::Tonic, ours.clone()),
+            Judged::Client => (ours.clone(), Side::Tonic),
+        }
+    }
 }
+
+/// Every side an anygrpc pair judges, in the order the tables list them.
+const JUDGED: [Judged; 3] = [Judged::Both, Judged::Server, Judged::Client];
 
 /// One round's ratios of an anygrpc pair to the tonic pair (and the floor) of that round.
 #[derive(Debug, Clone, Copy)]
@@ -236,6 +279,17 @@ impl RoundRatios {
     }
 }
 
+impl RoundRatios {
+    /// The figure a target judges: p50 for latency, the better of rate and CPU for throughput.
+    fn judged(latency: bool) -> fn(&RoundRatios) -> f64 {
+        if latency {
+            |r| r.p50
+        } else {
+            |r| r.rate.max(r.cpu)
+        }
+    }
+}
+
 /// `name: met` or `name: MISSED`.
 fn verdict(name: &str, met: bool) -> String {
     format!("{name}: {}", if met { "met" } else { "MISSED" })
@@ -245,6 +299,18 @@ fn verdict(name: &str, met: bool) -> String {
 fn figures_of(rounds: &[RoundRatios], f: fn(&RoundRatios) -> f64) -> String {
     let figures: Vec<String> = rounds.iter().map(|r| cell(f(r), 2)).collect();
     figures.join(" ")
+}
+
+/// The medians of a pair's ratios as table cells: rate, p50, p99, CPU.
+fn median_cells(rounds: &[RoundRatios]) -> String {
+    let m = |f: fn(&RoundRatios) -> f64| cell(median(rounds.iter().map(f).collect()), 2);
+    format!(
+        "{} | {} | {} | {}",
+        m(|r| r.rate),
+        m(|r| r.p50),
+        m(|r| r.p99),
+        m(|r| r.cpu)
+    )
 }
 
 /// Medians over the rounds of one pair.
@@ -270,16 +336,31 @@ fn figures(runs: &[Run]) -> Figures {
     }
 }
 
+/// The pairs of one round, in the order they run: tonic → tonic, then for each executor and
+/// each judged side the baseline's pair (if any) right before this binary's, then the floor.
 fn pairs(options: &Options) -> Vec<(Side, Side)> {
     let mut pairs = vec![(Side::Tonic, Side::Tonic)];
     for rt in &options.runtimes {
-        let any = Side::Anygrpc(rt.clone());
-        pairs.push((any.clone(), any.clone()));
-        pairs.push((Side::Tonic, any.clone()));
-        pairs.push((any, Side::Tonic));
+        for judged in JUDGED {
+            if options.baseline.is_some() {
+                pairs.push(judged.pair(&Side::Baseline(rt.clone())));
+            }
+            pairs.push(judged.pair(&Side::Anygrpc(rt.clone())));
+        }
     }
     pairs.push((Side::Floor, Side::Floor));
     pairs
+}
+
+/// The runs of `pair` in scenario `si`, round by round.
+fn runs_of<'a>(
+    results: &'a BTreeMap<(usize, usize), Vec<Run>>,
+    pairs: &[(Side, Side)],
+    si: usize,
+    pair: &(Side, Side),
+) -> Option<&'a [Run]> {
+    let pi = pairs.iter().position(|p| p == pair)?;
+    results.get(&(si, pi)).map(Vec::as_slice)
 }
 
 fn cell(v: f64, digits: usize) -> String {
@@ -344,8 +425,8 @@ pub fn run(options: &Options) -> Result<String, String> {
                 out,
                 "| {} | {} → {} | {} {} | {} | {} | {} | {} | {} |",
                 scenario.name,
-                client.label(),
-                server.label(),
+                client.label(options),
+                server.label(options),
                 cell(f.rate, 0),
                 scenario.unit(),
                 cell(f.p50, 0),
@@ -357,6 +438,9 @@ pub fn run(options: &Options) -> Result<String, String> {
         }
     }
     write_ratios(&mut out, options, &pairs, &results);
+    if options.baseline.is_some() {
+        before_after::write(&mut out, options, &pairs, &results);
+    }
     Ok(out)
 }
 
@@ -377,19 +461,18 @@ fn write_ratios(
         "| scenario | executor | side | rate ×tonic | p50 ×tonic | p99 ×tonic | CPU/1k tonic÷anygrpc | rate ×floor | p50 ×floor | target | by round |"
     );
     let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|---|---|");
-    let floor_pair = pairs.len() - 1;
-    let runs = |si: usize, pi: usize| results.get(&(si, pi)).map(Vec::as_slice);
     for (si, scenario) in options.scenarios.iter().enumerate() {
-        let Some(base) = runs(si, 0) else { continue };
-        let floor = runs(si, floor_pair);
-        let latency = matches!(scenario.name, "unary-latency" | "pingpong-latency");
-        for (ri, rt) in options.runtimes.iter().enumerate() {
-            for (side, pi) in [
-                (Judged::Both, 1 + 3 * ri),
-                (Judged::Server, 2 + 3 * ri),
-                (Judged::Client, 3 + 3 * ri),
-            ] {
-                let Some(pair) = runs(si, pi) else { continue };
+        let Some(base) = runs_of(results, pairs, si, &(Side::Tonic, Side::Tonic)) else {
+            continue;
+        };
+        let floor = runs_of(results, pairs, si, &(Side::Floor, Side::Floor));
+        let latency = scenario.is_latency();
+        for rt in &options.runtimes {
+            for side in JUDGED {
+                let ours = side.pair(&Side::Anygrpc(rt.clone()));
+                let Some(pair) = runs_of(results, pairs, si, &ours) else {
+                    continue;
+                };
                 let rounds: Vec<RoundRatios> = pair
                     .iter()
                     .zip(base)
@@ -399,11 +482,7 @@ fn write_ratios(
                     })
                     .collect();
                 let m = |f: fn(&RoundRatios) -> f64| median(rounds.iter().map(f).collect());
-                let judged: fn(&RoundRatios) -> f64 = if latency {
-                    |r| r.p50
-                } else {
-                    |r| r.rate.max(r.cpu)
-                };
+                let judged = RoundRatios::judged(latency);
                 let mut target = match scenario.kind {
                     _ if latency => verdict("p50 ≤ 0.7", m(judged) <= 0.7),
                     Kind::Stream | Kind::Unary => verdict("≥ 1.5×", m(judged) >= 1.5),
@@ -421,20 +500,18 @@ fn write_ratios(
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {rt} | {} | {} | {} | {} | {} | {floor_rate} | {floor_p50} | {target} | {by_round} |",
+                    "| {} | {rt} | {} | {} | {floor_rate} | {floor_p50} | {target} | {by_round} |",
                     scenario.name,
                     side.label(),
-                    cell(m(|r| r.rate), 2),
-                    cell(m(|r| r.p50), 2),
-                    cell(m(|r| r.p99), 2),
-                    cell(m(|r| r.cpu), 2),
+                    median_cells(&rounds),
                 );
             }
         }
     }
 }
 
-/// Parses `bench compare`'s flags: `--duration_s`, `--rounds`, `--scenarios=a,b`, `--runtimes=a,b`.
+/// Parses `bench compare`'s flags: `--duration_s`, `--rounds`, `--scenarios=a,b`, `--runtimes=a,b`,
+/// `--baseline=PATH` and `--baseline_label=NAME`.
 pub fn options(flags: &crate::args::Flags) -> Result<Options, String> {
     let mut options = Options::default();
     if let Some(d) = flags.get("duration_s") {
@@ -452,6 +529,12 @@ pub fn options(flags: &crate::args::Flags) -> Result<Options, String> {
     if let Some(list) = flags.get("runtimes") {
         options.runtimes = list.split(',').map(str::to_string).collect();
     }
+    if let Some(exe) = flags.get("baseline") {
+        options.baseline = Some(Baseline {
+            exe: exe.into(),
+            label: flags.get("baseline_label").unwrap_or("before").to_string(),
+        });
+    }
     Ok(options)
 }
 
@@ -459,7 +542,8 @@ pub fn options(flags: &crate::args::Flags) -> Result<Options, String> {
 mod tests {
     use super::*;
 
-    fn run(rate: f64, p50: f64, client_cpu: f64, server_cpu: f64) -> Run {
+    /// A run with these figures (its p99 twice its p50).
+    pub(super) fn run(rate: f64, p50: f64, client_cpu: f64, server_cpu: f64) -> Run {
         Run {
             report: Report {
                 scenario: "unary-latency".into(),

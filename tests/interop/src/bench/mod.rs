@@ -91,6 +91,11 @@ impl Scenario {
             Kind::Stream => "messages/s",
         }
     }
+
+    /// Whether the scenario is judged by its latency (one call or message in flight).
+    pub fn is_latency(&self) -> bool {
+        matches!(self.name, "unary-latency" | "pingpong-latency")
+    }
 }
 
 /// User + system CPU seconds of process `pid` ("self" for this one), from /proc (Linux).

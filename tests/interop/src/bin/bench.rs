@@ -6,8 +6,10 @@
 //! - `bench client --scenario=core-inmem-unary [--duration_s=S]`: unary calls through an
 //!   `anygrpc-core` client/server pair in memory, no sockets (the protocol's own cost, with
 //!   allocations per call).
-//! - `bench compare [--duration_s=5] [--rounds=5] [--scenarios=a,b] [--runtimes=a,b]`: every
-//!   pair side by side, printed as Markdown tables.
+//! - `bench compare [--duration_s=5] [--rounds=5] [--scenarios=a,b] [--runtimes=a,b]
+//!   [--baseline=PATH [--baseline_label=NAME]]`: every pair side by side, printed as Markdown
+//!   tables; with a baseline (another `bench` binary, built from an earlier commit) its anygrpc
+//!   pairs run beside this one's, and an after ÷ before table follows.
 
 #![allow(
     unsafe_code,
@@ -200,7 +202,7 @@ fn client(flags: &Flags) -> Result<String, String> {
 
 const USAGE: &str = "usage: bench server [--runtime=smol|async-std|tokio] [--impl=anygrpc|tonic|floor] --port=N
        bench client [--runtime=…] [--impl=…] --server_host=H --server_port=N --scenario=NAME --duration_s=S
-       bench compare [--duration_s=5] [--rounds=5] [--scenarios=a,b] [--runtimes=a,b]";
+       bench compare [--duration_s=5] [--rounds=5] [--scenarios=a,b] [--runtimes=a,b] [--baseline=PATH [--baseline_label=NAME]]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
