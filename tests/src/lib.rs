@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod debian_tool;
+
 use anygrpc_examples::python_peer::{GRPCIO_VERSION, GreeterServer, PYTHON_ENV};
 
 /// Starts the Python grpcio Greeter server, or panics saying why: an interop test without its

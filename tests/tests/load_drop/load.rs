@@ -152,11 +152,14 @@ impl LoadServer {
 /// how to install it: a load test without its load generator fails, it never skips.
 async fn run_tool(tool: &'static str, args: Vec<String>) -> String {
     off_executor::run(move || {
-        let output = Command::new(tool).args(&args).output().unwrap_or_else(|e| {
+        if let Err(e) = anygrpc_tests::debian_tool::ensure(tool, PACKAGE) {
             panic!(
-                "`{tool}` is required by this test and could not be run: {e}\n\
-                 install it with `apt-get install -y {PACKAGE}` (Debian; `.ci/run` installs it when missing)"
-            )
+                "`{tool}` is required by this test and could not be installed: {e}\n\
+                 install it with `apt-get install -y {PACKAGE}` (Debian)"
+            );
+        }
+        let output = Command::new(tool).args(&args).output().unwrap_or_else(|e| {
+            panic!("`{tool}` is required by this test and could not be run: {e}")
         });
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(
