@@ -42,6 +42,12 @@ pub use tls::{ChannelCredentials, CredentialsError, ServerCredentials, rustls};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::runtime::grpc_peer;
+
+    /// `true` while this thread runs a connection driver's turn. The application's code
+    /// never runs then (`conn`'s contract); the test suites check it from every kind of it.
+    pub fn under_a_driver() -> bool {
+        crate::conn::cell::Polling::active()
+    }
     pub use crate::server::handlers::{
         BidiStreamingMethod, ClientStreamingMethod, ServerStreamingMethod, UnaryMethod,
         bidi_streaming, client_streaming, server_streaming, unary,

@@ -166,7 +166,14 @@ fn echo<'a>(
     request: Ping,
     _: &'a mut ServicerContext,
 ) -> BoxFuture<'a, Result<Ping, Status>> {
+    // Runs in the handler's first step: never under the connection's driver.
+    let under_a_driver = anygrpc::__private::under_a_driver();
     Box::pin(async move {
+        if under_a_driver || anygrpc::__private::under_a_driver() {
+            return Err(Status::internal(
+                "the handler ran under the connection's driver",
+            ));
+        }
         let mut reply = request;
         if reply.reply_bytes > 0 {
             let len = usize::try_from(reply.reply_bytes).expect("a test-sized reply");

@@ -1,28 +1,60 @@
-//! Work that must not run under the driver: the end of a call that has done callbacks (the
-//! application's code, which must run before the call's waiters see the end) waits until
-//! the turn has let go of the driver, then runs on the same thread.
+//! Work that must not run under the driver: the application's code. A turn defers it here,
+//! and it runs on the same thread once the turn let go of the driver (its lock and its turn
+//! bit, `conn::cell`): the calls a server received in the turn, served by their handlers
+//! (`conn::handler_task::NewCalls`), and the end of a call that has done callbacks (which
+//! must run before the call's waiters see the end). A turn that deferred work whose outcome
+//! it must write (the handlers' answers) asks for another turn after it ([`turn_again`]).
 
 use std::cell::RefCell;
 
 /// Deferred work.
 pub(crate) type Work = Box<dyn FnOnce() + Send>;
 
+/// What a turn running on this thread deferred.
+#[derive(Default)]
+struct Queue {
+    work: Vec<Work>,
+    /// The turn ended early for the work: another turn follows it.
+    again: bool,
+}
+
+#[cfg(not(all(loom, test)))]
 thread_local! {
     /// Set while this thread runs a turn: the work queued for after it.
-    static QUEUE: RefCell<Option<Vec<Work>>> = const { RefCell::new(None) };
+    static QUEUE: RefCell<Option<Queue>> = const { RefCell::new(None) };
+}
+// Under loom the model's threads may share an OS thread: each needs its own queue.
+#[cfg(all(loom, test))]
+loom::thread_local! {
+    static QUEUE: RefCell<Option<Queue>> = RefCell::new(None);
+}
+
+/// Replaces this thread's queue with `queue`, giving back the one before.
+fn replace(queue: Option<Queue>) -> Option<Queue> {
+    QUEUE.with(|q| q.replace(queue))
 }
 
 /// `true` while a turn runs on this thread.
 pub(crate) fn in_turn() -> bool {
-    QUEUE.with_borrow(Option::is_some)
+    QUEUE.with(|q| q.borrow().is_some())
+}
+
+/// Asks, from inside a turn, for another turn once the deferred work ran (see
+/// [`Turn::finish`]). Outside a turn it does nothing.
+pub(crate) fn turn_again() {
+    QUEUE.with(|queue| {
+        if let Some(queue) = queue.borrow_mut().as_mut() {
+            queue.again = true;
+        }
+    });
 }
 
 /// Runs `work` once the turn running on this thread let go of the driver, or now when no
 /// turn runs here.
 pub(crate) fn defer(work: Work) {
-    let work = QUEUE.with_borrow_mut(|queue| match queue {
+    let work = QUEUE.with(|queue| match queue.borrow_mut().as_mut() {
         Some(queue) => {
-            queue.push(work);
+            queue.work.push(work);
             None
         }
         None => Some(work),
@@ -34,8 +66,11 @@ pub(crate) fn defer(work: Work) {
 
 /// Marks a turn on this thread; when it is dropped, the work deferred meanwhile runs.
 pub(crate) struct Turn {
-    /// What the thread queued before (turns do not nest, but a guard never loses work).
-    outer: Option<Vec<Work>>,
+    /// What the thread queued before (a caller's inline turn may run inside work deferred
+    /// by another turn; a guard never loses work).
+    outer: Option<Queue>,
+    /// The deferred work ran: nothing is left for the drop.
+    done: bool,
 }
 
 impl std::fmt::Debug for Turn {
@@ -48,13 +83,24 @@ impl Turn {
     /// A turn starts on this thread.
     pub(crate) fn start() -> Self {
         Self {
-            outer: QUEUE.replace(Some(Vec::new())),
+            outer: replace(Some(Queue::default())),
+            done: false,
         }
     }
 
-    /// The turn let go of the driver: runs what it deferred, in order.
-    pub(crate) fn finish(self) {
-        drop(self);
+    /// The turn let go of the driver: runs what it deferred, in order. `true` if the turn
+    /// asked for another after it ([`turn_again`]).
+    pub(crate) fn finish(mut self) -> bool {
+        self.run()
+    }
+
+    fn run(&mut self) -> bool {
+        self.done = true;
+        let queued = replace(self.outer.take()).unwrap_or_default();
+        for work in queued.work {
+            defer(work);
+        }
+        queued.again
     }
 }
 
@@ -62,9 +108,8 @@ impl Drop for Turn {
     /// Also when the turn unwound: the calls it ended still run their callbacks and wake
     /// their waiters (each callback is guarded, see `crate::user_code`).
     fn drop(&mut self) {
-        let queued = QUEUE.replace(self.outer.take()).unwrap_or_default();
-        for work in queued {
-            defer(work);
+        if !self.done {
+            self.run();
         }
     }
 }
@@ -73,7 +118,7 @@ impl Drop for Turn {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use super::{Turn, defer};
+    use super::{Turn, defer, turn_again};
 
     fn log() -> (
         Arc<Mutex<Vec<&'static str>>>,
@@ -96,11 +141,25 @@ mod tests {
         defer(entry("first"));
         defer(entry("second"));
         log.lock().expect("not poisoned").push("turn ends");
-        turn.finish();
+        assert!(!turn.finish(), "nobody asked for another turn");
         defer(entry("after"));
         assert_eq!(
             *log.lock().expect("not poisoned"),
             ["outside", "turn ends", "first", "second", "after"]
+        );
+    }
+
+    #[test]
+    fn a_turn_asks_for_another_and_only_its_own_finish_says_so() {
+        turn_again();
+        let turn = Turn::start();
+        turn_again();
+        let inner = Turn::start();
+        assert!(!inner.finish(), "the inner turn asked for nothing");
+        assert!(turn.finish(), "the outer turn asked");
+        assert!(
+            !Turn::start().finish(),
+            "asked outside a turn: nothing carried over"
         );
     }
 

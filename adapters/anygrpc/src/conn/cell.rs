@@ -55,6 +55,10 @@ const HELD: u8 = 1;
 /// The task was polled while an inline poller held the driver: the poller wakes it.
 const MISSED: u8 = 2;
 
+/// Turns one poll of the task runs at most: a turn that ended early to let the application
+/// serve new calls is followed by another, which writes their answers.
+const TURNS_PER_POLL: usize = 4;
+
 /// Who polls a [`Turn`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Poller {
@@ -136,26 +140,19 @@ impl<T: Turn> TurnCell<T> {
     }
 
     /// Polls the driver once, holding the bit; `true` when it finished (now or before).
-    /// What the turn deferred of the application's code runs once the driver is let go
-    /// (`conn::after_turn`).
     fn turn(&self, cx: &mut Context<'_>, by: Poller) -> bool {
-        let deferred = crate::conn::after_turn::Turn::start();
-        let finished = {
-            let mut guard = self.lock_driver();
-            match guard.as_mut() {
-                None => true,
-                Some(driver) => {
-                    let _polling = Polling::enter();
-                    let ready = driver.poll_turn(cx, by).is_ready();
-                    if ready {
-                        *guard = None;
-                    }
-                    ready
+        let mut guard = self.lock_driver();
+        match guard.as_mut() {
+            None => true,
+            Some(driver) => {
+                let _polling = Polling::enter();
+                let ready = driver.poll_turn(cx, by).is_ready();
+                if ready {
+                    *guard = None;
                 }
+                ready
             }
-        };
-        deferred.finish();
-        finished
+        }
     }
 
     /// Locks the driver. A turn that panicked left the lock poisoned and the driver in
@@ -173,6 +170,11 @@ impl<T: Turn> TurnCell<T> {
 
     /// The task's poll: takes the driver, or notes that it missed its turn (the holder then
     /// wakes it). `Ready` once the driver finished.
+    ///
+    /// What a turn deferred of the application's code (`conn::after_turn`) runs once the
+    /// turn let go of the driver and of the bit. A turn that ended early for it (new calls
+    /// to serve, whose answers it has to write) is followed by another, up to
+    /// [`TURNS_PER_POLL`]; past that the task wakes itself and yields.
     pub(crate) fn poll_task(&self, cx: &mut Context<'_>) -> Poll<()> {
         {
             let mut waker = lock(&self.task_waker);
@@ -180,6 +182,32 @@ impl<T: Turn> TurnCell<T> {
                 *waker = Some(cx.waker().clone());
             }
         }
+        for _ in 0..TURNS_PER_POLL {
+            if !self.take_for_task() {
+                return Poll::Pending;
+            }
+            let deferred = crate::conn::after_turn::Turn::start();
+            let finished = {
+                let _held = Held {
+                    state: &self.state,
+                    wake_on_miss: None,
+                };
+                self.turn(cx, Poller::Task)
+            };
+            let again = deferred.finish();
+            if finished {
+                return Poll::Ready(());
+            }
+            if !again {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Takes the bit for the task (`true`), or notes that the task missed its turn.
+    fn take_for_task(&self) -> bool {
         let mut seen = self.state.load(Ordering::Acquire);
         loop {
             let (next, take) = if seen & HELD == 0 {
@@ -191,19 +219,9 @@ impl<T: Turn> TurnCell<T> {
                 .state
                 .compare_exchange_weak(seen, next, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) if take => break,
-                Ok(_) => return Poll::Pending,
+                Ok(_) => return take,
                 Err(now) => seen = now,
             }
-        }
-        let _held = Held {
-            state: &self.state,
-            wake_on_miss: None,
-        };
-        if self.turn(cx, Poller::Task) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
         }
     }
 
@@ -224,6 +242,7 @@ impl<T: Turn> TurnCell<T> {
         {
             return false;
         }
+        let deferred = crate::conn::after_turn::Turn::start();
         let finished = {
             let _held = Held {
                 state: &self.state,
@@ -231,8 +250,9 @@ impl<T: Turn> TurnCell<T> {
             };
             self.turn(&mut Context::from_waker(&waker), Poller::Inline)
         };
-        // The task must see a finished driver to complete.
-        if finished {
+        let again = deferred.finish();
+        // The task must see a finished driver to complete, and take the turn asked for.
+        if finished || again {
             waker.wake();
         }
         true
@@ -355,6 +375,50 @@ mod tests {
         );
     }
 
+    /// A driver whose every turn asks for another, counting them.
+    struct AlwaysAgain(Arc<AtomicUsize>);
+
+    impl Turn for AlwaysAgain {
+        fn poll_turn(&mut self, _: &mut Context<'_>, _: Poller) -> Poll<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            crate::conn::after_turn::turn_again();
+            Poll::Pending
+        }
+
+        fn abandon(&mut self) {}
+    }
+
+    /// Counts wake-ups.
+    struct Wakes(AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn turns_asked_for_run_in_the_same_poll_up_to_a_bound_then_the_task_is_woken() {
+        let turns = Arc::new(AtomicUsize::new(0));
+        let cell = TurnCell::new(AlwaysAgain(turns.clone()));
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        assert!(
+            cell.poll_task(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        assert_eq!(turns.load(Ordering::SeqCst), super::TURNS_PER_POLL);
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            1,
+            "yields, to be polled again"
+        );
+        // An inline turn that asks for another leaves it to the task, which it wakes.
+        assert!(cell.poll_inline());
+        assert_eq!(turns.load(Ordering::SeqCst), super::TURNS_PER_POLL + 1);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+    }
+
     #[test]
     fn a_cell_dropped_after_a_panicked_turn_abandons_its_driver() {
         let (cell, turns, abandoned) = panicked();
@@ -379,15 +443,20 @@ mod loom_tests {
 
     use super::*;
 
-    /// A driver that counts its turns and never finishes (or finishes at turn `finish_at`).
+    /// A driver that counts its turns and never finishes (or finishes at turn `finish_at`);
+    /// turn `again_at` ends early and asks for another (as one that received new calls does).
     struct Counting {
         turns: StdArc<AtomicUsize>,
         finish_at: usize,
+        again_at: usize,
     }
 
     impl Turn for Counting {
         fn poll_turn(&mut self, _: &mut Context<'_>, _: Poller) -> Poll<()> {
             let n = self.turns.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == self.again_at {
+                crate::conn::after_turn::turn_again();
+            }
             if n >= self.finish_at {
                 Poll::Ready(())
             } else {
@@ -408,12 +477,32 @@ mod loom_tests {
     }
 
     fn cell(finish_at: usize) -> (Arc<TurnCell<Counting>>, StdArc<AtomicUsize>) {
+        cell_asking_again_at(finish_at, 0)
+    }
+
+    fn cell_asking_again_at(
+        finish_at: usize,
+        again_at: usize,
+    ) -> (Arc<TurnCell<Counting>>, StdArc<AtomicUsize>) {
         let turns = StdArc::new(AtomicUsize::new(0));
         let driver = Counting {
             turns: turns.clone(),
             finish_at,
+            again_at,
         };
         (Arc::new(TurnCell::new(driver)), turns)
+    }
+
+    /// An inline poller on another thread races the task's poll (the task was polled once
+    /// before); gives what the task's poll returned and whether the poller ran a turn.
+    fn race_inline_and_task(cell: &Arc<TurnCell<Counting>>, wakes: &StdArc<Wakes>) -> (bool, bool) {
+        let inline = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || cell.poll_inline())
+        };
+        let waker = Waker::from(wakes.clone());
+        let ready = cell.poll_task(&mut Context::from_waker(&waker)).is_ready();
+        (ready, inline.join().unwrap())
     }
 
     /// The task was polled once already, so inline pollers have its waker.
@@ -451,6 +540,24 @@ mod loom_tests {
     }
 
     #[test]
+    fn loom_a_turn_that_asks_for_another_gets_it_or_a_wake() {
+        loom::model(|| {
+            // The second turn, whoever runs it, asks for a third.
+            let (cell, turns) = cell_asking_again_at(usize::MAX, 2);
+            let wakes = StdArc::new(Wakes(AtomicUsize::new(0)));
+            first_poll(&cell, &wakes);
+            race_inline_and_task(&cell, &wakes);
+            // The answers of the calls served after the second turn are written by a third
+            // turn, or the task was woken to run it.
+            assert!(
+                turns.load(Ordering::SeqCst) >= 3 || wakes.0.load(Ordering::SeqCst) > 0,
+                "a turn asked for another and got neither"
+            );
+            assert_eq!(cell.state.load(Ordering::SeqCst), FREE, "let go");
+        });
+    }
+
+    #[test]
     fn loom_two_inline_pollers_and_the_task_never_share_the_driver() {
         loom::model(|| {
             let (cell, turns) = cell(usize::MAX);
@@ -480,13 +587,8 @@ mod loom_tests {
             let (cell, _) = cell(2);
             let wakes = StdArc::new(Wakes(AtomicUsize::new(0)));
             first_poll(&cell, &wakes);
-            let inline = {
-                let cell = cell.clone();
-                loom::thread::spawn(move || cell.poll_inline())
-            };
+            let (done, _) = race_inline_and_task(&cell, &wakes);
             let waker = Waker::from(wakes.clone());
-            let done = cell.poll_task(&mut Context::from_waker(&waker)).is_ready();
-            inline.join().unwrap();
             // Whoever ran the second turn finished the driver; the task either saw it or was
             // woken to see it.
             assert!(done || wakes.0.load(Ordering::SeqCst) > 0);

@@ -1,13 +1,14 @@
 //! A connection's engine: the core `Connection`, the table of its calls, and the two ways
 //! between them. [`Engine::apply_queued`] carries out the commands calls queued on the
 //! handle; [`Engine::route_events`] hands the connection's events to the calls' slots and,
-//! on a server, new calls to the dispatcher. No I/O: the transport turn (`conn::io`) moves
+//! on a server, gathers the new calls for the application to serve after the turn
+//! ([`Engine::take_new_calls`]). No I/O: the transport turn (`conn::io`) moves
 //! the connection's bytes, and the tests below wire two engines together in memory, as the
 //! core's tests do with two connections.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::Waker;
 use std::time::Instant;
 
 use anygrpc_core::{
@@ -16,6 +17,7 @@ use anygrpc_core::{
 use bytes::Bytes;
 
 use crate::conn::handle::{Command, ConnHandle};
+use crate::conn::handler_task::NewCalls;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::{BoxFuture, RuntimeRef};
 
@@ -35,8 +37,9 @@ pub(crate) struct IncomingCall {
 /// Where a server connection sends the calls it receives.
 pub(crate) trait Dispatch: Send + Sync + 'static {
     /// Starts serving `call`: answers it at once (unknown method, interceptor refusal) or
-    /// returns the handler's task, which the driver polls once itself (see
-    /// [`Engine::run_new_handlers`]) and spawns only if it did not finish.
+    /// returns the handler's task, which is polled once where it was dispatched and spawned
+    /// only if it did not finish (`conn::handler_task::NewCalls::serve`). Runs the
+    /// application's code, never under the driver.
     fn dispatch(&self, call: IncomingCall) -> Option<BoxFuture<'static, ()>>;
 }
 
@@ -66,9 +69,9 @@ pub(crate) struct Engine {
     auth: Option<Arc<crate::auth::AuthContext>>,
     /// The handle's commands, taken at the start of each round (the two buffers swap).
     commands: Vec<Command>,
-    /// Handler tasks of calls dispatched in this turn, to be polled once after the turn's
-    /// events (their request messages) reached their slots.
-    new_handlers: Vec<BoxFuture<'static, ()>>,
+    /// Calls received in this turn, for the application to serve once the turn's events
+    /// (their request messages) reached their slots and the turn let go of the driver.
+    new_calls: Vec<IncomingCall>,
     /// Waiters of the calls that a turn's events or commands reached, woken once all of them
     /// are delivered.
     wakes: Vec<Waker>,
@@ -106,7 +109,7 @@ impl Engine {
             peer,
             auth: None,
             commands: Vec::new(),
-            new_handlers: Vec::new(),
+            new_calls: Vec::new(),
             wakes: Vec::new(),
             transport_error: None,
             ended: false,
@@ -367,18 +370,15 @@ impl Engine {
                 self.slots.insert(stream, slot.clone());
                 self.shared.call_began();
                 match &self.dispatch {
-                    Some(dispatch) => {
-                        let handler = dispatch.dispatch(IncomingCall {
-                            slot,
-                            conn: self.shared.clone(),
-                            head,
-                            deadline,
-                            peer: self.peer.clone(),
-                            auth: self.auth.clone(),
-                            runtime: self.runtime.clone(),
-                        });
-                        self.new_handlers.extend(handler);
-                    }
+                    Some(_) => self.new_calls.push(IncomingCall {
+                        slot,
+                        conn: self.shared.clone(),
+                        head,
+                        deadline,
+                        peer: self.peer.clone(),
+                        auth: self.auth.clone(),
+                        runtime: self.runtime.clone(),
+                    }),
                     None => {
                         let _ = self.conn.send_trailers(
                             stream,
@@ -506,26 +506,18 @@ impl Engine {
         }
     }
 
-    /// Polls the handlers dispatched in this turn once, here, now that their requests are in
-    /// their slots: a handler that answers without waiting (most unary ones) is done before
-    /// the driver writes, with no task spawned and no wake-up between tasks. The others are
-    /// spawned, and their task polls them again. `true` if there were any.
-    pub(crate) fn run_new_handlers(&mut self) -> bool {
-        if self.new_handlers.is_empty() {
-            return false;
+    /// The calls received since the last look, to be served (their handlers' first steps)
+    /// once the turn let go of the driver; `None` if there were none.
+    pub(crate) fn take_new_calls(&mut self) -> Option<NewCalls> {
+        if self.new_calls.is_empty() {
+            return None;
         }
-        // What the handlers queue is applied in the driver's next round anyway: they need not
-        // wake it.
-        self.shared.forget_waker();
-        let mut cx = Context::from_waker(Waker::noop());
-        for mut handler in std::mem::take(&mut self.new_handlers) {
-            // The task catches a panicking handler itself (see `server::Dispatcher`).
-            if handler.as_mut().poll(&mut cx).is_pending() {
-                self.runtime
-                    .spawn(Box::pin(crate::conn::handler_task::HandlerTask(handler)));
-            }
-        }
-        true
+        Some(NewCalls {
+            calls: std::mem::take(&mut self.new_calls),
+            dispatch: self.dispatch.clone()?,
+            runtime: self.runtime.clone(),
+            conn: self.shared.clone(),
+        })
     }
 }
 

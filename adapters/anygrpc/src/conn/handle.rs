@@ -263,12 +263,6 @@ impl ConnHandle {
         state.input_paused = paused;
     }
 
-    /// Forgets the driver task's waker: what is queued until the next round is applied by it
-    /// anyway, so nobody need wake the task for it.
-    pub(crate) fn forget_waker(&self) {
-        drop(self.lock().waker.take());
-    }
-
     /// A call began on the connection.
     pub(crate) fn call_began(&self) {
         let mut state = self.lock();

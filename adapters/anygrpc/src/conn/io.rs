@@ -1,7 +1,8 @@
 //! A connection's transport turn: the task spawned for each connection reads the peer's
 //! bytes into the [`Engine`], writes what it has to say, runs its timer and lets the engine
 //! apply commands and route events in between, for at most [`ROUNDS_PER_TURN`] rounds per
-//! poll. Written once, for every executor. A caller starting a call may poll the driver
+//! turn. A turn that received new calls ends once their events are routed: the application
+//! serves them after it, and the next turn writes the answers (`conn::handler_task`). Written once, for every executor. A caller starting a call may poll the driver
 //! itself, on the task's behalf (`conn::cell`).
 
 use std::future::Future;
@@ -254,7 +255,13 @@ impl Driver {
             progress |= self.poll_timer(cx);
             progress |= self.poll_read(cx, &mut io);
             progress |= self.engine.route_events();
-            progress |= self.engine.run_new_handlers();
+            if let Some(calls) = self.engine.take_new_calls() {
+                // The application serves them once this turn let go of the driver; the turn
+                // after that applies and writes their answers, all in one go.
+                crate::conn::after_turn::defer(Box::new(move || calls.serve()));
+                crate::conn::after_turn::turn_again();
+                return Poll::Pending;
+            }
             progress |= self.poll_write(cx, &mut io);
             progress |= self.engine.route_events();
             progress |= self.poll_timer(cx);

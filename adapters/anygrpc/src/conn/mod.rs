@@ -9,8 +9,9 @@
 //!   No I/O.
 //! - [`io`]: the transport turn (reads, writes, the timer), with a work budget.
 //! - [`cell`]: the hand-off of the turn on one atomic word, checked under loom.
-//! - [`slot`]: one call's shared state; [`handler_task`]: a server handler's task;
-//!   [`after_turn`]: the application's code a turn defers until it let go of the driver;
+//! - [`slot`]: one call's shared state; [`handler_task`]: serving the calls a server turn
+//!   received, and a handler's task; [`after_turn`]: the application's code a turn defers
+//!   until it let go of the driver;
 //!   [`drain`]: closing connections with a grace period.
 //!
 //! # Who owns what
@@ -41,15 +42,21 @@
 //!
 //! # Where user code runs, and what a panic there does
 //!
-//! Done callbacks of the calls a turn ended (and the `on_complete` observers of client
-//! interceptors, which are done callbacks) run after the turn has let go of the driver, on the
-//! same thread ([`after_turn`]); the wake-ups of those calls follow them.
+//! Never under a turn. What a turn meets of the application's code it defers
+//! ([`after_turn`]) until it has let go of the driver and of the turn bit, and that code then
+//! runs on the same thread:
 //!
-//! Under a turn, by design: server interceptors and the handler's factory (`Dispatch`), and a
-//! new handler's first step, which answers most unary calls with no task spawned and no
-//! hand-off (the row of the benchmark that moving it would cost). Each is run through
-//! `crate::user_code`: a panic fails only its call (UNKNOWN on a server) and no lock of ours
-//! is held across it; an observer's panic is swallowed.
+//! - the calls a server turn received ([`handler_task::NewCalls`]): server interceptors, the
+//!   handler's factory (`Dispatch`), and each handler's first step, which answers most unary
+//!   calls with no task spawned and no hand-off. The turn that received them ends once their
+//!   events are routed and asks for another ([`after_turn::turn_again`]), which writes every
+//!   answer of the batch in one go: the task runs it in the same poll ([`cell`]), up to a
+//!   few turns per poll;
+//! - the done callbacks of the calls a turn ended (and the `on_complete` observers of client
+//!   interceptors, which are done callbacks); the wake-ups of those calls follow them.
+//!
+//! Each is run through `crate::user_code`: a panic fails only its call (UNKNOWN on a server)
+//! and no lock of ours is held across it; an observer's panic is swallowed.
 //!
 //! In the caller's task: client interceptors and call credentials (a panic fails the call
 //! with INTERNAL), message encoding and decoding, and the handler after its first step (its

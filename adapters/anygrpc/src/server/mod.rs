@@ -373,8 +373,8 @@ impl Dispatch for Dispatcher {
                     .map(|service| Found::Service(service.clone(), method.to_string()))
             }
         };
-        // The handler's future is made by the application's code, under the driver: a panic
-        // there fails this call, as one in the future does.
+        // The handler's future is made by the application's code: a panic there fails this
+        // call, as one in the future does.
         let task = guarded("the handler", Status::unknown, || {
             Ok(match found {
                 Some(Found::Generic(handler)) => Some(handler(call)),
@@ -423,14 +423,14 @@ fn split_path(path: &str) -> (&str, &str) {
 }
 
 /// Ends a call the server answers without a handler (an interceptor refused it, no method):
-/// its status goes out as Trailers-Only.
+/// its status goes out as Trailers-Only, with the answers of the calls served beside it.
 fn end_at_once(conn: &Arc<ConnHandle>, slot: Arc<crate::conn::slot::CallSlot>, status: Status) {
     let trailers = Command::Trailers {
         slot,
         status,
         metadata: Metadata::new(),
     };
-    let _ = conn.enqueue([trailers], Urgency::Control).map(Kick::run);
+    let _ = conn.enqueue([trailers], Urgency::Output).map(Kick::run);
 }
 
 #[cfg(test)]

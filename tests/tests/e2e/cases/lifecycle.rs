@@ -255,6 +255,11 @@ struct PanicsWhenAsked(&'static str);
 
 impl ServerInterceptor for PanicsWhenAsked {
     fn intercept(&self, details: &ServerCallDetails) -> Result<(), Status> {
+        if anygrpc::__private::under_a_driver() {
+            return Err(Status::internal(
+                "a server interceptor ran under the driver",
+            ));
+        }
         assert_ne!(
             details.metadata.get("x-panic"),
             Some(self.0),
@@ -266,6 +271,11 @@ impl ServerInterceptor for PanicsWhenAsked {
 
 impl ClientInterceptor for PanicsWhenAsked {
     fn intercept(&self, details: &mut ClientCallDetails) -> Result<(), Status> {
+        if anygrpc::__private::under_a_driver() {
+            return Err(Status::internal(
+                "a client interceptor ran under the driver",
+            ));
+        }
         assert_ne!(
             details.metadata.get("x-panic"),
             Some(self.0),
@@ -304,8 +314,8 @@ pub async fn panicking_user_code_fails_only_its_call(env: Env) {
     // A call running beside the failing ones is not disturbed.
     let beside = sleep.call(nap("beside", 50));
     srv.probe.wait_for("sleep:start:beside").await;
-    // A server interceptor runs under the connection's driver: its panic fails its call
-    // (UNKNOWN, as a panicking handler does), not the connection.
+    // A server interceptor runs after the connection's turn (never under the driver): its
+    // panic fails its call (UNKNOWN, as a panicking handler does), not the connection.
     for _ in 0..3 {
         let err = echo
             .call_with(Ping::text("s"), asking("server"))
@@ -342,10 +352,16 @@ pub async fn panicking_user_code_fails_only_its_call(env: Env) {
     call.add_done_callback(|| panic!("a done callback"));
     let counter = ran.clone();
     call.add_done_callback(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
+        // Never under the driver: counted apart, so the assertion below tells.
+        let under = usize::from(anygrpc::__private::under_a_driver());
+        counter.fetch_add(1 + 100 * under, Ordering::SeqCst);
     });
     assert_eq!(call.await.expect("served").text, "cb");
-    assert_eq!(ran.load(Ordering::SeqCst), 1, "the next callback ran");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the next callback ran, not under the driver"
+    );
     assert_eq!(beside.await.expect("undisturbed").text, "beside");
     assert_eq!(
         echo.call(Ping::text("still")).await.expect("served").text,

@@ -75,6 +75,10 @@ impl Pair {
             for engine in [&mut self.client, &mut self.server] {
                 progress |= engine.apply_queued(Waker::noop(), || now);
                 progress |= engine.route_events();
+                if let Some(calls) = engine.take_new_calls() {
+                    calls.serve();
+                    progress = true;
+                }
             }
             progress |= carry(&mut self.client, &mut self.server, now);
             progress |= carry(&mut self.server, &mut self.client, now);
