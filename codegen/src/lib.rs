@@ -21,6 +21,10 @@
 //!   `rpc_from(stream)`, `rpc_from_with(stream, options)`), and one `*_PATH` constant per RPC;
 //! - `greeter_server::Greeter`, the trait to implement (users write `async fn` in their impl),
 //!   and `greeter_server::GreeterServer<T>`, which implements `anygrpc::Service`.
+//!
+//! Beside the Rust files it writes [`DESCRIPTOR_SET_FILE`], the encoded
+//! `FileDescriptorSet` of everything it compiled (imports included), for a reflection
+//! service: `include_bytes!(concat!(env!("OUT_DIR"), "/file_descriptor_set.bin"))`.
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
@@ -35,7 +39,12 @@ use std::path::{Path, PathBuf};
 pub use prost_build;
 pub use prost_types::FileDescriptorSet;
 
+use prost::Message as _;
 use service::{Options, ServiceWriter};
+
+/// The file, in the output directory, that holds the encoded `FileDescriptorSet` of what was
+/// compiled (imports included).
+pub const DESCRIPTOR_SET_FILE: &str = "file_descriptor_set.bin";
 
 /// Compiles `protos` (found through `includes`, like `protoc -I`) into Rust files in `OUT_DIR`,
 /// with both client and server code, and emits `cargo:rerun-if-changed` for every `.proto` file
@@ -54,6 +63,7 @@ pub fn configure() -> Builder {
         build_server: true,
         out_dir: None,
         emit_rerun_if_changed: true,
+        descriptor_set_path: None,
         options: Options::default(),
         prost: prost_build::Config::new(),
     }
@@ -66,6 +76,7 @@ pub struct Builder {
     build_server: bool,
     out_dir: Option<PathBuf>,
     emit_rerun_if_changed: bool,
+    descriptor_set_path: Option<PathBuf>,
     options: Options,
     prost: prost_build::Config,
 }
@@ -77,6 +88,7 @@ impl fmt::Debug for Builder {
             .field("build_server", &self.build_server)
             .field("out_dir", &self.out_dir)
             .field("emit_rerun_if_changed", &self.emit_rerun_if_changed)
+            .field("descriptor_set_path", &self.descriptor_set_path)
             .field("anygrpc_path", &self.options.anygrpc_path)
             .field("stream_trait_path", &self.options.stream_trait_path)
             .field("prost", &self.prost)
@@ -108,6 +120,15 @@ impl Builder {
     /// for every `.proto` file it read. Default `true`; turn off outside build scripts.
     pub fn emit_rerun_if_changed(mut self, enable: bool) -> Self {
         self.emit_rerun_if_changed = enable;
+        self
+    }
+
+    /// Also writes the encoded `FileDescriptorSet` of what is compiled to `path` (it always
+    /// goes to [`DESCRIPTOR_SET_FILE`] in the output directory). Use this, not
+    /// `prost_config`'s `file_descriptor_set_path`, which prost-build honours only when it
+    /// runs `protoc` itself.
+    pub fn file_descriptor_set_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.descriptor_set_path = Some(path.into());
         self
     }
 
@@ -150,11 +171,26 @@ impl Builder {
         self.compile_fds(fds)
     }
 
-    /// Generates the Rust files for an already compiled descriptor set. Descriptors need source
-    /// info for the doc comments to carry over.
+    /// Generates the Rust files for an already compiled descriptor set, and writes the set
+    /// itself encoded beside them ([`DESCRIPTOR_SET_FILE`]). Descriptors need source info for
+    /// the doc comments to carry over.
     pub fn compile_fds(mut self, fds: FileDescriptorSet) -> io::Result<()> {
-        if let Some(dir) = &self.out_dir {
-            self.prost.out_dir(dir);
+        let out_dir = match &self.out_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "OUT_DIR is not set: run from a build script, or set out_dir",
+                    )
+                })?,
+        };
+        self.prost.out_dir(&out_dir);
+        let encoded = fds.encode_to_vec();
+        std::fs::write(out_dir.join(DESCRIPTOR_SET_FILE), &encoded)?;
+        if let Some(path) = &self.descriptor_set_path {
+            std::fs::write(path, &encoded)?;
         }
         if self.build_client || self.build_server {
             self.prost.service_generator(Box::new(ServiceWriter {

@@ -9,24 +9,66 @@ fn protos_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/protos")
 }
 
-/// Runs `builder` on `protos` into a fresh directory; returns file name → contents.
+/// Runs `builder` on `protos` into a fresh directory; returns file name → contents of the
+/// Rust files (the encoded descriptor set beside them aside).
 fn generate(builder: anygrpc_build::Builder, protos: &[&str]) -> BTreeMap<String, String> {
     let out = tempfile::tempdir().expect("temp dir");
+    generate_into(builder, protos, out.path())
+}
+
+fn generate_into(
+    builder: anygrpc_build::Builder,
+    protos: &[&str],
+    out: &Path,
+) -> BTreeMap<String, String> {
     let protos: Vec<PathBuf> = protos.iter().map(|p| protos_dir().join(p)).collect();
     builder
-        .out_dir(out.path())
+        .out_dir(out)
         .emit_rerun_if_changed(false)
         .compile_protos(&protos, &[protos_dir()])
         .expect("generation succeeds");
-    std::fs::read_dir(out.path())
+    std::fs::read_dir(out)
         .expect("read out dir")
-        .map(|entry| {
-            let path = entry.expect("dir entry").path();
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+        .map(|path| {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let text = std::fs::read_to_string(&path).expect("read generated file");
             (name, text)
         })
         .collect()
+}
+
+#[test]
+fn the_encoded_descriptor_set_of_what_was_compiled_is_written_beside_the_code() {
+    use prost::Message as _;
+    let out = tempfile::tempdir().expect("temp dir");
+    let extra = out.path().join("elsewhere.bin");
+    generate_into(
+        anygrpc_build::configure().file_descriptor_set_path(&extra),
+        &["codegen/kitchen.proto"],
+        out.path(),
+    );
+    let beside = out.path().join(anygrpc_build::DESCRIPTOR_SET_FILE);
+    for path in [beside, extra] {
+        let bytes = std::fs::read(&path).expect("written");
+        let set = anygrpc_build::FileDescriptorSet::decode(bytes.as_slice()).expect("decodes");
+        let names: Vec<&str> = set.file.iter().map(|f| f.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "codegen/common.proto",
+                "google/protobuf/empty.proto",
+                "codegen/kitchen.proto"
+            ],
+            "{}: every file compiled, imports included",
+            path.display()
+        );
+        assert!(
+            set.file[2].service.iter().any(|s| s.name() == "Kitchen"),
+            "with its services"
+        );
+    }
 }
 
 fn kitchen() -> String {
