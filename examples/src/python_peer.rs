@@ -2,7 +2,8 @@
 //!
 //! [`python_with_grpcio`] finds a Python that has `grpcio`: `$ANYGRPC_PYTHON` when set, else the
 //! venv `<workspace>/target/peers-venv`, created on first use (`python3 -m venv`, then
-//! `pip install grpcio grpcio-tools` at pinned versions) under a file lock so parallel runs
+//! `pip install` of grpcio, grpcio-tools and grpcio's health, reflection and status packages,
+//! at pinned versions) under a file lock so parallel runs
 //! build it once.
 //! [`GreeterServer`] runs `tests/peers/python/greeter_server.py` on an ephemeral loopback port
 //! and kills it when dropped.
@@ -21,9 +22,18 @@ pub const GRPCIO_VERSION: &str = "1.85.3";
 /// generates its stubs from the project's protos at run time (its releases lag grpcio's).
 pub const GRPCIO_TOOLS_VERSION: &str = "1.85.1";
 
+/// The release of grpcio's standard-service packages (`grpcio-health-checking`,
+/// `grpcio-reflection`, `grpcio-status`) installed beside it, for the standard-services tests.
+pub const GRPCIO_SERVICES_VERSION: &str = "1.85.1";
+
 /// What the venv holds, as pip requirements; also its marker file's content.
 fn venv_manifest() -> String {
-    format!("grpcio=={GRPCIO_VERSION} grpcio-tools=={GRPCIO_TOOLS_VERSION}")
+    let services = GRPCIO_SERVICES_VERSION;
+    format!(
+        "grpcio=={GRPCIO_VERSION} grpcio-tools=={GRPCIO_TOOLS_VERSION} \
+         grpcio-health-checking=={services} grpcio-reflection=={services} \
+         grpcio-status=={services}"
+    )
 }
 
 /// Environment variable naming a Python interpreter that already has `grpcio`.
@@ -104,7 +114,10 @@ fn ensure_venv(dir: &Path) -> io::Result<PathBuf> {
             .args(pip)
             .args(&packages))?;
     }
-    run(Command::new(&python).args(["-c", "import grpc, grpc_tools.protoc"]))?;
+    run(Command::new(&python).args([
+        "-c",
+        "import grpc, grpc_tools.protoc, grpc_health.v1, grpc_reflection.v1alpha, grpc_status",
+    ]))?;
     fs::write(&marker, &manifest)?;
     Ok(python)
 }

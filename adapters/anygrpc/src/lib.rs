@@ -15,6 +15,7 @@ mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
+mod trace;
 mod user_code;
 mod wakers;
 

@@ -250,7 +250,8 @@ impl TestService for Interop {
     }
 }
 
-/// Serves TestService on `address` (`127.0.0.1:0` picks a port); returns the server and port.
+/// Serves TestService, and the health service (reporting it SERVING), on `address`
+/// (`127.0.0.1:0` picks a port); returns the server and port.
 pub async fn serve(
     runtime: RuntimeRef,
     address: &str,
@@ -258,6 +259,9 @@ pub async fn serve(
 ) -> std::io::Result<(Server, u16)> {
     let server = Server::new(runtime.clone());
     server.add_service(TestServiceServer::new(Interop::new(runtime)));
+    // The standard services, so that standard tools can inspect it.
+    let health = anygrpc_health::serve_on(&server);
+    health.set_serving("grpc.testing.TestService");
     let port = match credentials {
         Some(credentials) => server.add_secure_port(address, credentials).await?,
         None => server.add_insecure_port(address).await?,

@@ -238,6 +238,11 @@ pub(super) struct ChannelInner {
 }
 
 impl ChannelInner {
+    /// The channel's authority (`host:port` of its target unless set), for logs.
+    pub(super) fn authority(&self) -> &str {
+        &self.authority
+    }
+
     pub(super) fn options_backoff(&self) -> BackoffConfig {
         self.options.backoff
     }
@@ -469,7 +474,11 @@ impl Channel {
     ) -> CallCore {
         let runtime = &self.inner.runtime;
         let slot = CallSlot::new();
-        slot.lock().single_response = single_response;
+        {
+            let mut state = slot.lock();
+            state.single_response = single_response;
+            state.span = crate::trace::CallSpan::client(path, &self.inner.authority);
+        }
         let prepared = self.prepare(path, &mut options, &slot);
         let now = runtime.now();
         let deadline = options.timeout.and_then(|t| now.checked_add(t));

@@ -131,6 +131,7 @@ impl Channel {
                     watched.set(Connectivity::TransientFailure);
                     pick_first.backoff.next_delay()
                 };
+                crate::trace::connect_failed(self.inner.authority(), &error, delay);
                 runtime.sleep_until(runtime.now() + delay).await;
                 let mut state = self.lock();
                 if state.watched.connectivity == Connectivity::TransientFailure {
@@ -158,6 +159,7 @@ impl Channel {
             pick_first.conn = Some(shared.clone());
             watched.set(Connectivity::Ready);
         }
+        crate::trace::connected(self.inner.authority());
         let channel = Arc::downgrade(&self.inner);
         let idle = self.inner.idle_timeout();
         let clock = runtime.clone();

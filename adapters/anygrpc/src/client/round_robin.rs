@@ -174,6 +174,7 @@ impl Channel {
                         Err(e) => format!("name resolution failed: {e}"),
                         Ok(_) => "name resolution returned no addresses".to_string(),
                     };
+                    crate::trace::resolve_failed(channel.inner.authority(), &why);
                     watched.last_error = Some(Status::unavailable(why));
                     watched.set(Connectivity::TransientFailure);
                     return;
@@ -265,6 +266,7 @@ impl Channel {
                     };
                     let next = match attempt {
                         Ok(shared) => {
+                            crate::trace::connected(&addr.to_string());
                             sub.conn = Some(shared.clone());
                             sub.connecting = false;
                             sub.failed = false;
@@ -274,6 +276,7 @@ impl Channel {
                         Err(e) => {
                             sub.failed = true;
                             let delay = sub.backoff.next_delay();
+                            crate::trace::connect_failed(&addr.to_string(), &e.to_string(), delay);
                             watched.last_error = Some(Status::unavailable(format!(
                                 "failed to connect to {addr}: {e}"
                             )));

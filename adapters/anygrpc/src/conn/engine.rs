@@ -20,6 +20,7 @@ use crate::conn::handle::{Command, ConnHandle};
 use crate::conn::handler_task::NewCalls;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::{BoxFuture, RuntimeRef};
+use crate::trace::{CallSpan, ConnSpan};
 
 /// A call a server connection received, handed to the application's dispatcher.
 #[derive(Debug)]
@@ -79,6 +80,8 @@ pub(crate) struct Engine {
     transport_error: Option<String>,
     /// Every call was ended and the handle closed.
     ended: bool,
+    /// The connection's span: what happens to the connection is told there.
+    span: ConnSpan,
 }
 
 impl std::fmt::Debug for Engine {
@@ -100,6 +103,7 @@ impl Engine {
         peer: Arc<str>,
     ) -> Self {
         Self {
+            span: ConnSpan::new(conn.side(), &peer),
             conn,
             shared,
             runtime,
@@ -230,6 +234,7 @@ impl Engine {
                 self.conn.release_capacity(id, n);
             }
             Command::Shutdown => {
+                self.span.shutting_down();
                 self.conn.shutdown(now);
                 self.shared.set_draining();
             }
@@ -365,8 +370,12 @@ impl Engine {
                 deadline,
             } => {
                 let slot = CallSlot::new();
-                slot.lock().stream = Some(stream);
-                slot.lock().conn = Some(self.shared.clone());
+                {
+                    let mut state = slot.lock();
+                    state.stream = Some(stream);
+                    state.conn = Some(self.shared.clone());
+                    state.span = CallSpan::server(&String::from_utf8_lossy(&head.path), &self.peer);
+                }
                 self.slots.insert(stream, slot.clone());
                 self.shared.call_began();
                 match &self.dispatch {
@@ -437,8 +446,14 @@ impl Engine {
                 }
             }
             Event::Writable { stream } => self.unblock(stream),
-            Event::GoAway { .. } => self.shared.set_draining(),
-            // PingAcknowledged and Closed hold nothing for the calls; events a newer core adds
+            Event::GoAway { code, debug, .. } => {
+                self.span.goaway_received(code, &debug);
+                self.shared.set_draining();
+            }
+            Event::Closed { error } => self
+                .span
+                .closed(error.as_ref(), self.transport_error.as_deref()),
+            // PingAcknowledged holds nothing for the calls; events a newer core adds
             // are not this layer's yet.
             _ => {}
         }

@@ -84,6 +84,8 @@ pub(crate) struct CallState {
     pub(crate) callbacks_running: bool,
     /// Sends the call again (transparent retry), once; `false` if it could not.
     pub(crate) retry: Option<Box<dyn FnOnce() -> bool + Send>>,
+    /// The call's span (`crate::trace`), told how it ended.
+    pub(crate) span: crate::trace::CallSpan,
 }
 
 impl std::fmt::Debug for CallState {
@@ -192,6 +194,7 @@ impl CallSlot {
             Some(status) => Outcome { status, ..outcome },
             None => outcome,
         };
+        state.span.ended(&outcome.status);
         state.outcome = Some(outcome);
         state.recv_closed = true;
         let callbacks = std::mem::take(&mut state.done_callbacks);

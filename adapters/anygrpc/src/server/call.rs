@@ -206,6 +206,7 @@ impl CallHandle {
             }
             response.finished = true;
         }
+        self.slot.lock().span.ended(&status);
         if let Some(hooks) = &self.response.hooks {
             hooks.on_complete(&status);
         }

@@ -48,6 +48,8 @@ struct ServerState {
     conns: Vec<Arc<ConnHandle>>,
     /// The accept loops (waiting for `stop`), `stop` itself and `wait_for_termination`.
     wakers: WakerSet,
+    /// What runs when `stop` begins (`Server::on_stop`), taken by the first `stop`.
+    stop_hooks: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 struct ServerInner {
@@ -103,6 +105,15 @@ impl Server {
         registry
             .services
             .insert(service.name().to_string(), Arc::new(service));
+        self
+    }
+
+    /// Runs `hook` once, when [`stop`](Self::stop) begins, before the server refuses new
+    /// calls and drains the running ones: a health service reports NOT_SERVING there, so
+    /// that watchers hear it while their streams are still open. Hooks run in the order
+    /// added; a panic in one is swallowed and the others still run.
+    pub fn on_stop(&self, hook: impl FnOnce() + Send + 'static) -> &Self {
+        self.lock().stop_hooks.push(Box::new(hook));
         self
     }
 
@@ -197,6 +208,7 @@ impl Server {
             let Some(listener) = serving.listener.as_mut() else {
                 return;
             };
+            let mut retry_in = ACCEPT_RETRY_MIN;
             loop {
                 let accepted = {
                     let stop = poll_fn(|cx| {
@@ -219,9 +231,19 @@ impl Server {
                 };
                 match accepted {
                     None => return,
-                    Some(Ok(io)) => server.connection(io),
-                    // Transient accept errors (EMFILE, ECONNABORTED): keep serving.
-                    Some(Err(_)) => {}
+                    Some(Ok(io)) => {
+                        retry_in = ACCEPT_RETRY_MIN;
+                        server.connection(io);
+                    }
+                    // Transient accept errors (EMFILE, ECONNABORTED): keep serving, after a
+                    // pause that doubles while they go on (an accept that fails at once would
+                    // otherwise spin).
+                    Some(Err(error)) => {
+                        crate::trace::accept_failed(&error, retry_in);
+                        let runtime = &server.inner.runtime;
+                        runtime.sleep_until(runtime.now() + retry_in).await;
+                        retry_in = (retry_in * 2).min(ACCEPT_RETRY_MAX);
+                    }
                 }
             }
         };
@@ -251,6 +273,10 @@ impl Server {
     /// Stops: no new connections or calls; calls in flight get `grace` to finish (none: they
     /// are cancelled at once), then every connection closes. Completes when all have.
     pub async fn stop(&self, grace: Option<Duration>) {
+        let hooks = std::mem::take(&mut self.lock().stop_hooks);
+        for hook in hooks {
+            crate::user_code::observe(hook);
+        }
         let conns = {
             let mut state = self.lock();
             state.stopping = true;
@@ -316,6 +342,11 @@ fn parse_bind_address(address: &str) -> io::Result<SocketAddr> {
         )
     })
 }
+
+/// The pause after a failed accept, doubling up to [`ACCEPT_RETRY_MAX`] while failures go on
+/// (as grpc-go's 5 ms to 1 s).
+const ACCEPT_RETRY_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// Routes a server connection's calls to the registered services.
 struct Dispatcher {
@@ -395,12 +426,18 @@ impl Dispatch for Dispatcher {
                 end_at_once(&conn, slot, status);
                 None
             }
-            Some(task) => Some(Box::pin(async move {
-                // A panicking handler ends its own call, never the server.
-                if AssertUnwindSafe(task).catch_unwind().await.is_err() {
-                    handle.finish(Status::unknown("the handler panicked"), Metadata::new());
-                }
-            })),
+            Some(task) => {
+                let task = async move {
+                    // A panicking handler ends its own call, never the server.
+                    if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                        handle.finish(Status::unknown("the handler panicked"), Metadata::new());
+                    }
+                };
+                // What the handler logs belongs to its call's span.
+                #[cfg(feature = "tracing")]
+                let task = tracing::Instrument::instrument(task, slot.lock().span.span().clone());
+                Some(Box::pin(task))
+            }
         }
     }
 }

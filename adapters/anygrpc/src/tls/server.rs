@@ -103,6 +103,8 @@ impl ServerTls {
                 Ok(stream) => self.on_handshake(stream)?,
                 Err((error, io)) => {
                     let until = self.runtime.sleep_until(self.runtime.now() + LINGER_TIME);
+                    let error =
+                        io::Error::new(error.kind(), format!("the TLS handshake failed: {error}"));
                     self.state = State::Lingering {
                         io,
                         error: Some(error),

@@ -1,5 +1,6 @@
 //! `interop-server --port=N [--use_tls=true --tls_cert_file=F --tls_key_file=F] [--runtime=smol]`: serves grpc.testing.TestService
-//! on anygrpc until killed. Prints `listening on <port>` once bound.
+//! and the standard health service (`grpc.health.v1.Health`) on anygrpc until killed. Prints
+//! `listening on <port>` once bound (`--port=0` picks a free one).
 
 use std::process::ExitCode;
 
