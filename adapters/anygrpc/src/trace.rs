@@ -39,6 +39,35 @@ impl Default for CallSpan {
     }
 }
 
+/// A [`CallSpan`] named `$name` (a span's name is a literal) for `$path`, of OpenTelemetry kind
+/// `$kind`, with the peer field given.
+macro_rules! call_span {
+    ($name:literal, $kind:literal, $path:expr, $($peer:ident).+ = $address:expr) => {{
+        #[cfg(feature = "tracing")]
+        {
+            let (service, method) = service_and_method($path);
+            CallSpan {
+                ended: false,
+                span: tracing::debug_span!(
+                    $name,
+                    otel.name = $path.trim_start_matches('/'),
+                    otel.kind = $kind,
+                    rpc.system = "grpc",
+                    rpc.service = service,
+                    rpc.method = method,
+                    $($peer).+ = $address,
+                    rpc.grpc.status_code = tracing::field::Empty,
+                ),
+            }
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            let _ = ($path, $address, service_and_method);
+            CallSpan::default()
+        }
+    }};
+}
+
 /// `/pkg.Service/Method` → (`pkg.Service`, `Method`); an odd path is its own service.
 fn service_and_method(path: &str) -> (&str, &str) {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
@@ -48,54 +77,17 @@ fn service_and_method(path: &str) -> (&str, &str) {
 impl CallSpan {
     /// The span of a call the client makes to `path` on the channel to `target`.
     pub(crate) fn client(path: &str, target: &str) -> Self {
-        #[cfg(feature = "tracing")]
-        {
-            let (service, method) = service_and_method(path);
-            Self {
-                ended: false,
-                span: tracing::debug_span!(
-                    "grpc.client.call",
-                    otel.name = path.trim_start_matches('/'),
-                    otel.kind = "client",
-                    rpc.system = "grpc",
-                    rpc.service = service,
-                    rpc.method = method,
-                    server.address = target,
-                    rpc.grpc.status_code = tracing::field::Empty,
-                ),
-            }
-        }
-        #[cfg(not(feature = "tracing"))]
-        {
-            let _ = (path, target, service_and_method);
-            Self::default()
-        }
+        call_span!("grpc.client.call", "client", path, server.address = target)
     }
 
     /// The span of a call the server received for `path` from `peer`.
     pub(crate) fn server(path: &str, peer: &str) -> Self {
-        #[cfg(feature = "tracing")]
-        {
-            let (service, method) = service_and_method(path);
-            Self {
-                ended: false,
-                span: tracing::debug_span!(
-                    "grpc.server.call",
-                    otel.name = path.trim_start_matches('/'),
-                    otel.kind = "server",
-                    rpc.system = "grpc",
-                    rpc.service = service,
-                    rpc.method = method,
-                    network.peer.address = peer,
-                    rpc.grpc.status_code = tracing::field::Empty,
-                ),
-            }
-        }
-        #[cfg(not(feature = "tracing"))]
-        {
-            let _ = (path, peer);
-            Self::default()
-        }
+        call_span!(
+            "grpc.server.call",
+            "server",
+            path,
+            network.peer.address = peer
+        )
     }
 
     /// The call ended with `status`: records its code, and says why when it is not OK. Only

@@ -148,22 +148,21 @@ impl HealthReporter {
     /// Reports every known service NOT_SERVING and ignores later changes: the server is
     /// going away ([`serve_on`] calls it as the server's `stop` begins).
     pub fn shutdown(&self) {
-        let mut state = self.lock();
-        state.shut_down = true;
-        for status in state.statuses.values_mut() {
-            *status = ServingStatus::NotServing;
-        }
-        drop(state);
-        self.shared.changed.notify(usize::MAX);
+        self.set_every(ServingStatus::NotServing, true);
     }
 
     /// Undoes [`shutdown`](Self::shutdown): every known service is SERVING again and changes
     /// are taken.
     pub fn resume(&self) {
+        self.set_every(ServingStatus::Serving, false);
+    }
+
+    /// Reports every known service as `status`, then takes changes again unless `shut_down`.
+    fn set_every(&self, status: ServingStatus, shut_down: bool) {
         let mut state = self.lock();
-        state.shut_down = false;
-        for status in state.statuses.values_mut() {
-            *status = ServingStatus::Serving;
+        state.shut_down = shut_down;
+        for each in state.statuses.values_mut() {
+            *each = status;
         }
         drop(state);
         self.shared.changed.notify(usize::MAX);
