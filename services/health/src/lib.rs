@@ -37,6 +37,11 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/grpc.health.v1.rs"));
 }
 
+/// The encoded `FileDescriptorSet` of the health proto, for reflection
+/// (`anygrpc_reflection::serve_on(&server, &[anygrpc_health::FILE_DESCRIPTOR_SET])`).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/file_descriptor_set.bin"));
+
 pub use pb::health_check_response::ServingStatus;
 pub use pb::health_client::HealthClient;
 use pb::{HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse};

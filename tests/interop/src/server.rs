@@ -250,7 +250,12 @@ impl TestService for Interop {
     }
 }
 
-/// Serves TestService, and the health service (reporting it SERVING), on `address`
+/// The encoded `FileDescriptorSet` of the interop protos (`build.rs`'s), served by reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/file_descriptor_set.bin"));
+
+/// Serves TestService, the health service (reporting it SERVING) and reflection (v1 and
+/// v1alpha, describing the interop, health and reflection protos), on `address`
 /// (`127.0.0.1:0` picks a port); returns the server and port.
 pub async fn serve(
     runtime: RuntimeRef,
@@ -262,6 +267,11 @@ pub async fn serve(
     // The standard services, so that standard tools can inspect it.
     let health = anygrpc_health::serve_on(&server);
     health.set_serving("grpc.testing.TestService");
+    anygrpc_reflection::serve_on(
+        &server,
+        &[FILE_DESCRIPTOR_SET, anygrpc_health::FILE_DESCRIPTOR_SET],
+    )
+    .map_err(std::io::Error::other)?;
     let port = match credentials {
         Some(credentials) => server.add_secure_port(address, credentials).await?,
         None => server.add_insecure_port(address).await?,

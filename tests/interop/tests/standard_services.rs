@@ -1,6 +1,6 @@
 //! The standard services of `interop-server`, judged by grpcio's own clients
-//! (`tests/peers/python/standard_services.py`): health (grpcio-health-checking) on every
-//! executor.
+//! (`tests/peers/python/standard_services.py`): health (grpcio-health-checking) and
+//! reflection (grpcio-reflection, and raw v1 calls) on every executor.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -71,6 +71,24 @@ fn grpcio_health_checking_passes_against_interop_server_on_every_executor() {
             "Check('') is SERVING",
             "Check('no.Such') is NOT_FOUND",
             "Watch('no.Such') sent SERVICE_UNKNOWN and stayed open",
+        ] {
+            assert!(out.contains(check), "{runtime}: {out}");
+        }
+    }
+}
+
+#[test]
+fn grpcio_reflection_describes_interop_server_on_every_executor() {
+    for runtime in ["smol", "async-std", "tokio"] {
+        let server = InteropServer::start(runtime);
+        let out = python_checks("reflection", &server);
+        for check in [
+            "get_services() lists TestService, Health and reflection",
+            "SimpleRequest has its fields",
+            "TestService's methods resolve",
+            "an unknown symbol is a KeyError",
+            "v1 sends a file with its dependencies, each once per stream",
+            "v1 unknown symbol is NOT_FOUND",
         ] {
             assert!(out.contains(check), "{runtime}: {out}");
         }
