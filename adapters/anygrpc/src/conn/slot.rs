@@ -76,7 +76,7 @@ pub(crate) struct CallState {
     pub(crate) sends_accepted: u64,
     /// Server: the sizes of the newest messages submitted, at least those not accepted yet
     /// (the handler prunes it), for the bound in bytes on what runs ahead of the driver.
-    pub(crate) submitted_sizes: VecDeque<usize>,
+    pub(crate) submitted_sizes: SubmittedSizes,
     wakers: Vec<Waker>,
     done_callbacks: Vec<DoneCallback>,
     /// The outcome is set and the done callbacks are running: who awaits the end waits for
@@ -96,6 +96,38 @@ impl std::fmt::Debug for CallState {
             .field("recv_closed", &self.recv_closed)
             .field("outcome", &self.outcome)
             .finish_non_exhaustive()
+    }
+}
+
+/// The sizes of the messages a server call submitted, newest last, with their sum kept as
+/// they come and go (so the bound on bytes run ahead costs the same at any depth).
+#[derive(Debug, Default)]
+pub(crate) struct SubmittedSizes {
+    sizes: VecDeque<usize>,
+    total: usize,
+}
+
+impl SubmittedSizes {
+    /// Notes one more submitted message of `len` bytes.
+    pub(crate) fn push(&mut self, len: usize) {
+        self.sizes.push_back(len);
+        self.total += len;
+    }
+
+    /// Forgets all but the newest `keep` sizes and returns the sum of those kept.
+    pub(crate) fn keep_newest(&mut self, keep: usize) -> usize {
+        while self.sizes.len() > keep {
+            if let Some(len) = self.sizes.pop_front() {
+                self.total -= len;
+            }
+        }
+        self.total
+    }
+
+    /// How many sizes are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.sizes.len()
     }
 }
 

@@ -52,10 +52,7 @@ fn may_run_ahead(messages: u64, bytes: usize, len: usize) -> bool {
 fn unaccepted_bytes(state: &mut crate::conn::slot::CallState) -> usize {
     let unaccepted = state.sends_submitted.saturating_sub(state.sends_accepted);
     let keep = usize::try_from(unaccepted).unwrap_or(usize::MAX);
-    while state.submitted_sizes.len() > keep {
-        state.submitted_sizes.pop_front();
-    }
-    state.submitted_sizes.iter().sum()
+    state.submitted_sizes.keep_newest(keep)
 }
 
 /// What the response side has done so far, shared by the context and the sink.
@@ -155,7 +152,7 @@ impl CallHandle {
         let seq = {
             let mut state = self.slot.lock();
             state.sends_submitted += 1;
-            state.submitted_sizes.push_back(len);
+            state.submitted_sizes.push(len);
             state.sends_submitted
         };
         self.push(Command::Send {
@@ -566,7 +563,7 @@ mod tests {
         let mut state = crate::conn::slot::CallState::default();
         for len in [10, 20, 30] {
             state.sends_submitted += 1;
-            state.submitted_sizes.push_back(len);
+            state.submitted_sizes.push(len);
         }
         assert_eq!(unaccepted_bytes(&mut state), 60);
         state.sends_accepted = 2;

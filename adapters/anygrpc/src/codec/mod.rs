@@ -1,8 +1,14 @@
 //! Message encoding for calls: prost encode/decode plus per-message compression, done in the
 //! calls' own tasks, never in the connection driver.
 
+mod recycled;
+
+use std::sync::Arc;
+
 use anygrpc_core::{Encoding, Message, Status};
 use bytes::{Bytes, BytesMut};
+
+use recycled::Recycler;
 
 /// Encodes `message`, compressing it with `encoding` when given. Returns the bytes and whether
 /// they are compressed.
@@ -12,16 +18,25 @@ pub(crate) fn encode<M: prost::Message>(
     limit: usize,
 ) -> Result<(Bytes, bool), Status> {
     // Exactly the message's size: a one-off buffer is not shared with later messages.
-    EncodeBuffer(BytesMut::with_capacity(message.encoded_len())).encode(message, encoding, limit)
+    let len = within_limit(message, limit)?;
+    let mut buffer = BytesMut::with_capacity(len);
+    encode_into(&mut buffer, message)?;
+    compress(buffer.freeze(), encoding)
 }
 
-/// Where a call that sends many messages encodes them: consecutive messages share one
-/// allocation (each is a `Bytes` slice of it), which is reused once the connection has let go
-/// of them, instead of one allocation per message.
+/// Where a call that sends many messages encodes them. Small consecutive messages share one
+/// allocation (each is a `Bytes` slice of it), reused once the connection has let go of them;
+/// a large one gets a buffer of its own from the call's [`Recycler`], which takes it back once
+/// the connection has written it. Either way a steady stream allocates nothing per message.
 #[derive(Debug, Default)]
-pub(crate) struct EncodeBuffer(BytesMut);
+pub(crate) struct EncodeBuffer {
+    small: BytesMut,
+    /// Made at the first large message.
+    large: Option<Arc<Recycler>>,
+}
 
-/// Smallest allocation an [`EncodeBuffer`] makes.
+/// Smallest allocation an [`EncodeBuffer`] makes for small messages; a message this large or
+/// larger is encoded into a recycled buffer of its own.
 const ENCODE_CHUNK: usize = 16 << 10;
 
 impl EncodeBuffer {
@@ -32,21 +47,43 @@ impl EncodeBuffer {
         encoding: Option<Encoding>,
         limit: usize,
     ) -> Result<(Bytes, bool), Status> {
-        let len = message.encoded_len();
-        if len > limit {
-            return Err(Status::resource_exhausted(format!(
-                "message of {len} bytes exceeds the send limit of {limit}"
-            )));
-        }
-        if self.0.capacity() < len {
-            // Reclaims the current allocation when every earlier message was dropped.
-            self.0.reserve(len.max(ENCODE_CHUNK));
-        }
-        message
-            .encode(&mut self.0)
-            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))?;
-        compress(self.0.split().freeze(), encoding)
+        let len = within_limit(message, limit)?;
+        let bytes = if len >= ENCODE_CHUNK {
+            let large = self.large.get_or_insert_with(Arc::default);
+            let mut buffer = large.take(len);
+            encode_into(&mut buffer, message)?;
+            large.share(buffer)
+        } else {
+            if self.small.capacity() < len {
+                // Reclaims the current allocation when every earlier message was dropped.
+                self.small.reserve(ENCODE_CHUNK);
+            }
+            encode_into(&mut self.small, message)?;
+            self.small.split().freeze()
+        };
+        compress(bytes, encoding)
     }
+}
+
+/// The encoded size of `message`, refused when over `limit` bytes.
+fn within_limit<M: prost::Message>(message: &M, limit: usize) -> Result<usize, Status> {
+    let len = message.encoded_len();
+    if len > limit {
+        return Err(Status::resource_exhausted(format!(
+            "message of {len} bytes exceeds the send limit of {limit}"
+        )));
+    }
+    Ok(len)
+}
+
+/// Encodes `message` at the end of `buffer`.
+fn encode_into<M: prost::Message>(
+    buffer: &mut impl bytes::BufMut,
+    message: &M,
+) -> Result<(), Status> {
+    message
+        .encode(buffer)
+        .map_err(|e| Status::internal(format!("failed to encode message: {e}")))
 }
 
 /// Compresses already-encoded bytes when an encoding other than identity is chosen.
@@ -110,6 +147,23 @@ mod tests {
         }
         assert!(pointers.contains(&first), "reclaimed: {first:?}");
         assert!(buf.encode(&message, None, 5).is_err(), "limit kept");
+    }
+
+    #[test]
+    fn a_large_message_is_encoded_into_the_buffer_an_earlier_one_gave_back() {
+        let mut buf = EncodeBuffer::default();
+        let message = "x".repeat(ENCODE_CHUNK);
+        let (a, _) = buf.encode(&message, None, usize::MAX).expect("encodes");
+        let (b, _) = buf.encode(&message, None, usize::MAX).expect("encodes");
+        assert_ne!(a.as_ptr(), b.as_ptr(), "each in flight has its own");
+        assert_eq!(a, encode(&message, None, usize::MAX).expect("encodes").0);
+        let first = a.as_ptr();
+        drop(a);
+        let (c, _) = buf.encode(&message, None, usize::MAX).expect("encodes");
+        assert_eq!(c.as_ptr(), first, "written messages give their buffer back");
+        assert_eq!(c, b);
+        let err = buf.encode(&message, None, 100).expect_err("over the limit");
+        assert_eq!(err.code(), anygrpc_core::Code::ResourceExhausted);
     }
 
     #[test]
