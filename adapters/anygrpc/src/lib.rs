@@ -11,6 +11,7 @@ mod interceptor;
 mod read_buffer;
 mod runtime;
 mod server;
+mod stats;
 /// An in-memory runtime with a manual clock, and the conformance checks of every runtime.
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -34,6 +35,7 @@ pub use interceptor::{
 };
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};
+pub use stats::{CallEvent, CallInfo, CallStats, ConnectionEvent, StatsHandler, StatsSide};
 #[cfg(feature = "tls")]
 pub use tls::{ChannelCredentials, CredentialsError, ServerCredentials, rustls};
 

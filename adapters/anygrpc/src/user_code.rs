@@ -25,6 +25,13 @@ pub(crate) fn observe(f: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(f));
 }
 
+/// Runs an observer that answers (a stats handler asked for a call's recorder): a panic in it
+/// is swallowed and answers `None`.
+pub(crate) fn observed<T>(f: impl FnOnce() -> T) -> Option<T> {
+    // Unwind safety: as for `observe`.
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use anygrpc_core::Code;

@@ -215,9 +215,27 @@ pub(crate) struct CallCore {
     pub(crate) compression: Option<Encoding>,
     /// Interceptor hooks, when the channel has interceptors.
     pub(crate) hooks: Option<crate::interceptor::CallHooks>,
+    /// Where the call's events go, when the channel has stats handlers.
+    pub(crate) stats: Option<crate::stats::CallRecorder>,
 }
 
 impl CallCore {
+    /// Records that `request`, encoded as `(bytes, compressed)`, goes to the connection.
+    pub(crate) fn sent(&self, request: &impl prost::Message, (bytes, compressed): &(Bytes, bool)) {
+        if let Some(stats) = &self.stats {
+            let size = if *compressed {
+                request.encoded_len()
+            } else {
+                bytes.len()
+            };
+            stats.record(&crate::stats::CallEvent::MessageSent {
+                size,
+                wire_size: bytes.len(),
+                compressed: *compressed,
+            });
+        }
+    }
+
     /// The outcome, once the call ended. A single-response call that received a second
     /// message ends INTERNAL here and now, its stream reset, rather than when the server ends
     /// it (if ever).

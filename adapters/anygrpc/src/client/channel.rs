@@ -27,6 +27,7 @@ use crate::conn::policy::Urgency;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
+use crate::stats::{CallEvent, CallInfo, CallRecorder, StatsHandler, StatsHandlers, StatsSide};
 use crate::user_code::{guarded, observe};
 use crate::wakers::WakerSet;
 
@@ -69,6 +70,7 @@ struct ChannelOptions {
     idle_timeout: Option<Duration>,
     resolve_interval: Option<Duration>,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
+    stats: StatsHandlers,
     call_credentials: Option<Arc<dyn CallCredentials>>,
     /// Call credentials may travel over cleartext (tests, trusted networks).
     insecure_credentials: bool,
@@ -165,6 +167,12 @@ impl ChannelBuilder {
         self.options.interceptors = all.into();
         self
     }
+    /// Adds a stats handler: it sees every call's and connection's events (for metrics; see
+    /// [`StatsHandler`]). Handlers see each event in the order they were added.
+    pub fn stats_handler(mut self, handler: impl StatsHandler) -> Self {
+        self.options.stats = self.options.stats.with(Arc::new(handler));
+        self
+    }
     /// Credentials whose metadata every call carries (sent only over TLS unless
     /// [`allow_insecure_call_credentials`](Self::allow_insecure_call_credentials)).
     pub fn call_credentials(mut self, credentials: impl CallCredentials) -> Self {
@@ -195,6 +203,7 @@ impl ChannelBuilder {
     /// The channel. Nothing connects until the first call (or `state(true)`).
     pub fn build(self) -> Result<Channel, TargetError> {
         let target = Target::parse(&self.target)?;
+        let target_text = self.target;
         let authority = self.options.authority.clone();
         #[cfg(feature = "tls")]
         let authority = authority.or_else(|| self.options.server_host_override.clone());
@@ -207,6 +216,7 @@ impl ChannelBuilder {
             inner: Arc::new(ChannelInner {
                 runtime: self.runtime,
                 target,
+                target_text,
                 authority,
                 config: Arc::new(self.options.config.clone()),
                 options: self.options.clone(),
@@ -231,6 +241,8 @@ impl ChannelBuilder {
 pub(super) struct ChannelInner {
     pub(super) runtime: RuntimeRef,
     pub(super) target: Target,
+    /// The target as given, for stats handlers.
+    target_text: String,
     authority: String,
     pub(super) config: Arc<Config>,
     options: ChannelOptions,
@@ -363,6 +375,7 @@ impl Channel {
                 idle_timeout: Some(Duration::from_secs(30 * 60)),
                 resolve_interval: None,
                 interceptors: Arc::new([]),
+                stats: StatsHandlers::default(),
                 call_credentials: None,
                 insecure_credentials: false,
                 #[cfg(feature = "tls")]
@@ -479,6 +492,16 @@ impl Channel {
             state.single_response = single_response;
             state.span = crate::trace::CallSpan::client(path, &self.inner.authority);
         }
+        let stats = self.inner.options.stats.call_started(&CallInfo {
+            side: StatsSide::Client,
+            method: path,
+            target: &self.inner.target_text,
+            peer: "",
+            started: std::time::Instant::now(),
+        });
+        if let Some(stats) = &stats {
+            slot.record_the_end(stats);
+        }
         let prepared = self.prepare(path, &mut options, &slot);
         let now = runtime.now();
         let deadline = options.timeout.and_then(|t| now.checked_add(t));
@@ -491,6 +514,7 @@ impl Channel {
             max_send: self.inner.config.max_send_message_size,
             compression,
             hooks: None,
+            stats,
         };
         let path = match prepared {
             Ok((path, hooks)) => {
@@ -536,7 +560,19 @@ impl Channel {
             wait_for_ready: options.wait_for_ready,
             deadline,
         };
-        self.arm_transparent_retry(&slot, &attempt);
+        if let Some(stats) = &core.stats {
+            stats.record(&CallEvent::AttemptStarted {
+                transparent_retry: false,
+            });
+            stats.record(&CallEvent::HeadersSent {
+                metadata: &attempt.request.metadata,
+            });
+            if let (Some(first), Some(encoded)) = (first, &attempt.message) {
+                core.sent(first, encoded);
+            }
+            slot.lock().stats = Some(stats.clone());
+        }
+        self.arm_transparent_retry(&slot, &attempt, core.stats.clone());
         self.submit(slot, attempt);
         core
     }
@@ -569,7 +605,12 @@ impl Channel {
     /// is known (unary and server-streaming) and that the server never processed (refused,
     /// above a GOAWAY's last stream id, or its connection died before it was sent) is sent
     /// again, once, as the same attempt on whatever connection the channel picks next.
-    fn arm_transparent_retry(&self, slot: &Arc<CallSlot>, attempt: &Attempt) {
+    fn arm_transparent_retry(
+        &self,
+        slot: &Arc<CallSlot>,
+        attempt: &Attempt,
+        stats: Option<CallRecorder>,
+    ) {
         if !attempt.is_replayable() {
             return;
         }
@@ -581,6 +622,13 @@ impl Channel {
             let (Some(inner), Some(slot)) = (channel.upgrade(), weak_slot.upgrade()) else {
                 return false;
             };
+            // The slot ends its attempt after the driver's turn when it has a recorder (whose
+            // end is a done callback), so the handler does not run under the driver.
+            if let Some(stats) = &stats {
+                stats.record(&CallEvent::AttemptStarted {
+                    transparent_retry: true,
+                });
+            }
             Channel { inner }.submit(slot, again);
             true
         }));
@@ -783,7 +831,13 @@ impl Channel {
         };
         let io = with_timeout(runtime, self.secured(connect), timeout).await?;
         let conn = Connection::new(Side::Client, self.inner.config.clone(), runtime.now());
-        let (driver, shared) = Driver::start(conn, io, runtime.clone(), None);
+        let (driver, shared) = Driver::start(
+            conn,
+            io,
+            runtime.clone(),
+            None,
+            self.inner.options.stats.clone(),
+        );
         runtime.spawn(Box::pin(driver));
         Ok(shared)
     }

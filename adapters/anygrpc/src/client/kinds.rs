@@ -107,7 +107,7 @@ impl Requests {
         } else {
             core.compression
         };
-        let (bytes, compressed) = self
+        let encoded = self
             .buffer
             .encode(request, compression, core.max_send)
             .map_err(|status| {
@@ -118,6 +118,8 @@ impl Requests {
                     Default::default(),
                 ))
             })?;
+        core.sent(request, &encoded);
+        let (bytes, compressed) = encoded;
         core.write_bytes(bytes, compressed)
             .await
             .map_err(WriteError::Rpc)
@@ -144,10 +146,12 @@ fn feed<Req: Msg>(core: &CallCore, requests: impl Stream<Item = Req> + Send + 's
         let mut buffer = codec::EncodeBuffer::default();
         while let Some(request) = std::future::poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
             let encoded = buffer.encode(&request, core.compression, core.max_send);
-            let Ok((bytes, compressed)) = encoded else {
+            let Ok(encoded) = encoded else {
                 core.cancel();
                 return;
             };
+            core.sent(&request, &encoded);
+            let (bytes, compressed) = encoded;
             if core.write_bytes(bytes, compressed).await.is_err() {
                 return;
             }

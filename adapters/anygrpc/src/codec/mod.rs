@@ -113,12 +113,9 @@ pub(crate) fn decode_observed<M: prost::Message + Default>(
 }
 
 /// Decompresses and decodes a received message, refusing more than `limit` bytes.
-pub(crate) fn decode<M: prost::Message + Default>(
-    message: &Message,
-    limit: usize,
-) -> Result<M, Status> {
-    let bytes = message.decode(limit)?;
-    M::decode(bytes).map_err(|e| Status::internal(format!("failed to decode message: {e}")))
+#[cfg(test)]
+fn decode<M: prost::Message + Default>(message: &Message, limit: usize) -> Result<M, Status> {
+    decode_observed(message, limit, None)
 }
 
 #[cfg(test)]

@@ -16,10 +16,12 @@ use anygrpc_core::{
 };
 use bytes::Bytes;
 
+use crate::conn::after_turn;
 use crate::conn::handle::{Command, ConnHandle};
 use crate::conn::handler_task::NewCalls;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::{BoxFuture, RuntimeRef};
+use crate::stats::{CallEvent, ConnectionEvent, StatsHandlers, StatsSide};
 use crate::trace::{CallSpan, ConnSpan};
 
 /// A call a server connection received, handed to the application's dispatcher.
@@ -82,6 +84,10 @@ pub(crate) struct Engine {
     ended: bool,
     /// The connection's span: what happens to the connection is told there.
     span: ConnSpan,
+    /// The stats handlers of the channel or server it belongs to.
+    stats: StatsHandlers,
+    /// Why the core closed the connection, when on an error (for the stats handlers).
+    close_error: Option<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -101,9 +107,12 @@ impl Engine {
         runtime: RuntimeRef,
         dispatch: Option<Arc<dyn Dispatch>>,
         peer: Arc<str>,
+        stats: StatsHandlers,
     ) -> Self {
         Self {
             span: ConnSpan::new(conn.side(), &peer),
+            stats,
+            close_error: None,
             conn,
             shared,
             runtime,
@@ -400,11 +409,37 @@ impl Engine {
             }
             Event::Headers { stream, metadata } => {
                 if let Some(slot) = self.slots.get(&stream) {
-                    slot.update_later(|s| s.headers = Some(metadata), &mut self.wakes);
+                    slot.update_later(
+                        |s| {
+                            if let Some(stats) = s.stats.clone() {
+                                let metadata = metadata.clone();
+                                after_turn::defer(Box::new(move || {
+                                    stats.record(&CallEvent::HeadersReceived {
+                                        metadata: &metadata,
+                                    })
+                                }));
+                            }
+                            s.headers = Some(metadata);
+                        },
+                        &mut self.wakes,
+                    );
                 }
             }
             Event::Message { stream, message } => match self.slots.get(&stream) {
-                Some(slot) => slot.update_later(|s| s.inbox.push_back(message), &mut self.wakes),
+                Some(slot) => slot.update_later(
+                    |s| {
+                        if let Some(stats) = s.stats.clone() {
+                            let (wire_size, compressed) =
+                                (message.data.len(), message.encoding.is_some());
+                            // The handler's code runs after the turn, never under it.
+                            after_turn::defer(Box::new(move || {
+                                stats.received(wire_size, compressed)
+                            }));
+                        }
+                        s.inbox.push_back(message)
+                    },
+                    &mut self.wakes,
+                ),
                 None => self.conn.release_capacity(stream, message.credit()),
             },
             Event::HalfClosed { stream } => {
@@ -450,13 +485,35 @@ impl Engine {
                 self.span.goaway_received(code, &debug);
                 self.shared.set_draining();
             }
-            Event::Closed { error } => self
-                .span
-                .closed(error.as_ref(), self.transport_error.as_deref()),
+            Event::Closed { error } => {
+                self.span
+                    .closed(error.as_ref(), self.transport_error.as_deref());
+                self.close_error = error.map(|e| e.to_string());
+            }
             // PingAcknowledged holds nothing for the calls; events a newer core adds
             // are not this layer's yet.
             _ => {}
         }
+    }
+
+    /// Tells the stats handlers the connection closed (once, when it ends), after the turn.
+    fn report_closed(&mut self) {
+        if self.stats.is_empty() {
+            return;
+        }
+        let error = self
+            .close_error
+            .take()
+            .or_else(|| self.transport_error.clone());
+        let (stats, peer) = (self.stats.clone(), self.peer.clone());
+        let side = StatsSide::of(self.conn.side());
+        after_turn::defer(Box::new(move || {
+            stats.connection(&ConnectionEvent::Closed {
+                side,
+                peer: &peer,
+                error: error.as_deref(),
+            })
+        }));
     }
 
     /// Wakes the calls whose slots this turn's commands or events changed.
@@ -490,6 +547,7 @@ impl Engine {
     /// wakes who waits for that.
     fn end(&mut self, status: &Status) {
         self.ended = true;
+        self.report_closed();
         let (commands, mut wakers) = self.shared.close();
         for command in commands {
             if let Command::Start { slot, .. } = command {

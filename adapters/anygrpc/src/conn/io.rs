@@ -20,6 +20,7 @@ use crate::conn::engine::{Dispatch, Engine};
 use crate::conn::handle::ConnHandle;
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
+use crate::stats::{ConnectionEvent, StatsHandlers, StatsSide};
 
 /// Bytes gathered from the connection before they are written.
 const WRITE_CHUNK: usize = 64 << 10;
@@ -57,10 +58,15 @@ impl Driver {
         io: Box<dyn Transport>,
         runtime: RuntimeRef,
         dispatch: Option<Arc<dyn Dispatch>>,
+        stats: StatsHandlers,
     ) -> (DriverTask, Arc<ConnHandle>) {
         let shared = Arc::new(ConnHandle::new(conn.config().initial_stream_window));
         let peer: Arc<str> = Arc::from(io.peer());
-        let engine = Engine::new(conn, shared.clone(), runtime.clone(), dispatch, peer);
+        stats.connection(&ConnectionEvent::Opened {
+            side: StatsSide::of(conn.side()),
+            peer: &peer,
+        });
+        let engine = Engine::new(conn, shared.clone(), runtime.clone(), dispatch, peer, stats);
         let driver = Self {
             engine,
             io,

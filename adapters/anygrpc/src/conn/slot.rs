@@ -86,6 +86,8 @@ pub(crate) struct CallState {
     pub(crate) retry: Option<Box<dyn FnOnce() -> bool + Send>>,
     /// The call's span (`crate::trace`), told how it ended.
     pub(crate) span: crate::trace::CallSpan,
+    /// Where the call's events go, for what the driver receives (the response head, messages).
+    pub(crate) stats: Option<crate::stats::CallRecorder>,
 }
 
 impl std::fmt::Debug for CallState {
@@ -291,6 +293,21 @@ impl CallSlot {
     }
 
     /// Runs `callback` when the call ends (at once if it already did).
+    /// Records the call's end with `stats` once it ended (a done callback: after the driver's
+    /// turn let go, never under it).
+    pub(crate) fn record_the_end(self: &Arc<Self>, stats: &crate::stats::CallRecorder) {
+        let stats = stats.clone();
+        let weak = Arc::downgrade(self);
+        self.on_done(Box::new(move || {
+            if let Some(outcome) = weak.upgrade().and_then(|slot| slot.lock().outcome.clone()) {
+                stats.record(&crate::stats::CallEvent::Ended {
+                    status: &outcome.status,
+                    trailers: &outcome.trailers,
+                });
+            }
+        }));
+    }
+
     pub(crate) fn on_done(&self, callback: DoneCallback) {
         let mut state = self.lock();
         if state.outcome.is_some() {

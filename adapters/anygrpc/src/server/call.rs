@@ -23,6 +23,7 @@ use crate::conn::policy::Urgency;
 use crate::conn::slot::CallSlot;
 use crate::interceptor::ServerHooks;
 use crate::runtime::RuntimeRef;
+use crate::stats::{CallEvent, CallRecorder};
 
 /// Messages a handler may send before the driver has taken the earlier ones: at least this
 /// many...
@@ -72,6 +73,8 @@ struct ResponseCell {
     slot: Arc<CallSlot>,
     conn: Arc<ConnHandle>,
     hooks: Option<ServerHooks>,
+    /// Where the call's events go, when the server has stats handlers.
+    stats: Option<CallRecorder>,
 }
 
 impl Drop for ResponseCell {
@@ -82,6 +85,12 @@ impl Drop for ResponseCell {
             let status = Status::unknown("the handler ended without a status");
             if let Some(hooks) = &self.hooks {
                 hooks.on_complete(&status);
+            }
+            if let Some(stats) = &self.stats {
+                stats.record(&CallEvent::Ended {
+                    status: &status,
+                    trailers: &Metadata::new(),
+                });
             }
             let _ = self
                 .conn
@@ -131,6 +140,11 @@ impl CallHandle {
         response.headers_sent = true;
         let encoding = response.encoding;
         drop(response);
+        if let Some(stats) = &self.response.stats {
+            stats.record(&CallEvent::HeadersSent {
+                metadata: &metadata,
+            });
+        }
         self.push(Command::Headers {
             slot: self.slot.clone(),
             metadata,
@@ -147,8 +161,16 @@ impl CallHandle {
         } else {
             self.response().encoding
         };
+        let size = message.len();
         let (message, compressed) = codec::compress(message, encoding)?;
         let len = message.len();
+        if let Some(stats) = &self.response.stats {
+            stats.record(&CallEvent::MessageSent {
+                size,
+                wire_size: len,
+                compressed,
+            });
+        }
         let seq = {
             let mut state = self.slot.lock();
             state.sends_submitted += 1;
@@ -207,6 +229,12 @@ impl CallHandle {
         if let Some(hooks) = &self.response.hooks {
             hooks.on_complete(&status);
         }
+        if let Some(stats) = &self.response.stats {
+            stats.record(&CallEvent::Ended {
+                status: &status,
+                trailers: &metadata,
+            });
+        }
         self.push(Command::Trailers {
             slot: self.slot.clone(),
             status,
@@ -232,7 +260,12 @@ pub struct ServerCall {
 }
 
 impl ServerCall {
-    pub(crate) fn new(call: IncomingCall, max_recv: usize, hooks: Option<ServerHooks>) -> Self {
+    pub(crate) fn new(
+        call: IncomingCall,
+        max_recv: usize,
+        hooks: Option<ServerHooks>,
+        stats: Option<CallRecorder>,
+    ) -> Self {
         let path = String::from_utf8_lossy(&call.head.path).into_owned();
         Self {
             handle: CallHandle {
@@ -241,6 +274,7 @@ impl ServerCall {
                     slot: call.slot.clone(),
                     conn: call.conn.clone(),
                     hooks,
+                    stats,
                 }),
                 slot: call.slot,
                 conn: call.conn,
@@ -343,7 +377,8 @@ impl<Req: Msg> RequestStream<Req> {
             if let Some(Ok(message)) = &next {
                 self.last_compressed = message.encoding.is_some();
             }
-            let item = next.map(|m| m.and_then(|m| codec::decode::<Req>(&m, self.handle.max_recv)));
+            let max = self.handle.max_recv;
+            let item = next.map(|m| m.and_then(|m| codec::decode_observed::<Req>(&m, max, None)));
             if !matches!(item, Some(Ok(_))) {
                 self.ended = true;
             }

@@ -24,6 +24,7 @@ use crate::conn::io::Driver;
 use crate::conn::policy::Urgency;
 use crate::interceptor::{ServerCallDetails, ServerHooks, ServerInterceptor};
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
+use crate::stats::{CallEvent, CallInfo, CallRecorder, StatsHandler, StatsHandlers, StatsSide};
 use crate::user_code::guarded;
 use crate::wakers::WakerSet;
 
@@ -57,6 +58,7 @@ struct ServerInner {
     config: Arc<Config>,
     registry: RwLock<Registry>,
     interceptors: RwLock<Arc<[Arc<dyn ServerInterceptor>]>>,
+    stats: RwLock<StatsHandlers>,
     state: Mutex<ServerState>,
 }
 
@@ -86,9 +88,18 @@ impl Server {
                 config: Arc::new(config),
                 registry: RwLock::default(),
                 interceptors: RwLock::new(Arc::new([])),
+                stats: RwLock::default(),
                 state: Mutex::default(),
             }),
         }
+    }
+
+    fn stats(&self) -> StatsHandlers {
+        self.inner
+            .stats
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, ServerState> {
@@ -127,6 +138,15 @@ impl Server {
         let mut all: Vec<_> = interceptors.iter().cloned().collect();
         all.push(Arc::new(interceptor));
         *interceptors = all.into();
+        self
+    }
+
+    /// Adds a stats handler: it sees every call's and connection's events (for metrics; see
+    /// [`StatsHandler`]), from the next connection on. Handlers see each event in the order
+    /// they were added.
+    pub fn add_stats_handler(&self, handler: impl StatsHandler) -> &Self {
+        let mut stats = self.inner.stats.write().unwrap_or_else(|p| p.into_inner());
+        *stats = stats.with(Arc::new(handler));
         self
     }
 
@@ -256,7 +276,8 @@ impl Server {
         let dispatch: Arc<dyn Dispatch> = Arc::new(Dispatcher {
             server: self.clone(),
         });
-        let (driver, shared) = Driver::start(conn, io, runtime.clone(), Some(dispatch));
+        let stats = self.stats();
+        let (driver, shared) = Driver::start(conn, io, runtime.clone(), Some(dispatch), stats);
         {
             let mut state = self.lock();
             state.conns.retain(|c| !c.is_closed());
@@ -363,6 +384,32 @@ impl Dispatch for Dispatcher {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let stats = self.server.stats().call_started(&CallInfo {
+            side: StatsSide::Server,
+            method: &String::from_utf8_lossy(&call.head.path),
+            target: "",
+            peer: &call.peer,
+            started: std::time::Instant::now(),
+        });
+        if let Some(stats) = &stats {
+            stats.record(&CallEvent::HeadersReceived {
+                metadata: &call.head.metadata,
+            });
+            // The messages that came with the head, then (the driver) those after it.
+            let arrived: Vec<(usize, bool)> = {
+                let mut state = slot.lock();
+                state.stats = Some(stats.clone());
+                let sizes = state
+                    .inbox
+                    .iter()
+                    .map(|m| (m.data.len(), m.encoding.is_some()));
+                sizes.collect()
+            };
+            for (wire_size, compressed) in arrived {
+                stats.received(wire_size, compressed);
+            }
+            slot.record_the_end(stats);
+        }
         let hooks = if interceptors.is_empty() {
             None
         } else {
@@ -384,12 +431,17 @@ impl Dispatch for Dispatcher {
             });
             if let Some(status) = rejected {
                 hooks.on_complete(&status);
-                end_at_once(&conn, slot, status);
+                end_at_once(&conn, slot, status, stats.as_ref());
                 return None;
             }
             Some(hooks)
         };
-        let call = ServerCall::new(call, inner.config.max_recv_message_size, hooks);
+        let call = ServerCall::new(
+            call,
+            inner.config.max_recv_message_size,
+            hooks,
+            stats.clone(),
+        );
         let path = call.path().to_string();
         let handle = call.handle();
         let found = {
@@ -423,7 +475,7 @@ impl Dispatch for Dispatcher {
         match task {
             None => {
                 let status = Status::unimplemented(format!("method not found: {path}"));
-                end_at_once(&conn, slot, status);
+                end_at_once(&conn, slot, status, stats.as_ref());
                 None
             }
             Some(task) => {
@@ -461,7 +513,18 @@ fn split_path(path: &str) -> (&str, &str) {
 
 /// Ends a call the server answers without a handler (an interceptor refused it, no method):
 /// its status goes out as Trailers-Only, with the answers of the calls served beside it.
-fn end_at_once(conn: &Arc<ConnHandle>, slot: Arc<crate::conn::slot::CallSlot>, status: Status) {
+fn end_at_once(
+    conn: &Arc<ConnHandle>,
+    slot: Arc<crate::conn::slot::CallSlot>,
+    status: Status,
+    stats: Option<&CallRecorder>,
+) {
+    if let Some(stats) = stats {
+        stats.record(&CallEvent::Ended {
+            status: &status,
+            trailers: &Metadata::new(),
+        });
+    }
     let trailers = Command::Trailers {
         slot,
         status,

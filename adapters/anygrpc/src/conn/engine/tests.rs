@@ -44,7 +44,14 @@ impl Pair {
             let conn = Connection::new(side, Arc::new(config), now);
             let handle = Arc::new(ConnHandle::new(conn.config().initial_stream_window));
             let peer: Arc<str> = Arc::from("memory");
-            let engine = Engine::new(conn, handle.clone(), rt.handle(), dispatch, peer);
+            let engine = Engine::new(
+                conn,
+                handle.clone(),
+                rt.handle(),
+                dispatch,
+                peer,
+                Default::default(),
+            );
             (engine, handle)
         };
         let received = Arc::new(Keep::default());

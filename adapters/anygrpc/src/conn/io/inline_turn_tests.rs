@@ -88,7 +88,8 @@ fn started_counting(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnHandle>, MemoryS
         writes: counts.writes.clone(),
     };
     let conn = Connection::new(Side::Client, Arc::new(Config::client()), Instant::now());
-    let (mut task, shared) = Driver::start(conn, Box::new(io), rt.handle(), None);
+    let (mut task, shared) =
+        Driver::start(conn, Box::new(io), rt.handle(), None, Default::default());
     let mut cx = Context::from_waker(Waker::noop());
     assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
     assert!(available(&mut server_end) > 0, "preface");
@@ -333,7 +334,13 @@ fn a_waiter_is_woken_once_the_whole_read_is_delivered() {
     let addr = "127.0.0.1:1".parse().expect("an address");
     let (client_end, mut server_end, _control) = pipe(addr, addr, 1 << 20);
     let conn = Connection::new(Side::Client, Arc::new(Config::client()), Instant::now());
-    let (mut task, shared) = Driver::start(conn, Box::new(client_end), rt.handle(), None);
+    let (mut task, shared) = Driver::start(
+        conn,
+        Box::new(client_end),
+        rt.handle(),
+        None,
+        Default::default(),
+    );
     let mut server = Connection::new(Side::Server, Arc::new(Config::server()), Instant::now());
     let slot = start_call(&mut task, &shared);
     deliver(&mut server_end, &mut server);
@@ -453,7 +460,8 @@ fn a_connection_that_always_has_work_yields_its_thread() {
         .idle_frame_rate(u32::MAX)
         .max_pending_control_frames(usize::MAX);
     let conn = Connection::new(Side::Client, Arc::new(config), Instant::now());
-    let (mut task, _shared) = Driver::start(conn, Box::new(io), rt.handle(), None);
+    let (mut task, _shared) =
+        Driver::start(conn, Box::new(io), rt.handle(), None, Default::default());
     let wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
     let waker = Waker::from(wakes.clone());
     let mut cx = Context::from_waker(&waker);
