@@ -5,7 +5,7 @@
 //! use anygrpc_otel::OtelStats;
 //! # fn main() {
 //! let provider = opentelemetry::global::meter_provider();
-//! let stats = OtelStats::new(&provider);
+//! let stats = OtelStats::new(&*provider);
 //! // `Channel::builder(target, rt).stats_handler(stats.clone())` on a channel,
 //! // `server.add_stats_handler(stats)` on a server.
 //! # let _ = stats;
@@ -69,7 +69,7 @@ impl OtelStatsBuilder {
     }
 
     /// The handler, with its instruments on `provider`'s meter `anygrpc-otel`.
-    pub fn build(self, provider: &impl MeterProvider) -> OtelStats {
+    pub fn build(self, provider: &(impl MeterProvider + ?Sized)) -> OtelStats {
         let scope = InstrumentationScope::builder("anygrpc-otel")
             .with_version(env!("CARGO_PKG_VERSION"))
             .build();
@@ -83,7 +83,7 @@ impl OtelStatsBuilder {
 
 impl OtelStats {
     /// A handler with default options on `provider`.
-    pub fn new(provider: &impl MeterProvider) -> Self {
+    pub fn new(provider: &(impl MeterProvider + ?Sized)) -> Self {
         Self::builder().build(provider)
     }
 
