@@ -174,3 +174,44 @@ fn unary_calls_record_every_instrument_with_counts_attributes_and_sizes() {
         ("By", (2 * ok_resp_len) as f64)
     );
 }
+
+#[test]
+fn a_method_filter_records_rejected_names_as_other() {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    let stats = OtelStats::builder()
+        .method_filter(|name| !name.starts_with("grpc.health."))
+        .build(&provider);
+    let rt = MemoryRuntime::new();
+    let server = Server::new(rt.handle());
+    server.add_stats_handler(stats);
+    let _health = anygrpc_health::serve_on(&server);
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .expect("a port");
+    server.start();
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .build()
+        .expect("a valid target");
+    let client = HealthClient::new(channel);
+    rt.block_on(async {
+        client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("ok")
+    });
+    provider.force_flush().expect("flush");
+    let p = points(&exporter);
+    assert_eq!(
+        find(&p, "grpc.server.call.started", &["grpc.method=other"]).count,
+        1
+    );
+    assert!(
+        !p.iter()
+            .any(|pt| pt.attrs.iter().any(|a| a.contains("Health/Check")))
+    );
+}
