@@ -188,13 +188,7 @@ fn a_method_filter_records_rejected_names_as_other() {
     let server = Server::new(rt.handle());
     server.add_stats_handler(stats);
     let _health = anygrpc_health::serve_on(&server);
-    let port = rt
-        .block_on(server.add_insecure_port("127.0.0.1:0"))
-        .expect("a port");
-    server.start();
-    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
-        .build()
-        .expect("a valid target");
+    let channel = rt.serve(&server);
     let client = HealthClient::new(channel);
     rt.block_on(async {
         client
