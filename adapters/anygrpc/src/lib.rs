@@ -24,9 +24,17 @@ pub use anygrpc_core::{Code, Config, Encoding, Metadata, PingPolicy, Status};
 pub use auth::AuthContext;
 pub use client::{
     BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, LoadBalancing, Msg,
-    RpcError, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, Target, TargetError,
-    UnaryCall, UnaryStream, UnaryStreamCall, UnaryUnary, UsageError, WriteError, WriteOptions,
+    RpcError, ServiceConfig, ServiceConfigError, StreamStream, StreamStreamCall, StreamUnary,
+    StreamUnaryCall, Target, TargetError, UnaryCall, UnaryStream, UnaryStreamCall, UnaryUnary,
+    UsageError, WriteError, WriteOptions,
 };
+/// The parts of a parsed [`ServiceConfig`] (gRFC A2), for code that reads what a config says.
+pub mod service_config {
+    pub use crate::client::{
+        HedgingPolicy, LoadBalancingConfig, MethodConfig, MethodName, Reliability, RetryPolicy,
+        RetryThrottling, ServiceConfig, ServiceConfigError,
+    };
+}
 /// Re-exported so generated code and users name one `Stream` trait.
 pub use futures_core;
 pub use interceptor::{

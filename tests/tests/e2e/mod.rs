@@ -183,6 +183,14 @@ macro_rules! e2e_suite {
             single_message_calls_end_internal_on_zero_or_two,
             a_full_receive_budget_pauses_reading_until_messages_are_consumed,
             an_undecodable_response_ends_the_call_internal,
+            service_config_timeout_applies_and_the_earlier_deadline_wins,
+            service_config_message_limits_are_the_smaller_of_config_and_channel,
+            service_config_wait_for_ready_is_a_default_the_call_overrides,
+            service_config_chooses_round_robin,
+            retries_try_again_with_the_previous_attempts_header,
+            retries_follow_the_servers_pushback,
+            retries_end_at_the_calls_deadline,
+            retries_skip_other_codes_and_stop_when_throttled,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

@@ -62,6 +62,10 @@ pub const CHAT: &str = "/e2e.Test/Chat";
 /// Client streaming: reads nothing until the probe records `hold:release`, then sums like
 /// `Sum`. Records `hold:started` when it starts waiting.
 pub const HOLD: &str = "/e2e.Test/Hold";
+/// Unary: fails the first `count` attempts of the call labelled `text` with UNAVAILABLE
+/// (echoing the request's `x-pushback` metadata as `grpc-retry-pushback-ms`), then echoes;
+/// records `flaky:<text>:<grpc-previous-rpc-attempts or ->` at every attempt.
+pub const FLAKY: &str = "/e2e.Test/Flaky";
 
 /// Events recorded by handlers, which tests wait for.
 #[derive(Debug, Clone, Default)]
@@ -148,6 +152,7 @@ impl Service for TestService {
             "Count" => handlers::server_streaming(call, s, count),
             "Sum" => handlers::client_streaming(call, s, sum),
             "Hold" => handlers::client_streaming(call, s, hold),
+            "Flaky" => handlers::unary(call, s, flaky),
             "Chat" => handlers::bidi_streaming(call, s, chat),
             _ => return None,
         })
@@ -207,6 +212,39 @@ fn status<'a>(
         } else {
             Err(Status::new(code, request.text))
         }
+    })
+}
+
+fn flaky<'a>(
+    h: &'a Handlers,
+    request: Ping,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let previous = ctx
+            .invocation_metadata()
+            .get("grpc-previous-rpc-attempts")
+            .unwrap_or("-")
+            .to_owned();
+        let label = format!("flaky:{}:", request.text);
+        let seen = h
+            .probe
+            .events()
+            .iter()
+            .filter(|e| e.starts_with(&label))
+            .count();
+        h.probe.record(format!("{label}{previous}"));
+        if seen < request.count as usize {
+            if let Some(pushback) = ctx.invocation_metadata().get("x-pushback") {
+                let mut trailing = Metadata::new();
+                trailing
+                    .insert("grpc-retry-pushback-ms", pushback)
+                    .expect("ascii metadata");
+                ctx.set_trailing_metadata(trailing);
+            }
+            return Err(Status::unavailable(format!("attempt {} fails", seen + 1)));
+        }
+        Ok(request)
     })
 }
 

@@ -20,7 +20,8 @@ use crate::runtime::RuntimeRef;
 pub struct CallOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) metadata: Metadata,
-    pub(crate) wait_for_ready: bool,
+    /// `None`: the method's service config decides (default: fail fast).
+    pub(crate) wait_for_ready: Option<bool>,
     pub(crate) compression: Option<Encoding>,
     pub(crate) authority: Option<String>,
     pub(crate) credentials: Option<Arc<dyn crate::interceptor::CallCredentials>>,
@@ -54,9 +55,10 @@ impl CallOptions {
         self.metadata = metadata;
         self
     }
-    /// Wait for the channel to become ready instead of failing fast with UNAVAILABLE.
+    /// Wait for the channel to become ready instead of failing fast with UNAVAILABLE (this
+    /// call's choice overrides the service config's `waitForReady`).
     pub fn wait_for_ready(mut self, wait: bool) -> Self {
-        self.wait_for_ready = wait;
+        self.wait_for_ready = Some(wait);
         self
     }
     /// Compress request messages with `encoding`.
@@ -339,6 +341,7 @@ impl CallCore {
             status,
             trailers: Metadata::new(),
             unprocessed: false,
+            from_attempt: false,
         });
         // The call is bound now or never: `bind` checks the outcome under the same lock.
         let conn = self.slot.lock().conn.clone();

@@ -18,13 +18,17 @@ use super::backoff::{Backoff, BackoffConfig};
 use super::call::{CallCore, CallOptions};
 use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
 use super::pick_first::PickFirst;
+use super::retry::{self, Decision, Retries, Throttle};
 use super::round_robin::RoundRobin;
+use super::service_config::{
+    LoadBalancingConfig, Reliability, RetryPolicy, ServiceConfig, ServiceConfigError,
+};
 use super::target::{Target, TargetError};
 use crate::codec;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::io::Driver;
 use crate::conn::policy::Urgency;
-use crate::conn::slot::{CallSlot, Outcome};
+use crate::conn::slot::{AttemptEnd, CallSlot, Outcome, Resend};
 use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::stats::{CallEvent, CallInfo, CallRecorder, StatsHandler, StatsHandlers, StatsSide};
@@ -67,6 +71,8 @@ struct ChannelOptions {
     backoff: BackoffConfig,
     compression: Option<anygrpc_core::Encoding>,
     balancing: LoadBalancing,
+    /// The service config given to the builder (resolvers will supply theirs too).
+    service_config: Option<Arc<ServiceConfig>>,
     idle_timeout: Option<Duration>,
     resolve_interval: Option<Duration>,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
@@ -150,6 +156,14 @@ impl ChannelBuilder {
         self.options.resolve_interval = Some(interval);
         self
     }
+    /// The channel's service config (gRFC A2), in gRPC's JSON form: per-method timeouts,
+    /// wait-for-ready, message size limits, and the balancing policy, which takes precedence
+    /// over [`load_balancing`](Self::load_balancing) as in C-core. An invalid config is
+    /// rejected whole, the error naming the bad field.
+    pub fn service_config(mut self, json: &str) -> Result<Self, ServiceConfigError> {
+        self.options.service_config = Some(Arc::new(ServiceConfig::parse(json)?));
+        Ok(self)
+    }
     /// The load-balancing policy (default pick_first).
     pub fn load_balancing(mut self, policy: LoadBalancing) -> Self {
         self.options.balancing = policy;
@@ -212,6 +226,17 @@ impl ChannelBuilder {
         static CHANNELS: std::sync::atomic::AtomicU64 =
             std::sync::atomic::AtomicU64::new(0x9e37_79b9);
         let seed = CHANNELS.fetch_add(0x2545_f491, std::sync::atomic::Ordering::Relaxed);
+        let balancing = self
+            .options
+            .service_config
+            .as_ref()
+            .and_then(|config| config.load_balancing.clone())
+            .unwrap_or(match self.options.balancing {
+                LoadBalancing::PickFirst => LoadBalancingConfig::PickFirst {
+                    shuffle_address_list: false,
+                },
+                LoadBalancing::RoundRobin => LoadBalancingConfig::RoundRobin,
+            });
         Ok(Channel {
             inner: Arc::new(ChannelInner {
                 runtime: self.runtime,
@@ -220,17 +245,28 @@ impl ChannelBuilder {
                 authority,
                 config: Arc::new(self.options.config.clone()),
                 options: self.options.clone(),
+                throttle: self
+                    .options
+                    .service_config
+                    .as_ref()
+                    .and_then(|config| config.retry_throttling)
+                    .map(|throttling| Arc::new(Throttle::new(throttling))),
                 state: Mutex::new(ChannelState {
                     watched: Watched {
                         connectivity: Connectivity::Idle,
                         last_error: None,
                         waiters: WakerSet::default(),
                     },
-                    balancer: match self.options.balancing {
-                        LoadBalancing::PickFirst => Balancer::PickFirst(PickFirst::new(
+                    balancer: match balancing {
+                        LoadBalancingConfig::PickFirst {
+                            shuffle_address_list,
+                        } => Balancer::PickFirst(PickFirst::new(
                             Backoff::new(self.options.backoff, seed),
+                            shuffle_address_list.then_some(seed),
                         )),
-                        LoadBalancing::RoundRobin => Balancer::RoundRobin(RoundRobin::default()),
+                        LoadBalancingConfig::RoundRobin => {
+                            Balancer::RoundRobin(RoundRobin::default())
+                        }
                     },
                 }),
             }),
@@ -246,6 +282,8 @@ pub(super) struct ChannelInner {
     authority: String,
     pub(super) config: Arc<Config>,
     options: ChannelOptions,
+    /// The service config's retry throttle, shared by the channel's calls.
+    throttle: Option<Arc<Throttle>>,
     pub(super) state: Mutex<ChannelState>,
 }
 
@@ -372,6 +410,7 @@ impl Channel {
                 backoff: BackoffConfig::default(),
                 compression: None,
                 balancing: LoadBalancing::PickFirst,
+                service_config: None,
                 idle_timeout: Some(Duration::from_secs(30 * 60)),
                 resolve_interval: None,
                 interceptors: Arc::new([]),
@@ -502,6 +541,35 @@ impl Channel {
         if let Some(stats) = &stats {
             slot.record_the_end(stats);
         }
+        let mut retry_policy = None;
+        let (mut max_recv, mut max_send) = (
+            self.inner.config.max_recv_message_size,
+            self.inner.config.max_send_message_size,
+        );
+        // The method's service config, looked up by the path as called, sets the defaults
+        // the interceptors then see.
+        if let Some(method) = self
+            .inner
+            .options
+            .service_config
+            .as_ref()
+            .and_then(|config| config.method_config(path))
+        {
+            options.timeout = match (options.timeout, method.timeout) {
+                (Some(call), Some(config)) => Some(call.min(config)),
+                (call, config) => call.or(config),
+            };
+            options.wait_for_ready = options.wait_for_ready.or(method.wait_for_ready);
+            max_send = method
+                .max_request_message_bytes
+                .map_or(max_send, |m| m.min(max_send));
+            max_recv = method
+                .max_response_message_bytes
+                .map_or(max_recv, |m| m.min(max_recv));
+            if let Some(Reliability::Retry(policy)) = &method.reliability {
+                retry_policy = Some(policy.clone());
+            }
+        }
         let prepared = self.prepare(path, &mut options, &slot);
         let now = runtime.now();
         let deadline = options.timeout.and_then(|t| now.checked_add(t));
@@ -510,8 +578,8 @@ impl Channel {
             slot: slot.clone(),
             runtime: runtime.clone(),
             deadline,
-            max_recv: self.inner.config.max_recv_message_size,
-            max_send: self.inner.config.max_send_message_size,
+            max_recv,
+            max_send,
             compression,
             hooks: None,
             stats,
@@ -526,6 +594,7 @@ impl Channel {
                     status,
                     trailers: Metadata::new(),
                     unprocessed: false,
+                    from_attempt: false,
                 });
                 return core;
             }
@@ -549,6 +618,7 @@ impl Channel {
                     status,
                     trailers: Metadata::new(),
                     unprocessed: false,
+                    from_attempt: false,
                 });
                 return core;
             }
@@ -557,7 +627,7 @@ impl Channel {
             request,
             message,
             half_close,
-            wait_for_ready: options.wait_for_ready,
+            wait_for_ready: options.wait_for_ready.unwrap_or(false),
             deadline,
         };
         if let Some(stats) = &core.stats {
@@ -572,7 +642,7 @@ impl Channel {
             }
             slot.lock().stats = Some(stats.clone());
         }
-        self.arm_transparent_retry(&slot, &attempt, core.stats.clone());
+        self.arm_retries(&slot, &attempt, retry_policy, core.stats.clone());
         self.submit(slot, attempt);
         core
     }
@@ -593,6 +663,7 @@ impl Channel {
                 status,
                 trailers: Metadata::new(),
                 unprocessed: false,
+                from_attempt: true,
             }),
             Pick::Wait => {
                 slot.lock().unbound = commands;
@@ -601,36 +672,138 @@ impl Channel {
         }
     }
 
-    /// Transparent retry (gRPC retry design, "transparent retry"): a call whose whole request
-    /// is known (unary and server-streaming) and that the server never processed (refused,
-    /// above a GOAWAY's last stream id, or its connection died before it was sent) is sent
-    /// again, once, as the same attempt on whatever connection the channel picks next.
-    fn arm_transparent_retry(
+    /// Arms the retries of a call whose whole request is known (unary and server-streaming):
+    ///
+    /// - transparent retry (gRFC A6): an attempt the server never processed (refused, above a
+    ///   GOAWAY's last stream id, or its connection died before it was sent) is sent again,
+    ///   once, at once, on whatever connection the channel picks next;
+    /// - the method's `retryPolicy`, if it has one and the request fits the per-call buffer:
+    ///   an attempt that failed with a retryable code before the response head arrived is
+    ///   sent again after a backoff (or the server's pushback), with
+    ///   `grpc-previous-rpc-attempts`, while attempts, the throttle and the deadline allow.
+    fn arm_retries(
         &self,
         slot: &Arc<CallSlot>,
         attempt: &Attempt,
+        policy: Option<RetryPolicy>,
         stats: Option<CallRecorder>,
     ) {
         if !attempt.is_replayable() {
             return;
         }
+        let fits = attempt
+            .message
+            .as_ref()
+            .is_some_and(|(message, _)| message.len() <= retry::PER_CALL_BUFFER);
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let mut retries = policy.filter(|_| fits).map(|policy| {
+            let seed = CALLS.fetch_add(0x9e37_79b9, std::sync::atomic::Ordering::Relaxed);
+            Retries::new(policy, seed)
+        });
+        let mut transparent_left = true;
         let again = attempt.clone();
-        // Weak both: the retry lives in the slot, which must not keep itself or the channel.
+        // Weak both: the hook lives in the slot, which must not keep itself or the channel.
         let channel = Arc::downgrade(&self.inner);
         let weak_slot = Arc::downgrade(slot);
-        slot.lock().retry = Some(Box::new(move || {
-            let (Some(inner), Some(slot)) = (channel.upgrade(), weak_slot.upgrade()) else {
-                return false;
-            };
-            // The slot ends its attempt after the driver's turn when it has a recorder (whose
-            // end is a done callback), so the handler does not run under the driver.
-            if let Some(stats) = &stats {
-                stats.record(&CallEvent::AttemptStarted {
-                    transparent_retry: true,
-                });
+        let throttle = self.inner.throttle.clone();
+        slot.lock().retry = Some(Box::new(move |end: AttemptEnd<'_>| {
+            let transparent = end.outcome.unprocessed && transparent_left;
+            if !transparent && retries.is_none() {
+                // Most calls: nothing to decide.
+                return None;
             }
-            Channel { inner }.submit(slot, again);
-            true
+            let next = if transparent {
+                transparent_left = false;
+                Next {
+                    attempt: again.clone(),
+                    delay: None,
+                    transparent: true,
+                }
+            } else {
+                let retries = retries.as_mut()?;
+                let decision = retries.decide(
+                    &end.outcome.status,
+                    &end.outcome.trailers,
+                    throttle.as_deref(),
+                );
+                let Decision::RetryAfter(delay) = decision else {
+                    return None;
+                };
+                if end.committed {
+                    return None;
+                }
+                let mut attempt = again.clone();
+                let previous = (retries.attempts() - 1).to_string();
+                attempt
+                    .request
+                    .metadata
+                    .insert(retry::PREVIOUS_ATTEMPTS, &previous)
+                    .ok()?;
+                Next {
+                    attempt,
+                    delay: Some(delay),
+                    transparent: false,
+                }
+            };
+            let (channel, weak_slot, stats) = (channel.clone(), weak_slot.clone(), stats.clone());
+            let ended = end.outcome.clone();
+            Some(Box::new(move || {
+                let Some(slot) = weak_slot.upgrade() else {
+                    return;
+                };
+                match channel.upgrade() {
+                    Some(inner) => Channel { inner }.send_next(slot, next, stats),
+                    // The channel is gone: the call ends as its attempt did.
+                    None => slot.finish(Outcome {
+                        from_attempt: false,
+                        unprocessed: false,
+                        ..ended
+                    }),
+                }
+            }) as Resend)
+        }));
+    }
+
+    /// Sends the next attempt of the call of `slot`: at once, or after its backoff unless
+    /// the call's deadline comes first (then it ends DEADLINE_EXCEEDED).
+    fn send_next(self, slot: Arc<CallSlot>, mut next: Next, stats: Option<CallRecorder>) {
+        let transparent_retry = next.transparent;
+        let record = move || {
+            if let Some(stats) = &stats {
+                stats.record(&CallEvent::AttemptStarted { transparent_retry });
+            }
+        };
+        // The attempt gets what is left of the call's deadline, not the whole timeout again.
+        let left = |attempt: &mut Attempt, now: Instant| {
+            if let Some(deadline) = attempt.deadline {
+                attempt.request.timeout = Some(deadline.saturating_duration_since(now));
+            }
+        };
+        let Some(delay) = next.delay else {
+            record();
+            left(&mut next.attempt, self.inner.runtime.now());
+            self.submit(slot, next.attempt);
+            return;
+        };
+        let runtime = self.inner.runtime.clone();
+        let wake_at = runtime.now() + delay;
+        let deadline = next.attempt.deadline;
+        let at = deadline.map_or(wake_at, |d| d.min(wake_at));
+        let sleep = runtime.sleep_until(at);
+        runtime.spawn(Box::pin(async move {
+            sleep.await;
+            if at < wake_at {
+                slot.finish(Outcome {
+                    status: Status::deadline_exceeded("deadline exceeded while waiting to retry"),
+                    trailers: Metadata::new(),
+                    unprocessed: false,
+                    from_attempt: false,
+                });
+                return;
+            }
+            record();
+            left(&mut next.attempt, self.inner.runtime.now());
+            self.submit(slot, next.attempt);
         }));
     }
 
@@ -671,7 +844,7 @@ impl Channel {
             method: path.to_string(),
             timeout: options.timeout,
             metadata: std::mem::take(&mut options.metadata),
-            wait_for_ready: options.wait_for_ready,
+            wait_for_ready: options.wait_for_ready.unwrap_or(false),
             compression: options.compression.or(channel.compression),
         };
         for interceptor in channel.interceptors.iter() {
@@ -688,7 +861,7 @@ impl Channel {
         }
         options.timeout = details.timeout;
         options.metadata = details.metadata.clone();
-        options.wait_for_ready = details.wait_for_ready;
+        options.wait_for_ready = Some(details.wait_for_ready);
         options.compression = details.compression;
         let hooks = CallHooks {
             details: Arc::new(details),
@@ -726,6 +899,7 @@ impl Channel {
                             status,
                             trailers: Metadata::new(),
                             unprocessed: false,
+                            from_attempt: false,
                         });
                         return Poll::Ready(());
                     }
@@ -737,6 +911,7 @@ impl Channel {
                             status,
                             trailers: Metadata::new(),
                             unprocessed: false,
+                            from_attempt: true,
                         });
                         Poll::Ready(())
                     }
@@ -861,6 +1036,14 @@ fn bind(
     drop(state);
     kick.run();
     Ok(())
+}
+
+/// A call's next attempt, as its retry hook chose it.
+struct Next {
+    attempt: Attempt,
+    /// The backoff before it; `None`: at once (a transparent retry).
+    delay: Option<Duration>,
+    transparent: bool,
 }
 
 /// Where a connection is opened.

@@ -63,6 +63,7 @@ fn poll_next_response<Resp: Msg>(
                         status,
                         trailers,
                         unprocessed: false,
+                        from_attempt: false,
                     }))))
                 }
             }

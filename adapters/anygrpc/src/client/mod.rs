@@ -6,7 +6,9 @@ mod call;
 mod channel;
 mod kinds;
 mod pick_first;
+mod retry;
 mod round_robin;
+mod service_config;
 mod target;
 
 pub use backoff::BackoffConfig;
@@ -15,5 +17,9 @@ pub use channel::{Channel, ChannelBuilder, Connectivity, LoadBalancing};
 pub use kinds::{
     Msg, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
     UnaryStreamCall, UnaryUnary,
+};
+pub use service_config::{
+    HedgingPolicy, LoadBalancingConfig, MethodConfig, MethodName, Reliability, RetryPolicy,
+    RetryThrottling, ServiceConfig, ServiceConfigError,
 };
 pub use target::{Target, TargetError};

@@ -15,18 +15,41 @@ use super::target::Target;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::policy::Urgency;
 
-/// What pick_first keeps: its connection and its reconnect backoff.
+/// What pick_first keeps: its connection, its reconnect backoff, and (with the service
+/// config's `shuffleAddressList`) the state of the generator that shuffles the addresses.
 #[derive(Debug)]
 pub(crate) struct PickFirst {
     conn: Option<Arc<ConnHandle>>,
     backoff: Backoff,
+    shuffle: Option<u64>,
 }
 
 impl PickFirst {
-    pub(super) fn new(backoff: Backoff) -> Self {
+    /// `shuffle`: the seed of the address shuffle (gRFC A62), or `None` to keep the
+    /// resolver's order.
+    pub(super) fn new(backoff: Backoff, shuffle: Option<u64>) -> Self {
         Self {
             conn: None,
             backoff,
+            shuffle,
+        }
+    }
+
+    /// Puts `addrs` in the order to try them: shuffled (Fisher-Yates, splitmix64) when the
+    /// policy shuffles, as resolved otherwise.
+    fn order<T>(&mut self, addrs: &mut [T]) {
+        let Some(state) = &mut self.shuffle else {
+            return;
+        };
+        for i in (1..addrs.len()).rev() {
+            *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = *state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            // The modulo's bias (below 2^-50 here) does not matter for spreading load.
+            let j = (z % (i as u64 + 1)) as usize;
+            addrs.swap(i, j);
         }
     }
 
@@ -88,7 +111,8 @@ impl Channel {
             .spawn(Box::pin(async move { channel.connect(timeout).await }));
     }
 
-    /// One connection attempt over every resolved address, in order.
+    /// One connection attempt over every resolved address, in order (shuffled first if the
+    /// policy shuffles).
     async fn connect(self, timeout: Duration) {
         let runtime = self.inner.runtime.clone();
         let result = match self.resolve().await {
@@ -96,7 +120,10 @@ impl Channel {
             Ok(addrs) if addrs.is_empty() => {
                 Err("name resolution returned no addresses".to_string())
             }
-            Ok(addrs) => {
+            Ok(mut addrs) => {
+                if let Some((_, pick_first)) = self.lock().pick_first() {
+                    pick_first.order(&mut addrs);
+                }
                 let mut last = String::new();
                 let mut connected = None;
                 for addr in addrs {
@@ -209,5 +236,34 @@ fn forget(state: &mut ChannelState, conn: &Arc<ConnHandle>) {
         if pick_first.forget(conn) {
             watched.set(Connectivity::Idle);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::backoff::BackoffConfig;
+
+    #[test]
+    fn shuffling_reorders_addresses_and_keeps_them_all() {
+        let mut kept = PickFirst::new(Backoff::new(BackoffConfig::default(), 1), None);
+        let mut addrs: Vec<u32> = (0..8).collect();
+        kept.order(&mut addrs);
+        assert_eq!(addrs, (0..8).collect::<Vec<_>>());
+
+        let mut shuffled = PickFirst::new(Backoff::new(BackoffConfig::default(), 1), Some(7));
+        let mut orders = std::collections::HashSet::new();
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let mut addrs: Vec<u32> = (0..8).collect();
+            shuffled.order(&mut addrs);
+            firsts.insert(addrs[0]);
+            let mut sorted = addrs.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..8).collect::<Vec<_>>());
+            orders.insert(addrs);
+        }
+        assert!(orders.len() > 40, "{} distinct orders of 50", orders.len());
+        assert!(firsts.len() >= 6, "first addresses seen: {firsts:?}");
     }
 }

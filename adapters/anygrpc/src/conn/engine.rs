@@ -179,6 +179,7 @@ impl Engine {
                         status: error.to_status(),
                         trailers: Metadata::new(),
                         unprocessed,
+                        from_attempt: true,
                     });
                 }
             },
@@ -235,6 +236,7 @@ impl Engine {
                         status: Status::cancelled("cancelled"),
                         trailers: Metadata::new(),
                         unprocessed: false,
+                        from_attempt: false,
                     });
                 }
             }
@@ -256,6 +258,7 @@ impl Engine {
                             status: Status::cancelled("the channel was closed"),
                             trailers: Metadata::new(),
                             unprocessed: false,
+                            from_attempt: false,
                         });
                     }
                 }
@@ -296,6 +299,7 @@ impl Engine {
                     status,
                     trailers: Metadata::new(),
                     unprocessed: false,
+                    from_attempt: false,
                 });
             }
             Err(_) => {
@@ -455,18 +459,13 @@ impl Engine {
             } => {
                 if let Some(slot) = self.slots.get(&stream).cloned() {
                     self.forget(stream);
-                    if !unprocessed {
-                        // A retried call has not ended: its head is still to come.
-                        slot.update(|s| {
-                            if s.headers.is_none() {
-                                s.headers = Some(Metadata::new());
-                            }
-                        });
-                    }
+                    // A Trailers-Only end leaves the head unset: the slot decides on a retry
+                    // first (the call is not committed), then sets it.
                     slot.finish(Outcome {
                         status: self.explain(status),
                         trailers: metadata,
                         unprocessed,
+                        from_attempt: true,
                     });
                 }
             }
@@ -477,6 +476,7 @@ impl Engine {
                         status,
                         trailers: Metadata::new(),
                         unprocessed: false,
+                        from_attempt: true,
                     });
                 }
             }
@@ -555,6 +555,7 @@ impl Engine {
                     status: status.clone(),
                     trailers: Metadata::new(),
                     unprocessed: true,
+                    from_attempt: true,
                 });
             }
         }
@@ -564,6 +565,7 @@ impl Engine {
                 status: status.clone(),
                 trailers: Metadata::new(),
                 unprocessed: false,
+                from_attempt: true,
             });
         }
         wakers.wake_all();

@@ -16,12 +16,30 @@ pub(crate) struct Outcome {
     pub(crate) status: Status,
     pub(crate) trailers: Metadata,
     /// The server never processed the call: safe to retry transparently.
-    #[allow(
-        dead_code,
-        reason = "read by transparent retry, which comes with balancing"
-    )]
     pub(crate) unprocessed: bool,
+    /// A client attempt ended (the server's status, a reset, the connection lost, or no
+    /// connection to pick), rather than the application or the call's own deadline ending
+    /// the call: a configured retry may try again.
+    pub(crate) from_attempt: bool,
 }
+
+/// What the retry hook of a call is told of its attempt's end.
+#[derive(Debug)]
+pub(crate) struct AttemptEnd<'a> {
+    /// How the attempt ended.
+    pub(crate) outcome: &'a Outcome,
+    /// The response head arrived: the call is committed to this attempt (gRFC A6).
+    pub(crate) committed: bool,
+}
+
+/// A client call's retry hook: given an attempt's end, either lets the call end (`None`) or
+/// returns what sends it again, which runs once the slot is reset for the next attempt and
+/// its lock let go. The hook itself runs under the slot's lock: it decides, and must take no
+/// lock of the call's.
+pub(crate) type RetryHook = Box<dyn FnMut(AttemptEnd<'_>) -> Option<Resend> + Send>;
+
+/// Sends a call's next attempt (now, or from a task after a backoff).
+pub(crate) type Resend = Box<dyn FnOnce() + Send>;
 
 /// The INTERNAL status a single-response client call ends with instead of an OK `status`
 /// when its inbox does not hold exactly one message (grpc-go's "cardinality violation"); a
@@ -82,8 +100,8 @@ pub(crate) struct CallState {
     /// The outcome is set and the done callbacks are running: who awaits the end waits for
     /// them.
     pub(crate) callbacks_running: bool,
-    /// Sends the call again (transparent retry), once; `false` if it could not.
-    pub(crate) retry: Option<Box<dyn FnOnce() -> bool + Send>>,
+    /// Decides whether an ended attempt is sent again (transparent and configured retries).
+    pub(crate) retry: Option<RetryHook>,
     /// The call's span (`crate::trace`), told how it ended.
     pub(crate) span: crate::trace::CallSpan,
     /// Where the call's events go, for what the driver receives (the response head, messages).
@@ -171,6 +189,7 @@ impl CallSlot {
                 status: Status::unavailable("the connection closed"),
                 trailers: Metadata::new(),
                 unprocessed: false,
+                from_attempt: true,
             }),
         }
     }
@@ -191,8 +210,9 @@ impl CallSlot {
         }
     }
 
-    /// Ends the call (first outcome wins) and wakes every waiter; a call the server never
-    /// processed is retried instead, once, when it can be.
+    /// Ends the call (first outcome wins) and wakes every waiter; an attempt's end goes to
+    /// the call's retry hook first, which may send the call again instead (a transparent
+    /// retry of a call the server never processed, or a configured one).
     ///
     /// A call with done callbacks (the application's code) that ends under a driver's turn
     /// ends once the turn let go of the driver (`conn::after_turn`): its outcome, its
@@ -208,21 +228,31 @@ impl CallSlot {
             crate::conn::after_turn::defer(Box::new(move || slot.finish(outcome)));
             return;
         }
-        if outcome.unprocessed {
-            if let Some(retry) = state.retry.take() {
+        if outcome.unprocessed || outcome.from_attempt {
+            let committed = state.headers.is_some();
+            // The hook only decides (it takes no lock): it runs under the slot's lock, so no
+            // other end of the call can come between its decision and the reset.
+            let resend = state.retry.as_mut().and_then(|retry| {
+                retry(AttemptEnd {
+                    outcome: &outcome,
+                    committed,
+                })
+            });
+            if let Some(resend) = resend {
+                // The next attempt starts afresh; the hook stays for its end.
                 state.stream = None;
                 state.conn = None;
                 state.headers = None;
                 state.inbox.clear();
+                state.recv_closed = false;
                 drop(state);
-                if retry() {
-                    return;
-                }
-                state = self.lock();
-                if state.outcome.is_some() {
-                    return;
-                }
+                resend();
+                return;
             }
+        }
+        // A client call that ended without a response head had a Trailers-Only response.
+        if state.headers.is_none() && !outcome.unprocessed && outcome.from_attempt {
+            state.headers = Some(Metadata::new());
         }
         let outcome = match response_cardinality(&state, &outcome.status) {
             Some(status) => Outcome { status, ..outcome },

@@ -4,6 +4,8 @@ mod calls;
 mod cardinality;
 mod lifecycle;
 mod load;
+mod retries;
+mod service_config;
 mod status;
 mod time;
 
@@ -11,5 +13,7 @@ pub use calls::*;
 pub use cardinality::*;
 pub use lifecycle::*;
 pub use load::*;
+pub use retries::*;
+pub use service_config::*;
 pub use status::*;
 pub use time::*;

@@ -1,0 +1,144 @@
+//! Configured retries against a real peer on every executor: a Python grpcio server
+//! (`tests/peers/python/retry_server.py`) fails each call's first attempts and logs every
+//! attempt it sees, with its `grpc-previous-rpc-attempts` and its arrival time, so the test
+//! checks the attempts counted, the headers, the backoff bounds and the pushback from the
+//! server's side of the wire.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anygrpc::{CallOptions, Channel, Code, Metadata};
+use anygrpc_examples::python_peer::{python_with_grpcio, workspace_root};
+use anygrpc_examples::runtimes;
+
+/// Four attempts in all, backoff bounds of 100, 200 and 400 ms.
+const CONFIG: &str = r#"{"methodConfig": [{
+  "name": [{"service": "retry.Flaky", "method": "Call"}],
+  "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "1s",
+                  "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+}]}"#;
+
+/// Slack for the scheduling of two processes on a loaded machine.
+const SLACK_MS: f64 = 150.0;
+
+struct RetryServer {
+    child: Child,
+    port: u16,
+}
+
+impl RetryServer {
+    fn start() -> Self {
+        let python = python_with_grpcio().unwrap_or_else(|e| panic!("grpcio is required: {e}"));
+        let mut child = Command::new(python)
+            .arg(workspace_root().join("tests/peers/python/retry_server.py"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the grpcio retry server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("its stdout"))
+            .read_line(&mut line)
+            .expect("read its port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the retry server printed {line:?}"));
+        Self { child, port }
+    }
+}
+
+impl Drop for RetryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The attempts the server logged for `label`: (previous-attempts header, ms after the first).
+async fn logged(channel: &Channel, label: &str) -> Vec<(String, f64)> {
+    let text = channel
+        .unary_unary::<String, String>("/retry.Flaky/Log")
+        .call(label.to_owned())
+        .await
+        .expect("the log");
+    text.split(';')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (previous, ms) = entry.split_once('@').expect("previous@ms");
+            (previous.to_owned(), ms.parse().expect("milliseconds"))
+        })
+        .collect()
+}
+
+fn options(fail: u32, pushback: Option<&str>) -> CallOptions {
+    let mut metadata = Metadata::new();
+    metadata.insert("x-fail", &fail.to_string()).expect("ascii");
+    if let Some(pushback) = pushback {
+        metadata.insert("x-pushback", pushback).expect("ascii");
+    }
+    CallOptions::new()
+        .metadata(metadata)
+        .timeout(Duration::from_secs(20))
+}
+
+#[test]
+fn retries_against_grpcio_on_every_executor() {
+    let server = RetryServer::start();
+    for &name in runtimes::RUNTIMES {
+        let port = server.port;
+        runtimes::run(name, |rt| async move {
+            let channel = Channel::builder(format!("127.0.0.1:{port}"), rt)
+                .service_config(CONFIG)
+                .expect("a valid config")
+                .build()
+                .unwrap();
+            let flaky = channel.unary_unary::<String, String>("/retry.Flaky/Call");
+
+            // Two failures, then the answer: three attempts, numbered, within the bounds.
+            let label = format!("two-{name}");
+            let reply = flaky.call_with(label.clone(), options(2, None)).await;
+            assert_eq!(reply.unwrap(), label);
+            let log = logged(&channel, &label).await;
+            let headers: Vec<&str> = log.iter().map(|(h, _)| h.as_str()).collect();
+            assert_eq!(headers, ["-", "1", "2"], "{name}: {log:?}");
+            let gaps = [log[1].1 - log[0].1, log[2].1 - log[1].1];
+            assert!(gaps[0] < 100.0 + SLACK_MS, "{name}: first backoff {gaps:?}");
+            assert!(
+                gaps[1] < 200.0 + SLACK_MS,
+                "{name}: second backoff {gaps:?}"
+            );
+
+            // Always failing: four attempts, the last one's status.
+            let label = format!("never-{name}");
+            let err = flaky
+                .call_with(label.clone(), options(9, None))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::Unavailable, "{name}: {err}");
+            assert_eq!(err.details(), "attempt 4 fails", "{name}");
+            assert_eq!(logged(&channel, &label).await.len(), 4, "{name}");
+
+            // The server's pushback sets the delay; a negative one stops the retries.
+            let label = format!("pushback-{name}");
+            let reply = flaky
+                .call_with(label.clone(), options(1, Some("400")))
+                .await;
+            assert_eq!(reply.unwrap(), label);
+            let log = logged(&channel, &label).await;
+            assert_eq!(log.len(), 2, "{name}: {log:?}");
+            let gap = log[1].1 - log[0].1;
+            assert!(
+                (400.0..400.0 + SLACK_MS * 2.0).contains(&gap),
+                "{name}: pushback of 400 ms, retried after {gap} ms"
+            );
+            let label = format!("stop-{name}");
+            let err = flaky
+                .call_with(label.clone(), options(1, Some("-1")))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::Unavailable, "{name}");
+            assert_eq!(logged(&channel, &label).await.len(), 1, "{name}");
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
