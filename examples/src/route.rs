@@ -177,6 +177,20 @@ pub struct Tour {
     pub chat: Vec<String>,
 }
 
+/// The area holding three of [`features`] (the listing the tour and the tests ask for).
+pub fn three_features_area() -> Rectangle {
+    Rectangle {
+        lo: Some(Point {
+            latitude: 400_000_000,
+            longitude: -750_000_000,
+        }),
+        hi: Some(Point {
+            latitude: 415_000_000,
+            longitude: -730_000_000,
+        }),
+    }
+}
+
 /// Runs all four call kinds against `target`.
 pub async fn tour(runtime: RuntimeRef, target: &str) -> Result<Tour, Box<dyn std::error::Error>> {
     let channel = Channel::builder(target, runtime).build()?;
@@ -186,16 +200,7 @@ pub async fn tour(runtime: RuntimeRef, target: &str) -> Result<Tour, Box<dyn std
 
     let feature = client.get_feature(first).await?.name;
 
-    let rect = Rectangle {
-        lo: Some(Point {
-            latitude: 400_000_000,
-            longitude: -750_000_000,
-        }),
-        hi: Some(Point {
-            latitude: 415_000_000,
-            longitude: -730_000_000,
-        }),
-    };
+    let rect = three_features_area();
     let mut listing = client.list_features(rect);
     let mut listed = Vec::new();
     while let Some(feature) = listing.read().await {

@@ -9,7 +9,7 @@ use anygrpc::{
 };
 use anygrpc_examples::pb::routeguide::route_guide_client::RouteGuideClient;
 use anygrpc_examples::pb::routeguide::route_guide_server::RouteGuideServer;
-use anygrpc_examples::pb::routeguide::{Point, Rectangle, RouteNote};
+use anygrpc_examples::pb::routeguide::{Point, RouteNote};
 use anygrpc_examples::{route, runtimes};
 use futures_util::StreamExt;
 
@@ -108,16 +108,7 @@ fn interceptors_and_credentials_around_every_call_kind_on_every_runtime() {
             let client = RouteGuideClient::new(channel.clone());
             let first = route::features()[0].location.unwrap();
             assert_eq!(client.get_feature(first).await.unwrap().name, "Ridge");
-            let rect = Rectangle {
-                lo: Some(Point {
-                    latitude: 400_000_000,
-                    longitude: -750_000_000,
-                }),
-                hi: Some(Point {
-                    latitude: 415_000_000,
-                    longitude: -730_000_000,
-                }),
-            };
+            let rect = route::three_features_area();
             let listed: Vec<_> = client.list_features(rect).collect().await;
             assert_eq!(listed.len(), 3);
             // Short-circuited by the client interceptor: never reaches the server.

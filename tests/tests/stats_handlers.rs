@@ -178,16 +178,7 @@ fn stats_handlers_see_every_call_kind_and_connection_on_every_runtime() {
                 .unwrap();
             let client = RouteGuideClient::new(channel.clone());
             assert_eq!(client.get_feature(first).await.unwrap().name, "Ridge");
-            let rect = Rectangle {
-                lo: Some(Point {
-                    latitude: 400_000_000,
-                    longitude: -750_000_000,
-                }),
-                hi: Some(Point {
-                    latitude: 415_000_000,
-                    longitude: -730_000_000,
-                }),
-            };
+            let rect = route::three_features_area();
             let listed: Vec<_> = client.list_features(rect).collect().await;
             assert_eq!(listed.len(), 3);
             let summary = client

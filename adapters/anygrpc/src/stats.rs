@@ -99,7 +99,8 @@ pub enum CallEvent<'a> {
         /// Whether it was compressed.
         compressed: bool,
     },
-    /// A message arrived from the connection (whether or not the application reads it).
+    /// A message arrived: client, from the connection (whether or not the application reads
+    /// it); server, as the handler reads it.
     MessageReceived {
         /// Size after decompression, when known: a compressed message is decompressed only
         /// when the application reads it, in its own task.

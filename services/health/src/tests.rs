@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anygrpc::testing::MemoryRuntime;
-use anygrpc::{Channel, Code, Server, UnaryStreamCall};
+use anygrpc::{Code, Server, UnaryStreamCall};
 
 use super::*;
 
@@ -18,13 +18,7 @@ fn fixture() -> Fixture {
     let rt = MemoryRuntime::new();
     let server = Server::new(rt.handle());
     let health = serve_on(&server);
-    let port = rt
-        .block_on(server.add_insecure_port("127.0.0.1:0"))
-        .expect("a port");
-    server.start();
-    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
-        .build()
-        .expect("a valid target");
+    let channel = rt.serve(&server);
     Fixture {
         rt,
         server,

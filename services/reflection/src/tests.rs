@@ -45,13 +45,7 @@ fn fixture_with(builder: Builder) -> Fixture {
         .build()
         .expect("it links")
         .add_to(&server);
-    let port = rt
-        .block_on(server.add_insecure_port("127.0.0.1:0"))
-        .expect("a port");
-    server.start();
-    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
-        .build()
-        .expect("a valid target");
+    let channel = rt.serve(&server);
     Fixture {
         rt,
         channel,

@@ -21,8 +21,10 @@
 //!
 //! - The code and message inside the `google.rpc.Status` are always the call's own when we
 //!   build one. When a peer sends ones that disagree, the call's `grpc-status` and
-//!   `grpc-message` stay the status (as grpc-go and grpcio trust them) and reading the details
-//!   fails with [`DetailsError::Disagrees`], which still holds the decoded details.
+//!   `grpc-message` stay the status and reading the details fails with
+//!   [`DetailsError::Disagrees`], which still holds the decoded details (grpcio's
+//!   `rpc_status.from_call` refuses such a trailer too; grpc-go is reported to take the
+//!   trailer's status instead).
 //! - A trailer that does not decode is [`DetailsError::Decode`]; the status's own code and
 //!   message are untouched by it.
 //! - Details of types this crate does not know are kept, as `Any`s, in

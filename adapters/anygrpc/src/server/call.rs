@@ -212,6 +212,11 @@ impl CallHandle {
         });
         if let Poll::Ready(Some(Ok(message))) = &polled {
             self.slot.release(message.credit());
+            // A server call's messages are recorded as its handler reads them, in the
+            // handler's task (so before the end it sends).
+            if let Some(stats) = &self.response.stats {
+                stats.received(message.data.len(), message.encoding.is_some());
+            }
         }
         polled
     }

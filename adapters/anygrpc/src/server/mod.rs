@@ -395,19 +395,6 @@ impl Dispatch for Dispatcher {
             stats.record(&CallEvent::HeadersReceived {
                 metadata: &call.head.metadata,
             });
-            // The messages that came with the head, then (the driver) those after it.
-            let arrived: Vec<(usize, bool)> = {
-                let mut state = slot.lock();
-                state.stats = Some(stats.clone());
-                let sizes = state
-                    .inbox
-                    .iter()
-                    .map(|m| (m.data.len(), m.encoding.is_some()));
-                sizes.collect()
-            };
-            for (wire_size, compressed) in arrived {
-                stats.received(wire_size, compressed);
-            }
             slot.record_the_end(stats);
         }
         let hooks = if interceptors.is_empty() {

@@ -163,6 +163,18 @@ impl MemoryRuntime {
         }
     }
 
+    /// Starts `server` on an in-memory port and returns a channel to it: the set-up of a
+    /// test of one service.
+    pub fn serve(&self, server: &crate::Server) -> crate::Channel {
+        let port = self
+            .block_on(server.add_insecure_port("127.0.0.1:0"))
+            .expect("an in-memory port");
+        server.start();
+        crate::Channel::builder(format!("127.0.0.1:{port}"), self.handle())
+            .build()
+            .expect("a valid target")
+    }
+
     /// Whether [`block_on`](Self::block_on) moves the clock to the next timer when everything
     /// is stalled. On by default; turn it off to step time only by hand.
     pub fn set_auto_advance(&self, on: bool) {
