@@ -9,6 +9,13 @@ pub(crate) enum CliError {
     Usage(String),
     /// The RPC (or a reflection request) ended with a non-OK status: exit 64 + its code.
     Rpc(Status),
+    /// No connection to the target within `-connect-timeout`: exit 1, as grpcurl.
+    Dial {
+        /// The address as given.
+        address: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// Anything else (bad JSON from us, descriptors that do not link): exit 1.
     Other(String),
 }
@@ -24,7 +31,7 @@ impl CliError {
         match self {
             Self::Usage(_) => 2,
             Self::Rpc(status) => 64 + status.code() as i32,
-            Self::Other(_) => 1,
+            Self::Dial { .. } | Self::Other(_) => 1,
         }
     }
 
@@ -33,6 +40,9 @@ impl CliError {
         match self {
             Self::Usage(message) => eprintln!("anygrpc: {message}\nTry 'anygrpc --help'."),
             Self::Rpc(status) => eprintln!("{}", status_text(status)),
+            Self::Dial { address, reason } => {
+                eprintln!("Failed to dial target host {address:?}: {reason}")
+            }
             Self::Other(message) => eprintln!("Failed: {message}"),
         }
     }

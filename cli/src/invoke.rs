@@ -48,8 +48,8 @@ pub(crate) fn requests(
     Ok(messages)
 }
 
-/// Parses `name: value` headers into metadata (`-bin` values are base64 on the wire already,
-/// so they are taken as given bytes).
+/// Parses `name: value` headers into metadata; a `-bin` header's value is base64 (standard or
+/// URL-safe, padded or not), as grpcurl takes it.
 pub(crate) fn metadata(headers: &[String]) -> Result<Metadata, CliError> {
     let mut metadata = Metadata::new();
     for header in headers {
@@ -58,7 +58,9 @@ pub(crate) fn metadata(headers: &[String]) -> Result<Metadata, CliError> {
             .ok_or_else(|| CliError::usage(format!("-H {header:?} is not 'name: value'")))?;
         let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
         let added = if name.ends_with("-bin") {
-            metadata.append_bin(&name, value.as_bytes().to_vec())
+            metadata.append_bin(&name, decode_base64(value).ok_or_else(|| {
+                CliError::usage(format!("-H {header:?}: a -bin value must be base64"))
+            })?)
         } else {
             metadata.append(&name, value)
         };
@@ -148,6 +150,15 @@ pub(crate) async fn invoke(
     Ok(())
 }
 
+/// `text` decoded as base64 in any of the four common alphabets and paddings.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -171,7 +182,43 @@ fn print_metadata(title: &str, metadata: &Metadata) {
     for (key, value) in metadata.iter() {
         match value.as_str() {
             Some(text) if !key.is_binary() => println!("{}: {text}", key.as_str()),
-            _ => println!("{}: {:?}", key.as_str(), value.as_bytes()),
+            // Binary values print as base64, as grpcurl prints them.
+            _ => {
+                use base64::Engine as _;
+                let text = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
+                println!("{}: {text}", key.as_str())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bin_headers_are_base64_in_any_alphabet_and_text_headers_are_as_given() {
+        let headers = [
+            "X-Trace: abc def".to_owned(),
+            "a-bin: AQID".to_owned(),
+            "b-bin: _-8".to_owned(),
+            "c-bin: +/8=".to_owned(),
+        ];
+        let metadata = metadata(&headers).expect("parses");
+        assert_eq!(metadata.get("x-trace"), Some("abc def"));
+        assert_eq!(metadata.get_bin("a-bin").map(|v| &v[..]), Some(&[1u8, 2, 3][..]));
+        assert_eq!(metadata.get_bin("b-bin").map(|v| &v[..]), Some(&[0xffu8, 0xef][..]));
+        assert_eq!(metadata.get_bin("c-bin").map(|v| &v[..]), Some(&[0xfbu8, 0xff][..]));
+        for bad in ["no colon", "d-bin: not base64!"] {
+            let error = metadata_error(bad);
+            assert!(error.contains(bad.split(':').next().unwrap_or(bad)), "{error}");
+        }
+    }
+
+    fn metadata_error(header: &str) -> String {
+        match metadata(&[header.to_owned()]) {
+            Err(CliError::Usage(message)) => message,
+            other => panic!("{header:?} gave {other:?}"),
         }
     }
 }

@@ -11,7 +11,7 @@ mod source;
 
 use std::time::Duration;
 
-use anygrpc_tokio::CallOptions;
+use anygrpc_tokio::{CallOptions, Channel, Code, Connectivity, Status};
 use clap::Parser;
 
 use crate::args::Args;
@@ -43,26 +43,56 @@ fn main() {
     }
 }
 
-/// Runs the command `args` names.
+/// grpcurl's default bound on connecting (`-connect-timeout`).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the command `args` names, within `-max-time` when given.
 async fn run(args: Args) -> Result<(), CliError> {
     if let Some(config) = &args.service_config {
         serde_json::from_str::<serde_json::Value>(config)
             .map_err(|e| CliError::usage(format!("-service-config is not JSON: {e}")))?;
     }
     let max_time = seconds("-max-time", args.max_time)?;
-    let connect_timeout = seconds("-connect-timeout", args.connect_timeout)?;
+    let connect_timeout =
+        seconds("-connect-timeout", args.connect_timeout)?.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    match max_time {
+        // Every call carries the deadline too, so the server sees it (`grpc-timeout`).
+        Some(max_time) => tokio::time::timeout(max_time, run_within(args, connect_timeout, Some(max_time)))
+            .await
+            .unwrap_or_else(|_| {
+                Err(CliError::Rpc(Status::new(
+                    Code::DeadlineExceeded,
+                    format!("-max-time {} s passed", max_time.as_secs_f64()),
+                )))
+            }),
+        None => run_within(args, connect_timeout, None).await,
+    }
+}
+
+/// Runs the command; each call gets `call_timeout`.
+async fn run_within(
+    args: Args,
+    connect_timeout: Duration,
+    call_timeout: Option<Duration>,
+) -> Result<(), CliError> {
     let channel = channel::build(&args)?;
     let mut options = CallOptions::new().metadata(invoke::metadata(&args.headers)?);
-    if let Some(timeout) = max_time.or(connect_timeout) {
+    if let Some(timeout) = call_timeout {
         options = options.timeout(timeout);
     }
-    let source = if args.proto.is_empty() && args.protoset.is_empty() {
+    let from_files = !(args.proto.is_empty() && args.protoset.is_empty());
+    let is_call = !matches!(args.command.as_str(), "list" | "describe");
+    // As grpcurl: list and describe from files need no server; everything else dials first.
+    if is_call || !from_files {
+        dial(&channel, &args.address, connect_timeout).await?;
+    }
+    let source = if from_files {
+        Source::from_files(&args.proto, &args.import_path, &args.protoset)?
+    } else {
         Source::Reflection {
             channel: channel.clone(),
             options: options.clone(),
         }
-    } else {
-        Source::from_files(&args.proto, &args.import_path, &args.protoset)?
     };
     match args.command.as_str() {
         "list" => match &args.symbol {
@@ -116,6 +146,24 @@ async fn run(args: Args) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Waits until `channel` is connected, for at most `timeout`.
+async fn dial(channel: &Channel, address: &str, timeout: Duration) -> Result<(), CliError> {
+    match tokio::time::timeout(timeout, channel.channel_ready()).await {
+        Ok(Connectivity::Ready) => Ok(()),
+        Ok(state) => Err(CliError::Dial {
+            address: address.to_owned(),
+            reason: format!("the channel is {state:?}"),
+        }),
+        Err(_) => Err(CliError::Dial {
+            address: address.to_owned(),
+            reason: format!(
+                "not connected within -connect-timeout {} s",
+                timeout.as_secs_f64()
+            ),
+        }),
+    }
 }
 
 /// A flag's seconds as a duration; negative or not finite is a usage error.
