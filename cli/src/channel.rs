@@ -1,0 +1,48 @@
+//! The channel the flags describe: cleartext or TLS, authority, load balancing.
+
+use anygrpc_tokio::{Channel, ChannelCredentials, LoadBalancing};
+
+use crate::args::Args;
+use crate::error::CliError;
+
+/// Builds the channel to `args.address`.
+pub(crate) fn build(args: &Args) -> Result<Channel, CliError> {
+    let mut builder = Channel::builder(args.address.clone(), anygrpc_tokio::runtime());
+    if let Some(authority) = &args.authority {
+        builder = builder.authority(authority.clone());
+    }
+    if args.lb.as_deref() == Some("round_robin") {
+        builder = builder.load_balancing(LoadBalancing::RoundRobin);
+    }
+    if !args.plaintext {
+        if args.insecure {
+            return Err(CliError::usage(
+                "-insecure: anygrpc cannot skip certificate verification; use -cacert with the \
+                 server's CA, or -plaintext",
+            ));
+        }
+        builder = builder.credentials(credentials(args)?);
+        if let Some(name) = &args.servername {
+            builder = builder.server_host_override(name.clone());
+        }
+    } else if args.cacert.is_some() || args.cert.is_some() || args.key.is_some() {
+        return Err(CliError::usage(
+            "-cacert, -cert and -key need TLS: drop -plaintext",
+        ));
+    }
+    builder
+        .build()
+        .map_err(|e| CliError::usage(format!("address {:?}: {e}", args.address)))
+}
+
+/// The TLS credentials of `-cacert`, `-cert` and `-key`.
+fn credentials(args: &Args) -> Result<ChannelCredentials, CliError> {
+    let read = |path: &Option<std::path::PathBuf>| -> Result<Option<Vec<u8>>, CliError> {
+        path.as_ref()
+            .map(|p| std::fs::read(p).map_err(|e| CliError::usage(format!("{}: {e}", p.display()))))
+            .transpose()
+    };
+    let (ca, cert, key) = (read(&args.cacert)?, read(&args.cert)?, read(&args.key)?);
+    ChannelCredentials::ssl(ca.as_deref(), key.as_deref(), cert.as_deref())
+        .map_err(|e| CliError::usage(format!("TLS: {e}")))
+}

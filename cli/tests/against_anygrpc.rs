@@ -1,0 +1,272 @@
+//! The CLI against anygrpc's own `interop-server` (TestService, health, reflection v1 and
+//! v1alpha), in this process on tokio: list, describe and every call kind, as a user types
+//! them.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{anygrpc, closed_port};
+
+/// The interop server on a runtime of its own; stopped when dropped.
+struct InteropServer {
+    _runtime: tokio::runtime::Runtime,
+    address: String,
+}
+
+impl InteropServer {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let anygrpc_runtime: anygrpc_tokio::RuntimeRef = Arc::new(
+            anygrpc_tokio::TokioRuntime::from_handle(runtime.handle().clone()),
+        );
+        let (server, port) = runtime
+            .block_on(anygrpc_interop::server::serve(
+                anygrpc_runtime,
+                "127.0.0.1:0",
+                None,
+            ))
+            .expect("serve");
+        // The server lives as long as its runtime.
+        std::mem::forget(server);
+        Self {
+            _runtime: runtime,
+            address: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// `anygrpc -plaintext <flags…> ADDRESS <rest…>`.
+    fn run(&self, flags: &[&str], rest: &[&str], stdin: &str) -> common::Run {
+        let mut args = vec!["-plaintext"];
+        args.extend_from_slice(flags);
+        args.push(&self.address);
+        args.extend_from_slice(rest);
+        anygrpc(&args, stdin)
+    }
+}
+
+#[test]
+fn list_and_describe_over_reflection() {
+    let server = InteropServer::start();
+    let run = server.run(&[], &["list"], "").expect_code(0).stdout_has(&[
+        "grpc.health.v1.Health\n",
+        "grpc.reflection.v1.ServerReflection\n",
+        "grpc.reflection.v1alpha.ServerReflection\n",
+        "grpc.testing.TestService\n",
+    ]);
+    let mut sorted: Vec<&str> = run.stdout.lines().collect();
+    sorted.sort_unstable();
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), sorted, "list is sorted");
+
+    server
+        .run(&[], &["list", "grpc.testing.TestService"], "")
+        .expect_code(0)
+        .stdout_has(&[
+            "grpc.testing.TestService.UnaryCall\n",
+            "grpc.testing.TestService.FullDuplexCall\n",
+        ]);
+    server
+        .run(&[], &["describe", "grpc.testing.TestService"], "")
+        .expect_code(0)
+        .stdout_has(&[
+            "grpc.testing.TestService is a service:",
+            "rpc StreamingInputCall ( stream .grpc.testing.StreamingInputCallRequest ) returns ( .grpc.testing.StreamingInputCallResponse );",
+        ]);
+    server
+        .run(&[], &["describe", "grpc.testing.SimpleRequest"], "")
+        .expect_code(0)
+        .stdout_has(&["grpc.testing.SimpleRequest is a message:", "response_size = 2;"]);
+    server
+        .run(&[], &["describe", "no.such.Symbol"], "")
+        .expect_code(64 + 5)
+        .stderr_has(&["Code: NotFound"]);
+}
+
+#[test]
+fn unary_calls_with_json_headers_and_statuses() {
+    let server = InteropServer::start();
+    server
+        .run(
+            &["-d", r#"{"service": "grpc.testing.TestService"}"#],
+            &["grpc.health.v1.Health/Check"],
+            "",
+        )
+        .expect_code(0)
+        .stdout_has(&[r#""status": "SERVING""#]);
+    server
+        .run(
+            &["-d", r#"{"service": "no.Such"}"#],
+            &["grpc.health.v1.Health/Check"],
+            "",
+        )
+        .expect_code(64 + 5)
+        .stderr_has(&["ERROR:\n  Code: NotFound\n  Message: "]);
+
+    // Three zero bytes come back as base64, as protobuf JSON spells bytes.
+    let run = server
+        .run(
+            &[
+                "-v",
+                "-H",
+                "x-grpc-test-echo-initial: hello",
+                "-H",
+                "x-grpc-test-echo-trailing-bin: AQID",
+                "-d",
+                r#"{"responseSize": 3}"#,
+            ],
+            &["grpc.testing.TestService/UnaryCall"],
+            "",
+        )
+        .expect_code(0)
+        .stdout_has(&[
+            "rpc UnaryCall ( .grpc.testing.SimpleRequest ) returns ( .grpc.testing.SimpleResponse );",
+            "x-grpc-test-echo-initial: hello",
+            r#""body": "AAAA""#,
+            "Response trailers received:",
+            "x-grpc-test-echo-trailing-bin: AQID",
+            "Sent 1 request and received 1 response",
+        ]);
+    let headers_at = run.stdout.find("x-grpc-test-echo-initial").unwrap_or(0);
+    let trailers_at = run.stdout.find("Response trailers received").unwrap_or(0);
+    assert!(headers_at < trailers_at, "{run:#?}");
+
+    server
+        .run(
+            &["-d", r#"{"responseStatus": {"code": 9, "message": "not now"}}"#],
+            &["grpc.testing.TestService/UnaryCall"],
+            "",
+        )
+        .expect_code(64 + 9)
+        .stderr_has(&["Code: FailedPrecondition", "Message: not now"]);
+    server
+        .run(&[], &["grpc.testing.TestService/UnimplementedCall"], "")
+        .expect_code(64 + 12)
+        .stderr_has(&["Code: Unimplemented"]);
+}
+
+#[test]
+fn streaming_calls_from_arguments_and_stdin() {
+    let server = InteropServer::start();
+    // Client streaming from stdin: two concatenated objects, 3 + 4 bytes of payload.
+    server
+        .run(
+            &["-d", "@"],
+            &["grpc.testing.TestService/StreamingInputCall"],
+            r#"{"payload": {"body": "AAAA"}} {"payload": {"body": "AAAAAA=="}}"#,
+        )
+        .expect_code(0)
+        .stdout_has(&[r#""aggregatedPayloadSize": 7"#]);
+    // Server streaming: one response per parameter.
+    let run = server
+        .run(
+            &[
+                "-v",
+                "-d",
+                r#"{"responseParameters": [{"size": 1}, {"size": 2}]}"#,
+            ],
+            &["grpc.testing.TestService/StreamingOutputCall"],
+            "",
+        )
+        .expect_code(0)
+        .stdout_has(&[
+            r#""body": "AA==""#,
+            r#""body": "AAA=""#,
+            "Sent 1 request and received 2 responses",
+        ]);
+    assert!(run.stdout.find("AA==") < run.stdout.find("AAA="), "{run:#?}");
+    // Bidi: each request answered in turn.
+    server
+        .run(
+            &[
+                "-d",
+                r#"{"responseParameters": [{"size": 1}]} {"responseParameters": [{"size": 2}]}"#,
+            ],
+            &["grpc.testing.TestService/FullDuplexCall"],
+            "",
+        )
+        .expect_code(0)
+        .stdout_has(&[r#""body": "AA==""#, r#""body": "AAA=""#]);
+    // Watch streams until -max-time ends it.
+    server
+        .run(
+            &["-max-time", "0.5", "-d", r#"{"service": ""}"#],
+            &["grpc.health.v1.Health/Watch"],
+            "",
+        )
+        .expect_code(64 + 4)
+        .stdout_has(&[r#""status": "SERVING""#])
+        .stderr_has(&["Code: DeadlineExceeded"]);
+}
+
+#[test]
+fn bad_input_is_a_usage_error_and_a_dead_target_fails_to_dial() {
+    let server = InteropServer::start();
+    server
+        .run(&["-d", "{not json"], &["grpc.testing.TestService/UnaryCall"], "")
+        .expect_code(2)
+        .stderr_has(&["-d is not JSON"]);
+    server
+        .run(
+            &["-d", r#"{"noSuchField": 1}"#],
+            &["grpc.testing.TestService/UnaryCall"],
+            "",
+        )
+        .expect_code(2)
+        .stderr_has(&["grpc.testing.SimpleRequest"]);
+    server
+        .run(&["-d", "{} {}"], &["grpc.testing.TestService/UnaryCall"], "")
+        .expect_code(2)
+        .stderr_has(&["takes one request message"]);
+    server
+        .run(&[], &["grpc.testing.TestService/NoSuchMethod"], "")
+        .expect_code(1)
+        .stderr_has(&["NoSuchMethod"]);
+
+    let dead = format!("127.0.0.1:{}", closed_port());
+    let started = std::time::Instant::now();
+    common::anygrpc(&["-plaintext", "-connect-timeout", "0.3", &dead, "list"], "")
+        .expect_code(1)
+        .stderr_has(&["Failed to dial target host", &dead]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn proto_files_describe_without_a_server_and_call_with_one() {
+    let protos = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop/proto");
+    let files = [
+        "-import-path",
+        protos,
+        "-proto",
+        "grpc/testing/test.proto",
+    ];
+    // No server at all: list and describe need none.
+    let dead = format!("127.0.0.1:{}", closed_port());
+    let mut args = vec!["-plaintext"];
+    args.extend_from_slice(&files);
+    args.extend_from_slice(&[&dead, "list"]);
+    anygrpc(&args, "")
+        .expect_code(0)
+        .stdout_has(&["grpc.testing.TestService\n"]);
+
+    let server = InteropServer::start();
+    server
+        .run(
+            &files,
+            &["describe", "grpc.testing.StreamingOutputCallRequest"],
+            "",
+        )
+        .expect_code(0)
+        .stdout_has(&["repeated .grpc.testing.ResponseParameters response_parameters = 2;"]);
+    server
+        .run(
+            &[&files[..], &["-d", r#"{"responseSize": 2}"#]].concat(),
+            &["grpc.testing.TestService/UnaryCall"],
+            "",
+        )
+        .expect_code(0)
+        .stdout_has(&[r#""body": "AAA=""#]);
+}
