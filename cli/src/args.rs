@@ -78,8 +78,8 @@ pub(crate) struct Args {
     /// Verbose: also print the method, response headers and trailers.
     #[arg(short = 'v')]
     pub(crate) verbose: bool,
-    /// A service config as JSON. It is only checked to be JSON: anygrpc's channel has no
-    /// service config support yet.
+    /// A service config (gRFC A2) as JSON: per-method timeouts, wait-for-ready, message
+    /// limits, retries, the balancing policy (which wins over -lb).
     #[arg(long = "service-config", value_name = "JSON")]
     pub(crate) service_config: Option<String>,
     /// The load-balancing policy: pick_first or round_robin.

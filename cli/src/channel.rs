@@ -1,4 +1,4 @@
-//! The channel the flags describe: cleartext or TLS, authority, load balancing.
+//! The channel the flags describe: cleartext or TLS, authority, load balancing, service config.
 
 use anygrpc_tokio::{Channel, ChannelCredentials, LoadBalancing};
 
@@ -13,6 +13,11 @@ pub(crate) fn build(args: &Args) -> Result<Channel, CliError> {
     }
     if args.lb.as_deref() == Some("round_robin") {
         builder = builder.load_balancing(LoadBalancing::RoundRobin);
+    }
+    if let Some(config) = &args.service_config {
+        builder = builder
+            .service_config(config)
+            .map_err(|e| CliError::usage(format!("-service-config: {e}")))?;
     }
     if !args.plaintext {
         if args.insecure {

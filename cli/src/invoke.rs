@@ -58,9 +58,12 @@ pub(crate) fn metadata(headers: &[String]) -> Result<Metadata, CliError> {
             .ok_or_else(|| CliError::usage(format!("-H {header:?} is not 'name: value'")))?;
         let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
         let added = if name.ends_with("-bin") {
-            metadata.append_bin(&name, decode_base64(value).ok_or_else(|| {
-                CliError::usage(format!("-H {header:?}: a -bin value must be base64"))
-            })?)
+            metadata.append_bin(
+                &name,
+                decode_base64(value).ok_or_else(|| {
+                    CliError::usage(format!("-H {header:?}: a -bin value must be base64"))
+                })?,
+            )
         } else {
             metadata.append(&name, value)
         };
@@ -206,12 +209,24 @@ mod tests {
         ];
         let metadata = metadata(&headers).expect("parses");
         assert_eq!(metadata.get("x-trace"), Some("abc def"));
-        assert_eq!(metadata.get_bin("a-bin").map(|v| &v[..]), Some(&[1u8, 2, 3][..]));
-        assert_eq!(metadata.get_bin("b-bin").map(|v| &v[..]), Some(&[0xffu8, 0xef][..]));
-        assert_eq!(metadata.get_bin("c-bin").map(|v| &v[..]), Some(&[0xfbu8, 0xff][..]));
+        assert_eq!(
+            metadata.get_bin("a-bin").map(|v| &v[..]),
+            Some(&[1u8, 2, 3][..])
+        );
+        assert_eq!(
+            metadata.get_bin("b-bin").map(|v| &v[..]),
+            Some(&[0xffu8, 0xef][..])
+        );
+        assert_eq!(
+            metadata.get_bin("c-bin").map(|v| &v[..]),
+            Some(&[0xfbu8, 0xff][..])
+        );
         for bad in ["no colon", "d-bin: not base64!"] {
             let error = metadata_error(bad);
-            assert!(error.contains(bad.split(':').next().unwrap_or(bad)), "{error}");
+            assert!(
+                error.contains(bad.split(':').next().unwrap_or(bad)),
+                "{error}"
+            );
         }
     }
 

@@ -48,23 +48,21 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the command `args` names, within `-max-time` when given.
 async fn run(args: Args) -> Result<(), CliError> {
-    if let Some(config) = &args.service_config {
-        serde_json::from_str::<serde_json::Value>(config)
-            .map_err(|e| CliError::usage(format!("-service-config is not JSON: {e}")))?;
-    }
     let max_time = seconds("-max-time", args.max_time)?;
     let connect_timeout =
         seconds("-connect-timeout", args.connect_timeout)?.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     match max_time {
         // Every call carries the deadline too, so the server sees it (`grpc-timeout`).
-        Some(max_time) => tokio::time::timeout(max_time, run_within(args, connect_timeout, Some(max_time)))
-            .await
-            .unwrap_or_else(|_| {
-                Err(CliError::Rpc(Status::new(
-                    Code::DeadlineExceeded,
-                    format!("-max-time {} s passed", max_time.as_secs_f64()),
-                )))
-            }),
+        Some(max_time) => {
+            tokio::time::timeout(max_time, run_within(args, connect_timeout, Some(max_time)))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CliError::Rpc(Status::new(
+                        Code::DeadlineExceeded,
+                        format!("-max-time {} s passed", max_time.as_secs_f64()),
+                    )))
+                })
+        }
         None => run_within(args, connect_timeout, None).await,
     }
 }

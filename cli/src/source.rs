@@ -83,8 +83,28 @@ impl Source {
         match self {
             Self::Files(pool) => Ok(pool.clone()),
             Self::Reflection { channel, options } => {
-                let request = MessageRequest::FileContainingSymbol(symbol.to_owned());
-                match reflect(channel, options, request).await? {
+                let symbol = symbol.trim_start_matches('.');
+                let ask = |name: &str| {
+                    let request = MessageRequest::FileContainingSymbol(name.to_owned());
+                    reflect(channel, options, request)
+                };
+                let answer = match ask(symbol).await {
+                    // Some servers (grpcio's) do not index methods: a method's file is its
+                    // service's, so ask once more for the enclosing name.
+                    Err(CliError::Rpc(status)) if status.code() == Code::NotFound => {
+                        match symbol
+                            .rsplit_once('.')
+                            .filter(|(parent, _)| parent.contains('.'))
+                        {
+                            Some((parent, _)) => {
+                                ask(parent).await.map_err(|_| CliError::Rpc(status))?
+                            }
+                            None => return Err(CliError::Rpc(status)),
+                        }
+                    }
+                    other => other?,
+                };
+                match answer {
                     MessageResponse::FileDescriptorResponse(files) => {
                         pool_of(files.file_descriptor_proto)
                     }

@@ -60,7 +60,11 @@ fn list_and_describe_over_reflection() {
     ]);
     let mut sorted: Vec<&str> = run.stdout.lines().collect();
     sorted.sort_unstable();
-    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), sorted, "list is sorted");
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        sorted,
+        "list is sorted"
+    );
 
     server
         .run(&[], &["list", "grpc.testing.TestService"], "")
@@ -79,7 +83,10 @@ fn list_and_describe_over_reflection() {
     server
         .run(&[], &["describe", "grpc.testing.SimpleRequest"], "")
         .expect_code(0)
-        .stdout_has(&["grpc.testing.SimpleRequest is a message:", "response_size = 2;"]);
+        .stdout_has(&[
+            "grpc.testing.SimpleRequest is a message:",
+            "response_size = 2;",
+        ]);
     server
         .run(&[], &["describe", "no.such.Symbol"], "")
         .expect_code(64 + 5)
@@ -136,7 +143,10 @@ fn unary_calls_with_json_headers_and_statuses() {
 
     server
         .run(
-            &["-d", r#"{"responseStatus": {"code": 9, "message": "not now"}}"#],
+            &[
+                "-d",
+                r#"{"responseStatus": {"code": 9, "message": "not now"}}"#,
+            ],
             &["grpc.testing.TestService/UnaryCall"],
             "",
         )
@@ -177,7 +187,10 @@ fn streaming_calls_from_arguments_and_stdin() {
             r#""body": "AAA=""#,
             "Sent 1 request and received 2 responses",
         ]);
-    assert!(run.stdout.find("AA==") < run.stdout.find("AAA="), "{run:#?}");
+    assert!(
+        run.stdout.find("AA==") < run.stdout.find("AAA="),
+        "{run:#?}"
+    );
     // Bidi: each request answered in turn.
     server
         .run(
@@ -190,6 +203,20 @@ fn streaming_calls_from_arguments_and_stdin() {
         )
         .expect_code(0)
         .stdout_has(&[r#""body": "AA==""#, r#""body": "AAA=""#]);
+    // A service config's timeout bounds the call as -max-time does.
+    server
+        .run(
+            &[
+                "-service-config",
+                r#"{"methodConfig": [{"name": [{"service": "grpc.health.v1.Health"}], "timeout": "0.3s"}]}"#,
+                "-d",
+                r#"{"service": ""}"#,
+            ],
+            &["grpc.health.v1.Health/Watch"],
+            "",
+        )
+        .expect_code(64 + 4)
+        .stdout_has(&[r#""status": "SERVING""#]);
     // Watch streams until -max-time ends it.
     server
         .run(
@@ -206,7 +233,11 @@ fn streaming_calls_from_arguments_and_stdin() {
 fn bad_input_is_a_usage_error_and_a_dead_target_fails_to_dial() {
     let server = InteropServer::start();
     server
-        .run(&["-d", "{not json"], &["grpc.testing.TestService/UnaryCall"], "")
+        .run(
+            &["-d", "{not json"],
+            &["grpc.testing.TestService/UnaryCall"],
+            "",
+        )
         .expect_code(2)
         .stderr_has(&["-d is not JSON"]);
     server
@@ -218,7 +249,11 @@ fn bad_input_is_a_usage_error_and_a_dead_target_fails_to_dial() {
         .expect_code(2)
         .stderr_has(&["grpc.testing.SimpleRequest"]);
     server
-        .run(&["-d", "{} {}"], &["grpc.testing.TestService/UnaryCall"], "")
+        .run(
+            &["-d", "{} {}"],
+            &["grpc.testing.TestService/UnaryCall"],
+            "",
+        )
         .expect_code(2)
         .stderr_has(&["takes one request message"]);
     server
@@ -226,23 +261,33 @@ fn bad_input_is_a_usage_error_and_a_dead_target_fails_to_dial() {
         .expect_code(1)
         .stderr_has(&["NoSuchMethod"]);
 
+    server
+        .run(
+            &[
+                "-service-config",
+                r#"{"methodConfig": [{"timeout": "soon"}]}"#,
+            ],
+            &["list"],
+            "",
+        )
+        .expect_code(2)
+        .stderr_has(&["-service-config", "methodConfig[0].timeout"]);
+
     let dead = format!("127.0.0.1:{}", closed_port());
     let started = std::time::Instant::now();
-    common::anygrpc(&["-plaintext", "-connect-timeout", "0.3", &dead, "list"], "")
-        .expect_code(1)
-        .stderr_has(&["Failed to dial target host", &dead]);
+    common::anygrpc(
+        &["-plaintext", "-connect-timeout", "0.3", &dead, "list"],
+        "",
+    )
+    .expect_code(1)
+    .stderr_has(&["Failed to dial target host", &dead]);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[test]
 fn proto_files_describe_without_a_server_and_call_with_one() {
     let protos = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop/proto");
-    let files = [
-        "-import-path",
-        protos,
-        "-proto",
-        "grpc/testing/test.proto",
-    ];
+    let files = ["-import-path", protos, "-proto", "grpc/testing/test.proto"];
     // No server at all: list and describe need none.
     let dead = format!("127.0.0.1:{}", closed_port());
     let mut args = vec!["-plaintext"];

@@ -93,11 +93,16 @@ fn list_describe_and_call_over_grpcio_reflection() {
     server
         .run(&[], &["describe", "cli.test.SayRequest"])
         .expect_code(0)
-        .stdout_has(&["cli.test.SayRequest is a message:", ".cli.test.Note note = 2;"]);
+        .stdout_has(&[
+            "cli.test.SayRequest is a message:",
+            ".cli.test.Note note = 2;",
+        ]);
     server
         .run(&[], &["describe", "cli.test.Echo.Count"])
         .expect_code(0)
-        .stdout_has(&["rpc Count ( .cli.test.CountRequest ) returns ( stream .cli.test.SayReply );"]);
+        .stdout_has(&[
+            "rpc Count ( .cli.test.CountRequest ) returns ( stream .cli.test.SayReply );",
+        ]);
 
     server
         .run(
@@ -125,7 +130,10 @@ fn list_describe_and_call_over_grpcio_reflection() {
         .expect_code(64 + 7)
         .stderr_has(&["Code: PermissionDenied", "Message: fail is refused"]);
     server
-        .run(&["-d", r#"{"service": ""}"#], &["grpc.health.v1.Health/Check"])
+        .run(
+            &["-d", r#"{"service": ""}"#],
+            &["grpc.health.v1.Health/Check"],
+        )
         .expect_code(0)
         .stdout_has(&[r#""status": "SERVING""#]);
     let _ = std::fs::remove_file(set);
@@ -146,13 +154,19 @@ fn without_reflection_the_proto_and_protoset_files_describe_the_service() {
         .expect_code(0)
         .stdout_has(&["cli.test.Echo\n"]);
     server
-        .run(&[&proto[..], &["-d", r#"{"text": "from a .proto"}"#]].concat(), &["cli.test.Echo/Say"])
+        .run(
+            &[&proto[..], &["-d", r#"{"text": "from a .proto"}"#]].concat(),
+            &["cli.test.Echo/Say"],
+        )
         .expect_code(0)
         .stdout_has(&[r#""text": "you said: from a .proto""#]);
 
     let set_path = set.to_string_lossy().into_owned();
     server
-        .run(&["-protoset", &set_path, "-d", r#"{"count": 2}"#], &["cli.test.Echo/Count"])
+        .run(
+            &["-protoset", &set_path, "-d", r#"{"count": 2}"#],
+            &["cli.test.Echo/Count"],
+        )
         .expect_code(0)
         .stdout_has(&[r#""number": 2"#]);
     server

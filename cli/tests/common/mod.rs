@@ -7,41 +7,47 @@ use std::process::{Command, Stdio};
 
 /// What one run of the CLI printed, and how it exited.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     /// The exit status (`None`: killed by a signal).
-    pub code: Option<i32>,
+    pub(crate) code: Option<i32>,
     /// Its stdout.
-    pub stdout: String,
+    pub(crate) stdout: String,
     /// Its stderr.
-    pub stderr: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
     /// Panics, showing the whole run, unless it exited `code`.
-    pub fn expect_code(self, code: i32) -> Self {
+    pub(crate) fn expect_code(self, code: i32) -> Self {
         assert_eq!(self.code, Some(code), "{self:#?}");
         self
     }
 
     /// Panics unless stdout has each of `parts`.
-    pub fn stdout_has(self, parts: &[&str]) -> Self {
+    pub(crate) fn stdout_has(self, parts: &[&str]) -> Self {
         for part in parts {
-            assert!(self.stdout.contains(part), "no {part:?} in stdout: {self:#?}");
+            assert!(
+                self.stdout.contains(part),
+                "no {part:?} in stdout: {self:#?}"
+            );
         }
         self
     }
 
     /// Panics unless stderr has each of `parts`.
-    pub fn stderr_has(self, parts: &[&str]) -> Self {
+    pub(crate) fn stderr_has(self, parts: &[&str]) -> Self {
         for part in parts {
-            assert!(self.stderr.contains(part), "no {part:?} in stderr: {self:#?}");
+            assert!(
+                self.stderr.contains(part),
+                "no {part:?} in stderr: {self:#?}"
+            );
         }
         self
     }
 }
 
 /// Runs `anygrpc args…`, feeding `stdin` to it.
-pub fn anygrpc(args: &[&str], stdin: &str) -> Run {
+pub(crate) fn anygrpc(args: &[&str], stdin: &str) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_anygrpc"))
         .args(args)
         .stdin(Stdio::piped())
@@ -64,7 +70,7 @@ pub fn anygrpc(args: &[&str], stdin: &str) -> Run {
 }
 
 /// A local port nothing listens on (bound, then let go).
-pub fn closed_port() -> u16 {
+pub(crate) fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
     listener.local_addr().expect("its address").port()
 }
