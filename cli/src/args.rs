@@ -31,7 +31,8 @@ pub(crate) struct Args {
     /// Use cleartext HTTP/2 (h2c) instead of TLS.
     #[arg(long)]
     pub(crate) plaintext: bool,
-    /// Skip verification of the server's certificate (not supported by anygrpc yet: refused).
+    /// Accept any certificate the server shows (self-signed servers); the handshake's
+    /// signatures are still checked.
     #[arg(long)]
     pub(crate) insecure: bool,
     /// PEM file of the root certificates that verify the server (default: system roots).

@@ -20,12 +20,6 @@ pub(crate) fn build(args: &Args) -> Result<Channel, CliError> {
             .map_err(|e| CliError::usage(format!("-service-config: {e}")))?;
     }
     if !args.plaintext {
-        if args.insecure {
-            return Err(CliError::usage(
-                "-insecure: anygrpc cannot skip certificate verification; use -cacert with the \
-                 server's CA, or -plaintext",
-            ));
-        }
         builder = builder.credentials(credentials(args)?);
         if let Some(name) = &args.servername {
             builder = builder.server_host_override(name.clone());
@@ -48,6 +42,19 @@ fn credentials(args: &Args) -> Result<ChannelCredentials, CliError> {
             .transpose()
     };
     let (ca, cert, key) = (read(&args.cacert)?, read(&args.cert)?, read(&args.key)?);
+    if args.insecure {
+        if ca.is_some() {
+            return Err(CliError::usage(
+                "-insecure skips verification: -cacert has nothing to do",
+            ));
+        }
+        let client = match (&key, &cert) {
+            (Some(key), Some(cert)) => Some((key.as_slice(), cert.as_slice())),
+            (None, None) => None,
+            _ => return Err(CliError::usage("-cert and -key go together")),
+        };
+        return crate::insecure::credentials(client);
+    }
     ChannelCredentials::ssl(ca.as_deref(), key.as_deref(), cert.as_deref())
         .map_err(|e| CliError::usage(format!("TLS: {e}")))
 }

@@ -5,6 +5,7 @@ mod args;
 mod channel;
 mod describe;
 mod error;
+mod insecure;
 mod invoke;
 mod raw;
 mod source;
