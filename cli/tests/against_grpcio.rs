@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 
-use anygrpc_examples::python_peer::{python_with_grpcio, workspace_root};
+use anygrpc_examples::python_peer::PythonPeer;
 use common::anygrpc;
 use prost::Message;
 
@@ -25,38 +24,22 @@ fn descriptor_set_file(name: &str) -> PathBuf {
     path
 }
 
-/// The Python server; killed on drop.
+/// The Python server and its address.
 struct GrpcioServer {
-    child: Child,
+    _peer: PythonPeer,
     address: String,
 }
 
 impl GrpcioServer {
-    fn start(descriptors: &PathBuf, reflection: bool) -> Self {
-        let python = python_with_grpcio().unwrap_or_else(|e| panic!("grpcio is required: {e}"));
-        let mut command = Command::new(python);
-        command
-            .arg(workspace_root().join("tests/peers/python/reflection_server.py"))
-            .arg("--descriptors")
-            .arg(descriptors);
+    fn start(descriptors: &Path, reflection: bool) -> Self {
+        let mut args = vec![OsStr::new("--descriptors"), descriptors.as_os_str()];
         if !reflection {
-            command.arg("--no-reflection");
+            args.push(OsStr::new("--no-reflection"));
         }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the grpcio server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("its stdout"))
-            .read_line(&mut line)
-            .expect("read its port");
-        let port: u16 = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the grpcio server printed {line:?}"));
+        let peer = PythonPeer::start("reflection_server.py", &args).expect("the grpcio server");
         Self {
-            child,
-            address: format!("127.0.0.1:{port}"),
+            address: peer.target(),
+            _peer: peer,
         }
     }
 
@@ -66,13 +49,6 @@ impl GrpcioServer {
         args.push(&self.address);
         args.extend_from_slice(rest);
         anygrpc(&args, "")
-    }
-}
-
-impl Drop for GrpcioServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -239,3 +239,58 @@ impl Drop for GreeterServer {
         let _ = self.child.wait();
     }
 }
+
+/// A Python peer script of `tests/peers/python/` run with [`python_with_grpcio`]: it prints
+/// the port it listens on, alone on its first stdout line. Killed on drop.
+#[derive(Debug)]
+pub struct PythonPeer {
+    child: Child,
+    port: u16,
+}
+
+impl PythonPeer {
+    /// Runs `tests/peers/python/<script>` with `args` and reads its port.
+    pub fn start(script: &str, args: &[&std::ffi::OsStr]) -> io::Result<Self> {
+        let python = python_with_grpcio()?;
+        let mut child = Command::new(&python)
+            .arg("-u")
+            .arg(workspace_root().join("tests/peers/python").join(script))
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", python.display())))?;
+        let mut line = String::new();
+        let read = child
+            .stdout
+            .take()
+            .map(|stdout| BufReader::new(stdout).read_line(&mut line));
+        let port = match (read, line.trim().parse()) {
+            (Some(Ok(_)), Ok(port)) => port,
+            _ => {
+                let _ = child.kill();
+                let status = child.wait()?;
+                return Err(io::Error::other(format!(
+                    "{script} printed {line:?}, not a port ({status})"
+                )));
+            }
+        };
+        Ok(Self { child, port })
+    }
+
+    /// The bound port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`, for a client.
+    pub fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PythonPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

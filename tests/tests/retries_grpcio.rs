@@ -4,12 +4,10 @@
 //! checks the attempts counted, the headers, the backoff bounds and the pushback from the
 //! server's side of the wire.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anygrpc::{CallOptions, Channel, Code, Metadata};
-use anygrpc_examples::python_peer::{python_with_grpcio, workspace_root};
+use anygrpc_examples::python_peer::PythonPeer;
 use anygrpc_examples::runtimes;
 
 /// Four attempts in all, backoff bounds of 100, 200 and 400 ms.
@@ -21,38 +19,6 @@ const CONFIG: &str = r#"{"methodConfig": [{
 
 /// Slack for the scheduling of two processes on a loaded machine.
 const SLACK_MS: f64 = 150.0;
-
-struct RetryServer {
-    child: Child,
-    port: u16,
-}
-
-impl RetryServer {
-    fn start() -> Self {
-        let python = python_with_grpcio().unwrap_or_else(|e| panic!("grpcio is required: {e}"));
-        let mut child = Command::new(python)
-            .arg(workspace_root().join("tests/peers/python/retry_server.py"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the grpcio retry server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("its stdout"))
-            .read_line(&mut line)
-            .expect("read its port");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the retry server printed {line:?}"));
-        Self { child, port }
-    }
-}
-
-impl Drop for RetryServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The attempts the server logged for `label`: (previous-attempts header, ms after the first).
 async fn logged(channel: &Channel, label: &str) -> Vec<(String, f64)> {
@@ -83,9 +49,9 @@ fn options(fail: u32, pushback: Option<&str>) -> CallOptions {
 
 #[test]
 fn retries_against_grpcio_on_every_executor() {
-    let server = RetryServer::start();
+    let server = PythonPeer::start("retry_server.py", &[]).expect("the grpcio retry server");
     for &name in runtimes::RUNTIMES {
-        let port = server.port;
+        let port = server.port();
         runtimes::run(name, |rt| async move {
             let channel = Channel::builder(format!("127.0.0.1:{port}"), rt)
                 .service_config(CONFIG)
