@@ -789,9 +789,23 @@ impl Channel {
         let wake_at = runtime.now() + delay;
         let deadline = next.attempt.deadline;
         let at = deadline.map_or(wake_at, |d| d.min(wake_at));
-        let sleep = runtime.sleep_until(at);
+        let mut sleep = runtime.sleep_until(at);
         runtime.spawn(Box::pin(async move {
-            sleep.await;
+            // A call cancelled during its backoff lets go of the task (and the channel) then,
+            // not when the backoff (maybe a long pushback) is over.
+            let ended = poll_fn(|cx| {
+                if slot
+                    .poll_with(cx, |s| s.outcome.as_ref().map(|_| ()))
+                    .is_ready()
+                {
+                    return Poll::Ready(true);
+                }
+                sleep.as_mut().poll(cx).map(|()| false)
+            })
+            .await;
+            if ended {
+                return;
+            }
             if at < wake_at {
                 slot.finish(Outcome {
                     status: Status::deadline_exceeded("deadline exceeded while waiting to retry"),

@@ -108,6 +108,25 @@ pub async fn retries_follow_the_servers_pushback(env: Env) {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert_eq!(attempts(&srv, "stop"), ["-"]);
+
+    // A call cancelled during a long backoff ends at once, and its backoff task with it.
+    let call = method.call_with(flaky("cancelled", 1), pushback("3600000"));
+    while attempts(&srv, "cancelled").is_empty() {
+        env.sleep(Duration::from_millis(1)).await;
+    }
+    env.sleep(Duration::from_millis(20)).await;
+    let in_backoff = env.memory.as_ref().map(|rt| rt.live_tasks());
+    assert!(call.cancel(), "still waiting to retry");
+    assert_eq!(call.code().await, Code::Cancelled);
+    env.sleep(Duration::from_millis(1)).await;
+    if let (Some(rt), Some(before)) = (&env.memory, in_backoff) {
+        assert!(
+            rt.live_tasks() < before,
+            "the backoff task ended with the call: {} tasks, {before} before",
+            rt.live_tasks()
+        );
+    }
+    assert_eq!(attempts(&srv, "cancelled"), ["-"]);
 }
 
 pub async fn retries_end_at_the_calls_deadline(env: Env) {
