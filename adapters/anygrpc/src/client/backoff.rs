@@ -30,6 +30,16 @@ impl Default for BackoffConfig {
     }
 }
 
+/// splitmix64: steps `state` and returns the next value of its sequence; nearby seeds give
+/// unrelated values. Seeds the jitter of backoffs and retries and shuffles addresses.
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// The state of one subchannel's backoff.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
@@ -40,14 +50,12 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(config: BackoffConfig, seed: u64) -> Self {
-        // splitmix64, so that nearby seeds give unrelated sequences.
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        // So that nearby seeds give unrelated sequences.
+        let mut state = seed;
         Self {
             config,
             current: config.initial,
-            seed: (z ^ (z >> 31)) | 1,
+            seed: splitmix64(&mut state) | 1,
         }
     }
 

@@ -42,11 +42,7 @@ impl PickFirst {
             return;
         };
         for i in (1..addrs.len()).rev() {
-            *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = *state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
+            let z = super::backoff::splitmix64(state);
             // The modulo's bias (below 2^-50 here) does not matter for spreading load.
             let j = (z % (i as u64 + 1)) as usize;
             addrs.swap(i, j);

@@ -43,15 +43,12 @@ impl Retries {
     /// The state of a call whose first attempt is under way; `seed` spreads the jitter.
     pub(crate) fn new(policy: RetryPolicy, seed: u64) -> Self {
         let bound = policy.initial_backoff.as_secs_f64();
-        // splitmix64, so that nearby seeds give unrelated sequences.
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let mut state = seed;
         Self {
             policy,
             attempts: 1,
             bound,
-            rng: (z ^ (z >> 31)) | 1,
+            rng: super::backoff::splitmix64(&mut state) | 1,
         }
     }
 
