@@ -427,6 +427,44 @@ fn calls_the_server_refused_unprocessed_are_retried_transparently() {
 }
 
 #[test]
+fn streaming_calls_the_server_refused_are_retried_transparently_with_what_they_wrote() {
+    let rt = MemoryRuntime::new();
+    let config = anygrpc::Config::server().max_concurrent_streams(1);
+    let server = Server::with_config(rt.handle(), config);
+    server.add_generic_handler("/test.Echo/Bidi", |mut call: ServerCall| {
+        Box::pin(async move {
+            while let Some(Ok(request)) = call.recv().await {
+                call.send(request).await.unwrap();
+            }
+            call.finish(Status::ok(), Default::default());
+        })
+    });
+    let channel = serve_and_connect(&rt, &server);
+    let bidi = channel.stream_stream::<String, String>("/test.Echo/Bidi");
+    // Started and written at once on a new channel: all but one are refused (the server's
+    // limit of one stream arrives after they went out), each with its messages and
+    // half-close already sent; the retry sends them again.
+    let calls = (0..5).map(|i| {
+        let mut call = bidi.call();
+        async move {
+            call.write(format!("a{i}")).await.unwrap();
+            call.write(format!("b{i}")).await.unwrap();
+            call.done_writing().await.unwrap();
+            let mut replies = Vec::new();
+            while let Some(reply) = call.read().await {
+                replies.push(reply.unwrap());
+            }
+            (replies, call.code().await)
+        }
+    });
+    let results = rt.block_on(futures_util::future::join_all(calls));
+    for (i, (replies, code)) in results.into_iter().enumerate() {
+        assert_eq!(code, Code::Ok, "call {i} was retried, not failed");
+        assert_eq!(replies, [format!("a{i}"), format!("b{i}")], "call {i}");
+    }
+}
+
+#[test]
 fn keepalive_detects_a_peer_that_stopped_answering() {
     let rt = MemoryRuntime::new();
     let config = anygrpc::Config::server().ping_policy(Some(

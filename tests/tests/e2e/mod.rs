@@ -191,6 +191,9 @@ macro_rules! e2e_suite {
             retries_follow_the_servers_pushback,
             retries_end_at_the_calls_deadline,
             retries_skip_other_codes_and_stop_when_throttled,
+            retries_send_a_client_stream_again,
+            retries_send_a_bidi_stream_again_until_the_head_commits,
+            retries_stop_past_the_retry_buffer,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

@@ -66,6 +66,16 @@ pub const HOLD: &str = "/e2e.Test/Hold";
 /// (echoing the request's `x-pushback` metadata as `grpc-retry-pushback-ms`), then echoes;
 /// records `flaky:<text>:<grpc-previous-rpc-attempts or ->` at every attempt.
 pub const FLAKY: &str = "/e2e.Test/Flaky";
+/// Client streaming: reads every request, then fails the first `count` attempts (of the
+/// first request) of the call labelled by the first request's `text` with UNAVAILABLE, and
+/// answers the others with the texts joined by `,`. Records
+/// `flakysum:<label>:<previous attempts or ->:<texts>` at every attempt.
+pub const FLAKY_SUM: &str = "/e2e.Test/FlakySum";
+/// Bidi streaming: reads the first request; fails the first `count` attempts of the call
+/// labelled by its `text` with UNAVAILABLE before answering anything, or, with
+/// `via_context`, after answering that first request (the response head commits the call).
+/// Otherwise answers every request like `Chat`. Records `flakychat:<label>:<previous or ->`.
+pub const FLAKY_CHAT: &str = "/e2e.Test/FlakyChat";
 
 /// Events recorded by handlers, which tests wait for.
 #[derive(Debug, Clone, Default)]
@@ -154,6 +164,8 @@ impl Service for TestService {
             "Hold" => handlers::client_streaming(call, s, hold),
             "Flaky" => handlers::unary(call, s, flaky),
             "Chat" => handlers::bidi_streaming(call, s, chat),
+            "FlakySum" => handlers::client_streaming(call, s, flaky_sum),
+            "FlakyChat" => handlers::bidi_streaming(call, s, flaky_chat),
             _ => return None,
         })
     }
@@ -221,20 +233,9 @@ fn flaky<'a>(
     ctx: &'a mut ServicerContext,
 ) -> BoxFuture<'a, Result<Ping, Status>> {
     Box::pin(async move {
-        let previous = ctx
-            .invocation_metadata()
-            .get("grpc-previous-rpc-attempts")
-            .unwrap_or("-")
-            .to_owned();
+        let previous = previous_attempts(ctx);
         let label = format!("flaky:{}:", request.text);
-        let seen = h
-            .probe
-            .events()
-            .iter()
-            .filter(|e| e.starts_with(&label))
-            .count();
-        h.probe.record(format!("{label}{previous}"));
-        if seen < request.count as usize {
+        if flaky_attempt(h, label.clone(), &previous, None, request.count) {
             if let Some(pushback) = ctx.invocation_metadata().get("x-pushback") {
                 let mut trailing = Metadata::new();
                 trailing
@@ -242,9 +243,106 @@ fn flaky<'a>(
                     .expect("ascii metadata");
                 ctx.set_trailing_metadata(trailing);
             }
-            return Err(Status::unavailable(format!("attempt {} fails", seen + 1)));
+            let attempt = h
+                .probe
+                .events()
+                .iter()
+                .filter(|e| e.starts_with(&label))
+                .count();
+            return Err(Status::unavailable(format!("attempt {attempt} fails")));
         }
         Ok(request)
+    })
+}
+
+/// The previous-attempts header of a call, `-` without one.
+fn previous_attempts(ctx: &ServicerContext) -> String {
+    ctx.invocation_metadata()
+        .get("grpc-previous-rpc-attempts")
+        .unwrap_or("-")
+        .to_owned()
+}
+
+/// Records `<label><previous>[:<extra>]` and says whether this attempt is one of the first
+/// `failures` of the call (counted by the events with that label).
+fn flaky_attempt(
+    h: &Handlers,
+    label: String,
+    previous: &str,
+    extra: Option<&str>,
+    failures: u32,
+) -> bool {
+    let seen = h
+        .probe
+        .events()
+        .iter()
+        .filter(|e| e.starts_with(&label))
+        .count();
+    let event = match extra {
+        Some(extra) => format!("{label}{previous}:{extra}"),
+        None => format!("{label}{previous}"),
+    };
+    h.probe.record(event);
+    seen < failures as usize
+}
+
+fn flaky_sum<'a>(
+    h: &'a Handlers,
+    mut requests: RequestStream<Ping>,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let previous = previous_attempts(ctx);
+        let mut texts = Vec::new();
+        let mut failures = 0;
+        while let Some(request) = requests.read().await {
+            let request = request?;
+            if texts.is_empty() {
+                failures = request.count;
+            }
+            texts.push(request.text);
+        }
+        let label = format!("flakysum:{}:", texts.first().map_or("", String::as_str));
+        let joined = texts.join(",");
+        if flaky_attempt(h, label, &previous, Some(&joined), failures) {
+            return Err(Status::unavailable("this attempt fails"));
+        }
+        Ok(Ping {
+            count: u32::try_from(texts.len()).expect("a test-sized stream"),
+            ..Ping::text(joined)
+        })
+    })
+}
+
+fn flaky_chat<'a>(
+    h: &'a Handlers,
+    mut requests: RequestStream<Ping>,
+    ctx: &'a mut ServicerContext,
+    mut responses: ResponseSink<Ping>,
+) -> BoxFuture<'a, Result<(), Status>> {
+    Box::pin(async move {
+        let previous = previous_attempts(ctx);
+        let Some(first) = requests.read().await else {
+            return Ok(());
+        };
+        let first = first?;
+        let label = format!("flakychat:{}:", first.text);
+        let fails = flaky_attempt(h, label, &previous, None, first.count);
+        if fails && !first.via_context {
+            return Err(Status::unavailable("this attempt fails"));
+        }
+        responses
+            .send(Ping::text(format!("pong:{}", first.text)))
+            .await?;
+        if fails {
+            return Err(Status::unavailable("this attempt fails after its head"));
+        }
+        while let Some(request) = requests.read().await {
+            responses
+                .send(Ping::text(format!("pong:{}", request?.text)))
+                .await?;
+        }
+        Ok(())
     })
 }
 

@@ -1,6 +1,7 @@
 //! A call attempt: what one try of a call sends to one connection. The first try, the
-//! transparent retry of a call the server never processed, and (next) configured retries and
-//! hedging all go out as an [`Attempt`] through `Channel::submit`.
+//! transparent retry of a call the server never processed, and configured retries (with what
+//! the application wrote so far, kept by `conn::replay`) all go out as an [`Attempt`] through
+//! `Channel::submit`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +19,10 @@ pub(super) struct Attempt {
     pub(super) request: CallRequest,
     /// The first request message, encoded, and whether it is compressed.
     pub(super) message: Option<(Bytes, bool)>,
-    /// The request ends after `message` (unary and server-streaming calls).
+    /// A retried attempt: the messages the application wrote after the first, sent again.
+    pub(super) replayed: Vec<(Bytes, bool)>,
+    /// The request ends after these messages (unary and server-streaming calls; a retried
+    /// call whose application had half-closed).
     pub(super) half_close: bool,
     /// Wait for a connection rather than fail while the channel is in TRANSIENT_FAILURE.
     pub(super) wait_for_ready: bool,
@@ -27,19 +31,14 @@ pub(super) struct Attempt {
 }
 
 impl Attempt {
-    /// `true` when the attempt carries the whole request, so it can be sent again as it is.
-    pub(super) fn is_replayable(&self) -> bool {
-        self.message.is_some() && self.half_close
-    }
-
     /// The commands that start the attempt for the call of `slot`, in order.
     pub(super) fn into_commands(self, slot: &Arc<CallSlot>) -> Vec<Command> {
-        let mut commands = Vec::with_capacity(3);
+        let mut commands = Vec::with_capacity(3 + self.replayed.len());
         commands.push(Command::Start {
             slot: slot.clone(),
             request: self.request,
         });
-        if let Some((message, compressed)) = self.message {
+        for (message, compressed) in self.message.into_iter().chain(self.replayed) {
             commands.push(Command::Send {
                 slot: slot.clone(),
                 message,
@@ -61,6 +60,7 @@ mod tests {
         Attempt {
             request: CallRequest::new("/a.B/C", "x"),
             message: message.then(|| (Bytes::from_static(b"m"), false)),
+            replayed: Vec::new(),
             half_close,
             wait_for_ready: false,
             deadline: None,
@@ -85,12 +85,21 @@ mod tests {
     }
 
     #[test]
-    fn only_a_whole_request_can_be_sent_again() {
-        assert!(attempt(true, true).is_replayable());
-        assert!(
-            !attempt(true, false).is_replayable(),
-            "more messages may follow"
-        );
-        assert!(!attempt(false, false).is_replayable());
+    fn a_retried_attempt_sends_the_kept_messages_after_the_first() {
+        let slot = CallSlot::new();
+        let mut retried = attempt(true, true);
+        retried.replayed = vec![
+            (Bytes::from_static(b"two"), false),
+            (Bytes::from_static(b"three"), true),
+        ];
+        let sent: Vec<String> = retried
+            .into_commands(&slot)
+            .iter()
+            .map(|c| match c {
+                Command::Send { message, .. } => String::from_utf8_lossy(message).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sent, ["Start", "m", "two", "three", "HalfClose"]);
     }
 }

@@ -28,6 +28,7 @@ use crate::codec;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::io::Driver;
 use crate::conn::policy::Urgency;
+use crate::conn::replay::{ReplayBuffer, RetryBudget};
 use crate::conn::slot::{AttemptEnd, CallSlot, Outcome, Resend};
 use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
@@ -73,6 +74,8 @@ struct ChannelOptions {
     balancing: LoadBalancing,
     /// The service config given to the builder (resolvers will supply theirs too).
     service_config: Option<Arc<ServiceConfig>>,
+    /// The most request bytes one call keeps for a retry, and all the channel's calls.
+    retry_buffer: RetryBufferLimits,
     idle_timeout: Option<Duration>,
     resolve_interval: Option<Duration>,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
@@ -164,6 +167,17 @@ impl ChannelBuilder {
         self.options.service_config = Some(Arc::new(ServiceConfig::parse(json)?));
         Ok(self)
     }
+    /// How much of its request a call keeps to send again on a retry (gRFC A6): at most
+    /// `per_call` bytes for one call and `per_channel` for all the channel's calls together
+    /// (defaults 256 KiB and 16 MiB). A call that would keep more commits to the attempt
+    /// under way and is not retried again, transparently or not.
+    pub fn retry_buffer(mut self, per_call: usize, per_channel: usize) -> Self {
+        self.options.retry_buffer = RetryBufferLimits {
+            per_call,
+            per_channel,
+        };
+        self
+    }
     /// The load-balancing policy (default pick_first).
     pub fn load_balancing(mut self, policy: LoadBalancing) -> Self {
         self.options.balancing = policy;
@@ -245,6 +259,7 @@ impl ChannelBuilder {
                 authority,
                 config: Arc::new(self.options.config.clone()),
                 options: self.options.clone(),
+                retry_budget: RetryBudget::new(self.options.retry_buffer.per_channel),
                 throttle: self
                     .options
                     .service_config
@@ -284,6 +299,8 @@ pub(super) struct ChannelInner {
     options: ChannelOptions,
     /// The service config's retry throttle, shared by the channel's calls.
     throttle: Option<Arc<Throttle>>,
+    /// The bytes the channel's calls keep for retries together.
+    retry_budget: Arc<RetryBudget>,
     pub(super) state: Mutex<ChannelState>,
 }
 
@@ -411,6 +428,7 @@ impl Channel {
                 compression: None,
                 balancing: LoadBalancing::PickFirst,
                 service_config: None,
+                retry_buffer: RetryBufferLimits::default(),
                 idle_timeout: Some(Duration::from_secs(30 * 60)),
                 resolve_interval: None,
                 interceptors: Arc::new([]),
@@ -626,6 +644,7 @@ impl Channel {
         let attempt = Attempt {
             request,
             message,
+            replayed: Vec::new(),
             half_close,
             wait_for_ready: options.wait_for_ready.unwrap_or(false),
             deadline,
@@ -655,7 +674,7 @@ impl Channel {
         match self.pick(wait_for_ready, None) {
             Pick::Ready(conn) => {
                 if let Err(commands) = bind(&slot, &conn, commands) {
-                    slot.lock().unbound = commands;
+                    requeue(&slot, commands);
                     self.spawn_acquire(slot, wait_for_ready, deadline);
                 }
             }
@@ -666,21 +685,24 @@ impl Channel {
                 from_attempt: true,
             }),
             Pick::Wait => {
-                slot.lock().unbound = commands;
+                requeue(&slot, commands);
                 self.spawn_acquire(slot, wait_for_ready, deadline);
             }
         }
     }
 
-    /// Arms the retries of a call whose whole request is known (unary and server-streaming):
+    /// Arms the retries of a call, of any kind:
     ///
     /// - transparent retry (gRFC A6): an attempt the server never processed (refused, above a
     ///   GOAWAY's last stream id, or its connection died before it was sent) is sent again,
     ///   once, at once, on whatever connection the channel picks next;
-    /// - the method's `retryPolicy`, if it has one and the request fits the per-call buffer:
-    ///   an attempt that failed with a retryable code before the response head arrived is
-    ///   sent again after a backoff (or the server's pushback), with
+    /// - the method's `retryPolicy`, if it has one: an attempt that failed with a retryable
+    ///   code is sent again after a backoff (or the server's pushback), with
     ///   `grpc-previous-rpc-attempts`, while attempts, the throttle and the deadline allow.
+    ///
+    /// Either only while the call is not committed: the response head has not arrived and
+    /// what the application wrote fits the retry buffer (`conn::replay`), which keeps it to
+    /// be sent again.
     fn arm_retries(
         &self,
         slot: &Arc<CallSlot>,
@@ -688,40 +710,43 @@ impl Channel {
         policy: Option<RetryPolicy>,
         stats: Option<CallRecorder>,
     ) {
-        if !attempt.is_replayable() {
+        let limits = self.inner.options.retry_buffer;
+        let first_bytes = attempt.message.as_ref().map_or(0, |(m, _)| m.len());
+        let Some(replay) = ReplayBuffer::new(
+            first_bytes,
+            attempt.half_close,
+            limits.per_call,
+            self.inner.retry_budget.clone(),
+        ) else {
+            // Committed from the start: nothing to retry with.
             return;
-        }
-        let fits = attempt
-            .message
-            .as_ref()
-            .is_some_and(|(message, _)| message.len() <= retry::PER_CALL_BUFFER);
+        };
         static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let mut retries = policy.filter(|_| fits).map(|policy| {
+        let mut retries = policy.map(|policy| {
             let seed = CALLS.fetch_add(0x9e37_79b9, std::sync::atomic::Ordering::Relaxed);
             Retries::new(policy, seed)
         });
         let mut transparent_left = true;
-        let again = attempt.clone();
+        // The request head and first message; the rest is in the slot's replay buffer.
+        let first = attempt.clone();
         // Weak both: the hook lives in the slot, which must not keep itself or the channel.
         let channel = Arc::downgrade(&self.inner);
         let weak_slot = Arc::downgrade(slot);
         let throttle = self.inner.throttle.clone();
-        slot.lock().retry = Some(Box::new(move |end: AttemptEnd<'_>| {
-            let transparent = end.outcome.unprocessed && transparent_left;
+        let mut state = slot.lock();
+        state.replay = Some(replay);
+        state.retry = Some(Box::new(move |end: AttemptEnd<'_>| {
+            let transparent = end.outcome.unprocessed && transparent_left && !end.committed;
             if !transparent && retries.is_none() {
                 // Most calls: nothing to decide.
                 return None;
             }
-            let next = if transparent {
+            let delay = if transparent {
                 transparent_left = false;
-                Next {
-                    attempt: again.clone(),
-                    delay: None,
-                    transparent: true,
-                }
+                None
             } else {
-                let retries = retries.as_mut()?;
-                let decision = retries.decide(
+                // Decided (and counted by the throttle) even for a committed call.
+                let decision = retries.as_mut()?.decide(
                     &end.outcome.status,
                     &end.outcome.trailers,
                     throttle.as_deref(),
@@ -729,38 +754,46 @@ impl Channel {
                 let Decision::RetryAfter(delay) = decision else {
                     return None;
                 };
-                if end.committed {
-                    return None;
-                }
-                let mut attempt = again.clone();
-                let previous = (retries.attempts() - 1).to_string();
+                Some(delay)
+            };
+            let replay = end.replay.filter(|_| !end.committed)?;
+            let mut attempt = first.clone();
+            attempt.replayed = replay.messages().to_vec();
+            attempt.half_close = replay.half_closed();
+            if delay.is_some() {
+                let previous = retries.as_ref().map_or(1, Retries::attempts) - 1;
                 attempt
                     .request
                     .metadata
-                    .insert(retry::PREVIOUS_ATTEMPTS, &previous)
+                    .insert(retry::PREVIOUS_ATTEMPTS, &previous.to_string())
                     .ok()?;
-                Next {
-                    attempt,
-                    delay: Some(delay),
-                    transparent: false,
-                }
+            }
+            let next = Next {
+                attempt,
+                delay,
+                transparent,
             };
+            let replayed = u64::from(next.attempt.message.is_some())
+                + u64::try_from(next.attempt.replayed.len()).unwrap_or(u64::MAX);
             let (channel, weak_slot, stats) = (channel.clone(), weak_slot.clone(), stats.clone());
             let ended = end.outcome.clone();
-            Some(Box::new(move || {
-                let Some(slot) = weak_slot.upgrade() else {
-                    return;
-                };
-                match channel.upgrade() {
-                    Some(inner) => Channel { inner }.send_next(slot, next, stats),
-                    // The channel is gone: the call ends as its attempt did.
-                    None => slot.finish(Outcome {
-                        from_attempt: false,
-                        unprocessed: false,
-                        ..ended
-                    }),
-                }
-            }) as Resend)
+            Some(Resend {
+                replayed,
+                send: Box::new(move || {
+                    let Some(slot) = weak_slot.upgrade() else {
+                        return;
+                    };
+                    match channel.upgrade() {
+                        Some(inner) => Channel { inner }.send_next(slot, next, stats),
+                        // The channel is gone: the call ends as its attempt did.
+                        None => slot.finish(Outcome {
+                            from_attempt: false,
+                            unprocessed: false,
+                            ..ended
+                        }),
+                    }
+                }),
+            })
         }));
     }
 
@@ -935,7 +968,7 @@ impl Channel {
                             Ok(()) => Poll::Ready(()),
                             Err(commands) => {
                                 // The connection died in between: wait for the next one.
-                                slot.lock().unbound = commands;
+                                requeue(&slot, commands);
                                 cx.waker().wake_by_ref();
                                 Poll::Pending
                             }
@@ -1032,6 +1065,14 @@ impl Channel {
     }
 }
 
+/// Keeps an unbound call's `commands` for the connection it will get, ahead of what the
+/// application queued meanwhile (writes during a wait for a connection or a backoff).
+fn requeue(slot: &CallSlot, mut commands: Vec<Command>) {
+    let mut state = slot.lock();
+    commands.append(&mut state.unbound);
+    state.unbound = commands;
+}
+
 /// Binds a call to a connection and hands it its commands; gives them back if the connection
 /// closed meanwhile.
 fn bind(
@@ -1050,6 +1091,23 @@ fn bind(
     drop(state);
     kick.run();
     Ok(())
+}
+
+/// The retry buffer's limits (see [`ChannelBuilder::retry_buffer`]).
+#[derive(Debug, Clone, Copy)]
+struct RetryBufferLimits {
+    per_call: usize,
+    per_channel: usize,
+}
+
+impl Default for RetryBufferLimits {
+    /// gRFC A6's defaults.
+    fn default() -> Self {
+        Self {
+            per_call: retry::PER_CALL_BUFFER,
+            per_channel: retry::PER_CHANNEL_BUFFER,
+        }
+    }
 }
 
 /// A call's next attempt, as its retry hook chose it.

@@ -15,9 +15,12 @@ pub(crate) const PUSHBACK: &str = "grpc-retry-pushback-ms";
 /// The header a retried attempt carries: how many attempts went before it.
 pub(crate) const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
 
-/// The most request bytes a call keeps to send again (A6's per-RPC buffer default); a
-/// larger request commits the call at once.
+/// The most request bytes a call keeps to send again (A6's per-RPC buffer default); a call
+/// that writes more commits to the attempt under way.
 pub(crate) const PER_CALL_BUFFER: usize = 256 * 1024;
+
+/// The most request bytes a channel's calls keep to send again, together (A6's default).
+pub(crate) const PER_CHANNEL_BUFFER: usize = 16 * 1024 * 1024;
 
 /// What to do after an attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use crate::conn::after_turn;
 use crate::conn::handle::{Command, ConnHandle};
 use crate::conn::handler_task::NewCalls;
-use crate::conn::slot::{CallSlot, Outcome};
+use crate::conn::slot::{CallSlot, CallState, Outcome};
 use crate::runtime::{BoxFuture, RuntimeRef};
 use crate::stats::{CallEvent, ConnectionEvent, StatsHandlers, StatsSide};
 use crate::trace::{CallSpan, ConnSpan};
@@ -167,6 +167,8 @@ impl Engine {
     /// Carries out one command; `now` is the time of this batch of commands.
     fn apply(&mut self, command: Command, now: Instant) {
         match command {
+            // A start of an earlier attempt of a call now bound elsewhere has nothing to do.
+            Command::Start { slot, .. } if !self.is_bound_here(&slot) => {}
             Command::Start { slot, request } => match self.conn.start_call(request, now) {
                 Ok(id) => {
                     slot.lock().stream = Some(id);
@@ -188,7 +190,9 @@ impl Engine {
                 message,
                 compressed,
             } => {
-                let Some(id) = slot.lock().stream else { return };
+                let Some(id) = self.stream_of(&slot) else {
+                    return;
+                };
                 if let Some(queue) = self.blocked.get_mut(&id) {
                     queue.push_back(Blocked::Message(message, compressed));
                     return;
@@ -196,7 +200,9 @@ impl Engine {
                 self.send(id, &slot, message, compressed);
             }
             Command::HalfClose { slot } => {
-                let Some(id) = slot.lock().stream else { return };
+                let Some(id) = self.stream_of(&slot) else {
+                    return;
+                };
                 if let Some(queue) = self.blocked.get_mut(&id) {
                     queue.push_back(Blocked::HalfClose);
                     return;
@@ -208,7 +214,9 @@ impl Engine {
                 metadata,
                 encoding,
             } => {
-                let Some(id) = slot.lock().stream else { return };
+                let Some(id) = self.stream_of(&slot) else {
+                    return;
+                };
                 let _ = self.conn.send_headers(id, metadata, encoding);
             }
             Command::Trailers {
@@ -216,7 +224,9 @@ impl Engine {
                 status,
                 metadata,
             } => {
-                let Some(id) = slot.lock().stream else { return };
+                let Some(id) = self.stream_of(&slot) else {
+                    return;
+                };
                 if let Some(queue) = self.blocked.get_mut(&id) {
                     // Messages sent ahead still wait for room: the trailers go after them.
                     queue.push_back(Blocked::Trailers(status, metadata));
@@ -227,7 +237,9 @@ impl Engine {
                 }
             }
             Command::Cancel { slot } => {
-                let Some(id) = slot.lock().stream else { return };
+                let Some(id) = self.stream_of(&slot) else {
+                    return;
+                };
                 self.blocked.remove(&id);
                 let _ = self.conn.cancel(id);
                 if self.conn.side() == Side::Server {
@@ -241,7 +253,9 @@ impl Engine {
                 }
             }
             Command::Release { slot, n } => {
-                let Some(id) = slot.lock().stream else { return };
+                let Some(id) = self.stream_of(&slot) else {
+                    return;
+                };
                 self.conn.release_capacity(id, n);
             }
             Command::Shutdown => {
@@ -269,7 +283,7 @@ impl Engine {
 
     fn send(&mut self, id: StreamId, slot: &Arc<CallSlot>, message: Bytes, compressed: bool) {
         match self.conn.send_message(id, message.clone(), compressed) {
-            Ok(()) => slot.update_later(|s| s.sends_accepted += 1, &mut self.wakes),
+            Ok(()) => slot.update_later(CallState::accept_send, &mut self.wakes),
             Err(anygrpc_core::CallError::SendBufferFull(_)) => {
                 self.blocked
                     .entry(id)
@@ -307,7 +321,7 @@ impl Engine {
                 // sees its outcome; counting the message as accepted would report a success.
                 slot.update(|s| {
                     if s.outcome.is_none() {
-                        s.sends_accepted += 1;
+                        s.accept_send();
                     }
                 });
             }
@@ -341,12 +355,32 @@ impl Engine {
                             return;
                         }
                         // Accepted, or the call ended (its status tells the writer).
-                        _ => slot.update_later(|s| s.sends_accepted += 1, &mut self.wakes),
+                        _ => slot.update_later(CallState::accept_send, &mut self.wakes),
                     }
                 }
             }
         }
         self.blocked.remove(&id);
+    }
+
+    /// The stream of `slot`'s call on this connection; `None` before it started, or when the
+    /// call is bound to another connection now (a retry took it there): a command its earlier
+    /// attempt left queued here must not act on a stream of this connection that has the
+    /// same number.
+    fn stream_of(&self, slot: &Arc<CallSlot>) -> Option<StreamId> {
+        let state = slot.lock();
+        state.stream.filter(|_| self.owns(&state))
+    }
+
+    /// `slot`'s call is bound to this connection.
+    fn is_bound_here(&self, slot: &Arc<CallSlot>) -> bool {
+        self.owns(&slot.lock())
+    }
+
+    fn owns(&self, call: &CallState) -> bool {
+        call.conn
+            .as_ref()
+            .is_some_and(|conn| Arc::ptr_eq(conn, &self.shared))
     }
 
     fn forget(&mut self, id: StreamId) {
@@ -423,7 +457,7 @@ impl Engine {
                                     })
                                 }));
                             }
-                            s.headers = Some(metadata);
+                            s.head_received(metadata);
                         },
                         &mut self.wakes,
                     );

@@ -9,7 +9,7 @@
 //!   No I/O.
 //! - [`io`]: the transport turn (reads, writes, the timer), with a work budget.
 //! - [`cell`]: the hand-off of the turn on one atomic word, checked under loom.
-//! - [`slot`]: one call's shared state; [`handler_task`]: serving the calls a server turn
+//! - [`slot`]: one call's shared state ([`replay`]: what a client call keeps for a retry); [`handler_task`]: serving the calls a server turn
 //!   received, and a handler's task; [`after_turn`]: the application's code a turn defers
 //!   until it let go of the driver;
 //!   [`drain`]: closing connections with a grace period.
@@ -79,4 +79,5 @@ pub(crate) mod handle;
 pub(crate) mod handler_task;
 pub(crate) mod io;
 pub(crate) mod policy;
+pub(crate) mod replay;
 pub(crate) mod slot;

@@ -9,6 +9,7 @@ use anygrpc_core::{Code, Message, Metadata, Status, StreamId};
 
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::policy::Urgency;
+use crate::conn::replay::ReplayBuffer;
 
 /// How a call ended.
 #[derive(Debug, Clone)]
@@ -28,8 +29,12 @@ pub(crate) struct Outcome {
 pub(crate) struct AttemptEnd<'a> {
     /// How the attempt ended.
     pub(crate) outcome: &'a Outcome,
-    /// The response head arrived: the call is committed to this attempt (gRFC A6).
+    /// The response head arrived, or the request outgrew the retry buffer: the call is
+    /// committed to this attempt (gRFC A6) and is not sent again.
     pub(crate) committed: bool,
+    /// What the application wrote after the call's first commands, kept for a retry (`None`
+    /// once committed).
+    pub(crate) replay: Option<&'a ReplayBuffer>,
 }
 
 /// A client call's retry hook: given an attempt's end, either lets the call end (`None`) or
@@ -38,8 +43,14 @@ pub(crate) struct AttemptEnd<'a> {
 /// lock of the call's.
 pub(crate) type RetryHook = Box<dyn FnMut(AttemptEnd<'_>) -> Option<Resend> + Send>;
 
-/// Sends a call's next attempt (now, or from a task after a backoff).
-pub(crate) type Resend = Box<dyn FnOnce() + Send>;
+/// How a call's next attempt goes out, as its retry hook chose it.
+pub(crate) struct Resend {
+    /// The messages the next attempt sends again before any new one (what the application
+    /// wrote before, accepted already as far as it is concerned).
+    pub(crate) replayed: u64,
+    /// Sends the attempt (now, or from a task after a backoff).
+    pub(crate) send: Box<dyn FnOnce() + Send>,
+}
 
 /// The INTERNAL status a single-response client call ends with instead of an OK `status`
 /// when its inbox does not hold exactly one message (grpc-go's "cardinality violation"); a
@@ -102,10 +113,33 @@ pub(crate) struct CallState {
     pub(crate) callbacks_running: bool,
     /// Decides whether an ended attempt is sent again (transparent and configured retries).
     pub(crate) retry: Option<RetryHook>,
+    /// Client: what the call wrote, kept for a retry until it commits (`conn::replay`).
+    pub(crate) replay: Option<ReplayBuffer>,
+    /// Client: sends of a retried attempt that repeat earlier writes: their acceptance does
+    /// not count again (see [`CallState::accept_send`]).
+    pub(crate) replays_unaccepted: u64,
     /// The call's span (`crate::trace`), told how it ended.
     pub(crate) span: crate::trace::CallSpan,
     /// Where the call's events go, for what the driver receives (the response head, messages).
     pub(crate) stats: Option<crate::stats::CallRecorder>,
+}
+
+impl CallState {
+    /// The connection accepted one of the call's messages: a write waiting for it may go on,
+    /// unless it repeated an earlier one for a retry.
+    pub(crate) fn accept_send(&mut self) {
+        if self.replays_unaccepted > 0 {
+            self.replays_unaccepted -= 1;
+        } else {
+            self.sends_accepted += 1;
+        }
+    }
+
+    /// The response head arrived: the call commits to this attempt, its kept request goes.
+    pub(crate) fn head_received(&mut self, metadata: Metadata) {
+        self.headers = Some(metadata);
+        self.replay = None;
+    }
 }
 
 impl std::fmt::Debug for CallState {
@@ -177,6 +211,12 @@ impl CallSlot {
         if state.outcome.is_some() {
             return;
         }
+        if let Some(replay) = state.replay.as_mut() {
+            if !replay.record(&command) {
+                // Too much to keep: the call commits to the attempt under way.
+                state.replay = None;
+            }
+        }
         let Some(conn) = state.conn.clone() else {
             state.unbound.push(command);
             return;
@@ -229,27 +269,40 @@ impl CallSlot {
             return;
         }
         if outcome.unprocessed || outcome.from_attempt {
-            let committed = state.headers.is_some();
+            let CallState {
+                retry,
+                replay,
+                headers,
+                ..
+            } = &mut *state;
             // The hook only decides (it takes no lock): it runs under the slot's lock, so no
             // other end of the call can come between its decision and the reset.
-            let resend = state.retry.as_mut().and_then(|retry| {
+            let resend = retry.as_mut().and_then(|retry| {
                 retry(AttemptEnd {
                     outcome: &outcome,
-                    committed,
+                    committed: headers.is_some() || replay.is_none(),
+                    replay: replay.as_ref(),
                 })
             });
             if let Some(resend) = resend {
-                // The next attempt starts afresh; the hook stays for its end.
+                // The next attempt starts afresh and sends what the application wrote so far
+                // (it was kept): those writes count as accepted, their repeats do not; what
+                // the application writes from now on waits for the next attempt.
                 state.stream = None;
                 state.conn = None;
                 state.headers = None;
                 state.inbox.clear();
                 state.recv_closed = false;
+                state.unbound.clear();
+                state.sends_accepted = state.sends_submitted;
+                state.replays_unaccepted = resend.replayed;
                 drop(state);
-                resend();
+                (resend.send)();
                 return;
             }
         }
+        // The call ends: nothing more to keep.
+        state.replay = None;
         // A client call that ended without a response head had a Trailers-Only response.
         if state.headers.is_none() && !outcome.unprocessed && outcome.from_attempt {
             state.headers = Some(Metadata::new());
