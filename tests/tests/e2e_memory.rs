@@ -660,3 +660,108 @@ fn a_handler_that_answers_at_once_runs_on_the_connection_task_and_others_get_the
     );
     rt.shutdown();
 }
+
+fn options_builder() -> anygrpc::ChannelBuilder {
+    Channel::builder("127.0.0.1:1", MemoryRuntime::new().handle())
+}
+
+#[test]
+fn channel_options_every_listed_one_is_taken() {
+    for &key in anygrpc::CHANNEL_OPTIONS {
+        let value: anygrpc::ChannelOptionValue = match key {
+            "grpc.service_config" => "{}".into(),
+            "grpc.lb_policy_name" => "round_robin".into(),
+            "grpc.default_authority"
+            | "grpc.primary_user_agent"
+            | "grpc.ssl_target_name_override" => "x.test".into(),
+            _ => 1.into(),
+        };
+        assert!(options_builder().option(key, value).is_ok(), "{key}");
+    }
+}
+
+#[test]
+fn channel_options_bad_names_kinds_and_values_are_errors_naming_the_option() {
+    let err = options_builder()
+        .option("grpc.max_reconnect_backof_ms", 5)
+        .unwrap_err();
+    assert_eq!(err.key, "grpc.max_reconnect_backof_ms");
+    assert!(err.problem.contains("grpc.service_config"), "{err}");
+    let err = options_builder()
+        .option("grpc.max_receive_message_length", "big")
+        .unwrap_err();
+    assert_eq!(err.problem, "takes an integer");
+    let err = options_builder()
+        .option("grpc.max_send_message_length", -2)
+        .unwrap_err();
+    assert!(err.problem.contains("-2"), "{err}");
+    let err = options_builder()
+        .option("grpc.enable_retries", 2)
+        .unwrap_err();
+    assert!(err.problem.contains("neither 0 nor 1"), "{err}");
+    let err = options_builder()
+        .option("grpc.service_config", r#"{"methodConfig": 3}"#)
+        .unwrap_err();
+    assert_eq!(err.key, "grpc.service_config");
+    assert!(err.problem.contains("methodConfig"), "{err}");
+    let err = options_builder()
+        .option("grpc.lb_policy_name", "grpclb")
+        .unwrap_err();
+    assert!(err.problem.contains("grpclb"), "{err}");
+    let err = options_builder()
+        .options([("grpc.enable_retries", 1), ("grpc.keepalive_time_ms", -5)])
+        .unwrap_err();
+    assert_eq!(err.key, "grpc.keepalive_time_ms", "the first refused one");
+}
+
+#[test]
+fn channel_options_take_effect() {
+    let rt = MemoryRuntime::new();
+    let (_server, port) = echo_server(&rt);
+    // grpc.service_config: the method's request limit holds.
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .options([
+            (
+                "grpc.service_config",
+                anygrpc::ChannelOptionValue::from(
+                    r#"{"methodConfig": [{"name": [{"service": "test.Echo"}],
+                        "maxRequestMessageBytes": 4}]}"#,
+                ),
+            ),
+            ("grpc.max_receive_message_length", 1024.into()),
+        ])
+        .unwrap()
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    assert_eq!(rt.block_on(echo.call("ok".to_string())).unwrap(), "ok");
+    let err = rt
+        .block_on(echo.call("longer than four".to_string()))
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+
+    // grpc.enable_retries = 0: calls the server refused fail instead of going again.
+    let config = anygrpc::Config::server().max_concurrent_streams(1);
+    let server = Server::with_config(rt.handle(), config);
+    add_unary_echo(&server);
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .unwrap();
+    server.start();
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .option("grpc.enable_retries", 0)
+        .unwrap()
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    let calls: Vec<_> = (0..5).map(|i| echo.call(format!("m{i}"))).collect();
+    let replies = rt.block_on(futures_util::future::join_all(calls));
+    let refused = replies
+        .iter()
+        .filter(|r| r.as_ref().is_err_and(|e| e.code() == Code::Unavailable))
+        .count();
+    assert!(
+        refused > 0,
+        "without retries, refused calls fail: {replies:?}"
+    );
+}

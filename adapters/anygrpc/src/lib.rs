@@ -23,10 +23,11 @@ mod wakers;
 pub use anygrpc_core::{Code, Config, Encoding, Metadata, PingPolicy, Status};
 pub use auth::AuthContext;
 pub use client::{
-    BackoffConfig, CallOptions, Channel, ChannelBuilder, Connectivity, LoadBalancing, Msg,
-    RpcError, ServiceConfig, ServiceConfigError, StreamStream, StreamStreamCall, StreamUnary,
-    StreamUnaryCall, Target, TargetError, UnaryCall, UnaryStream, UnaryStreamCall, UnaryUnary,
-    UsageError, WriteError, WriteOptions,
+    BackoffConfig, CHANNEL_OPTIONS, CallOptions, Channel, ChannelBuilder, ChannelOptionError,
+    ChannelOptionValue, Connectivity, LoadBalancing, Msg, RpcError, ServiceConfig,
+    ServiceConfigError, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, Target,
+    TargetError, UnaryCall, UnaryStream, UnaryStreamCall, UnaryUnary, UsageError, WriteError,
+    WriteOptions,
 };
 /// The parts of a parsed [`ServiceConfig`] (gRFC A2), for code that reads what a config says.
 pub mod service_config {

@@ -76,6 +76,8 @@ struct ChannelOptions {
     service_config: Option<Arc<ServiceConfig>>,
     /// The most request bytes one call keeps for a retry, and all the channel's calls.
     retry_buffer: RetryBufferLimits,
+    /// Calls may be retried (transparently, or as their service config says).
+    retries: bool,
     idle_timeout: Option<Duration>,
     resolve_interval: Option<Duration>,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
@@ -176,6 +178,28 @@ impl ChannelBuilder {
             per_call,
             per_channel,
         };
+        self
+    }
+    /// Turns retries off (`false`) or back on: no configured retry, and no transparent retry
+    /// of a call the server never processed either (C-core's `grpc.enable_retries`). On by
+    /// default.
+    pub fn enable_retries(mut self, enable: bool) -> Self {
+        self.options.retries = enable;
+        self
+    }
+    /// The retry buffer's limits, per call and per channel.
+    pub(super) fn retry_buffer_limits(&self) -> (usize, usize) {
+        let limits = self.options.retry_buffer;
+        (limits.per_call, limits.per_channel)
+    }
+    /// The keepalive interval (if on) and timeout.
+    pub(super) fn keepalive_settings(&self) -> (Option<Duration>, Duration) {
+        let config = &self.options.config;
+        (config.keepalive_time, config.keepalive_timeout)
+    }
+    /// The keepalive timeout alone, for when the interval is set later.
+    pub(super) fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.options.config.keepalive_timeout = timeout;
         self
     }
     /// The load-balancing policy (default pick_first).
@@ -429,6 +453,7 @@ impl Channel {
                 balancing: LoadBalancing::PickFirst,
                 service_config: None,
                 retry_buffer: RetryBufferLimits::default(),
+                retries: true,
                 idle_timeout: Some(Duration::from_secs(30 * 60)),
                 resolve_interval: None,
                 interceptors: Arc::new([]),
@@ -710,6 +735,9 @@ impl Channel {
         policy: Option<RetryPolicy>,
         stats: Option<CallRecorder>,
     ) {
+        if !self.inner.options.retries {
+            return;
+        }
         let limits = self.inner.options.retry_buffer;
         let first_bytes = attempt.message.as_ref().map_or(0, |(m, _)| m.len());
         let Some(replay) = ReplayBuffer::new(

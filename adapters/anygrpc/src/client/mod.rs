@@ -5,6 +5,7 @@ mod backoff;
 mod call;
 mod channel;
 mod kinds;
+mod options;
 mod pick_first;
 mod retry;
 mod round_robin;
@@ -18,6 +19,7 @@ pub use kinds::{
     Msg, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
     UnaryStreamCall, UnaryUnary,
 };
+pub use options::{CHANNEL_OPTIONS, ChannelOptionError, ChannelOptionValue};
 pub use service_config::{
     HedgingPolicy, LoadBalancingConfig, MethodConfig, MethodName, Reliability, RetryPolicy,
     RetryThrottling, ServiceConfig, ServiceConfigError,
