@@ -194,6 +194,11 @@ macro_rules! e2e_suite {
             retries_send_a_client_stream_again,
             retries_send_a_bidi_stream_again_until_the_head_commits,
             retries_stop_past_the_retry_buffer,
+            hedging_answers_from_the_first_attempt_to_answer,
+            hedging_goes_on_after_non_fatal_codes_and_stops_at_fatal_ones,
+            hedging_follows_the_servers_pushback,
+            a_hedged_call_that_ends_cancels_every_attempt,
+            a_hedged_stream_flows_from_the_attempt_that_answered,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

@@ -76,6 +76,16 @@ pub const FLAKY_SUM: &str = "/e2e.Test/FlakySum";
 /// `via_context`, after answering that first request (the response head commits the call).
 /// Otherwise answers every request like `Chat`. Records `flakychat:<label>:<previous or ->`.
 pub const FLAKY_CHAT: &str = "/e2e.Test/FlakyChat";
+/// Unary, for hedging: attempt `n` (its previous-attempts header, 0 without one) of the call
+/// labelled `text` acts as byte `n` of `payload` says (answer at once when there is none):
+/// `a` answers at once (initial metadata `x-attempt: n`, reply `count` = n), `s` sleeps
+/// `sleep_ms` then answers, `u` fails UNAVAILABLE (with `x-pushback` as
+/// `grpc-retry-pushback-ms`), `i` fails INVALID_ARGUMENT. Records `hedge:<text>:<n>` as it
+/// starts and `hedge:<text>:cancelled:<n>` when cancelled while it sleeps.
+pub const HEDGE: &str = "/e2e.Test/Hedge";
+/// Server streaming, for hedging: attempts act as `Hedge`'s do, then the answering one sends
+/// `count` messages of `reply_bytes` payload bytes, each with its attempt number as `text`.
+pub const HEDGE_STREAM: &str = "/e2e.Test/HedgeStream";
 
 /// Events recorded by handlers, which tests wait for.
 #[derive(Debug, Clone, Default)]
@@ -165,6 +175,8 @@ impl Service for TestService {
             "Flaky" => handlers::unary(call, s, flaky),
             "Chat" => handlers::bidi_streaming(call, s, chat),
             "FlakySum" => handlers::client_streaming(call, s, flaky_sum),
+            "Hedge" => handlers::unary(call, s, hedge),
+            "HedgeStream" => handlers::server_streaming(call, s, hedge_stream),
             "FlakyChat" => handlers::bidi_streaming(call, s, flaky_chat),
             _ => return None,
         })
@@ -426,6 +438,82 @@ fn sleep<'a>(
             ..Ping::default()
         })
     })
+}
+
+fn hedge<'a>(
+    h: &'a Handlers,
+    request: Ping,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let n = hedge_attempt(h, &request, ctx).await?;
+        Ok(Ping {
+            count: n,
+            ..Ping::text(request.text.clone())
+        })
+    })
+}
+
+fn hedge_stream<'a>(
+    h: &'a Handlers,
+    request: Ping,
+    ctx: &'a mut ServicerContext,
+    mut responses: ResponseSink<Ping>,
+) -> BoxFuture<'a, Result<(), Status>> {
+    Box::pin(async move {
+        let n = hedge_attempt(h, &request, ctx).await?;
+        let len = usize::try_from(request.reply_bytes).expect("a test-sized reply");
+        for i in 0..request.count {
+            let reply = Ping {
+                count: i,
+                text: n.to_string(),
+                payload: vec![0x5a; len],
+                ..Ping::default()
+            };
+            responses.send(reply).await?;
+        }
+        Ok(())
+    })
+}
+
+/// What attempt `n` of a `Hedge` or `HedgeStream` call does before it answers (see
+/// [`HEDGE`]); `Ok(n)` once it sent its head.
+async fn hedge_attempt(
+    h: &Handlers,
+    request: &Ping,
+    ctx: &mut ServicerContext,
+) -> Result<u32, Status> {
+    let n: u32 = previous_attempts(ctx).parse().unwrap_or(0);
+    let label = &request.text;
+    h.probe.record(format!("hedge:{label}:{n}"));
+    let action = request.payload.get(n as usize).copied().unwrap_or(b'a');
+    match action {
+        b'u' => {
+            if let Some(pushback) = ctx.invocation_metadata().get("x-pushback") {
+                let mut trailing = Metadata::new();
+                trailing
+                    .insert("grpc-retry-pushback-ms", pushback)
+                    .expect("ascii metadata");
+                ctx.set_trailing_metadata(trailing);
+            }
+            return Err(Status::unavailable(format!("attempt {n} unavailable")));
+        }
+        b'i' => return Err(Status::invalid_argument(format!("attempt {n} refused"))),
+        b's' => {
+            let rt = &h.runtime;
+            let nap = rt.sleep_until(rt.now() + Duration::from_millis(request.sleep_ms));
+            let cancelled = std::pin::pin!(ctx.wait_cancelled());
+            if let Either::Right(_) = select(nap, cancelled).await {
+                h.probe.record(format!("hedge:{label}:cancelled:{n}"));
+                return Err(Status::cancelled("observed the cancellation"));
+            }
+        }
+        _ => {}
+    }
+    let mut initial = Metadata::new();
+    initial.insert("x-attempt", &n.to_string()).expect("ascii");
+    ctx.send_initial_metadata(initial).await;
+    Ok(n)
 }
 
 fn panic<'a>(

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
 use bytes::Bytes;
 
-use crate::conn::handle::{Command, Kick};
-use crate::conn::policy::Urgency;
+use crate::conn::handle::Command;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::RuntimeRef;
 
@@ -332,26 +331,7 @@ impl CallCore {
     /// Ends the call with `status`, resetting its stream (CANCEL); `false` if it had already
     /// ended.
     pub(crate) fn abort(&self, status: Status) -> bool {
-        if self.slot.lock().outcome.is_some() {
-            return false;
-        }
-        // Reported before the reset goes to the driver, which reports it too (as CANCELLED):
-        // the first outcome wins, and it must be this one.
-        self.slot.finish(Outcome {
-            status,
-            trailers: Metadata::new(),
-            unprocessed: false,
-            from_attempt: false,
-        });
-        // The call is bound now or never: `bind` checks the outcome under the same lock.
-        let conn = self.slot.lock().conn.clone();
-        if let Some(conn) = conn {
-            let command = Command::Cancel {
-                slot: self.slot.clone(),
-            };
-            let _ = conn.enqueue([command], Urgency::Cancel).map(Kick::run);
-        }
-        true
+        self.slot.cancel(status)
     }
 
     /// A response the application cannot use (it does not decode) fails the call with

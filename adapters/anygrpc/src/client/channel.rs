@@ -322,7 +322,7 @@ pub(super) struct ChannelInner {
     pub(super) config: Arc<Config>,
     options: ChannelOptions,
     /// The service config's retry throttle, shared by the channel's calls.
-    throttle: Option<Arc<Throttle>>,
+    pub(super) throttle: Option<Arc<Throttle>>,
     /// The bytes the channel's calls keep for retries together.
     retry_budget: Arc<RetryBudget>,
     pub(super) state: Mutex<ChannelState>,
@@ -584,7 +584,7 @@ impl Channel {
         if let Some(stats) = &stats {
             slot.record_the_end(stats);
         }
-        let mut retry_policy = None;
+        let mut reliability = None;
         let (mut max_recv, mut max_send) = (
             self.inner.config.max_recv_message_size,
             self.inner.config.max_send_message_size,
@@ -609,9 +609,7 @@ impl Channel {
             max_recv = method
                 .max_response_message_bytes
                 .map_or(max_recv, |m| m.min(max_recv));
-            if let Some(Reliability::Retry(policy)) = &method.reliability {
-                retry_policy = Some(policy.clone());
-            }
+            reliability = method.reliability.clone();
         }
         let prepared = self.prepare(path, &mut options, &slot);
         let now = runtime.now();
@@ -686,14 +684,28 @@ impl Channel {
             }
             slot.lock().stats = Some(stats.clone());
         }
-        self.arm_retries(&slot, &attempt, retry_policy, core.stats.clone());
-        self.submit(slot, attempt);
+        match reliability {
+            // Hedged: only a request known whole at the start (unary, server streaming).
+            Some(Reliability::Hedging(policy))
+                if self.inner.options.retries && attempt.message.is_some() && half_close =>
+            {
+                self.start_hedged(slot, attempt, policy, core.stats.clone());
+            }
+            reliability => {
+                let policy = match reliability {
+                    Some(Reliability::Retry(policy)) => Some(policy),
+                    _ => None,
+                };
+                self.arm_retries(&slot, &attempt, policy, core.stats.clone());
+                self.submit(slot, attempt);
+            }
+        }
         core
     }
 
     /// Sends an attempt of the call of `slot`: binds it to a ready connection, or hands it to
     /// a task that waits for one.
-    fn submit(&self, slot: Arc<CallSlot>, attempt: Attempt) {
+    pub(super) fn submit(&self, slot: Arc<CallSlot>, attempt: Attempt) {
         let (wait_for_ready, deadline) = (attempt.wait_for_ready, attempt.deadline);
         let commands = attempt.into_commands(&slot);
         match self.pick(wait_for_ready, None) {

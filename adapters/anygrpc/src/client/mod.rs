@@ -4,6 +4,8 @@ mod attempt;
 mod backoff;
 mod call;
 mod channel;
+mod hedged;
+mod hedging;
 mod kinds;
 mod options;
 mod pick_first;

@@ -113,14 +113,15 @@ impl Retries {
 
 /// What a server's `grpc-retry-pushback-ms` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pushback {
+pub(super) enum Pushback {
     /// Do not retry (a negative value, or one that is not a number).
     Stop,
     /// Retry after this long.
     After(Duration),
 }
 
-fn pushback(trailers: &Metadata) -> Option<Pushback> {
+/// The pushback `trailers` carry, if any.
+pub(super) fn pushback(trailers: &Metadata) -> Option<Pushback> {
     let value = trailers.get(PUSHBACK)?;
     Some(match value.trim().parse::<i64>() {
         Ok(ms) if ms >= 0 => Pushback::After(Duration::from_millis(ms.unsigned_abs())),
@@ -149,7 +150,8 @@ impl Throttle {
         }
     }
 
-    fn failed(&self) {
+    /// An attempt failed: one token less.
+    pub(super) fn failed(&self) {
         let _ = self
             .tokens
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
@@ -157,7 +159,8 @@ impl Throttle {
             });
     }
 
-    fn succeeded(&self) {
+    /// A call succeeded: `token_ratio` back.
+    pub(super) fn succeeded(&self) {
         let _ = self
             .tokens
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
@@ -166,7 +169,7 @@ impl Throttle {
     }
 
     /// Whether retries may go out: more than half the tokens are left.
-    fn allows(&self) -> bool {
+    pub(super) fn allows(&self) -> bool {
         self.tokens.load(Ordering::Relaxed) > self.max / 2
     }
 

@@ -258,6 +258,20 @@ impl Engine {
                 };
                 self.conn.release_capacity(id, n);
             }
+            Command::HandOver { attempt, call } => {
+                let routed = self.stream_of(&attempt).filter(|id| {
+                    self.slots
+                        .get(id)
+                        .is_some_and(|slot| Arc::ptr_eq(slot, &attempt))
+                });
+                if let Some(id) = routed {
+                    self.slots.insert(id, call.clone());
+                }
+                let route = routed.map(|id| (self.shared.clone(), id));
+                if let Some(outcome) = attempt.hand_over(&call, route) {
+                    call.finish(outcome);
+                }
+            }
             Command::Shutdown => {
                 self.span.shutting_down();
                 self.conn.shutdown(now);

@@ -48,6 +48,12 @@ pub(crate) enum Command {
     Cancel { slot: Arc<CallSlot> },
     /// The call consumed `n` bytes of messages.
     Release { slot: Arc<CallSlot>, n: usize },
+    /// Client: a hedged call committed to `attempt`: its stream is routed to `call` from now
+    /// on, with what it received so far (`CallSlot::hand_over`).
+    HandOver {
+        attempt: Arc<CallSlot>,
+        call: Arc<CallSlot>,
+    },
     /// Graceful shutdown: no new calls, running ones finish.
     Shutdown,
     /// Close now with GOAWAY(NO_ERROR): every call ends.
@@ -64,6 +70,7 @@ impl std::fmt::Debug for Command {
             Command::Trailers { .. } => "Trailers",
             Command::Cancel { .. } => "Cancel",
             Command::Release { .. } => "Release",
+            Command::HandOver { .. } => "HandOver",
             Command::Shutdown => "Shutdown",
             Command::Close => "Close",
         })

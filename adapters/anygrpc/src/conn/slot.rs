@@ -118,6 +118,9 @@ pub(crate) struct CallState {
     /// Client: sends of a retried attempt that repeat earlier writes: their acceptance does
     /// not count again (see [`CallState::accept_send`]).
     pub(crate) replays_unaccepted: u64,
+    /// Client, a hedged call's attempt: it was handed over to its call
+    /// ([`CallSlot::hand_over`]); what it receives from now on goes there.
+    handed_over: bool,
     /// The call's span (`crate::trace`), told how it ended.
     pub(crate) span: crate::trace::CallSpan,
     /// Where the call's events go, for what the driver receives (the response head, messages).
@@ -337,6 +340,62 @@ impl CallSlot {
         for waker in wakers {
             waker.wake();
         }
+    }
+
+    /// Ends the call with `status` (if it had not ended) and resets its stream (CANCEL) if it
+    /// is bound; `false` if it had already ended.
+    pub(crate) fn cancel(self: &Arc<Self>, status: Status) -> bool {
+        if self.lock().outcome.is_some() {
+            return false;
+        }
+        // Reported before the reset goes to the driver, which reports it too (as CANCELLED):
+        // the first outcome wins, and it must be this one.
+        self.finish(Outcome {
+            status,
+            trailers: Metadata::new(),
+            unprocessed: false,
+            from_attempt: false,
+        });
+        // The call is bound now or never: `bind` checks the outcome under the same lock.
+        let conn = self.lock().conn.clone();
+        if let Some(conn) = conn {
+            let command = Command::Cancel { slot: self.clone() };
+            let _ = conn.enqueue([command], Urgency::Cancel).map(Kick::run);
+        }
+        true
+    }
+
+    /// Hands a hedged call's committed attempt (this slot) over to the `call`: what it
+    /// received so far moves there, and with `route` (the connection and stream, when its
+    /// driver re-routed the stream to `call`) so does the stream itself. Without `route`, only
+    /// an attempt that ended can be handed over (one still running waits for its driver).
+    /// Once only; returns how the attempt ended, if it did, for the call to end so.
+    pub(crate) fn hand_over(
+        &self,
+        call: &CallSlot,
+        route: Option<(Arc<ConnHandle>, StreamId)>,
+    ) -> Option<Outcome> {
+        let mut attempt = self.lock();
+        if attempt.handed_over || (route.is_none() && attempt.outcome.is_none()) {
+            return None;
+        }
+        attempt.handed_over = true;
+        let headers = attempt.headers.take();
+        let inbox = std::mem::take(&mut attempt.inbox);
+        let outcome = attempt.outcome.clone();
+        drop(attempt);
+        call.update(|c| {
+            if c.outcome.is_some() {
+                return;
+            }
+            c.headers = headers;
+            c.inbox.extend(inbox);
+            if let Some((conn, stream)) = route {
+                c.conn = Some(conn);
+                c.stream = Some(stream);
+            }
+        });
+        outcome
     }
 
     /// Runs `f` on the state, then wakes every waiter.

@@ -2,6 +2,7 @@
 
 mod calls;
 mod cardinality;
+mod hedging;
 mod lifecycle;
 mod load;
 mod retries;
@@ -11,6 +12,7 @@ mod time;
 
 pub use calls::*;
 pub use cardinality::*;
+pub use hedging::*;
 pub use lifecycle::*;
 pub use load::*;
 pub use retries::*;

@@ -1,0 +1,213 @@
+//! Hedged calls (gRFC A6) as a call and the server see them: attempts spaced by the hedging
+//! delay, the first answer committing the call and cancelling the others, non-fatal and
+//! fatal codes, pushback, and the call's own end cancelling every attempt.
+
+use std::time::Duration;
+
+use anygrpc::{CallOptions, Channel, Code, Connectivity, Metadata};
+
+use crate::e2e::service::{HEDGE, HEDGE_STREAM, Ping};
+use crate::e2e::{Env, TestServer};
+
+/// Hedges `Hedge` and `HedgeStream`: three attempts 50 ms apart; UNAVAILABLE is not fatal.
+const HEDGING: &str = r#"{"methodConfig": [{
+  "name": [{"service": "e2e.Test", "method": "Hedge"},
+           {"service": "e2e.Test", "method": "HedgeStream"}],
+  "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.05s",
+                    "nonFatalStatusCodes": ["UNAVAILABLE"]}
+}]}"#;
+
+async fn hedged_channel(env: &Env, srv: &TestServer) -> Channel {
+    let channel = env
+        .channel_builder(srv.port)
+        .service_config(HEDGING)
+        .expect("a valid config")
+        .build()
+        .unwrap();
+    assert_eq!(channel.channel_ready().await, Connectivity::Ready);
+    channel
+}
+
+/// A request whose attempt `n` acts as `actions[n]` says (see `service::HEDGE`).
+fn hedge(label: &str, actions: &str, sleep_ms: u64) -> Ping {
+    Ping {
+        payload: actions.as_bytes().to_vec(),
+        sleep_ms,
+        ..Ping::text(label)
+    }
+}
+
+/// What the server saw of the call labelled `label`: `n` for each attempt that started,
+/// `cancelled:n` for each cancelled while it slept.
+fn seen(srv: &TestServer, label: &str) -> Vec<String> {
+    let prefix = format!("hedge:{label}:");
+    srv.probe
+        .events()
+        .iter()
+        .filter_map(|e| e.strip_prefix(&prefix).map(str::to_owned))
+        .collect()
+}
+
+pub async fn hedging_answers_from_the_first_attempt_to_answer(env: Env) {
+    let srv = env.start_server().await;
+    let channel = hedged_channel(&env, &srv).await;
+    let method = channel.unary_unary::<Ping, Ping>(HEDGE);
+    let start = env.now();
+    // The first attempt sleeps; the second, 50 ms later, answers at once.
+    let call = method.call(hedge("slow", "sa", 10_000));
+    let head = call.initial_metadata().await;
+    let reply = call.await.unwrap();
+    let took = env.now() - start;
+    assert_eq!(reply.count, 1, "the second attempt's answer");
+    assert_eq!(
+        head.get("x-attempt"),
+        Some("1"),
+        "the committed attempt's head"
+    );
+    assert!(took >= Duration::from_millis(50), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    if env.memory.is_some() {
+        assert_eq!(took, Duration::from_millis(50), "at the hedging delay");
+    }
+    // The first is cancelled on the server; no third attempt goes out.
+    srv.probe.wait_for("hedge:slow:cancelled:0").await;
+    env.sleep(Duration::from_millis(120)).await;
+    assert_eq!(seen(&srv, "slow"), ["0", "1", "cancelled:0"]);
+
+    // An attempt that answers before the delay: the only one.
+    let reply = method.call(hedge("fast", "a", 0)).await.unwrap();
+    assert_eq!(reply.count, 0);
+    env.sleep(Duration::from_millis(120)).await;
+    assert_eq!(seen(&srv, "fast"), ["0"]);
+}
+
+pub async fn hedging_goes_on_after_non_fatal_codes_and_stops_at_fatal_ones(env: Env) {
+    let srv = env.start_server().await;
+    let channel = hedged_channel(&env, &srv).await;
+    let method = channel.unary_unary::<Ping, Ping>(HEDGE);
+
+    // UNAVAILABLE: the next attempt goes out at once, not after the delay.
+    let start = env.now();
+    let reply = method.call(hedge("next", "ua", 0)).await.unwrap();
+    assert_eq!(reply.count, 1);
+    if env.memory.is_some() {
+        assert_eq!(env.now() - start, Duration::ZERO, "no delay waited");
+    }
+    assert_eq!(seen(&srv, "next"), ["0", "1"]);
+
+    // INVALID_ARGUMENT is fatal: the call ends with it.
+    let err = method.call(hedge("fatal", "ia", 0)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    env.sleep(Duration::from_millis(120)).await;
+    assert_eq!(seen(&srv, "fatal"), ["0"]);
+
+    // Every attempt unavailable: the call ends with the last one's status.
+    let err = method.call(hedge("down", "uuu", 0)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(err.details(), "attempt 2 unavailable");
+    assert_eq!(seen(&srv, "down"), ["0", "1", "2"]);
+}
+
+pub async fn hedging_follows_the_servers_pushback(env: Env) {
+    let srv = env.start_server().await;
+    let channel = hedged_channel(&env, &srv).await;
+    let method = channel.unary_unary::<Ping, Ping>(HEDGE);
+    let pushback = |ms: &str| {
+        let mut metadata = Metadata::new();
+        metadata.insert("x-pushback", ms).expect("ascii");
+        CallOptions::new().metadata(metadata)
+    };
+    let start = env.now();
+    let reply = method
+        .call_with(hedge("later", "ua", 0), pushback("300"))
+        .await
+        .unwrap();
+    assert_eq!(reply.count, 1);
+    let took = env.now() - start;
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    if env.memory.is_some() {
+        assert_eq!(
+            took,
+            Duration::from_millis(300),
+            "the pushback, not the delay"
+        );
+    }
+
+    // A negative pushback: no more attempts.
+    let err = method
+        .call_with(hedge("stop", "ua", 0), pushback("-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    env.sleep(Duration::from_millis(120)).await;
+    assert_eq!(seen(&srv, "stop"), ["0"]);
+}
+
+pub async fn a_hedged_call_that_ends_cancels_every_attempt(env: Env) {
+    let srv = env.start_server().await;
+    let channel = hedged_channel(&env, &srv).await;
+    let method = channel.unary_unary::<Ping, Ping>(HEDGE);
+
+    let call = method.call(hedge("cancel", "ss", 10_000));
+    while seen(&srv, "cancel").len() < 2 {
+        env.sleep(Duration::from_millis(5)).await;
+    }
+    assert!(call.cancel());
+    assert_eq!(call.code().await, Code::Cancelled);
+    srv.probe.wait_for("hedge:cancel:cancelled:0").await;
+    srv.probe.wait_for("hedge:cancel:cancelled:1").await;
+
+    // The deadline spans the attempts: all three sleep, the call ends at its deadline.
+    let start = env.now();
+    let call = method.call_with(
+        hedge("deadline", "sss", 10_000),
+        CallOptions::new().timeout(Duration::from_millis(200)),
+    );
+    assert_eq!(call.code().await, Code::DeadlineExceeded);
+    let took = env.now() - start;
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    for n in 0..3 {
+        srv.probe
+            .wait_for(&format!("hedge:deadline:cancelled:{n}"))
+            .await;
+    }
+}
+
+pub async fn a_hedged_stream_flows_from_the_attempt_that_answered(env: Env) {
+    let srv = env.start_server().await;
+    let channel = hedged_channel(&env, &srv).await;
+    let method = channel.unary_stream::<Ping, Ping>(HEDGE_STREAM);
+    // 64 × 32 KiB: far more than the windows, so the stream flows only if the credit the
+    // application gives back reaches the answering attempt's stream.
+    let request = Ping {
+        count: 64,
+        reply_bytes: 32 * 1024,
+        ..hedge("stream", "sa", 10_000)
+    };
+    let mut call = method.call(request);
+    let head = call.initial_metadata().await;
+    assert_eq!(head.get("x-attempt"), Some("1"));
+    let mut received = 0;
+    while let Some(message) = call.read().await {
+        let message = message.unwrap();
+        assert_eq!(message.count, received, "in order, none lost or doubled");
+        assert_eq!(message.text, "1", "all from the second attempt");
+        assert_eq!(message.payload.len(), 32 * 1024);
+        received += 1;
+    }
+    assert_eq!(received, 64);
+    assert_eq!(call.code().await, Code::Ok);
+    srv.probe.wait_for("hedge:stream:cancelled:0").await;
+
+    // Cancelled after the hand-over: the committed attempt's stream is reset.
+    let request = Ping {
+        count: 1000,
+        reply_bytes: 32 * 1024,
+        ..hedge("cut", "sa", 10_000)
+    };
+    let mut call = method.call(request);
+    assert_eq!(call.read().await.unwrap().unwrap().text, "1");
+    assert!(call.cancel());
+    assert_eq!(call.code().await, Code::Cancelled);
+}
