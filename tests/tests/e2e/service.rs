@@ -115,6 +115,14 @@ impl Probe {
         self.inner.lock().expect("probe lock").events.clone()
     }
 
+    /// The events that start with `prefix`, without it, in order.
+    pub fn after(&self, prefix: &str) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter_map(|e| e.strip_prefix(prefix).map(str::to_owned))
+            .collect()
+    }
+
     /// `true` once `event` was recorded.
     pub fn has(&self, event: &str) -> bool {
         self.events().iter().any(|e| e == event)
@@ -248,13 +256,7 @@ fn flaky<'a>(
         let previous = previous_attempts(ctx);
         let label = format!("flaky:{}:", request.text);
         if flaky_attempt(h, label.clone(), &previous, None, request.count) {
-            if let Some(pushback) = ctx.invocation_metadata().get("x-pushback") {
-                let mut trailing = Metadata::new();
-                trailing
-                    .insert("grpc-retry-pushback-ms", pushback)
-                    .expect("ascii metadata");
-                ctx.set_trailing_metadata(trailing);
-            }
+            echo_pushback(ctx);
             let attempt = h
                 .probe
                 .events()
@@ -265,6 +267,24 @@ fn flaky<'a>(
         }
         Ok(request)
     })
+}
+
+/// Call options asking `Flaky` or `Hedge` to fail with a pushback of `ms` (`x-pushback`).
+pub fn asking_pushback(ms: &str) -> anygrpc::CallOptions {
+    let mut metadata = Metadata::new();
+    metadata.insert("x-pushback", ms).expect("ascii");
+    anygrpc::CallOptions::new().metadata(metadata)
+}
+
+/// Sets the request's `x-pushback` metadata, if any, as the `grpc-retry-pushback-ms` trailer.
+fn echo_pushback(ctx: &mut ServicerContext) {
+    if let Some(pushback) = ctx.invocation_metadata().get("x-pushback") {
+        let mut trailing = Metadata::new();
+        trailing
+            .insert("grpc-retry-pushback-ms", pushback)
+            .expect("ascii metadata");
+        ctx.set_trailing_metadata(trailing);
+    }
 }
 
 /// The previous-attempts header of a call, `-` without one.
@@ -489,13 +509,7 @@ async fn hedge_attempt(
     let action = request.payload.get(n as usize).copied().unwrap_or(b'a');
     match action {
         b'u' => {
-            if let Some(pushback) = ctx.invocation_metadata().get("x-pushback") {
-                let mut trailing = Metadata::new();
-                trailing
-                    .insert("grpc-retry-pushback-ms", pushback)
-                    .expect("ascii metadata");
-                ctx.set_trailing_metadata(trailing);
-            }
+            echo_pushback(ctx);
             return Err(Status::unavailable(format!("attempt {n} unavailable")));
         }
         b'i' => return Err(Status::invalid_argument(format!("attempt {n} refused"))),

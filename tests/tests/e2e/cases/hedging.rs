@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use anygrpc::{CallOptions, Channel, Code, Connectivity, Metadata};
+use anygrpc::{CallOptions, Channel, Code, Connectivity};
 
-use crate::e2e::service::{HEDGE, HEDGE_STREAM, Ping};
+use crate::e2e::service::{HEDGE, HEDGE_STREAM, Ping, asking_pushback};
 use crate::e2e::{Env, TestServer};
 
 /// Hedges `Hedge` and `HedgeStream`: three attempts 50 ms apart; UNAVAILABLE is not fatal.
@@ -40,12 +40,7 @@ fn hedge(label: &str, actions: &str, sleep_ms: u64) -> Ping {
 /// What the server saw of the call labelled `label`: `n` for each attempt that started,
 /// `cancelled:n` for each cancelled while it slept.
 fn seen(srv: &TestServer, label: &str) -> Vec<String> {
-    let prefix = format!("hedge:{label}:");
-    srv.probe
-        .events()
-        .iter()
-        .filter_map(|e| e.strip_prefix(&prefix).map(str::to_owned))
-        .collect()
+    srv.probe.after(&format!("hedge:{label}:"))
 }
 
 pub async fn hedging_answers_from_the_first_attempt_to_answer(env: Env) {
@@ -112,11 +107,7 @@ pub async fn hedging_follows_the_servers_pushback(env: Env) {
     let srv = env.start_server().await;
     let channel = hedged_channel(&env, &srv).await;
     let method = channel.unary_unary::<Ping, Ping>(HEDGE);
-    let pushback = |ms: &str| {
-        let mut metadata = Metadata::new();
-        metadata.insert("x-pushback", ms).expect("ascii");
-        CallOptions::new().metadata(metadata)
-    };
+    let pushback = asking_pushback;
     let start = env.now();
     let reply = method
         .call_with(hedge("later", "ua", 0), pushback("300"))

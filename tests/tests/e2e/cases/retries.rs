@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anygrpc::{CallOptions, Channel, Code, Connectivity, Metadata};
 
-use crate::e2e::service::{FLAKY, FLAKY_CHAT, FLAKY_SUM, Ping};
+use crate::e2e::service::{FLAKY, FLAKY_CHAT, FLAKY_SUM, Ping, asking_pushback};
 use crate::e2e::{Env, TestServer};
 
 /// Retries UNAVAILABLE on `Flaky`: four attempts in all, backoff bounds 10, 20, 40 ms.
@@ -58,12 +58,7 @@ fn attempts(srv: &TestServer, label: &str) -> Vec<String> {
 /// The attempts `method` (`flaky`, `flakysum`, `flakychat`) saw for `label`, each as its
 /// previous-attempts header (and, for `flakysum`, `:` and the texts it read).
 fn attempts_of(srv: &TestServer, method: &str, label: &str) -> Vec<String> {
-    let prefix = format!("{method}:{label}:");
-    srv.probe
-        .events()
-        .iter()
-        .filter_map(|e| e.strip_prefix(&prefix).map(str::to_owned))
-        .collect()
+    srv.probe.after(&format!("{method}:{label}:"))
 }
 
 pub async fn retries_try_again_with_the_previous_attempts_header(env: Env) {
@@ -104,11 +99,7 @@ pub async fn retries_follow_the_servers_pushback(env: Env) {
     let srv = env.start_server().await;
     let channel = ready_channel(&env, &srv, RETRY).await;
     let method = channel.unary_unary::<Ping, Ping>(FLAKY);
-    let pushback = |ms: &str| {
-        let mut metadata = Metadata::new();
-        metadata.insert("x-pushback", ms).expect("ascii");
-        CallOptions::new().metadata(metadata)
-    };
+    let pushback = asking_pushback;
 
     let start = env.now();
     let reply = method
