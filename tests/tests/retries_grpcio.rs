@@ -1,8 +1,9 @@
-//! Configured retries against a real peer on every executor: a Python grpcio server
-//! (`tests/peers/python/retry_server.py`) fails each call's first attempts and logs every
-//! attempt it sees, with its `grpc-previous-rpc-attempts` and its arrival time, so the test
-//! checks the attempts counted, the headers, the backoff bounds and the pushback from the
-//! server's side of the wire.
+//! Configured retries and hedging against a real peer on every executor: a Python grpcio
+//! server (`tests/peers/python/retry_server.py`) fails each call's first attempts (or, for
+//! hedging, holds the first one back) and logs every attempt it sees, with its
+//! `grpc-previous-rpc-attempts` and its arrival time, so the test checks the attempts
+//! counted, the headers, the backoff bounds, the pushback, the hedging delay and the
+//! cancellation of the losing attempt from the server's side of the wire.
 
 use std::time::Duration;
 
@@ -15,6 +16,13 @@ const CONFIG: &str = r#"{"methodConfig": [{
   "name": [{"service": "retry.Flaky", "method": "Call"}],
   "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "1s",
                   "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+}]}"#;
+
+/// Hedges `Slow`: three attempts 200 ms apart.
+const HEDGING: &str = r#"{"methodConfig": [{
+  "name": [{"service": "retry.Flaky", "method": "Slow"}],
+  "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.2s",
+                    "nonFatalStatusCodes": ["UNAVAILABLE"]}
 }]}"#;
 
 /// Slack for the scheduling of two processes on a loaded machine.
@@ -104,6 +112,58 @@ fn retries_against_grpcio_on_every_executor() {
                 .unwrap_err();
             assert_eq!(err.code(), Code::Unavailable, "{name}");
             assert_eq!(logged(&channel, &label).await.len(), 1, "{name}");
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn hedging_against_grpcio_on_every_executor() {
+    let server = PythonPeer::start("retry_server.py", &[]).expect("the grpcio retry server");
+    for &name in runtimes::RUNTIMES {
+        let port = server.port();
+        runtimes::run(name, |rt| async move {
+            let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.clone())
+                .service_config(HEDGING)
+                .expect("a valid config")
+                .build()
+                .unwrap();
+            let slow = channel.unary_unary::<String, String>("/retry.Flaky/Slow");
+            let label = format!("hedge-{name}");
+            let mut metadata = Metadata::new();
+            metadata.insert("x-sleep-ms", "5000").expect("ascii");
+            let options = CallOptions::new()
+                .metadata(metadata)
+                .timeout(Duration::from_secs(20));
+            let started = std::time::Instant::now();
+            let reply = slow.call_with(label.clone(), options).await;
+            let took = started.elapsed();
+            assert_eq!(reply.unwrap(), "1", "{name}: the second attempt answered");
+            assert!(
+                took < Duration::from_secs(2),
+                "{name}: {took:?}, not the 5 s sleep"
+            );
+            // The server saw the second attempt a hedging delay after the first, and the
+            // first cancelled once the second answered; no third attempt.
+            let mut log = logged(&channel, &label).await;
+            for _ in 0..100 {
+                if log.iter().any(|(h, _)| h == "cancelled") {
+                    break;
+                }
+                rt.sleep_until(rt.now() + Duration::from_millis(20)).await;
+                log = logged(&channel, &label).await;
+            }
+            let headers: Vec<&str> = log.iter().map(|(h, _)| h.as_str()).collect();
+            assert_eq!(headers, ["-", "1", "cancelled"], "{name}: {log:?}");
+            let spacing = log[1].1 - log[0].1;
+            assert!(
+                (200.0 - 20.0..200.0 + SLACK_MS).contains(&spacing),
+                "{name}: hedging delay of 200 ms, the second attempt after {spacing} ms"
+            );
+            assert!(
+                log[2].1 >= log[1].1,
+                "{name}: cancelled after the answer: {log:?}"
+            );
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     }

@@ -10,6 +10,9 @@ listens on 127.0.0.1 (the port printed alone on the first line of stdout) and se
         `x-fail` metadata) fail UNAVAILABLE "attempt K fails", their trailers carrying the
         request's `x-pushback` as `grpc-retry-pushback-ms` when it has one; later attempts
         answer the label. Every attempt is logged with its `grpc-previous-rpc-attempts`.
+  Slow  for hedging: the first attempt of a label sleeps `x-sleep-ms` (default 5000) unless
+        cancelled, which it logs as `cancelled`; later attempts answer at once. Each answers
+        its own `grpc-previous-rpc-attempts` ("-" when absent), so the client sees which did.
   Log   answers the log of the label it is sent: `previous@ms;...`, each attempt's header
         ("-" when absent) and its arrival in milliseconds after the label's first attempt.
 """
@@ -44,6 +47,26 @@ def call(request, context):
     return encode_string_field(1, label)
 
 
+def slow(request, context):
+    label = decode_string_field(request, 1)
+    metadata = dict(context.invocation_metadata())
+    previous = metadata.get("grpc-previous-rpc-attempts", "-")
+    now = time.monotonic()
+    with LOCK:
+        attempts = LOG.setdefault(label, [])
+        attempts.append((previous, now))
+        seen = len(attempts)
+    if seen == 1:
+        until = now + int(metadata.get("x-sleep-ms", "5000")) / 1000.0
+        while time.monotonic() < until:
+            if not context.is_active():
+                with LOCK:
+                    LOG[label].append(("cancelled", time.monotonic()))
+                return encode_string_field(1, "cancelled")
+            time.sleep(0.005)
+    return encode_string_field(1, previous)
+
+
 def log(request, context):
     label = decode_string_field(request, 1)
     with LOCK:
@@ -60,6 +83,8 @@ def main():
     handler = grpc.method_handlers_generic_handler("retry.Flaky", {
         "Call": grpc.unary_unary_rpc_method_handler(
             call, request_deserializer=identity, response_serializer=identity),
+        "Slow": grpc.unary_unary_rpc_method_handler(
+            slow, request_deserializer=identity, response_serializer=identity),
         "Log": grpc.unary_unary_rpc_method_handler(
             log, request_deserializer=identity, response_serializer=identity),
     })
