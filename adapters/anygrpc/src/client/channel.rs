@@ -609,7 +609,7 @@ impl Channel {
             max_recv = method
                 .max_response_message_bytes
                 .map_or(max_recv, |m| m.min(max_recv));
-            reliability = method.reliability.clone();
+            reliability = method.reliability.as_ref();
         }
         let prepared = self.prepare(path, &mut options, &slot);
         let now = runtime.now();
@@ -744,7 +744,7 @@ impl Channel {
         &self,
         slot: &Arc<CallSlot>,
         attempt: &Attempt,
-        policy: Option<RetryPolicy>,
+        policy: Option<&RetryPolicy>,
         stats: Option<CallRecorder>,
     ) {
         if !self.inner.options.retries {

@@ -57,7 +57,7 @@ impl Channel {
         &self,
         call: Arc<CallSlot>,
         attempt: Attempt,
-        policy: HedgingPolicy,
+        policy: &HedgingPolicy,
         stats: Option<CallRecorder>,
     ) {
         let now = self.inner.runtime.now();

@@ -7,11 +7,11 @@
 //! (or to the server's pushback; a negative pushback sends no more). Any other end, OK
 //! included, commits the call to that attempt, as does a response head.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anygrpc_core::{Code, Metadata, Status};
 
-use super::retry::{Pushback, Throttle, pushback};
+use super::retry::{CodeSet, Pushback, Throttle, pushback};
 use super::service_config::HedgingPolicy;
 
 /// What an attempt's end means for a hedged call.
@@ -26,7 +26,9 @@ pub(crate) enum AttemptVerdict {
 /// One hedged call's schedule.
 #[derive(Debug)]
 pub(crate) struct Hedging {
-    policy: HedgingPolicy,
+    max_attempts: u32,
+    delay: Duration,
+    non_fatal: CodeSet,
     /// Attempts sent so far.
     sent: u32,
     /// When the next attempt is due; `None`: no more will be sent.
@@ -35,9 +37,11 @@ pub(crate) struct Hedging {
 
 impl Hedging {
     /// The schedule of a call whose first attempt goes out at `now`.
-    pub(crate) fn new(policy: HedgingPolicy, now: Instant) -> Self {
+    pub(crate) fn new(policy: &HedgingPolicy, now: Instant) -> Self {
         let mut hedging = Self {
-            policy,
+            max_attempts: policy.max_attempts,
+            delay: policy.hedging_delay,
+            non_fatal: CodeSet::of(&policy.non_fatal_status_codes),
             sent: 0,
             next_at: Some(now),
         };
@@ -69,8 +73,8 @@ impl Hedging {
     /// The due attempt went out at `now`.
     pub(crate) fn sent_one(&mut self, now: Instant) {
         self.sent += 1;
-        self.next_at = (self.sent < self.policy.max_attempts)
-            .then(|| now.checked_add(self.policy.hedging_delay))
+        self.next_at = (self.sent < self.max_attempts)
+            .then(|| now.checked_add(self.delay))
             .flatten();
     }
 
@@ -90,7 +94,7 @@ impl Hedging {
             }
             return AttemptVerdict::Commit;
         }
-        if !self.policy.non_fatal_status_codes.contains(&code) {
+        if !self.non_fatal.contains(code) {
             return AttemptVerdict::Commit;
         }
         if let Some(throttle) = throttle {
@@ -111,7 +115,6 @@ impl Hedging {
 mod tests {
     use super::*;
     use crate::client::service_config::RetryThrottling;
-    use std::time::Duration;
 
     fn policy(max_attempts: u32, delay_ms: u64) -> HedgingPolicy {
         HedgingPolicy {
@@ -133,7 +136,7 @@ mod tests {
     fn attempts_go_out_a_delay_apart_up_to_the_maximum() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut hedging = Hedging::new(policy(3, 100), t0);
+        let mut hedging = Hedging::new(&policy(3, 100), t0);
         assert_eq!(hedging.sent(), 1);
         assert_eq!(hedging.next_at(), Some(t0 + ms(100)));
         assert!(!hedging.due(t0 + ms(99), None));
@@ -149,7 +152,7 @@ mod tests {
     #[test]
     fn a_zero_delay_sends_them_all_at_once() {
         let t0 = Instant::now();
-        let mut hedging = Hedging::new(policy(3, 0), t0);
+        let mut hedging = Hedging::new(&policy(3, 0), t0);
         while hedging.due(t0, None) {
             hedging.sent_one(t0);
         }
@@ -160,7 +163,7 @@ mod tests {
     fn a_non_fatal_failure_brings_the_next_attempt_forward_and_others_commit() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut hedging = Hedging::new(policy(3, 100), t0);
+        let mut hedging = Hedging::new(&policy(3, 100), t0);
         let verdict = hedging.ended(
             &Status::unavailable("x"),
             &Metadata::new(),
@@ -170,7 +173,7 @@ mod tests {
         assert_eq!(verdict, AttemptVerdict::GoOn);
         assert!(hedging.due(t0 + ms(10), None), "at once, not at 100 ms");
         for status in [Status::ok(), Status::internal("x"), Status::cancelled("x")] {
-            let mut hedging = Hedging::new(policy(3, 100), t0);
+            let mut hedging = Hedging::new(&policy(3, 100), t0);
             assert_eq!(
                 hedging.ended(&status, &Metadata::new(), t0, None),
                 AttemptVerdict::Commit,
@@ -184,7 +187,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let failed = Status::unavailable("x");
-        let mut hedging = Hedging::new(policy(4, 100), t0);
+        let mut hedging = Hedging::new(&policy(4, 100), t0);
         hedging.ended(&failed, &pushed("250"), t0 + ms(10), None);
         assert_eq!(hedging.next_at(), Some(t0 + ms(260)));
         hedging.sent_one(t0 + ms(260));
@@ -205,7 +208,7 @@ mod tests {
             max_tokens: 2,
             token_ratio: 1.0,
         });
-        let mut hedging = Hedging::new(policy(5, 0), t0);
+        let mut hedging = Hedging::new(&policy(5, 0), t0);
         assert!(hedging.due(t0, Some(&throttle)));
         hedging.ended(
             &Status::unavailable("x"),
@@ -217,5 +220,20 @@ mod tests {
         assert!(hedging.exhausted(Some(&throttle)));
         hedging.ended(&Status::ok(), &Metadata::new(), t0, Some(&throttle));
         assert!(hedging.due(t0, Some(&throttle)), "a success gave it back");
+    }
+}
+
+#[cfg(test)]
+mod code_set_tests {
+    use super::*;
+
+    #[test]
+    fn a_code_set_holds_exactly_its_codes() {
+        let set = CodeSet::of(&[Code::Unavailable, Code::Ok, Code::Unauthenticated]);
+        for code in (0..=16).map(Code::from_i32) {
+            let expected = matches!(code, Code::Unavailable | Code::Ok | Code::Unauthenticated);
+            assert_eq!(set.contains(code), expected, "{code:?}");
+        }
+        assert!(!CodeSet::default().contains(Code::Ok));
     }
 }

@@ -31,10 +31,40 @@ pub(crate) enum Decision {
     RetryAfter(Duration),
 }
 
+/// A set of status codes, as a bit per code (no allocation per call).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CodeSet(u32);
+
+impl CodeSet {
+    /// The set of `codes`.
+    pub(crate) fn of(codes: &[Code]) -> Self {
+        Self(codes.iter().fold(0, |bits, &code| bits | Self::bit(code)))
+    }
+
+    /// `code` is in the set.
+    pub(crate) fn contains(self, code: Code) -> bool {
+        self.0 & Self::bit(code) != 0
+    }
+
+    fn bit(code: Code) -> u32 {
+        1u32.checked_shl(code as u32).unwrap_or(0)
+    }
+}
+
+/// What a call's retries need of its `retryPolicy`, copied out (no allocation per call).
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    backoff_multiplier: f64,
+    retryable: CodeSet,
+}
+
 /// One call's retry state.
 #[derive(Debug)]
 pub(crate) struct Retries {
-    policy: RetryPolicy,
+    policy: Policy,
     /// Attempts made so far, the first included.
     attempts: u32,
     /// The upper bound of the next backoff, in seconds.
@@ -44,7 +74,14 @@ pub(crate) struct Retries {
 
 impl Retries {
     /// The state of a call whose first attempt is under way; `seed` spreads the jitter.
-    pub(crate) fn new(policy: RetryPolicy, seed: u64) -> Self {
+    pub(crate) fn new(policy: &RetryPolicy, seed: u64) -> Self {
+        let policy = Policy {
+            max_attempts: policy.max_attempts,
+            initial_backoff: policy.initial_backoff,
+            max_backoff: policy.max_backoff,
+            backoff_multiplier: policy.backoff_multiplier,
+            retryable: CodeSet::of(&policy.retryable_status_codes),
+        };
         let bound = policy.initial_backoff.as_secs_f64();
         let mut state = seed;
         Self {
@@ -75,7 +112,7 @@ impl Retries {
             return Decision::Finish;
         }
         let pushback = pushback(trailers);
-        let retryable = self.policy.retryable_status_codes.contains(&status.code());
+        let retryable = self.policy.retryable.contains(status.code());
         if retryable || pushback.is_some() {
             if let Some(throttle) = throttle {
                 throttle.failed();
@@ -208,7 +245,7 @@ mod tests {
     fn backoff_is_random_below_a_bound_that_grows_to_the_max() {
         let mut bounds_seen = [0.0f64; 4];
         for seed in 0..200 {
-            let mut retries = Retries::new(policy(5), seed);
+            let mut retries = Retries::new(&policy(5), seed);
             for (i, seen) in bounds_seen.iter_mut().enumerate() {
                 let Decision::RetryAfter(delay) =
                     retries.decide(&unavailable(), &Metadata::new(), None)
@@ -234,7 +271,7 @@ mod tests {
 
     #[test]
     fn only_listed_codes_are_retried_and_ok_ends_the_call() {
-        let mut retries = Retries::new(policy(3), 1);
+        let mut retries = Retries::new(&policy(3), 1);
         let internal = Status::internal("bug");
         assert_eq!(
             retries.decide(&internal, &Metadata::new(), None),
@@ -249,7 +286,7 @@ mod tests {
 
     #[test]
     fn pushback_sets_the_delay_or_stops_retrying() {
-        let mut retries = Retries::new(policy(5), 1);
+        let mut retries = Retries::new(&policy(5), 1);
         assert_eq!(
             retries.decide(&unavailable(), &pushed("1500"), None),
             Decision::RetryAfter(Duration::from_millis(1500))
@@ -259,7 +296,7 @@ mod tests {
             Decision::RetryAfter(Duration::ZERO)
         );
         for stop in ["-1", "soon", ""] {
-            let mut retries = Retries::new(policy(5), 1);
+            let mut retries = Retries::new(&policy(5), 1);
             assert_eq!(
                 retries.decide(&unavailable(), &pushed(stop), None),
                 Decision::Finish,
@@ -267,7 +304,7 @@ mod tests {
             );
         }
         // Pushback on a code that is not retryable does not make it so.
-        let mut retries = Retries::new(policy(5), 1);
+        let mut retries = Retries::new(&policy(5), 1);
         assert_eq!(
             retries.decide(&Status::internal("x"), &pushed("10"), None),
             Decision::Finish
@@ -280,7 +317,7 @@ mod tests {
             max_tokens: 4,
             token_ratio: 0.5,
         });
-        let mut retries = Retries::new(policy(5), 1);
+        let mut retries = Retries::new(&policy(5), 1);
         // 4 → 3: above half, retried.
         assert!(matches!(
             retries.decide(&unavailable(), &Metadata::new(), Some(&throttle)),
@@ -298,7 +335,7 @@ mod tests {
         }
         assert_eq!(throttle.tokens(), 0);
         // Five successes: 2.5 tokens, above half again.
-        let mut fresh = Retries::new(policy(5), 2);
+        let mut fresh = Retries::new(&policy(5), 2);
         for _ in 0..5 {
             assert_eq!(
                 fresh.decide(&Status::ok(), &Metadata::new(), Some(&throttle)),
