@@ -970,3 +970,35 @@ fn a_call_started_right_after_a_cancel_at_the_limit_is_served_at(chunk: usize) {
         "the server took the new call"
     );
 }
+
+#[test]
+fn the_peers_concurrency_limit_is_what_its_settings_say() {
+    let server = Config::server().max_concurrent_streams(7);
+    let mut pair = Pair::with_configs(Config::client(), server, 1 << 16);
+    pair.start("/s.S/M");
+    assert!(pair.drive());
+    assert_eq!(pair.client.peer_max_concurrent_streams(), 7);
+
+    // A server whose first SETTINGS leave the limit out has none; a later SETTINGS without
+    // it keeps the one set before.
+    let now = std::time::Instant::now();
+    let mut client = anygrpc_core::Connection::new(
+        anygrpc_core::Side::Client,
+        std::sync::Arc::new(Config::client()),
+        now,
+    );
+    assert_eq!(
+        client.peer_max_concurrent_streams(),
+        100,
+        "assumed until the server's SETTINGS arrive"
+    );
+    let empty_settings = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+    client.recv(&empty_settings, now);
+    assert_eq!(client.peer_max_concurrent_streams(), u32::MAX);
+    let nine = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 9];
+    client.recv(&nine, now);
+    assert_eq!(client.peer_max_concurrent_streams(), 9);
+    client.recv(&empty_settings, now);
+    assert_eq!(client.peer_max_concurrent_streams(), 9);
+    assert!(!client.is_closed(), "all three are valid");
+}

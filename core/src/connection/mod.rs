@@ -443,6 +443,13 @@ impl Connection {
         self.closed.is_some() && self.control.is_empty()
     }
 
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS: how many calls this side may have open at
+    /// once (more wait in the connection until one ends). A client assumes 100 until the
+    /// server's first SETTINGS say otherwise; `u32::MAX` when the peer set no limit.
+    pub fn peer_max_concurrent_streams(&self) -> u32 {
+        self.peer.max_concurrent_streams
+    }
+
     /// Number of calls in progress (started and not yet forgotten).
     pub fn active_calls(&self) -> usize {
         self.streams.len()

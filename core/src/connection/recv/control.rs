@@ -40,6 +40,7 @@ impl Connection {
         if self.got_peer_settings && !self.spend_idle() {
             return;
         }
+        let first = !self.got_peer_settings;
         self.got_peer_settings = true;
         if self.side == Side::Client && settings.enable_push == Some(true) {
             // RFC 9113 §6.5.2: a server must not set ENABLE_PUSH to 1.
@@ -51,8 +52,12 @@ impl Connection {
             self.encoder
                 .set_max_table_size((size as usize).min(64 << 10));
         }
-        if let Some(max) = settings.max_concurrent_streams {
-            self.peer.max_concurrent_streams = max;
+        match settings.max_concurrent_streams {
+            Some(max) => self.peer.max_concurrent_streams = max,
+            // The peer's first SETTINGS leave the limit out: it has none (RFC 9113 §6.5.2),
+            // and the 100 assumed until then no longer holds, as in grpc-go.
+            None if first => self.peer.max_concurrent_streams = u32::MAX,
+            None => {}
         }
         if let Some(size) = settings.max_frame_size {
             self.peer.max_frame_size = size;
