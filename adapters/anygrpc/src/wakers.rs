@@ -28,6 +28,11 @@ impl WakerSet {
         std::mem::take(self)
     }
 
+    /// No task is noted.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// How many tasks are noted.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -88,6 +88,8 @@ pub(crate) struct Engine {
     stats: StatsHandlers,
     /// Why the core closed the connection, when on an error (for the stats handlers).
     close_error: Option<String>,
+    /// The peer's stream limit as last reported to the handle (clients).
+    reported_stream_limit: Option<u32>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -113,6 +115,7 @@ impl Engine {
             span: ConnSpan::new(conn.side(), &peer),
             stats,
             close_error: None,
+            reported_stream_limit: None,
             conn,
             shared,
             runtime,
@@ -419,8 +422,22 @@ impl Engine {
             self.on_event(event);
             progress = true;
         }
+        self.report_stream_limit();
         self.wake_waiters();
         progress
+    }
+
+    /// Client: tells the handle when the server's SETTINGS_MAX_CONCURRENT_STREAMS changed
+    /// (connection scaling, gRFC A105, opens another connection when it is reached).
+    fn report_stream_limit(&mut self) {
+        if self.conn.side() != Side::Client {
+            return;
+        }
+        let limit = self.conn.peer_max_concurrent_streams();
+        if self.reported_stream_limit != Some(limit) {
+            self.reported_stream_limit = Some(limit);
+            self.shared.set_stream_limit(limit);
+        }
     }
 
     fn on_event(&mut self, event: Event) {

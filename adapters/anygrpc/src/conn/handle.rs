@@ -91,6 +91,12 @@ struct ConnState {
     active: usize,
     /// Calls ever started here, to tell an idle connection from a busy one.
     started: u64,
+    /// Client: the server's SETTINGS_MAX_CONCURRENT_STREAMS as the driver last reported it
+    /// (`None` until then: the core assumes 100).
+    stream_limit: Option<u32>,
+    /// Who waits for a call slot under that limit (connection scaling, gRFC A105): woken when
+    /// the limit changes or a call ends.
+    room_waiters: WakerSet,
     /// Queued commands that did not wake the driver (small credit returns), and the bytes of
     /// credit noted since the driver's last turn.
     lazy: usize,
@@ -281,6 +287,43 @@ impl ConnHandle {
     pub(crate) fn call_ended(&self) {
         let mut state = self.lock();
         state.active = state.active.saturating_sub(1);
+        if !state.room_waiters.is_empty() {
+            let mut waiters = state.room_waiters.take();
+            drop(state);
+            waiters.wake_all();
+        }
+    }
+
+    /// Client: the driver saw the server's SETTINGS_MAX_CONCURRENT_STREAMS become `limit`.
+    pub(crate) fn set_stream_limit(&self, limit: u32) {
+        let mut state = self.lock();
+        state.stream_limit = Some(limit);
+        let mut waiters = state.room_waiters.take();
+        drop(state);
+        waiters.wake_all();
+    }
+
+    /// Client: the server's limit on calls in flight here, as last reported (100, the
+    /// core's assumption, until its SETTINGS arrived).
+    // Connection scaling (gRFC A105) reads these once subchannels hold several connections.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn stream_limit(&self) -> u32 {
+        self.lock().stream_limit.unwrap_or(100)
+    }
+
+    /// Client: a call started now would go out at once rather than wait for one to end;
+    /// otherwise `waker` is woken when that may change (a call ends, the limit moves).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn has_stream_room(&self, waker: Option<&Waker>) -> bool {
+        let mut state = self.lock();
+        let limit = usize::try_from(state.stream_limit.unwrap_or(100)).unwrap_or(usize::MAX);
+        if state.active < limit {
+            return true;
+        }
+        if let Some(waker) = waker {
+            state.room_waiters.register(waker);
+        }
+        false
     }
 
     /// The connection takes no new calls.

@@ -199,6 +199,15 @@ impl CallSlot {
         Arc::new(Self::default())
     }
 
+    /// A client call's slot already bound to `conn`, as `Channel::submit` binds it (tests
+    /// that queue commands on a handle themselves).
+    #[cfg(test)]
+    pub(crate) fn bound_to(conn: &Arc<ConnHandle>) -> Arc<Self> {
+        let slot = Self::new();
+        slot.lock().conn = Some(conn.clone());
+        slot
+    }
+
     /// Locks the state; a poisoned lock (a panic while held, which our code never does) is
     /// recovered rather than propagated.
     pub(crate) fn lock(&self) -> MutexGuard<'_, CallState> {

@@ -128,7 +128,7 @@ fn message(text: &'static str) -> Bytes {
 
 /// Starts a client call with one request message, half-closed.
 fn unary(pair: &mut Pair, request: &'static str) -> Arc<CallSlot> {
-    let slot = CallSlot::new();
+    let slot = CallSlot::bound_to(&pair.client_handle);
     let commands = vec![
         Command::Start {
             slot: slot.clone(),
@@ -289,7 +289,7 @@ fn the_end_of_a_connection_ends_its_calls_and_refuses_more() {
     let mut pair = Pair::new(Config::server());
     let running = unary(&mut pair, "ping");
     // Queued, never applied: the engine ends before its next round.
-    let queued = CallSlot::new();
+    let queued = CallSlot::bound_to(&pair.client_handle);
     enqueue(
         &pair.client_handle,
         vec![Command::Start {
@@ -364,4 +364,88 @@ fn an_engine_dropped_before_its_connection_ended_ends_its_calls() {
         outcome.status
     );
     assert!(client_handle.is_closed(), "later commands are refused");
+}
+
+#[test]
+fn the_client_handle_learns_the_servers_stream_limit_and_room_under_it() {
+    let mut pair = Pair::new(Config::server().max_concurrent_streams(2));
+    assert_eq!(
+        pair.client_handle.stream_limit(),
+        2,
+        "from the server's SETTINGS"
+    );
+    assert!(pair.client_handle.has_stream_room(None));
+    // Two calls held open by the server: no room for a third.
+    let calls: Vec<_> = (0..2).map(|_| unary(&mut pair, "held")).collect();
+    pair.run();
+    let waker = Arc::new(CountingWaker::default());
+    let as_waker = Waker::from(waker.clone());
+    assert!(!pair.client_handle.has_stream_room(Some(&as_waker)));
+    // One ends: the waiter is woken, and there is room again.
+    let served = pair.received.0.lock().expect("not poisoned").remove(0);
+    enqueue(
+        &pair.server_handle,
+        vec![Command::Trailers {
+            slot: served.slot,
+            status: Status::ok(),
+            metadata: Metadata::new(),
+        }],
+        Urgency::Output,
+    );
+    pair.run();
+    assert!(waker.woken() >= 1, "woken when a call ended");
+    assert!(pair.client_handle.has_stream_room(None));
+    drop(calls);
+}
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl CountingWaker {
+    fn woken(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_command_of_a_call_now_bound_elsewhere_is_dropped() {
+    let mut pair = Pair::new(Config::server());
+    let slot = CallSlot::bound_to(&pair.client_handle);
+    let start = vec![
+        Command::Start {
+            slot: slot.clone(),
+            request: CallRequest::new("/a.B/C", "memory"),
+        },
+        Command::Send {
+            slot: slot.clone(),
+            message: message("one"),
+            compressed: false,
+        },
+    ];
+    enqueue(&pair.client_handle, start, Urgency::Open);
+    pair.run();
+    // A retry took the call to another connection; a write its earlier attempt left queued
+    // here must not reach this connection's stream.
+    slot.lock().conn = Some(Arc::new(ConnHandle::new(65_535)));
+    let stale = Command::Send {
+        slot,
+        message: message("stale"),
+        compressed: false,
+    };
+    enqueue(&pair.client_handle, vec![stale], Urgency::Output);
+    pair.run();
+    let served = pair.take_received();
+    assert_eq!(served.len(), 1);
+    assert_eq!(
+        drain_inbox(&pair.server_handle, &served[0].slot),
+        [b"one".to_vec()],
+        "only the write of the call bound here"
+    );
 }

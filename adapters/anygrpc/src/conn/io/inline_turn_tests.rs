@@ -109,9 +109,10 @@ fn started(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnHandle>, MemoryStream) {
     (task, shared, server_end)
 }
 
-fn start() -> Command {
+/// The start of a call bound to `shared`.
+fn start(shared: &Arc<ConnHandle>) -> Command {
     Command::Start {
-        slot: CallSlot::new(),
+        slot: CallSlot::bound_to(shared),
         request: CallRequest::new("/a.B/C", "x"),
     }
 }
@@ -122,13 +123,13 @@ fn a_call_on_a_quiet_connection_is_written_by_the_caller() {
     let (_task, shared, mut server_end) = started(&rt);
     // Queued and kicked: the kick wrote the request; nobody polled the task.
     shared
-        .enqueue([start()], Urgency::Open)
+        .enqueue([start(&shared)], Urgency::Open)
         .expect("open")
         .run();
     assert!(available(&mut server_end) > 0, "written inline");
     // A second call while the first is active is left to the task, to be batched.
     shared
-        .enqueue([start()], Urgency::Open)
+        .enqueue([start(&shared)], Urgency::Open)
         .expect("open")
         .run();
     assert_eq!(available(&mut server_end), 0, "left to the task");
@@ -145,7 +146,7 @@ fn a_poll_asks_a_quiet_transport_once_and_an_inline_poll_not_at_all() {
     assert_eq!(first, 1, "one read attempt in the first poll");
     // The caller writes its call without trying to read: reading stays the task's.
     shared
-        .enqueue([start()], Urgency::Open)
+        .enqueue([start(&shared)], Urgency::Open)
         .expect("open")
         .run();
     assert!(available(&mut server_end) > 0, "written inline");
@@ -166,7 +167,7 @@ fn send(slot: &Arc<CallSlot>) -> Command {
 
 /// Starts a call through the task and returns its slot; what it wrote stays unread.
 fn start_call(task: &mut DriverTask, shared: &Arc<ConnHandle>) -> Arc<CallSlot> {
-    let slot = CallSlot::new();
+    let slot = CallSlot::bound_to(shared);
     shared
         .enqueue(
             [Command::Start {
@@ -387,7 +388,7 @@ fn a_call_started_from_inside_a_driver_is_left_to_the_task() {
     {
         let _inside = Polling::enter();
         shared
-            .enqueue([start()], Urgency::Open)
+            .enqueue([start(&shared)], Urgency::Open)
             .expect("open")
             .run();
     }
