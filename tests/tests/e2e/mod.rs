@@ -199,6 +199,8 @@ macro_rules! e2e_suite {
             hedging_follows_the_servers_pushback,
             a_hedged_call_that_ends_cancels_every_attempt,
             a_hedged_stream_flows_from_the_attempt_that_answered,
+            hedged_streaming_requests_reach_every_attempt,
+            a_hedged_stream_past_its_retry_buffer_commits_to_its_oldest_attempt,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

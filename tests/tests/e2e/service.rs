@@ -86,6 +86,12 @@ pub const HEDGE: &str = "/e2e.Test/Hedge";
 /// Server streaming, for hedging: attempts act as `Hedge`'s do, then the answering one sends
 /// `count` messages of `reply_bytes` payload bytes, each with its attempt number as `text`.
 pub const HEDGE_STREAM: &str = "/e2e.Test/HedgeStream";
+/// Client streaming, for hedging: reads every request, then acts as `Hedge` on the first
+/// one's label and actions; answers `<n>:<texts joined by ,>`.
+pub const HEDGE_SUM: &str = "/e2e.Test/HedgeSum";
+/// Bidi, for hedging: reads the first request and acts as `Hedge` on it, then answers it and
+/// every later one with `<n>:<text>`.
+pub const HEDGE_CHAT: &str = "/e2e.Test/HedgeChat";
 
 /// Events recorded by handlers, which tests wait for.
 #[derive(Debug, Clone, Default)]
@@ -185,6 +191,8 @@ impl Service for TestService {
             "FlakySum" => handlers::client_streaming(call, s, flaky_sum),
             "Hedge" => handlers::unary(call, s, hedge),
             "HedgeStream" => handlers::server_streaming(call, s, hedge_stream),
+            "HedgeSum" => handlers::client_streaming(call, s, hedge_sum),
+            "HedgeChat" => handlers::bidi_streaming(call, s, hedge_chat),
             "FlakyChat" => handlers::bidi_streaming(call, s, flaky_chat),
             _ => return None,
         })
@@ -491,6 +499,47 @@ fn hedge_stream<'a>(
                 ..Ping::default()
             };
             responses.send(reply).await?;
+        }
+        Ok(())
+    })
+}
+
+fn hedge_sum<'a>(
+    h: &'a Handlers,
+    mut requests: RequestStream<Ping>,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let mut all = Vec::new();
+        while let Some(request) = requests.read().await {
+            all.push(request?);
+        }
+        let first = all.first().cloned().unwrap_or_default();
+        let n = hedge_attempt(h, &first, ctx).await?;
+        let texts: Vec<&str> = all.iter().map(|r| r.text.as_str()).collect();
+        Ok(Ping::text(format!("{n}:{}", texts.join(","))))
+    })
+}
+
+fn hedge_chat<'a>(
+    h: &'a Handlers,
+    mut requests: RequestStream<Ping>,
+    ctx: &'a mut ServicerContext,
+    mut responses: ResponseSink<Ping>,
+) -> BoxFuture<'a, Result<(), Status>> {
+    Box::pin(async move {
+        let Some(first) = requests.read().await else {
+            return Ok(());
+        };
+        let first = first?;
+        let n = hedge_attempt(h, &first, ctx).await?;
+        responses
+            .send(Ping::text(format!("{n}:{}", first.text)))
+            .await?;
+        while let Some(request) = requests.read().await {
+            responses
+                .send(Ping::text(format!("{n}:{}", request?.text)))
+                .await?;
         }
         Ok(())
     })

@@ -685,9 +685,8 @@ impl Channel {
             slot.lock().stats = Some(stats.clone());
         }
         match reliability {
-            // Hedged: only a request known whole at the start (unary, server streaming).
             Some(Reliability::Hedging(policy))
-                if self.inner.options.retries && attempt.message.is_some() && half_close =>
+                if self.inner.options.retries && self.prepare_hedging(&slot, &attempt) =>
             {
                 self.start_hedged(slot, attempt, policy, core.stats.clone());
             }
@@ -835,6 +834,30 @@ impl Channel {
                 }),
             })
         }));
+    }
+
+    /// Readies the call of `slot` for hedging: a request known whole at the start needs
+    /// nothing; one that streams keeps what the application writes (`conn::replay`), for the
+    /// hedging task to forward; `false` when that does not even fit at the start (the call
+    /// then goes out as one attempt).
+    fn prepare_hedging(&self, slot: &CallSlot, attempt: &Attempt) -> bool {
+        if attempt.message.is_some() && attempt.half_close {
+            return true;
+        }
+        let limits = self.inner.options.retry_buffer;
+        let first_bytes = attempt.message.as_ref().map_or(0, |(m, _)| m.len());
+        let Some(replay) = ReplayBuffer::new(
+            first_bytes,
+            attempt.half_close,
+            limits.per_call,
+            self.inner.retry_budget.clone(),
+        ) else {
+            return false;
+        };
+        let mut state = slot.lock();
+        state.replay = Some(replay);
+        state.fans_out = true;
+        true
     }
 
     /// Sends the next attempt of the call of `slot`: at once, or after its backoff unless

@@ -11,8 +11,13 @@
 //! - an attempt that ended with a non-fatal code lets the others go on; the call ends with
 //!   the last attempt's status once no attempt is left and no more will be sent.
 //!
-//! The call ending first (cancelled, its deadline) cancels every attempt still live. Only
-//! calls whose whole request is known at the start (unary and server-streaming) are hedged.
+//! The call ending first (cancelled, its deadline) cancels every attempt still live.
+//!
+//! A call whose request streams (client streaming, bidi) keeps what the application writes
+//! in its retry buffer (`conn::replay`); until it commits, each write waits in the call's
+//! slot for this task, which forwards it to every live attempt, and a later attempt starts
+//! with everything written so far. Outgrowing the buffer commits the call to its oldest live
+//! attempt. Once handed over, the call writes to its stream directly.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -20,6 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use anygrpc_core::{Metadata, Status};
+use bytes::Bytes;
 
 use super::attempt::Attempt;
 use super::channel::Channel;
@@ -31,6 +37,14 @@ use crate::conn::policy::Urgency;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::BoxFuture;
 use crate::stats::{CallEvent, CallRecorder};
+
+/// What [`HedgedCall::forward_writes`] found.
+enum Forwarded {
+    /// The writes went to the attempts; with what was written so far, when asked for.
+    Written(Option<(Vec<(Bytes, bool)>, bool)>),
+    /// The call outgrew its retry buffer: it must commit.
+    Overflowed,
+}
 
 /// One hedged call, as its task keeps it.
 struct HedgedCall {
@@ -47,6 +61,8 @@ struct HedgedCall {
     committed: Option<Arc<CallSlot>>,
     /// The timer of the next attempt, and when it fires.
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
+    /// The request streams: the application's writes are forwarded to the attempts.
+    streaming: bool,
     stats: Option<CallRecorder>,
 }
 
@@ -61,6 +77,7 @@ impl Channel {
         stats: Option<CallRecorder>,
     ) {
         let now = self.inner.runtime.now();
+        let call_streams = call.lock().fans_out;
         let mut hedged = HedgedCall {
             channel: self.clone(),
             call,
@@ -70,9 +87,10 @@ impl Channel {
             last_end: None,
             committed: None,
             timer: None,
+            streaming: call_streams,
             stats,
         };
-        hedged.send_attempt(0, now);
+        hedged.send_attempt(0, now, (Vec::new(), false));
         self.inner
             .runtime
             .spawn(Box::pin(async move { poll_fn(|cx| hedged.poll(cx)).await }));
@@ -80,8 +98,9 @@ impl Channel {
 }
 
 impl HedgedCall {
-    /// Sends attempt number `n` (0 for the first) on a slot of its own.
-    fn send_attempt(&mut self, n: u32, now: Instant) {
+    /// Sends attempt number `n` (0 for the first) on a slot of its own, with `written`: what
+    /// the application wrote so far, and whether it half-closed.
+    fn send_attempt(&mut self, n: u32, now: Instant, written: (Vec<(Bytes, bool)>, bool)) {
         let slot = CallSlot::new();
         {
             let call = self.call.lock();
@@ -90,6 +109,9 @@ impl HedgedCall {
             state.stats = call.stats.clone();
         }
         let mut attempt = self.attempt.clone();
+        if self.streaming {
+            (attempt.replayed, attempt.half_close) = written;
+        }
         if n > 0 {
             // Later attempts carry the count before them, as retries do; a value that does
             // not fit the metadata cannot happen for a small number.
@@ -134,10 +156,22 @@ impl HedgedCall {
                 continue;
             }
             let throttle = self.channel.inner.throttle.clone();
-            while self.hedging.due(now, throttle.as_deref()) {
-                let n = self.hedging.sent();
-                self.hedging.sent_one(now);
-                self.send_attempt(n, now);
+            let due = self.hedging.due(now, throttle.as_deref());
+            match self.forward_writes(due) {
+                Forwarded::Overflowed => {
+                    if let Some(done) = self.commit_to_oldest() {
+                        return done;
+                    }
+                    continue;
+                }
+                Forwarded::Written(written) => {
+                    if let Some(written) = written {
+                        let n = self.hedging.sent();
+                        self.hedging.sent_one(now);
+                        self.send_attempt(n, now, written);
+                        continue;
+                    }
+                }
             }
             if self.live.is_empty() && self.hedging.exhausted(throttle.as_deref()) {
                 let outcome = self.last_end.take().unwrap_or_else(|| Outcome {
@@ -155,6 +189,84 @@ impl HedgedCall {
         }
     }
 
+    /// A streaming call: forwards what the application wrote since the last look to every
+    /// live attempt (they count as accepted for its writers), and with `snapshot` returns
+    /// everything written so far, for a new attempt, taken at the same moment.
+    fn forward_writes(&mut self, snapshot: bool) -> Forwarded {
+        if !self.streaming {
+            return Forwarded::Written(snapshot.then(|| (Vec::new(), false)));
+        }
+        let mut call = self.call.lock();
+        let Some(replay) = call.replay.as_ref() else {
+            return Forwarded::Overflowed;
+        };
+        let written = snapshot.then(|| (replay.messages().to_vec(), replay.half_closed()));
+        let writes = std::mem::take(&mut call.unbound);
+        let sends = writes
+            .iter()
+            .filter(|w| matches!(w, Command::Send { .. }))
+            .count();
+        call.sends_accepted += u64::try_from(sends).unwrap_or(u64::MAX);
+        let wakers = if sends > 0 {
+            call.take_wakers()
+        } else {
+            Vec::new()
+        };
+        drop(call);
+        wakers.into_iter().for_each(std::task::Waker::wake);
+        for write in writes {
+            for attempt in &self.live {
+                if let Some(write) = write.for_slot(attempt) {
+                    attempt.submit(write);
+                }
+            }
+        }
+        Forwarded::Written(written)
+    }
+
+    /// The call outgrew its retry buffer: it commits to its oldest live attempt, as it
+    /// stands. `Some` when the task is done (no attempt was live: the call ends).
+    fn commit_to_oldest(&mut self) -> Option<Poll<()>> {
+        if self.live.is_empty() {
+            let outcome = self.last_end.take().unwrap_or_else(|| Outcome {
+                status: Status::resource_exhausted(
+                    "the hedged call outgrew its retry buffer with no attempt running",
+                ),
+                trailers: Metadata::new(),
+                unprocessed: false,
+                from_attempt: false,
+            });
+            self.call.finish(outcome);
+            return Some(Poll::Ready(()));
+        }
+        let attempt = self.live.remove(0);
+        self.commit(&attempt);
+        self.hand_over_running(attempt);
+        None
+    }
+
+    /// Asks the driver of `attempt` (committed while it runs) to hand it over to the call.
+    fn hand_over_running(&mut self, attempt: Arc<CallSlot>) {
+        let handed = attempt
+            .lock()
+            .conn
+            .clone()
+            .map(|conn| {
+                let command = Command::HandOver {
+                    attempt: attempt.clone(),
+                    call: self.call.clone(),
+                };
+                conn.enqueue([command], Urgency::Control).map(Kick::run)
+            })
+            .is_some_and(|queued| queued.is_ok());
+        if !handed {
+            // Its connection is gone (or it was never bound): the attempt ends, and is handed
+            // over as it ended.
+            attempt.cancel(Status::unavailable("the connection closed"));
+        }
+        self.committed = Some(attempt);
+    }
+
     /// Looks at every live attempt: commits the call to one that answered (or ended it), and
     /// forgets those that failed without committing. `Some` when the task is done.
     fn look_at_attempts(&mut self, now: Instant) -> Option<Poll<()>> {
@@ -169,24 +281,7 @@ impl HedgedCall {
                 None if answered => {
                     let attempt = self.live.swap_remove(i);
                     self.commit(&attempt);
-                    let handed = attempt
-                        .lock()
-                        .conn
-                        .clone()
-                        .map(|conn| {
-                            let command = Command::HandOver {
-                                attempt: attempt.clone(),
-                                call: self.call.clone(),
-                            };
-                            conn.enqueue([command], Urgency::Control).map(Kick::run)
-                        })
-                        .is_some_and(|queued| queued.is_ok());
-                    if !handed {
-                        // Its connection is gone: the attempt ends UNAVAILABLE, and is handed
-                        // over as it ended.
-                        attempt.cancel(Status::unavailable("the connection closed"));
-                    }
-                    self.committed = Some(attempt);
+                    self.hand_over_running(attempt);
                     return None;
                 }
                 None => i += 1,
@@ -200,7 +295,7 @@ impl HedgedCall {
                     );
                     if verdict == AttemptVerdict::Commit {
                         self.commit(&attempt);
-                        if let Some(outcome) = attempt.hand_over(&self.call, None) {
+                        if let Some(outcome) = attempt.hand_over(&self.call, None).outcome {
                             self.call.finish(outcome);
                         }
                         return Some(Poll::Ready(()));
@@ -231,7 +326,7 @@ impl HedgedCall {
         }
         match attempt.poll_with(cx, |s| s.outcome.as_ref().map(|_| ())) {
             Poll::Ready(()) => {
-                if let Some(outcome) = attempt.hand_over(&self.call, None) {
+                if let Some(outcome) = attempt.hand_over(&self.call, None).outcome {
                     self.call.finish(outcome);
                 }
                 Poll::Ready(())

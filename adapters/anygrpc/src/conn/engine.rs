@@ -271,8 +271,12 @@ impl Engine {
                     self.slots.insert(id, call.clone());
                 }
                 let route = routed.map(|id| (self.shared.clone(), id));
-                if let Some(outcome) = attempt.hand_over(&call, route) {
+                let handed = attempt.hand_over(&call, route);
+                if let Some(outcome) = handed.outcome {
                     call.finish(outcome);
+                }
+                for write in handed.writes {
+                    self.apply(write, now);
                 }
             }
             Command::Shutdown => {

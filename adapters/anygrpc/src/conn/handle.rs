@@ -60,6 +60,26 @@ pub(crate) enum Command {
     Close,
 }
 
+impl Command {
+    /// A client call's write (a message or the half-close) again, for the call of `slot`
+    /// (a hedged call forwards its writes to each attempt); `None` for any other command.
+    pub(crate) fn for_slot(&self, slot: &Arc<CallSlot>) -> Option<Command> {
+        match self {
+            Command::Send {
+                message,
+                compressed,
+                ..
+            } => Some(Command::Send {
+                slot: slot.clone(),
+                message: message.clone(),
+                compressed: *compressed,
+            }),
+            Command::HalfClose { .. } => Some(Command::HalfClose { slot: slot.clone() }),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -76,6 +76,15 @@ pub(crate) fn too_many_responses() -> Status {
     Status::internal("the server sent more than one response message to a single-response call")
 }
 
+/// What [`CallSlot::hand_over`] did.
+#[derive(Default)]
+pub(crate) struct HandedOver {
+    /// How the attempt ended, if it did: the call ends so.
+    pub(crate) outcome: Option<Outcome>,
+    /// The call's writes not forwarded to the attempt yet, for its stream (re-routed).
+    pub(crate) writes: Vec<Command>,
+}
+
 /// A callback run once when the call ends.
 pub(crate) type DoneCallback = Box<dyn FnOnce() + Send>;
 
@@ -121,6 +130,10 @@ pub(crate) struct CallState {
     /// Client, a hedged call's attempt: it was handed over to its call
     /// ([`CallSlot::hand_over`]); what it receives from now on goes there.
     handed_over: bool,
+    /// Client, a hedged streaming call: until it commits, what the application writes waits
+    /// in `unbound` for the call's task, which forwards it to every live attempt; a write
+    /// wakes the task.
+    pub(crate) fans_out: bool,
     /// The call's span (`crate::trace`), told how it ended.
     pub(crate) span: crate::trace::CallSpan,
     /// Where the call's events go, for what the driver receives (the response head, messages).
@@ -136,6 +149,11 @@ impl CallState {
         } else {
             self.sends_accepted += 1;
         }
+    }
+
+    /// The waiters of the call, taken to be woken once its lock is let go.
+    pub(crate) fn take_wakers(&mut self) -> Vec<Waker> {
+        std::mem::take(&mut self.wakers)
     }
 
     /// The response head arrived: the call commits to this attempt, its kept request goes.
@@ -231,6 +249,12 @@ impl CallSlot {
         }
         let Some(conn) = state.conn.clone() else {
             state.unbound.push(command);
+            if state.fans_out {
+                // A hedged call's task forwards what the application writes.
+                let wakers = std::mem::take(&mut state.wakers);
+                drop(state);
+                wakers.into_iter().for_each(Waker::wake);
+            }
             return;
         };
         let sent = conn.enqueue([command], Urgency::Output);
@@ -383,16 +407,17 @@ impl CallSlot {
         &self,
         call: &CallSlot,
         route: Option<(Arc<ConnHandle>, StreamId)>,
-    ) -> Option<Outcome> {
+    ) -> HandedOver {
         let mut attempt = self.lock();
         if attempt.handed_over || (route.is_none() && attempt.outcome.is_none()) {
-            return None;
+            return HandedOver::default();
         }
         attempt.handed_over = true;
         let headers = attempt.headers.take();
         let inbox = std::mem::take(&mut attempt.inbox);
         let outcome = attempt.outcome.clone();
         drop(attempt);
+        let mut writes = Vec::new();
         call.update(|c| {
             if c.outcome.is_some() {
                 return;
@@ -402,9 +427,12 @@ impl CallSlot {
             if let Some((conn, stream)) = route {
                 c.conn = Some(conn);
                 c.stream = Some(stream);
+                // Written since the task last forwarded: they follow on the stream itself.
+                writes = std::mem::take(&mut c.unbound);
+                c.fans_out = false;
             }
         });
-        outcome
+        HandedOver { outcome, writes }
     }
 
     /// Runs `f` on the state, then wakes every waiter.

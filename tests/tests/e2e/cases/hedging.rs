@@ -6,20 +6,29 @@ use std::time::Duration;
 
 use anygrpc::{CallOptions, Channel, Code, Connectivity};
 
-use crate::e2e::service::{HEDGE, HEDGE_STREAM, Ping, asking_pushback};
+use crate::e2e::service::{HEDGE, HEDGE_CHAT, HEDGE_STREAM, HEDGE_SUM, Ping, asking_pushback};
 use crate::e2e::{Env, TestServer};
 
 /// Hedges `Hedge` and `HedgeStream`: three attempts 50 ms apart; UNAVAILABLE is not fatal.
 const HEDGING: &str = r#"{"methodConfig": [{
   "name": [{"service": "e2e.Test", "method": "Hedge"},
-           {"service": "e2e.Test", "method": "HedgeStream"}],
+           {"service": "e2e.Test", "method": "HedgeStream"},
+           {"service": "e2e.Test", "method": "HedgeSum"},
+           {"service": "e2e.Test", "method": "HedgeChat"}],
   "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.05s",
                     "nonFatalStatusCodes": ["UNAVAILABLE"]}
 }]}"#;
 
 async fn hedged_channel(env: &Env, srv: &TestServer) -> Channel {
-    let channel = env
-        .channel_builder(srv.port)
+    hedged_channel_with(env, srv, |b| b).await
+}
+
+async fn hedged_channel_with(
+    env: &Env,
+    srv: &TestServer,
+    options: impl FnOnce(anygrpc::ChannelBuilder) -> anygrpc::ChannelBuilder,
+) -> Channel {
+    let channel = options(env.channel_builder(srv.port))
         .service_config(HEDGING)
         .expect("a valid config")
         .build()
@@ -201,4 +210,73 @@ pub async fn a_hedged_stream_flows_from_the_attempt_that_answered(env: Env) {
     assert_eq!(call.read().await.unwrap().unwrap().text, "1");
     assert!(call.cancel());
     assert_eq!(call.code().await, Code::Cancelled);
+}
+
+pub async fn hedged_streaming_requests_reach_every_attempt(env: Env) {
+    let srv = env.start_server().await;
+    let channel = hedged_channel(&env, &srv).await;
+
+    // Client streaming, written and half-closed at once: the second attempt, 50 ms later,
+    // starts with all of it.
+    let method = channel.stream_unary::<Ping, Ping>(HEDGE_SUM);
+    let mut call = method.call();
+    call.write(hedge("sum", "sa", 10_000)).await.unwrap();
+    for text in ["b", "c"] {
+        call.write(Ping::text(text)).await.unwrap();
+    }
+    call.done_writing().await.unwrap();
+    assert_eq!(call.await.unwrap().text, "1:sum,b,c");
+    srv.probe.wait_for("hedge:sum:cancelled:0").await;
+
+    // Bidi: writes before the second attempt went out, and after it, reach it once each.
+    let method = channel.stream_stream::<Ping, Ping>(HEDGE_CHAT);
+    let mut call = method.call();
+    call.write(hedge("chat", "sa", 10_000)).await.unwrap();
+    call.write(Ping::text("two")).await.unwrap();
+    env.sleep(Duration::from_millis(60)).await;
+    call.write(Ping::text("three")).await.unwrap();
+    assert_eq!(call.read().await.unwrap().unwrap().text, "1:chat");
+    call.write(Ping::text("four")).await.unwrap();
+    call.done_writing().await.unwrap();
+    let mut rest = Vec::new();
+    while let Some(reply) = call.read().await {
+        rest.push(reply.unwrap().text);
+    }
+    assert_eq!(rest, ["1:two", "1:three", "1:four"], "none lost or doubled");
+    assert_eq!(call.code().await, Code::Ok);
+    srv.probe.wait_for("hedge:chat:cancelled:0").await;
+    assert_eq!(seen(&srv, "chat"), ["0", "1", "cancelled:0"]);
+}
+
+pub async fn a_hedged_stream_past_its_retry_buffer_commits_to_its_oldest_attempt(env: Env) {
+    let srv = env.start_server().await;
+    let channel = hedged_channel_with(&env, &srv, |b| b.retry_buffer(64 * 1024, 1 << 24)).await;
+    let method = channel.stream_stream::<Ping, Ping>(HEDGE_CHAT);
+    let mut call = method.call();
+    // The first attempt answers after 200 ms; 80 KiB written at once pass the buffer long
+    // before the second attempt is due: the call commits to the first, none other is sent.
+    call.write(Ping {
+        payload: b"s".to_vec(),
+        sleep_ms: 200,
+        ..Ping::text("big")
+    })
+    .await
+    .unwrap();
+    for text in ["x", "y"] {
+        call.write(Ping {
+            payload: vec![0; 40 * 1024],
+            ..Ping::text(text)
+        })
+        .await
+        .unwrap();
+    }
+    call.done_writing().await.unwrap();
+    let mut replies = Vec::new();
+    while let Some(reply) = call.read().await {
+        replies.push(reply.unwrap().text);
+    }
+    assert_eq!(replies, ["0:big", "0:x", "0:y"]);
+    assert_eq!(call.code().await, Code::Ok);
+    env.sleep(Duration::from_millis(100)).await;
+    assert_eq!(seen(&srv, "big"), ["0"], "no second attempt");
 }
