@@ -749,14 +749,7 @@ impl Channel {
         if !self.inner.options.retries {
             return;
         }
-        let limits = self.inner.options.retry_buffer;
-        let first_bytes = attempt.message.as_ref().map_or(0, |(m, _)| m.len());
-        let Some(replay) = ReplayBuffer::new(
-            first_bytes,
-            attempt.half_close,
-            limits.per_call,
-            self.inner.retry_budget.clone(),
-        ) else {
+        let Some(replay) = self.replay_buffer(attempt) else {
             // Committed from the start: nothing to retry with.
             return;
         };
@@ -836,6 +829,19 @@ impl Channel {
         }));
     }
 
+    /// The retry buffer of a call whose first attempt is `attempt`, within the channel's
+    /// limits; `None` when even that does not fit (the call is committed from the start).
+    fn replay_buffer(&self, attempt: &Attempt) -> Option<ReplayBuffer> {
+        let limits = self.inner.options.retry_buffer;
+        let first_bytes = attempt.message.as_ref().map_or(0, |(m, _)| m.len());
+        ReplayBuffer::new(
+            first_bytes,
+            attempt.half_close,
+            limits.per_call,
+            self.inner.retry_budget.clone(),
+        )
+    }
+
     /// Readies the call of `slot` for hedging: a request known whole at the start needs
     /// nothing; one that streams keeps what the application writes (`conn::replay`), for the
     /// hedging task to forward; `false` when that does not even fit at the start (the call
@@ -844,14 +850,7 @@ impl Channel {
         if attempt.message.is_some() && attempt.half_close {
             return true;
         }
-        let limits = self.inner.options.retry_buffer;
-        let first_bytes = attempt.message.as_ref().map_or(0, |(m, _)| m.len());
-        let Some(replay) = ReplayBuffer::new(
-            first_bytes,
-            attempt.half_close,
-            limits.per_call,
-            self.inner.retry_budget.clone(),
-        ) else {
+        let Some(replay) = self.replay_buffer(attempt) else {
             return false;
         };
         let mut state = slot.lock();
