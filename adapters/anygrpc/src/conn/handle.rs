@@ -326,14 +326,14 @@ impl ConnHandle {
     /// Client: the server's limit on calls in flight here, as last reported (100, the
     /// core's assumption, until its SETTINGS arrived).
     // Connection scaling (gRFC A105) reads these once subchannels hold several connections.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[allow(dead_code)]
     pub(crate) fn stream_limit(&self) -> u32 {
         self.lock().stream_limit.unwrap_or(100)
     }
 
     /// Client: a call started now would go out at once rather than wait for one to end;
     /// otherwise `waker` is woken when that may change (a call ends, the limit moves).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[allow(dead_code)]
     pub(crate) fn has_stream_room(&self, waker: Option<&Waker>) -> bool {
         let mut state = self.lock();
         let limit = usize::try_from(state.stream_limit.unwrap_or(100)).unwrap_or(usize::MAX);
