@@ -219,7 +219,7 @@ impl CallSlot {
 
     /// A client call's slot already bound to `conn`, as `Channel::submit` binds it (tests
     /// that queue commands on a handle themselves).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "testing"))]
     pub(crate) fn bound_to(conn: &Arc<ConnHandle>) -> Arc<Self> {
         let slot = Self::new();
         slot.lock().conn = Some(conn.clone());
