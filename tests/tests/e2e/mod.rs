@@ -201,6 +201,7 @@ macro_rules! e2e_suite {
             a_hedged_stream_flows_from_the_attempt_that_answered,
             hedged_streaming_requests_reach_every_attempt,
             a_hedged_stream_past_its_retry_buffer_commits_to_its_oldest_attempt,
+            hedged_attempts_spread_over_round_robins_subchannels,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

@@ -280,3 +280,57 @@ pub async fn a_hedged_stream_past_its_retry_buffer_commits_to_its_oldest_attempt
     env.sleep(Duration::from_millis(100)).await;
     assert_eq!(seen(&srv, "big"), ["0"], "no second attempt");
 }
+
+pub async fn hedged_attempts_spread_over_round_robins_subchannels(env: Env) {
+    let servers = [env.start_server().await, env.start_server().await];
+    let target = format!(
+        "ipv4:///127.0.0.1:{},127.0.0.1:{}",
+        servers[0].port, servers[1].port
+    );
+    let config = HEDGING.replace(
+        r#""methodConfig""#,
+        r#""loadBalancingConfig": [{"round_robin": {}}], "methodConfig""#,
+    );
+    let channel = Channel::builder(target, env.runtime.clone())
+        .service_config(&config)
+        .expect("a valid config")
+        .build()
+        .unwrap();
+    let method = channel.unary_unary::<Ping, Ping>(HEDGE);
+    // Until both subchannels are up, picks may all go to one: warm them both.
+    for i in 0.. {
+        assert!(i < 500, "not both servers were reached");
+        let label = format!("warm{i}");
+        method.call(hedge(&label, "a", 0)).await.unwrap();
+        if servers
+            .iter()
+            .all(|s| s.probe.events().iter().any(|e| e.starts_with("hedge:warm")))
+        {
+            break;
+        }
+    }
+    // Each attempt goes to the next subchannel: the held-back one on one server, the one
+    // that answers on the other.
+    let reply = method.call(hedge("spread", "sa", 10_000)).await.unwrap();
+    assert_eq!(reply.count, 1);
+    let mut by_server: Vec<Vec<String>> = servers.iter().map(|s| seen(s, "spread")).collect();
+    for _ in 0..200 {
+        if by_server
+            .iter()
+            .any(|seen| seen.contains(&"cancelled:0".to_string()))
+        {
+            break;
+        }
+        env.sleep(Duration::from_millis(5)).await;
+        by_server = servers.iter().map(|s| seen(s, "spread")).collect();
+    }
+    by_server.sort();
+    assert_eq!(
+        by_server,
+        [
+            vec!["0".to_string(), "cancelled:0".to_string()],
+            vec!["1".to_string()]
+        ],
+        "one attempt on each server"
+    );
+}
