@@ -139,8 +139,10 @@ impl HedgedCall {
                 .poll_with(cx, |s| s.outcome.as_ref().map(|_| ()))
                 .is_ready()
             {
-                // Cancelled, or past its deadline: no attempt of it goes on.
-                for attempt in self.live.drain(..) {
+                // Cancelled, or past its deadline: no attempt of it goes on, the one it
+                // committed to included (its driver may have routed it to the call already:
+                // its stream is reset all the same).
+                for attempt in self.live.drain(..).chain(self.committed.take()) {
                     attempt.cancel(Status::cancelled("the hedged call ended"));
                 }
                 return Poll::Ready(());
@@ -279,14 +281,14 @@ impl HedgedCall {
             };
             match ended {
                 None if answered => {
-                    let attempt = self.live.swap_remove(i);
+                    let attempt = self.live.remove(i);
                     self.commit(&attempt);
                     self.hand_over_running(attempt);
                     return None;
                 }
                 None => i += 1,
                 Some(outcome) => {
-                    let attempt = self.live.swap_remove(i);
+                    let attempt = self.live.remove(i);
                     let verdict = self.hedging.ended(
                         &outcome.status,
                         &outcome.trailers,
