@@ -191,6 +191,11 @@ macro_rules! e2e_suite {
             retries_follow_the_servers_pushback,
             retries_end_at_the_calls_deadline,
             retries_skip_other_codes_and_stop_when_throttled,
+            a_registered_resolver_pushes_updates_that_calls_follow,
+            a_resolver_error_fails_fast_calls_and_wait_for_ready_ones_wait,
+            a_registered_policy_is_chosen_by_the_service_config,
+            least_request_sends_calls_where_fewest_are_in_flight,
+            pick_first_and_round_robin_behave_as_before,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

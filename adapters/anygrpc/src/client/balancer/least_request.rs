@@ -1,6 +1,8 @@
 //! least_request (gRFC A48): every address connected, as round_robin; each call samples
 //! `choiceCount` Ready subchannels at random (default 2, 2 to 10) and takes the one with the
-//! fewest calls in flight.
+//! fewest calls in flight (the first sampled on a tie). Samples are distinct (a partial
+//! Fisher-Yates over a reused index list), so with `choiceCount` at least the number of Ready
+//! subchannels every pick takes the least loaded one.
 
 use super::spread::Spread;
 use super::{
@@ -32,6 +34,7 @@ impl PolicyBuilder for Builder {
             spread: Spread::default(),
             choices: DEFAULT_CHOICES,
             random: args.seed,
+            order: Vec::new(),
         })
     }
 }
@@ -40,6 +43,8 @@ struct LeastRequest {
     spread: Spread,
     choices: u32,
     random: u64,
+    /// A permutation of the Ready list's indices, shuffled in part by each pick.
+    order: Vec<usize>,
 }
 
 impl Policy for LeastRequest {
@@ -68,10 +73,16 @@ impl Policy for LeastRequest {
         if ready.is_empty() {
             return self.spread.not_ready();
         }
+        if self.order.len() != ready.len() {
+            self.order.clear();
+            self.order.extend(0..ready.len());
+        }
+        let n = ready.len();
         let mut best: Option<(&Subchannel, usize)> = None;
-        for _ in 0..self.choices {
-            let i = (splitmix64(&mut self.random) % ready.len() as u64) as usize;
-            let candidate = &ready[i];
+        for k in 0..(self.choices as usize).min(n) {
+            let j = k + (splitmix64(&mut self.random) % (n - k) as u64) as usize;
+            self.order.swap(k, j);
+            let candidate = &ready[self.order[k]];
             let load = info.outstanding_calls(candidate);
             if best.is_none_or(|(_, least)| load < least) {
                 best = Some((candidate, load));

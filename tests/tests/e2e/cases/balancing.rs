@@ -1,0 +1,381 @@
+//! Pluggable resolution and balancing: a resolver registered under a made-up scheme pushes
+//! address updates (and a service config) that calls follow, a policy registered by name is
+//! chosen by the service config, least_request sends calls where fewest are in flight, and
+//! pick_first / round_robin behave as before on the policy trait. Which server answered is
+//! counted on the servers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anygrpc::balancer::{
+    PickInfo, PickResult, Policy, PolicyArgs, PolicyBuilder, PolicyChannel, PolicyConfig,
+    PolicyUpdate, Subchannel,
+};
+use anygrpc::resolver::{Address, ManualResolver, ResolverUpdate};
+use anygrpc::{CallOptions, Channel, Code, Connectivity, LoadBalancing, ServiceConfig, Status};
+
+use crate::e2e::service::{GATE, Ping, SLEEP};
+use crate::e2e::{Env, TestServer};
+
+/// `n` servers, started.
+async fn servers(env: &Env, n: usize) -> Vec<TestServer> {
+    let mut all = Vec::new();
+    for _ in 0..n {
+        all.push(env.start_server().await);
+    }
+    all
+}
+
+/// The TCP address of `server`.
+fn address(server: &TestServer) -> Address {
+    Address::tcp(([127, 0, 0, 1], server.port).into())
+}
+
+/// `ipv4:///` with every server.
+fn ipv4_target(servers: &[TestServer]) -> String {
+    let list: Vec<String> = servers
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    format!("ipv4:///{}", list.join(","))
+}
+
+/// How many events starting with `prefix` each server recorded.
+fn served(servers: &[TestServer], prefix: &str) -> Vec<usize> {
+    servers
+        .iter()
+        .map(|s| {
+            let events = s.probe.events();
+            events.iter().filter(|e| e.starts_with(prefix)).count()
+        })
+        .collect()
+}
+
+/// `n` quick calls labelled `label<i>`, each waiting for a ready subchannel.
+async fn calls(channel: &Channel, label: &str, n: usize) {
+    let sleep = channel.unary_unary::<Ping, Ping>(SLEEP);
+    for i in 0..n {
+        let ping = Ping::text(format!("{label}{i}"));
+        sleep
+            .call_with(ping, CallOptions::new().wait_for_ready(true))
+            .await
+            .unwrap_or_else(|e| panic!("call {label}{i}: {e}"));
+    }
+}
+
+/// Calls until every server answered one (subchannels come up one by one).
+async fn warm_up(channel: &Channel, servers: &[TestServer], label: &str) {
+    let sleep = channel.unary_unary::<Ping, Ping>(SLEEP);
+    let prefix = format!("sleep:done:{label}");
+    for i in 0.. {
+        let counts = served(servers, &prefix);
+        if counts.iter().all(|&n| n > 0) {
+            return;
+        }
+        assert!(i < 500, "not every server was reached: {counts:?}");
+        let ping = Ping::text(format!("{label}{i}"));
+        let _ = sleep
+            .call_with(ping, CallOptions::new().wait_for_ready(true))
+            .await;
+    }
+}
+
+/// Waits until the servers' `gate:entered` events add up to `n`; gives them per server.
+async fn entered(env: &Env, servers: &[TestServer], n: usize) -> Vec<usize> {
+    for _ in 0..5000 {
+        let counts = served(servers, "gate:entered");
+        if counts.iter().sum::<usize>() >= n {
+            return counts;
+        }
+        env.sleep(Duration::from_millis(2)).await;
+    }
+    panic!(
+        "{n} gated calls never arrived: {:?}",
+        served(servers, "gate:entered")
+    );
+}
+
+pub async fn a_registered_resolver_pushes_updates_that_calls_follow(env: Env) {
+    let servers = servers(&env, 3).await;
+    let resolver = ManualResolver::new("fake");
+    resolver.update(ResolverUpdate::new(vec![address(&servers[0])]));
+    let channel = Channel::builder("fake:///my-service", env.runtime.clone())
+        .resolver(resolver.clone())
+        .build()
+        .expect("a registered scheme");
+    calls(&channel, "first", 4).await;
+    assert_eq!(served(&servers, "sleep:done:first"), [4, 0, 0]);
+
+    // The resolver moves the service: calls follow at once (pick_first, the default).
+    resolver.update(ResolverUpdate::new(vec![address(&servers[1])]));
+    calls(&channel, "second", 4).await;
+    assert_eq!(served(&servers, "sleep:done:second"), [0, 4, 0]);
+
+    // Two addresses and a service config choosing round_robin: calls alternate.
+    let config = ServiceConfig::parse(r#"{"loadBalancingConfig": [{"round_robin": {}}]}"#);
+    resolver.update(
+        ResolverUpdate::new(vec![address(&servers[1]), address(&servers[2])])
+            .with_service_config(config),
+    );
+    warm_up(&channel, &servers[1..], "warm").await;
+    calls(&channel, "third", 10).await;
+    assert_eq!(served(&servers, "sleep:done:third"), [0, 5, 5]);
+    channel.close(None).await;
+}
+
+pub async fn a_resolver_error_fails_fast_calls_and_wait_for_ready_ones_wait(env: Env) {
+    let server = env.start_server().await;
+    let resolver = ManualResolver::new("fake");
+    let channel = Channel::builder("fake:///later", env.runtime.clone())
+        .resolver(resolver.clone())
+        .build()
+        .expect("a registered scheme");
+    let sleep = channel.unary_unary::<Ping, Ping>(SLEEP);
+    let patient = sleep.call_with(
+        Ping::text("patient"),
+        CallOptions::new().wait_for_ready(true),
+    );
+    resolver.error(Status::unavailable("the registry is down"));
+    let err = sleep.call(Ping::text("hasty")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.details().contains("the registry is down"), "{err}");
+    assert!(!patient.done(), "a wait-for-ready call waits out the error");
+    resolver.update(ResolverUpdate::new(vec![Address::tcp(
+        ([127, 0, 0, 1], server.port).into(),
+    )]));
+    assert_eq!(patient.await.unwrap().text, "patient");
+    assert!(
+        resolver.resolve_now_count() <= 1,
+        "no storm of re-resolution: {}",
+        resolver.resolve_now_count()
+    );
+    channel.close(None).await;
+}
+
+/// A policy of the test's own: connects only the last address and sends every call there;
+/// records the `label` of each config it is given.
+#[derive(Clone, Default)]
+struct LastAddress {
+    labels: Arc<Mutex<Vec<String>>>,
+}
+
+/// `{"label": "..."}`, parsed.
+struct Label(String);
+
+impl PolicyBuilder for LastAddress {
+    fn name(&self) -> &str {
+        "last_address"
+    }
+    fn parse_config(&self, json: &str) -> Result<PolicyConfig, String> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        match value.get("label") {
+            Some(serde_json::Value::String(label)) => Ok(PolicyConfig::new(Label(label.clone()))),
+            _ => Err("label must be a string".to_string()),
+        }
+    }
+    fn build(&self, _args: PolicyArgs) -> Box<dyn Policy> {
+        Box::new(LastAddressPolicy {
+            labels: self.labels.clone(),
+            sub: None,
+            state: Connectivity::Connecting,
+        })
+    }
+}
+
+struct LastAddressPolicy {
+    labels: Arc<Mutex<Vec<String>>>,
+    sub: Option<Subchannel>,
+    state: Connectivity,
+}
+
+impl LastAddressPolicy {
+    fn report(&mut self, channel: &mut PolicyChannel<'_>, state: Connectivity) {
+        self.state = state;
+        let error = (state == Connectivity::TransientFailure)
+            .then(|| Status::unavailable("the last address is down"));
+        channel.set_state(state, error);
+    }
+}
+
+impl Policy for LastAddressPolicy {
+    fn resolver_update(&mut self, update: &PolicyUpdate<'_>, channel: &mut PolicyChannel<'_>) {
+        if let Some(Label(label)) = update.config.get::<Label>() {
+            self.labels.lock().unwrap().push(label.clone());
+        }
+        let Some(last) = update.addresses.last() else {
+            return self.report(channel, Connectivity::TransientFailure);
+        };
+        if self.sub.as_ref().is_some_and(|s| s.address() == last) {
+            return;
+        }
+        if let Some(old) = self.sub.take() {
+            channel.remove_subchannel(&old);
+        }
+        let sub = channel.new_subchannel(last);
+        channel.connect(&sub);
+        self.sub = Some(sub);
+        self.report(channel, Connectivity::Connecting);
+    }
+
+    fn resolver_error(&mut self, _error: &Status, channel: &mut PolicyChannel<'_>) {
+        if self.sub.is_none() {
+            self.report(channel, Connectivity::TransientFailure);
+        }
+    }
+
+    fn subchannel_state(
+        &mut self,
+        sub: &Subchannel,
+        state: Connectivity,
+        channel: &mut PolicyChannel<'_>,
+    ) {
+        if self.sub.as_ref() != Some(sub) {
+            return;
+        }
+        if state == Connectivity::Idle {
+            channel.connect(sub);
+        }
+        self.report(channel, channel.subchannel_state(sub));
+    }
+
+    fn pick(&mut self, _info: &PickInfo<'_>) -> PickResult {
+        match (&self.sub, self.state) {
+            (Some(sub), Connectivity::Ready) => PickResult::Ready(sub.clone()),
+            (_, Connectivity::TransientFailure) => {
+                PickResult::Fail(Status::unavailable("the last address is down"))
+            }
+            _ => PickResult::Wait,
+        }
+    }
+}
+
+pub async fn a_registered_policy_is_chosen_by_the_service_config(env: Env) {
+    let servers = servers(&env, 3).await;
+    let target = ipv4_target(&servers);
+    let policy = LastAddress::default();
+    let config = r#"{"loadBalancingConfig": [
+        {"not_registered": {}}, {"last_address": {"label": "east"}}, {"round_robin": {}}
+    ]}"#;
+    let channel = Channel::builder(&target, env.runtime.clone())
+        .balancing_policy(policy.clone())
+        .service_config(config)
+        .expect("the first known entry is the registered policy")
+        .build()
+        .unwrap();
+    calls(&channel, "custom", 6).await;
+    assert_eq!(served(&servers, "sleep:done:custom"), [0, 0, 6]);
+    assert_eq!(*policy.labels.lock().unwrap(), ["east"]);
+    channel.close(None).await;
+
+    // Its config parser's error names the field; without the registration nothing is known.
+    let bad = Channel::builder(&target, env.runtime.clone())
+        .balancing_policy(LastAddress::default())
+        .service_config(r#"{"loadBalancingConfig": [{"last_address": {"label": 7}}]}"#)
+        .expect_err("a bad label");
+    assert_eq!(bad.field, "loadBalancingConfig[0].last_address", "{bad}");
+    assert!(bad.problem.contains("label must be a string"), "{bad}");
+    let unknown = Channel::builder(&target, env.runtime.clone())
+        .service_config(r#"{"loadBalancingConfig": [{"last_address": {"label": "x"}}]}"#)
+        .expect_err("not registered");
+    assert_eq!(unknown.field, "loadBalancingConfig", "{unknown}");
+    assert!(unknown.problem.contains("last_address"), "{unknown}");
+    // A target whose scheme no resolver has is refused at build.
+    let err = Channel::builder("consul:///svc", env.runtime.clone())
+        .build()
+        .expect_err("no consul resolver");
+    assert!(err.to_string().contains("consul"), "{err}");
+}
+
+pub async fn least_request_sends_calls_where_fewest_are_in_flight(env: Env) {
+    let servers = servers(&env, 2).await;
+    let channel = Channel::builder(ipv4_target(&servers), env.runtime.clone())
+        .service_config(r#"{"loadBalancingConfig": [{"least_request": {"choiceCount": 2}}]}"#)
+        .expect("a valid config")
+        .build()
+        .unwrap();
+    warm_up(&channel, &servers, "warm").await;
+    let gate = channel.unary_unary::<Ping, Ping>(GATE);
+    // Each gated call is held by its server until the test opens that server's gate.
+    let mut held = Vec::new();
+    let mut on = Vec::new();
+    for i in 0..4 {
+        let before = served(&servers, "gate:entered");
+        held.push(gate.call(Ping::text(format!("held{i}"))));
+        let after = entered(&env, &servers, i + 1).await;
+        let server = (0..2)
+            .find(|&s| after[s] > before[s])
+            .expect("one server got it");
+        if i % 2 == 1 {
+            // With one call more on one server, the next goes to the other.
+            assert_ne!(
+                server,
+                on[i - 1],
+                "call {i} went to the busier server: {after:?}"
+            );
+        }
+        on.push(server);
+    }
+    assert_eq!(served(&servers, "gate:entered"), [2, 2]);
+    // Let the first server's two calls end: its count goes back down, so it takes the next.
+    let first = on[0];
+    servers[first].probe.record("gate:open");
+    let mut rest = Vec::new();
+    for (call, server) in held.into_iter().zip(on) {
+        if server == first {
+            call.await.expect("released");
+        } else {
+            rest.push(call);
+        }
+    }
+    for i in 0..3 {
+        gate.call(Ping::text(format!("after{i}")))
+            .await
+            .expect("an open gate");
+    }
+    let counts = served(&servers, "gate:entered");
+    assert_eq!(
+        counts[first], 5,
+        "every later call went to the idle server: {counts:?}"
+    );
+    assert_eq!(counts[1 - first], 2, "{counts:?}");
+    servers[1 - first].probe.record("gate:open");
+    for call in rest {
+        call.await.expect("released");
+    }
+    channel.close(None).await;
+}
+
+pub async fn pick_first_and_round_robin_behave_as_before(env: Env) {
+    let servers = servers(&env, 3).await;
+    let target = ipv4_target(&servers);
+    let pick_first = Channel::builder(&target, env.runtime.clone())
+        .build()
+        .unwrap();
+    calls(&pick_first, "pf", 5).await;
+    assert_eq!(
+        served(&servers, "sleep:done:pf"),
+        [5, 0, 0],
+        "the first address"
+    );
+    let round_robin = Channel::builder(&target, env.runtime.clone())
+        .load_balancing(LoadBalancing::RoundRobin)
+        .build()
+        .unwrap();
+    warm_up(&round_robin, &servers, "warm").await;
+    calls(&round_robin, "rr", 30).await;
+    assert_eq!(served(&servers, "sleep:done:rr"), [10, 10, 10], "in turn");
+    // The first server stops: pick_first fails over, round_robin leaves it out.
+    servers[0].server.stop(None).await;
+    calls(&pick_first, "pf-after", 4).await;
+    assert_eq!(served(&servers, "sleep:done:pf-after"), [0, 4, 0]);
+    calls(&round_robin, "rr-after", 10).await;
+    let counts = served(&servers, "sleep:done:rr-after");
+    assert_eq!((counts[0], counts[1] + counts[2]), (0, 10), "{counts:?}");
+    assert!(
+        counts[1] >= 4 && counts[2] >= 4,
+        "still in turn: {counts:?}"
+    );
+    for channel in [pick_first, round_robin] {
+        channel.close(None).await;
+    }
+}
