@@ -196,6 +196,7 @@ macro_rules! e2e_suite {
             a_registered_policy_is_chosen_by_the_service_config,
             least_request_sends_calls_where_fewest_are_in_flight,
             pick_first_and_round_robin_behave_as_before,
+            pick_first_shuffles_its_addresses_when_the_config_says,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

@@ -379,3 +379,26 @@ pub async fn pick_first_and_round_robin_behave_as_before(env: Env) {
         channel.close(None).await;
     }
 }
+
+pub async fn pick_first_shuffles_its_addresses_when_the_config_says(env: Env) {
+    let servers = servers(&env, 4).await;
+    let target = ipv4_target(&servers);
+    let config = r#"{"loadBalancingConfig": [{"pick_first": {"shuffleAddressList": true}}]}"#;
+    let mut chosen = std::collections::BTreeSet::new();
+    for i in 0..12 {
+        let channel = Channel::builder(&target, env.runtime.clone())
+            .service_config(config)
+            .expect("a valid config")
+            .build()
+            .unwrap();
+        let label = format!("shuffle{i}-");
+        calls(&channel, &label, 3).await;
+        let counts = served(&servers, &format!("sleep:done:{label}"));
+        let used: Vec<usize> = (0..4).filter(|&s| counts[s] > 0).collect();
+        assert_eq!(used.len(), 1, "one connection per channel: {counts:?}");
+        chosen.insert(used[0]);
+        channel.close(None).await;
+    }
+    // Twelve channels all on the same of four servers: about 1 in 4^11 by chance.
+    assert!(chosen.len() >= 2, "the channels all chose {chosen:?}");
+}
