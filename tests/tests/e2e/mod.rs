@@ -197,6 +197,7 @@ macro_rules! e2e_suite {
             least_request_sends_calls_where_fewest_are_in_flight,
             pick_first_and_round_robin_behave_as_before,
             pick_first_shuffles_its_addresses_when_the_config_says,
+            pick_first_starts_the_next_address_while_the_first_still_connects,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

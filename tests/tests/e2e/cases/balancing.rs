@@ -4,15 +4,19 @@
 //! pick_first / round_robin behave as before on the policy trait. Which server answered is
 //! counted on the servers.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anygrpc::balancer::{
     PickInfo, PickResult, Policy, PolicyArgs, PolicyBuilder, PolicyChannel, PolicyConfig,
     PolicyUpdate, Subchannel,
 };
 use anygrpc::resolver::{Address, ManualResolver, ResolverUpdate};
-use anygrpc::{CallOptions, Channel, Code, Connectivity, LoadBalancing, ServiceConfig, Status};
+use anygrpc::{
+    BoxFuture, CallOptions, Channel, Code, Connectivity, Listener, LoadBalancing, Runtime,
+    RuntimeRef, ServiceConfig, Status, Transport,
+};
 
 use crate::e2e::service::{GATE, Ping, SLEEP};
 use crate::e2e::{Env, TestServer};
@@ -401,4 +405,63 @@ pub async fn pick_first_shuffles_its_addresses_when_the_config_says(env: Env) {
     }
     // Twelve channels all on the same of four servers: about 1 in 4^11 by chance.
     assert!(chosen.len() >= 2, "the channels all chose {chosen:?}");
+}
+
+/// A runtime whose connects to `dead` never complete (a black-holed address); all else is
+/// `inner`'s.
+#[derive(Debug)]
+struct Blackhole {
+    inner: RuntimeRef,
+    dead: SocketAddr,
+}
+
+impl Runtime for Blackhole {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        self.inner.spawn(task);
+    }
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        self.inner.sleep_until(deadline)
+    }
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, std::io::Result<Box<dyn Transport>>> {
+        if addr == self.dead {
+            return Box::pin(std::future::pending());
+        }
+        self.inner.connect(addr)
+    }
+    fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, std::io::Result<Box<dyn Listener>>> {
+        self.inner.listen(addr)
+    }
+    fn resolve(
+        &self,
+        host: String,
+        port: u16,
+    ) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
+        self.inner.resolve(host, port)
+    }
+}
+
+pub async fn pick_first_starts_the_next_address_while_the_first_still_connects(env: Env) {
+    let server = env.start_server().await;
+    let dead = SocketAddr::from(([127, 0, 0, 1], env.free_port().await));
+    let runtime: RuntimeRef = Arc::new(Blackhole {
+        inner: env.runtime.clone(),
+        dead,
+    });
+    let target = format!("ipv4:///{dead},127.0.0.1:{}", server.port);
+    let channel = Channel::builder(target, runtime).build().unwrap();
+    let start = env.now();
+    calls(&channel, "eyeballs", 3).await;
+    let took = env.now() - start;
+    assert_eq!(served(&[server], "sleep:done:eyeballs"), [3]);
+    // Happy Eyeballs (gRFC A61): the second address starts 250 ms after the first, which
+    // never answers; without it the call would wait out the 20 s connect timeout.
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    if env.memory.is_some() {
+        assert!(took < Duration::from_millis(300), "{took:?}");
+    }
+    channel.close(None).await;
 }

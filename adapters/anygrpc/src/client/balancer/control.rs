@@ -79,6 +79,27 @@ pub(crate) struct Balancing {
     /// The resolver once gave a valid service config (a later invalid one keeps it).
     had_good_config: bool,
     seed: u64,
+    /// The policy's timer.
+    pub(super) timer: PolicyTimer,
+}
+
+/// A policy's one timer: the token of the one armed (others are stale), and the waker of the
+/// task that waits for it, woken when it is replaced or cancelled so its sleep ends at once.
+#[derive(Debug, Default)]
+pub(super) struct PolicyTimer {
+    pub(super) token: u64,
+    pub(super) waker: Option<std::task::Waker>,
+}
+
+impl PolicyTimer {
+    /// Makes the armed timer stale (its task ends); the next token.
+    pub(super) fn disarm(&mut self) -> u64 {
+        self.token += 1;
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+        self.token
+    }
 }
 
 impl std::fmt::Debug for Balancing {
@@ -104,6 +125,7 @@ impl Balancing {
             picks: 0,
             had_good_config: false,
             seed,
+            timer: PolicyTimer::default(),
         }
     }
 
@@ -113,6 +135,7 @@ impl Balancing {
         self.generation += 1;
         self.starting = false;
         self.policy = None;
+        self.timer.disarm();
         (self.resolver.take(), self.table.take_connections())
     }
 
@@ -129,6 +152,7 @@ impl Balancing {
             self.policy = None;
             return;
         };
+        self.timer.disarm();
         self.policy = Some(Active {
             name: choice.name.clone(),
             config: choice.config.clone(),
@@ -152,10 +176,12 @@ impl ChannelState {
             policy,
             table,
             resolve_now,
+            timer,
             ..
         } = balancing;
         let active = policy.as_mut()?;
         let mut handle = PolicyChannel {
+            timer,
             table,
             watched,
             channel,
@@ -363,6 +389,42 @@ impl Channel {
             }
         }
         (Pick::Wait, state)
+    }
+
+    /// Calls the policy's `timer` at `at` unless `token` stops being the policy's timer
+    /// first (replaced, cancelled, or the policy with it): then the task ends at once.
+    pub(super) fn spawn_policy_timer(&self, token: u64, at: std::time::Instant) {
+        let weak = Arc::downgrade(&self.inner);
+        let mut sleep = self.inner.runtime.sleep_until(at);
+        self.inner.runtime.spawn(Box::pin(async move {
+            let due = std::future::poll_fn(|cx| {
+                let Some(inner) = weak.upgrade() else {
+                    return std::task::Poll::Ready(false);
+                };
+                let channel = Channel { inner };
+                {
+                    let mut state = channel.lock();
+                    if state.balancing.timer.token != token {
+                        return std::task::Poll::Ready(false);
+                    }
+                    state.balancing.timer.waker = Some(cx.waker().clone());
+                }
+                drop(channel);
+                sleep.as_mut().poll(cx).map(|()| true)
+            })
+            .await;
+            let Some(inner) = weak.upgrade().filter(|_| due) else {
+                return;
+            };
+            let channel = Channel { inner };
+            let mut state = channel.lock();
+            if state.balancing.timer.token == token && !state.is_shut_down() {
+                state.balancing.timer.token += 1;
+                state.balancing.timer.waker = None;
+                state.with_policy(&channel, |policy, handle, _| policy.timer(handle));
+            }
+            channel.release(state);
+        }));
     }
 
     /// After `idle_timeout` with no call picked or in flight, resolution of `generation`

@@ -25,6 +25,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anygrpc_core::Status;
 
@@ -196,12 +197,17 @@ pub trait Policy: Send + 'static {
     fn exit_idle(&mut self, channel: &mut PolicyChannel<'_>) {
         let _ = channel;
     }
+    /// The timer set with [`PolicyChannel::schedule`] is due. Default: nothing.
+    fn timer(&mut self, channel: &mut PolicyChannel<'_>) {
+        let _ = channel;
+    }
     /// Chooses for one call. Runs on every call's path: keep it quick and lock-free.
     fn pick(&mut self, info: &PickInfo<'_>) -> PickResult;
 }
 
 /// A policy's way to its channel, during one of its calls.
 pub struct PolicyChannel<'a> {
+    timer: &'a mut control::PolicyTimer,
     table: &'a mut SubchannelTable,
     watched: &'a mut Watched,
     channel: &'a Channel,
@@ -254,6 +260,20 @@ impl PolicyChannel<'_> {
     /// Asks the resolver to resolve again (after the policy returns).
     pub fn request_resolution(&mut self) {
         *self.resolve_now = true;
+    }
+    /// Calls the policy's [`timer`](Policy::timer) after `delay` (on the runtime's clock).
+    /// A policy has one timer: this replaces the one set before, if it had not fired.
+    pub fn schedule(&mut self, delay: Duration) {
+        let token = self.timer.disarm();
+        self.channel.spawn_policy_timer(token, self.now() + delay);
+    }
+    /// Cancels the timer set with [`schedule`](Self::schedule), if it had not fired.
+    pub fn cancel_timer(&mut self) {
+        self.timer.disarm();
+    }
+    /// The runtime's clock (virtual on a simulated runtime).
+    pub fn now(&self) -> Instant {
+        self.channel.inner.runtime.now()
     }
 }
 

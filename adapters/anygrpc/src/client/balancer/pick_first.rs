@@ -1,8 +1,14 @@
 //! pick_first: one connection, to the first address that accepts, in the resolver's order
-//! (shuffled first with gRFC A62's `shuffleAddressList`). A pass tries the addresses one
-//! after another; when all failed the channel is TransientFailure until every address's
-//! backoff is over, then Idle: the next call starts a new pass. When the connection ends the
-//! channel goes Idle (and re-resolves) and the next call connects again from the top.
+//! (shuffled first with gRFC A62's `shuffleAddressList`, then IPv6 and IPv4 interleaved as
+//! Happy Eyeballs does, RFC 8305 §4). A pass tries the addresses one after another; an
+//! attempt still connecting after 250 ms does not hold up the next one, which starts beside it
+//! (gRFC A61's Happy Eyeballs), and the first to connect wins. When all failed the channel is
+//! TransientFailure until every address's backoff is over, then Idle: the next call starts a
+//! new pass. When the connection ends the channel goes Idle (and re-resolves) and the next
+//! call connects again from the top.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use anygrpc_core::Status;
 
@@ -12,7 +18,11 @@ use super::{
 };
 use crate::client::backoff::splitmix64;
 use crate::client::channel::Connectivity;
+use crate::client::resolver::{Address, Endpoint};
 use crate::client::service_config::LoadBalancingConfig;
+
+/// RFC 8305's Connection Attempt Delay, as gRFC A61 sets it.
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
 /// Builds [`PickFirst`].
 pub(super) struct Builder;
@@ -30,7 +40,7 @@ impl PolicyBuilder for Builder {
         Box::new(PickFirst {
             subs: Vec::new(),
             selected: None,
-            trying: None,
+            pass: None,
             state: Connectivity::Connecting,
             error: None,
             random: args.seed,
@@ -38,17 +48,60 @@ impl PolicyBuilder for Builder {
     }
 }
 
+/// A pass over the addresses in progress.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    /// The index in `subs` of the next address to start.
+    next: usize,
+    /// When the next address starts even if the last one started is still connecting.
+    next_at: Option<Instant>,
+}
+
 struct PickFirst {
     /// One subchannel per address, in the order to try them.
     subs: Vec<Subchannel>,
     /// The subchannel calls go to.
     selected: Option<Subchannel>,
-    /// The pass in progress: the index in `subs` being tried.
-    trying: Option<usize>,
+    pass: Option<Pass>,
     /// What the policy last reported, and why it last failed.
     state: Connectivity,
     error: Option<Status>,
     random: u64,
+}
+
+/// `addresses` with IPv6 and IPv4 alternating, starting with the first address's family
+/// (RFC 8305 §4); each family keeps its order. Unix paths stay where they are.
+fn interleave(addresses: Vec<&Address>) -> Vec<&Address> {
+    let family = |a: &Address| match a.endpoint {
+        Endpoint::Tcp(SocketAddr::V6(_)) => Some(true),
+        Endpoint::Tcp(SocketAddr::V4(_)) => Some(false),
+        _ => None,
+    };
+    let Some(first) = addresses.first().and_then(|a| family(a)) else {
+        return addresses;
+    };
+    if !addresses.iter().any(|a| family(a) == Some(!first)) {
+        return addresses;
+    }
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut others = Vec::new();
+    for address in addresses {
+        match family(address) {
+            Some(f) if f == first => ours.push(address),
+            Some(_) => theirs.push(address),
+            None => others.push(address),
+        }
+    }
+    let mut out = Vec::with_capacity(ours.len() + theirs.len() + others.len());
+    let (mut ours, mut theirs) = (ours.into_iter(), theirs.into_iter());
+    loop {
+        match (ours.next(), theirs.next()) {
+            (None, None) => break,
+            (a, b) => out.extend(a.into_iter().chain(b)),
+        }
+    }
+    out.extend(others);
+    out
 }
 
 impl PickFirst {
@@ -65,34 +118,62 @@ impl PickFirst {
         channel.set_state(state, error);
     }
 
-    /// Tries `subs` from index `from`, skipping those still in their backoff.
-    fn try_from(&mut self, from: usize, channel: &mut PolicyChannel<'_>) {
-        for i in from..self.subs.len() {
-            match channel.subchannel_state(&self.subs[i]) {
+    /// Starts the next address of the pass (skipping those still in their backoff), or, with
+    /// none left and none still connecting, ends the pass as failed.
+    fn advance(&mut self, channel: &mut PolicyChannel<'_>) {
+        let Some(mut pass) = self.pass else { return };
+        while let Some(sub) = self.subs.get(pass.next) {
+            pass.next += 1;
+            match channel.subchannel_state(sub) {
                 Connectivity::Idle => {
-                    self.trying = Some(i);
-                    channel.connect(&self.subs[i]);
-                    return;
-                }
-                Connectivity::Connecting => {
-                    self.trying = Some(i);
+                    let sub = sub.clone();
+                    channel.connect(&sub);
+                    self.pass = Some(pass);
+                    self.arm(channel);
                     return;
                 }
                 Connectivity::Ready => {
-                    self.select(i, channel);
+                    let i = pass.next - 1;
+                    return self.select(i, channel);
+                }
+                Connectivity::Connecting => {
+                    self.pass = Some(pass);
+                    self.arm(channel);
                     return;
                 }
                 Connectivity::TransientFailure | Connectivity::Shutdown => {}
             }
         }
-        // Every address failed.
-        self.trying = None;
-        let error = channel
-            .last_error()
-            .cloned()
-            .unwrap_or_else(|| Status::unavailable("no address accepted a connection"));
-        self.report(channel, Connectivity::TransientFailure, Some(error));
-        channel.request_resolution();
+        pass.next_at = None;
+        self.pass = Some(pass);
+        channel.cancel_timer();
+        let connecting = self
+            .subs
+            .iter()
+            .any(|s| channel.subchannel_state(s) == Connectivity::Connecting);
+        if !connecting {
+            // Every address failed.
+            self.pass = None;
+            let error = channel
+                .last_error()
+                .cloned()
+                .unwrap_or_else(|| Status::unavailable("no address accepted a connection"));
+            self.report(channel, Connectivity::TransientFailure, Some(error));
+            channel.request_resolution();
+        }
+    }
+
+    /// With an address left to start, starts it after the attempt delay if the pass is
+    /// still waiting then.
+    fn arm(&mut self, channel: &mut PolicyChannel<'_>) {
+        let Some(pass) = &mut self.pass else { return };
+        if pass.next < self.subs.len() {
+            pass.next_at = Some(channel.now() + ATTEMPT_DELAY);
+            channel.schedule(ATTEMPT_DELAY);
+        } else {
+            pass.next_at = None;
+            channel.cancel_timer();
+        }
     }
 
     fn start_pass(&mut self, channel: &mut PolicyChannel<'_>) {
@@ -100,13 +181,31 @@ impl PickFirst {
             return;
         }
         self.report(channel, Connectivity::Connecting, None);
-        self.try_from(0, channel);
+        self.pass = Some(Pass {
+            next: 0,
+            next_at: None,
+        });
+        self.advance(channel);
     }
 
+    /// Calls go to `subs[i]`; attempts still connecting elsewhere are dropped.
     fn select(&mut self, i: usize, channel: &mut PolicyChannel<'_>) {
-        self.trying = None;
+        self.pass = None;
+        channel.cancel_timer();
         self.selected = Some(self.subs[i].clone());
+        for j in 0..self.subs.len() {
+            if j != i && channel.subchannel_state(&self.subs[j]) == Connectivity::Connecting {
+                self.replace(j, channel);
+            }
+        }
         self.report(channel, Connectivity::Ready, None);
+    }
+
+    /// Drops `subs[i]` (and its connection or attempt) for a fresh Idle one.
+    fn replace(&mut self, i: usize, channel: &mut PolicyChannel<'_>) {
+        let address = self.subs[i].address().clone();
+        channel.remove_subchannel(&self.subs[i]);
+        self.subs[i] = channel.new_subchannel(&address);
     }
 }
 
@@ -126,6 +225,7 @@ impl Policy for PickFirst {
                 addresses.swap(i, j);
             }
         }
+        let addresses = interleave(addresses);
         let old = std::mem::take(&mut self.subs);
         for address in addresses {
             let kept = old
@@ -143,7 +243,7 @@ impl Policy for PickFirst {
         }
         if self.subs.is_empty() {
             self.selected = None;
-            self.trying = None;
+            self.pass = None;
             let error = Status::unavailable("name resolution returned no addresses");
             self.report(channel, Connectivity::TransientFailure, Some(error));
             return;
@@ -171,19 +271,30 @@ impl Policy for PickFirst {
         state: Connectivity,
         channel: &mut PolicyChannel<'_>,
     ) {
-        if self.selected.as_ref() == Some(sub) {
-            if state != Connectivity::Ready {
+        let Some(i) = self.subs.iter().position(|s| s == sub) else {
+            return;
+        };
+        if let Some(selected) = &self.selected {
+            if selected == sub && state != Connectivity::Ready {
                 // The connection ended: Idle until the next call, with fresh addresses.
                 self.selected = None;
                 self.report(channel, Connectivity::Idle, None);
                 channel.request_resolution();
+            } else if selected != sub && state == Connectivity::Ready {
+                // A late attempt connected: one connection is enough.
+                self.replace(i, channel);
             }
             return;
         }
-        if let Some(i) = self.trying.filter(|&i| self.subs.get(i) == Some(sub)) {
+        if let Some(pass) = self.pass {
             match state {
                 Connectivity::Ready => self.select(i, channel),
-                Connectivity::TransientFailure => self.try_from(i + 1, channel),
+                // The newest attempt failed, or the last address's: go on at once.
+                Connectivity::TransientFailure
+                    if i + 1 == pass.next || pass.next >= self.subs.len() =>
+                {
+                    self.advance(channel)
+                }
                 _ => {}
             }
             return;
@@ -192,14 +303,14 @@ impl Policy for PickFirst {
             .subs
             .iter()
             .all(|s| channel.subchannel_state(s) != Connectivity::TransientFailure);
-        if self.state == Connectivity::TransientFailure && self.trying.is_none() && all_rested {
+        if self.state == Connectivity::TransientFailure && all_rested {
             // Every backoff is over: the next call starts a new pass.
             self.report(channel, Connectivity::Idle, None);
         }
     }
 
     fn exit_idle(&mut self, channel: &mut PolicyChannel<'_>) {
-        if self.selected.is_none() && self.trying.is_none() {
+        if self.selected.is_none() && self.pass.is_none() {
             if self.subs.is_empty() {
                 channel.request_resolution();
             } else {
@@ -208,11 +319,20 @@ impl Policy for PickFirst {
         }
     }
 
-    fn pick(&mut self, info: &PickInfo<'_>) -> PickResult {
+    fn timer(&mut self, channel: &mut PolicyChannel<'_>) {
+        let due = self
+            .pass
+            .and_then(|p| p.next_at)
+            .is_some_and(|at| at <= channel.now());
+        if due && self.selected.is_none() {
+            self.advance(channel);
+        }
+    }
+
+    fn pick(&mut self, _info: &PickInfo<'_>) -> PickResult {
         if let Some(selected) = &self.selected {
             return PickResult::Ready(selected.clone());
         }
-        let _ = info;
         match (self.state, &self.error) {
             (Connectivity::TransientFailure, Some(error)) => PickResult::Fail(error.clone()),
             (Connectivity::TransientFailure, None) => {
@@ -220,5 +340,45 @@ impl Policy for PickFirst {
             }
             _ => PickResult::Wait,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_alternate_from_the_first_addresss() {
+        let a = |s: &str| Address::tcp(s.parse().unwrap());
+        let list = [
+            a("[::1]:1"),
+            a("[::2]:1"),
+            a("10.0.0.1:1"),
+            a("[::3]:1"),
+            a("10.0.0.2:1"),
+            Address::unix("/s"),
+        ];
+        let order: Vec<String> = interleave(list.iter().collect())
+            .into_iter()
+            .map(|a| a.endpoint.to_string())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "[::1]:1",
+                "10.0.0.1:1",
+                "[::2]:1",
+                "10.0.0.2:1",
+                "[::3]:1",
+                "unix:/s"
+            ]
+        );
+        let v4: Vec<Address> = vec![a("10.0.0.2:1"), a("10.0.0.1:1")];
+        let kept: Vec<&Address> = interleave(v4.iter().collect());
+        assert_eq!(
+            kept,
+            v4.iter().collect::<Vec<_>>(),
+            "one family keeps its order"
+        );
     }
 }
