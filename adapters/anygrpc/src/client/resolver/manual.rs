@@ -10,7 +10,8 @@ use super::{Resolver, ResolverBuilder, ResolverHandle, ResolverUpdate, TargetUri
 /// A resolver for a scheme of your choice whose updates you push yourself: register it with
 /// `ChannelBuilder::resolver`, target `scheme:///anything`, then call
 /// [`update`](Self::update). The last update is remembered and given to the channel each
-/// time it (re)starts resolution. Cheap to clone; clones share their state.
+/// time it (re)starts resolution. Cheap to clone; clones share their state, and feed the
+/// channel that built it last (register one per channel).
 #[derive(Clone, Debug)]
 pub struct ManualResolver {
     scheme: String,
