@@ -5,6 +5,7 @@
 //! counted on the servers.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,10 @@ use anygrpc::balancer::{
     PickInfo, PickResult, Policy, PolicyArgs, PolicyBuilder, PolicyChannel, PolicyConfig,
     PolicyUpdate, Subchannel,
 };
-use anygrpc::resolver::{Address, ManualResolver, ResolverUpdate};
+use anygrpc::resolver::{
+    Address, Attributes, ManualResolver, Resolver, ResolverBuilder, ResolverHandle, ResolverUpdate,
+    TargetUri,
+};
 use anygrpc::{
     BoxFuture, CallOptions, Channel, Code, Connectivity, Listener, LoadBalancing, Runtime,
     RuntimeRef, ServiceConfig, Status, Transport,
@@ -99,11 +103,62 @@ async fn entered(env: &Env, servers: &[TestServer], n: usize) -> Vec<usize> {
     );
 }
 
+/// A resolver of the test's own for `moving:///my-service`: pushes `first` when built, and
+/// whatever the test gives [`Moving::push`] later; counts the channel's `resolve_now` hints.
+#[derive(Clone, Default)]
+struct Moving {
+    first: Arc<Mutex<Vec<Address>>>,
+    handle: Arc<Mutex<Option<ResolverHandle>>>,
+    hints: Arc<AtomicUsize>,
+}
+
+impl Moving {
+    fn push(&self, update: ResolverUpdate) {
+        let handle = self.handle.lock().unwrap().clone();
+        handle
+            .expect("the channel built the resolver")
+            .update(update);
+    }
+}
+
+impl ResolverBuilder for Moving {
+    fn scheme(&self) -> &str {
+        "moving"
+    }
+    fn check(&self, target: &TargetUri) -> Result<(), String> {
+        match target.endpoint.as_str() {
+            "my-service" => Ok(()),
+            other => Err(format!("no service {other:?}")),
+        }
+    }
+    fn build(&self, _target: &TargetUri, handle: ResolverHandle) -> Box<dyn Resolver> {
+        handle.update(ResolverUpdate::new(self.first.lock().unwrap().clone()));
+        *self.handle.lock().unwrap() = Some(handle);
+        Box::new(MovingHints(self.hints.clone()))
+    }
+}
+
+struct MovingHints(Arc<AtomicUsize>);
+
+impl Resolver for MovingHints {
+    fn resolve_now(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 pub async fn a_registered_resolver_pushes_updates_that_calls_follow(env: Env) {
     let servers = servers(&env, 3).await;
-    let resolver = ManualResolver::new("fake");
-    resolver.update(ResolverUpdate::new(vec![address(&servers[0])]));
-    let channel = Channel::builder("fake:///my-service", env.runtime.clone())
+    let resolver = Moving::default();
+    *resolver.first.lock().unwrap() = vec![address(&servers[0])];
+    let err = Channel::builder("moving:///elsewhere", env.runtime.clone())
+        .resolver(resolver.clone())
+        .build()
+        .expect_err("the resolver checks its targets");
+    assert!(
+        err.to_string().contains("no service \"elsewhere\""),
+        "{err}"
+    );
+    let channel = Channel::builder("moving:///my-service", env.runtime.clone())
         .resolver(resolver.clone())
         .build()
         .expect("a registered scheme");
@@ -111,19 +166,28 @@ pub async fn a_registered_resolver_pushes_updates_that_calls_follow(env: Env) {
     assert_eq!(served(&servers, "sleep:done:first"), [4, 0, 0]);
 
     // The resolver moves the service: calls follow at once (pick_first, the default).
-    resolver.update(ResolverUpdate::new(vec![address(&servers[1])]));
+    resolver.push(ResolverUpdate::new(vec![address(&servers[1])]));
     calls(&channel, "second", 4).await;
     assert_eq!(served(&servers, "sleep:done:second"), [0, 4, 0]);
 
     // Two addresses and a service config choosing round_robin: calls alternate.
     let config = ServiceConfig::parse(r#"{"loadBalancingConfig": [{"round_robin": {}}]}"#);
-    resolver.update(
+    resolver.push(
         ResolverUpdate::new(vec![address(&servers[1]), address(&servers[2])])
             .with_service_config(config),
     );
     warm_up(&channel, &servers[1..], "warm").await;
     calls(&channel, "third", 10).await;
     assert_eq!(served(&servers, "sleep:done:third"), [0, 5, 5]);
+    // A server that goes away makes the channel ask its resolver again.
+    let hints = resolver.hints.load(Ordering::Relaxed);
+    servers[2].server.stop(None).await;
+    calls(&channel, "fourth", 4).await;
+    assert_eq!(served(&servers, "sleep:done:fourth")[2], 0);
+    assert!(
+        resolver.hints.load(Ordering::Relaxed) > hints,
+        "resolve_now after a loss"
+    );
     channel.close(None).await;
 }
 
@@ -203,12 +267,18 @@ impl LastAddressPolicy {
 
 impl Policy for LastAddressPolicy {
     fn resolver_update(&mut self, update: &PolicyUpdate<'_>, channel: &mut PolicyChannel<'_>) {
-        if let Some(Label(label)) = update.config.get::<Label>() {
-            self.labels.lock().unwrap().push(label.clone());
-        }
         let Some(last) = update.addresses.last() else {
             return self.report(channel, Connectivity::TransientFailure);
         };
+        if let Some(Label(label)) = update.config.get::<Label>() {
+            // What the policy was told: its config, the update's and the address's attributes.
+            let zone = update.attributes.get("zone").unwrap_or("-");
+            let weight = last.attributes.get("weight").unwrap_or("-");
+            self.labels
+                .lock()
+                .unwrap()
+                .push(format!("{label} {zone} {weight}"));
+        }
         if self.sub.as_ref().is_some_and(|s| s.address() == last) {
             return;
         }
@@ -260,7 +330,14 @@ pub async fn a_registered_policy_is_chosen_by_the_service_config(env: Env) {
     let config = r#"{"loadBalancingConfig": [
         {"not_registered": {}}, {"last_address": {"label": "east"}}, {"round_robin": {}}
     ]}"#;
-    let channel = Channel::builder(&target, env.runtime.clone())
+    let resolver = ManualResolver::new("fake");
+    let mut addresses: Vec<Address> = servers.iter().map(address).collect();
+    addresses[2].attributes = Attributes::new().with("weight", "3");
+    resolver.update(
+        ResolverUpdate::new(addresses).with_attributes(Attributes::new().with("zone", "z1")),
+    );
+    let channel = Channel::builder("fake:///three", env.runtime.clone())
+        .resolver(resolver)
         .balancing_policy(policy.clone())
         .service_config(config)
         .expect("the first known entry is the registered policy")
@@ -268,7 +345,7 @@ pub async fn a_registered_policy_is_chosen_by_the_service_config(env: Env) {
         .unwrap();
     calls(&channel, "custom", 6).await;
     assert_eq!(served(&servers, "sleep:done:custom"), [0, 0, 6]);
-    assert_eq!(*policy.labels.lock().unwrap(), ["east"]);
+    assert_eq!(*policy.labels.lock().unwrap(), ["east z1 3"]);
     channel.close(None).await;
 
     // Its config parser's error names the field; without the registration nothing is known.
