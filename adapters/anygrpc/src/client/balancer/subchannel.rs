@@ -28,12 +28,12 @@ struct Entry {
     backoff: Backoff,
     /// Which connection attempt is current: the tasks of older ones find it changed.
     attempt: u64,
-    /// Picks given out for it that its connection had not started when last looked at,
-    /// and how many calls the connection had started then. Calls it started since are
-    /// those picks; a pick whose call ended before it was sent lingers until the connection
-    /// ends.
-    pending: usize,
-    started_seen: u64,
+    /// Picks given out for its connection, and how many calls the connection had started
+    /// when it came (none, so far). Every call it starts was one of those picks, so the
+    /// picks it has not started yet are the difference; a pick whose call ended before it
+    /// was sent lingers in it until the connection ends.
+    picked: u64,
+    started_base: u64,
 }
 
 impl Entry {
@@ -41,8 +41,9 @@ impl Entry {
     fn outstanding(&self) -> usize {
         let Some(conn) = &self.conn else { return 0 };
         let (active, started) = conn.activity();
-        let sent = usize::try_from(started.saturating_sub(self.started_seen)).unwrap_or(usize::MAX);
-        active + self.pending.saturating_sub(sent)
+        let sent = started.saturating_sub(self.started_base);
+        let unsent = usize::try_from(self.picked.saturating_sub(sent)).unwrap_or(usize::MAX);
+        active.saturating_add(unsent)
     }
 }
 
@@ -83,8 +84,8 @@ impl SubchannelTable {
                 conn: None,
                 backoff: Backoff::new(self.backoff, seed),
                 attempt: 0,
-                pending: 0,
-                started_seen: 0,
+                picked: 0,
+                started_base: 0,
             },
         );
         handle
@@ -134,11 +135,7 @@ impl SubchannelTable {
             entry.state = Connectivity::Idle;
             return Err(true);
         }
-        let started = conn.activity().1;
-        let sent =
-            usize::try_from(started.saturating_sub(entry.started_seen)).unwrap_or(usize::MAX);
-        entry.pending = entry.pending.saturating_sub(sent) + 1;
-        entry.started_seen = started;
+        entry.picked += 1;
         Ok(conn)
     }
 
@@ -175,8 +172,8 @@ impl SubchannelTable {
                 entry.state = state;
                 if let Some(conn) = conn {
                     entry.backoff.reset();
-                    entry.pending = 0;
-                    entry.started_seen = conn.activity().1;
+                    entry.picked = 0;
+                    entry.started_base = conn.activity().1;
                     entry.conn = Some(conn);
                 } else {
                     entry.conn = None;
