@@ -198,6 +198,7 @@ macro_rules! e2e_suite {
             pick_first_and_round_robin_behave_as_before,
             pick_first_shuffles_its_addresses_when_the_config_says,
             pick_first_starts_the_next_address_while_the_first_still_connects,
+            a_panicking_policy_or_resolver_fails_the_calls_only,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

@@ -542,3 +542,76 @@ pub async fn pick_first_starts_the_next_address_while_the_first_still_connects(e
     }
     channel.close(None).await;
 }
+
+/// A policy whose picks panic.
+struct PanickyPicks;
+
+impl PolicyBuilder for PanickyPicks {
+    fn name(&self) -> &str {
+        "panicky"
+    }
+    fn build(&self, _args: PolicyArgs) -> Box<dyn Policy> {
+        Box::new(PanickyPicks)
+    }
+}
+
+impl Policy for PanickyPicks {
+    fn resolver_update(&mut self, _: &PolicyUpdate<'_>, channel: &mut PolicyChannel<'_>) {
+        channel.set_state(Connectivity::Ready, None);
+    }
+    fn resolver_error(&mut self, _: &Status, _: &mut PolicyChannel<'_>) {}
+    fn subchannel_state(&mut self, _: &Subchannel, _: Connectivity, _: &mut PolicyChannel<'_>) {}
+    fn pick(&mut self, _info: &PickInfo<'_>) -> PickResult {
+        panic!("a bug in the policy");
+    }
+}
+
+/// A resolver that panics when built.
+struct PanickyResolver;
+
+impl ResolverBuilder for PanickyResolver {
+    fn scheme(&self) -> &str {
+        "panicky"
+    }
+    fn build(&self, _: &TargetUri, _: ResolverHandle) -> Box<dyn Resolver> {
+        panic!("a bug in the resolver");
+    }
+}
+
+pub async fn a_panicking_policy_or_resolver_fails_the_calls_only(env: Env) {
+    let server = env.start_server().await;
+    let channel = env
+        .channel_builder(server.port)
+        .balancing_policy(PanickyPicks)
+        .service_config(r#"{"loadBalancingConfig": [{"panicky": {}}]}"#)
+        .expect("a registered policy")
+        .build()
+        .unwrap();
+    let sleep = channel.unary_unary::<Ping, Ping>(SLEEP);
+    for _ in 0..2 {
+        let err = sleep.call(Ping::text("p")).await.unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{err}");
+        assert!(err.details().contains("policy panicked"), "{err}");
+    }
+    let channel = Channel::builder("panicky:///x", env.runtime.clone())
+        .resolver(PanickyResolver)
+        .build()
+        .unwrap();
+    let err = channel
+        .unary_unary::<Ping, Ping>(SLEEP)
+        .call(Ping::text("r"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err}");
+    assert!(err.details().contains("resolver panicked"), "{err}");
+    // The server and other channels never noticed.
+    let fine = env.channel(server.port);
+    assert_eq!(
+        fine.unary_unary::<Ping, Ping>(SLEEP)
+            .call(Ping::text("ok"))
+            .await
+            .unwrap()
+            .text,
+        "ok"
+    );
+}

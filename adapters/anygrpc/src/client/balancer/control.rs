@@ -361,7 +361,9 @@ impl Channel {
             }
             let balancing = &mut state.balancing;
             let Some(active) = balancing.policy.as_mut() else {
-                return (Pick::Wait, state);
+                // Installed when resolution starts: only a builder that panicked leaves none.
+                let status = Status::internal("the balancing policy panicked when built");
+                return (Pick::Fail(status), state);
             };
             let info = PickInfo {
                 wait_for_ready,

@@ -302,8 +302,9 @@ fn policy(
 ) -> Result<Option<LoadBalancingConfig>> {
     if let Some(builder) = registry.registered(name) {
         as_object(config, at)?;
-        let parsed = builder
-            .parse_config(&config.to_string())
+        let json = config.to_string();
+        let parsed = crate::user_code::observed(|| builder.parse_config(&json))
+            .unwrap_or_else(|| Err("the policy's config parser panicked".to_owned()))
             .map_err(|problem| at.error(problem))?;
         return Ok(Some(LoadBalancingConfig::Custom {
             name: name.to_owned(),
