@@ -241,8 +241,11 @@ impl PolicyChannel<'_> {
         self.table.state(subchannel)
     }
     /// Sets the channel's connectivity (and, for TransientFailure, why), and has waiting calls
-    /// pick again.
+    /// pick again. Shutdown is the channel's own (`Channel::close`): a policy's is ignored.
     pub fn set_state(&mut self, state: Connectivity, error: Option<Status>) {
+        if state == Connectivity::Shutdown {
+            return;
+        }
         if let Some(error) = error {
             self.watched.last_error = Some(error);
         }
