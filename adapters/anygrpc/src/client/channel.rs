@@ -338,6 +338,11 @@ pub(crate) struct ChannelInner {
 }
 
 impl ChannelInner {
+    /// The channel's authority (`host:port` of its target unless set), for logs.
+    pub(super) fn authority(&self) -> &str {
+        &self.authority
+    }
+
     pub(super) fn options_backoff(&self) -> BackoffConfig {
         self.options.backoff
     }

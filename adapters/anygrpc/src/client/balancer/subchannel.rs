@@ -222,7 +222,7 @@ impl Channel {
                         .map(Kick::run);
                     return;
                 }
-                crate::trace::connected(&target);
+                crate::trace::connected(self.inner.authority(), &target);
                 self.tell_policy(state, sub, Connectivity::Ready);
                 let weak = Arc::downgrade(&self.inner);
                 let sub = sub.clone();
@@ -255,7 +255,12 @@ impl Channel {
                 }
                 entry.state = Connectivity::TransientFailure;
                 let delay = entry.backoff.next_delay();
-                crate::trace::connect_failed(&target, &e.to_string(), delay);
+                crate::trace::connect_failed(
+                    self.inner.authority(),
+                    &target,
+                    &e.to_string(),
+                    delay,
+                );
                 state.watched.last_error = Some(Status::unavailable(format!(
                     "failed to connect to {target}: {e}"
                 )));

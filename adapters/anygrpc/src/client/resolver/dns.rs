@@ -143,7 +143,8 @@ impl Shared {
                     .handle
                     .error(Status::unavailable("name resolution returned no addresses")),
                 Err(e) => {
-                    crate::trace::resolve_failed(&this.host, &e.to_string());
+                    let target = format!("{}:{}", this.host, this.port);
+                    crate::trace::resolve_failed(&target, &e.to_string());
                     this.handle
                         .error(Status::unavailable(format!("name resolution failed: {e}")));
                 }
