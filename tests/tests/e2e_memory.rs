@@ -765,3 +765,29 @@ fn channel_options_take_effect() {
         "without retries, refused calls fail: {replies:?}"
     );
 }
+
+#[test]
+fn a_lost_connection_re_resolves_dns_at_most_every_30_seconds() {
+    let rt = MemoryRuntime::new();
+    rt.add_host("moving.test", vec!["127.0.0.1".parse().unwrap()]);
+    let old = named_server(&rt, "127.0.0.1:7501", "old");
+    let _new = named_server(&rt, "127.0.0.2:7501", "new");
+    let channel = Channel::builder("dns:///moving.test:7501", rt.handle())
+        .build()
+        .unwrap();
+    let resolved_at = rt.now();
+    assert_eq!(who(&rt, &channel, 2).get("old"), Some(&2));
+    // The service moves: the name now lists the new address, the old server goes away.
+    rt.add_host("moving.test", vec!["127.0.0.2".parse().unwrap()]);
+    rt.block_on(old.stop(None));
+    rt.run_until_stalled();
+    // The lost connection asks for a new resolution, which waits until 30 s after the last;
+    // meanwhile the old address is refused, and the waiting call is served once it is done.
+    assert_eq!(who(&rt, &channel, 1).get("new"), Some(&1));
+    let waited = rt.now().duration_since(resolved_at);
+    assert!(
+        waited >= Duration::from_secs(30) && waited < Duration::from_secs(33),
+        "re-resolved after {waited:?}"
+    );
+    assert_eq!(who(&rt, &channel, 3).get("new"), Some(&3));
+}

@@ -36,6 +36,22 @@ pub mod service_config {
         RetryThrottling, ServiceConfig, ServiceConfigError,
     };
 }
+/// Name resolution: resolvers for schemes of your own (`consul:///svc`), registered with
+/// [`ChannelBuilder::resolver`]; [`ManualResolver`](resolver::ManualResolver) for tests.
+pub mod resolver {
+    pub use crate::client::{
+        Address, Attributes, Endpoint, ManualResolver, Resolver, ResolverBuilder, ResolverHandle,
+        ResolverUpdate, TargetUri,
+    };
+}
+/// Balancing policies of your own, registered with [`ChannelBuilder::balancing_policy`] and
+/// chosen by name in a service config's `loadBalancingConfig`.
+pub mod balancer {
+    pub use crate::client::{
+        PickInfo, PickResult, Policy, PolicyArgs, PolicyBuilder, PolicyChannel, PolicyConfig,
+        PolicyUpdate, Subchannel,
+    };
+}
 /// Re-exported so generated code and users name one `Stream` trait.
 pub use futures_core;
 pub use interceptor::{

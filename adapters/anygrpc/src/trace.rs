@@ -223,17 +223,19 @@ pub(crate) fn accept_failed(error: &std::io::Error, retry_in: Duration) {
     let _ = (error, retry_in);
 }
 
-/// A channel's attempt to connect to `target` failed; the next one is in `retry_in`.
-pub(crate) fn connect_failed(target: &str, error: &str, retry_in: Duration) {
+/// A channel's attempt to connect to `address`, one of `target`'s, failed; the next one is in
+/// `retry_in`.
+pub(crate) fn connect_failed(target: &str, address: &str, error: &str, retry_in: Duration) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target_address = target,
+        address,
         error,
         retry_in_ms = retry_in.as_millis() as u64,
         "connecting failed; backing off"
     );
     #[cfg(not(feature = "tracing"))]
-    let _ = (target, error, retry_in);
+    let _ = (target, address, error, retry_in);
 }
 
 /// Resolving the channel's target failed (or found no address).
@@ -244,12 +246,12 @@ pub(crate) fn resolve_failed(target: &str, error: &str) {
     let _ = (target, error);
 }
 
-/// A channel connected to `target`.
-pub(crate) fn connected(target: &str) {
+/// A channel connected to `address`, one of `target`'s.
+pub(crate) fn connected(target: &str, address: &str) {
     #[cfg(feature = "tracing")]
-    tracing::debug!(target_address = target, "connected");
+    tracing::debug!(target_address = target, address, "connected");
     #[cfg(not(feature = "tracing"))]
-    let _ = target;
+    let _ = (target, address);
 }
 
 #[cfg(test)]

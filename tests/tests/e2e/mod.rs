@@ -202,6 +202,15 @@ macro_rules! e2e_suite {
             hedged_streaming_requests_reach_every_attempt,
             a_hedged_stream_past_its_retry_buffer_commits_to_its_oldest_attempt,
             hedged_attempts_spread_over_round_robins_subchannels,
+            a_registered_resolver_pushes_updates_that_calls_follow,
+            a_resolver_error_fails_fast_calls_and_wait_for_ready_ones_wait,
+            a_registered_policy_is_chosen_by_the_service_config,
+            least_request_sends_calls_where_fewest_are_in_flight,
+            pick_first_and_round_robin_behave_as_before,
+            pick_first_shuffles_its_addresses_when_the_config_says,
+            pick_first_starts_the_next_address_while_the_first_still_connects,
+            a_panicking_policy_or_resolver_fails_the_calls_only,
+            a_resolvers_service_config_sets_the_method_configs,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
@@ -14,16 +13,17 @@ use std::time::{Duration, Instant};
 use anygrpc_core::{CallRequest, Config, Connection, EncodingSet, Metadata, Scheme, Side, Status};
 
 use super::attempt::Attempt;
-use super::backoff::{Backoff, BackoffConfig};
+use super::backoff::BackoffConfig;
+use super::balancer::subchannel::SubchannelTable;
+use super::balancer::{Balancing, PolicyBuilder, PolicyChoice, PolicyRegistry};
 use super::call::{CallCore, CallOptions};
 use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
-use super::pick_first::PickFirst;
+use super::resolver::{Endpoint, ResolverBuilder, ResolverRegistry, TargetUri};
 use super::retry::{self, Decision, Retries, Throttle};
-use super::round_robin::RoundRobin;
 use super::service_config::{
     LoadBalancingConfig, Reliability, RetryPolicy, ServiceConfig, ServiceConfigError,
 };
-use super::target::{Target, TargetError};
+use super::target::TargetError;
 use crate::codec;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::io::Driver;
@@ -51,17 +51,36 @@ pub enum Connectivity {
     Shutdown,
 }
 
-/// How a channel spreads calls over the addresses its target resolves to.
+/// How a channel spreads calls over the addresses its target resolves to: a built-in
+/// policy, by the name it is registered under (a service config's `loadBalancingConfig`
+/// takes precedence, and can also choose policies registered with
+/// [`ChannelBuilder::balancing_policy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LoadBalancing {
-    /// One connection, to the first address that accepts (in resolution order); on failure
-    /// the next attempt starts again from the top. The gRPC default.
+    /// `pick_first`: one connection, to the first address that accepts (in resolution
+    /// order); on failure the next attempt starts again from the top. The gRPC default.
     #[default]
     PickFirst,
-    /// One connection per address, calls spread over the ready ones in turn; a dead address
-    /// leaves the rotation and returns once it reconnects.
+    /// `round_robin`: one connection per address, calls spread over the ready ones in turn;
+    /// a dead address leaves the rotation and returns once it reconnects.
     RoundRobin,
+    /// `least_request` (gRFC A48) with its default `choiceCount` of 2: one connection per
+    /// address; each call goes to the one with fewer calls in flight of two sampled.
+    LeastRequest,
+}
+
+impl LoadBalancing {
+    /// Its config, as a service config would give it.
+    fn config(self) -> LoadBalancingConfig {
+        match self {
+            LoadBalancing::PickFirst => LoadBalancingConfig::PickFirst {
+                shuffle_address_list: false,
+            },
+            LoadBalancing::RoundRobin => LoadBalancingConfig::RoundRobin,
+            LoadBalancing::LeastRequest => LoadBalancingConfig::LeastRequest { choice_count: 2 },
+        }
+    }
 }
 
 /// Options of a channel, set through [`ChannelBuilder`].
@@ -80,6 +99,10 @@ struct ChannelOptions {
     retries: bool,
     idle_timeout: Option<Duration>,
     resolve_interval: Option<Duration>,
+    /// The resolvers by scheme, built-ins first.
+    resolvers: ResolverRegistry,
+    /// The policies by name, built-ins first.
+    policies: PolicyRegistry,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
     stats: StatsHandlers,
     call_credentials: Option<Arc<dyn CallCredentials>>,
@@ -155,8 +178,8 @@ impl ChannelBuilder {
         self.options.idle_timeout = timeout;
         self
     }
-    /// round_robin: resolve a `dns:` target again this often (new addresses join, vanished
-    /// ones leave). Connection failures also re-resolve, at most every 30 s. Default `None`.
+    /// Resolve a `dns:` target again this often (new addresses join, vanished ones leave).
+    /// Connection failures also re-resolve, at most every 30 s. Default `None`.
     pub fn resolve_interval(mut self, interval: Duration) -> Self {
         self.options.resolve_interval = Some(interval);
         self
@@ -164,9 +187,11 @@ impl ChannelBuilder {
     /// The channel's service config (gRFC A2), in gRPC's JSON form: per-method timeouts,
     /// wait-for-ready, message size limits, and the balancing policy, which takes precedence
     /// over [`load_balancing`](Self::load_balancing) as in C-core. An invalid config is
-    /// rejected whole, the error naming the bad field.
+    /// rejected whole, the error naming the bad field. Its `loadBalancingConfig` may name the
+    /// policies registered *before* this call (see [`balancing_policy`](Self::balancing_policy)).
     pub fn service_config(mut self, json: &str) -> Result<Self, ServiceConfigError> {
-        self.options.service_config = Some(Arc::new(ServiceConfig::parse(json)?));
+        let config = ServiceConfig::parse_with(json, &self.options.policies)?;
+        self.options.service_config = Some(Arc::new(config));
         Ok(self)
     }
     /// How much of its request a call keeps to send again on a retry (gRFC A6): at most
@@ -205,6 +230,19 @@ impl ChannelBuilder {
     /// The load-balancing policy (default pick_first).
     pub fn load_balancing(mut self, policy: LoadBalancing) -> Self {
         self.options.balancing = policy;
+        self
+    }
+    /// Registers a resolver for targets of its scheme (`consul:///svc`), replacing a
+    /// built-in one of the same scheme (`dns`, `ipv4`, `ipv6`, `unix`).
+    pub fn resolver(mut self, builder: impl ResolverBuilder) -> Self {
+        self.options.resolvers.register(Arc::new(builder));
+        self
+    }
+    /// Registers a balancing policy by its name, for service configs to choose (register it
+    /// before giving the [`service_config`](Self::service_config) that names it). A policy
+    /// named like a built-in replaces it.
+    pub fn balancing_policy(mut self, builder: impl PolicyBuilder) -> Self {
+        self.options.policies.register(Arc::new(builder));
         self
     }
     /// Keepalive PINGs also while no call is in progress (keepalive.md `permit_without_calls`).
@@ -254,36 +292,53 @@ impl ChannelBuilder {
     }
     /// The channel. Nothing connects until the first call (or `state(true)`).
     pub fn build(self) -> Result<Channel, TargetError> {
-        let target = Target::parse(&self.target)?;
+        let resolvers = &self.options.resolvers;
+        let uri = TargetUri::resolve_scheme(&self.target, |s| resolvers.get(s).is_some());
+        if let Some(named) = TargetUri::parse(&self.target) {
+            let has_authority = self.target[named.scheme.len() + 1..].starts_with("//");
+            if uri.scheme != named.scheme && has_authority {
+                return Err(TargetError(format!(
+                    "{:?}: no resolver is registered for scheme {:?}",
+                    self.target, named.scheme
+                )));
+            }
+        }
+        let resolver = resolvers
+            .get(&uri.scheme)
+            .cloned()
+            .ok_or_else(|| TargetError(format!("{:?}: no dns resolver", self.target)))?;
+        resolver.check(&uri).map_err(TargetError)?;
         let target_text = self.target;
         let authority = self.options.authority.clone();
         #[cfg(feature = "tls")]
         let authority = authority.or_else(|| self.options.server_host_override.clone());
-        let authority = authority.unwrap_or_else(|| target.default_authority());
+        let authority = authority.unwrap_or_else(|| resolver.default_authority(&uri));
         // Jitter only needs to differ between channels, not to be unpredictable.
         static CHANNELS: std::sync::atomic::AtomicU64 =
             std::sync::atomic::AtomicU64::new(0x9e37_79b9);
         let seed = CHANNELS.fetch_add(0x2545_f491, std::sync::atomic::Ordering::Relaxed);
-        let balancing = self
+        let policies = &self.options.policies;
+        let policy = self
             .options
             .service_config
             .as_ref()
-            .and_then(|config| config.load_balancing.clone())
-            .unwrap_or(match self.options.balancing {
-                LoadBalancing::PickFirst => LoadBalancingConfig::PickFirst {
-                    shuffle_address_list: false,
-                },
-                LoadBalancing::RoundRobin => LoadBalancingConfig::RoundRobin,
-            });
+            .and_then(|config| config.load_balancing.as_ref())
+            .and_then(|config| PolicyChoice::of(config, policies))
+            .or_else(|| PolicyChoice::of(&self.options.balancing.config(), policies))
+            .ok_or_else(|| TargetError(format!("{target_text:?}: no balancing policy")))?;
         Ok(Channel {
             inner: Arc::new(ChannelInner {
                 runtime: self.runtime,
-                target,
+                uri,
+                resolver,
+                policy,
                 target_text,
                 authority,
                 config: Arc::new(self.options.config.clone()),
                 options: self.options.clone(),
                 retry_budget: RetryBudget::new(self.options.retry_buffer.per_channel),
+                resolved_config: Mutex::new(None),
+                resolved_config_set: std::sync::atomic::AtomicBool::new(false),
                 throttle: self
                     .options
                     .service_config
@@ -296,26 +351,23 @@ impl ChannelBuilder {
                         last_error: None,
                         waiters: WakerSet::default(),
                     },
-                    balancer: match balancing {
-                        LoadBalancingConfig::PickFirst {
-                            shuffle_address_list,
-                        } => Balancer::PickFirst(PickFirst::new(
-                            Backoff::new(self.options.backoff, seed),
-                            shuffle_address_list.then_some(seed),
-                        )),
-                        LoadBalancingConfig::RoundRobin => {
-                            Balancer::RoundRobin(RoundRobin::default())
-                        }
-                    },
+                    balancing: Balancing::new(
+                        SubchannelTable::new(self.options.backoff, seed),
+                        seed,
+                    ),
                 }),
             }),
         })
     }
 }
 
-pub(super) struct ChannelInner {
+pub(crate) struct ChannelInner {
     pub(super) runtime: RuntimeRef,
-    pub(super) target: Target,
+    /// The target, split; its scheme chose `resolver`.
+    pub(super) uri: TargetUri,
+    pub(super) resolver: Arc<dyn ResolverBuilder>,
+    /// The policy until a resolver's service config chooses another.
+    pub(super) policy: PolicyChoice,
     /// The target as given, for stats handlers.
     target_text: String,
     authority: String,
@@ -325,6 +377,10 @@ pub(super) struct ChannelInner {
     pub(super) throttle: Option<Arc<Throttle>>,
     /// The bytes the channel's calls keep for retries together.
     retry_budget: Arc<RetryBudget>,
+    /// The service config the resolver supplied last, which replaces the builder's for the
+    /// calls' method configs (gRFC A2); `resolved_config_set` says whether to look.
+    resolved_config: Mutex<Option<Arc<ServiceConfig>>>,
+    resolved_config_set: std::sync::atomic::AtomicBool,
     pub(super) state: Mutex<ChannelState>,
 }
 
@@ -332,6 +388,31 @@ impl ChannelInner {
     /// The channel's authority (`host:port` of its target unless set), for logs.
     pub(super) fn authority(&self) -> &str {
         &self.authority
+    }
+
+    /// The resolver's service config becomes the calls' (`None`: back to the builder's).
+    pub(super) fn set_resolved_config(&self, config: Option<Arc<ServiceConfig>>) {
+        let set = config.is_some();
+        *self
+            .resolved_config
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = config;
+        self.resolved_config_set
+            .store(set, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The resolver's service config, if it supplied one (checked without a lock otherwise).
+    fn resolved_config(&self) -> Option<Arc<ServiceConfig>> {
+        if !self
+            .resolved_config_set
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return None;
+        }
+        self.resolved_config
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     pub(super) fn options_backoff(&self) -> BackoffConfig {
@@ -345,13 +426,19 @@ impl ChannelInner {
     pub(super) fn idle_timeout(&self) -> Option<Duration> {
         self.options.idle_timeout
     }
+
+    /// The policies the channel knows by name.
+    pub(super) fn policies(&self) -> &PolicyRegistry {
+        &self.options.policies
+    }
 }
 
 impl Drop for ChannelInner {
     /// The last `Channel` is gone: its connection shuts down gracefully (calls in flight finish).
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        for conn in state.take_connections() {
+        let (_resolver, conns) = state.balancing.stop();
+        for conn in conns {
             let _ = conn
                 .enqueue([Command::Shutdown], Urgency::Control)
                 .map(Kick::run);
@@ -359,10 +446,10 @@ impl Drop for ChannelInner {
     }
 }
 
-/// A channel's state: what callers see and wait on, and its balancer's own.
+/// A channel's state: what callers see and wait on, and its resolver's and policy's.
 pub(super) struct ChannelState {
     pub(super) watched: Watched,
-    balancer: Balancer,
+    pub(super) balancing: Balancing,
 }
 
 /// What a channel reports: its connectivity, why it last failed, who waits for a change.
@@ -381,38 +468,10 @@ impl Watched {
             self.waiters.wake_all();
         }
     }
-}
 
-/// The balancing policy of a channel, with the state it owns.
-#[derive(Debug)]
-enum Balancer {
-    PickFirst(PickFirst),
-    RoundRobin(RoundRobin),
-}
-
-impl ChannelState {
-    /// The channel's pick_first state, beside what it reports, if that is its policy.
-    pub(super) fn pick_first(&mut self) -> Option<(&mut Watched, &mut PickFirst)> {
-        match &mut self.balancer {
-            Balancer::PickFirst(policy) => Some((&mut self.watched, policy)),
-            Balancer::RoundRobin(_) => None,
-        }
-    }
-
-    /// The channel's round_robin state, beside what it reports, if that is its policy.
-    pub(super) fn round_robin(&mut self) -> Option<(&mut Watched, &mut RoundRobin)> {
-        match &mut self.balancer {
-            Balancer::RoundRobin(policy) => Some((&mut self.watched, policy)),
-            Balancer::PickFirst(_) => None,
-        }
-    }
-
-    /// Every connection the policy holds, given up (the channel closes).
-    fn take_connections(&mut self) -> Vec<Arc<ConnHandle>> {
-        match &mut self.balancer {
-            Balancer::PickFirst(policy) => policy.take_connection().into_iter().collect(),
-            Balancer::RoundRobin(policy) => policy.take_connections(),
-        }
+    /// Wakes who waits for a change (the policy has something new for them to pick).
+    pub(super) fn wake_waiters(&mut self) {
+        self.waiters.wake_all();
     }
 }
 
@@ -426,7 +485,7 @@ pub struct Channel {
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")
-            .field("target", &self.inner.target)
+            .field("target", &self.inner.target_text)
             .field("state", &self.lock().watched.connectivity)
             .finish()
     }
@@ -456,6 +515,8 @@ impl Channel {
                 retries: true,
                 idle_timeout: Some(Duration::from_secs(30 * 60)),
                 resolve_interval: None,
+                resolvers: ResolverRegistry::default(),
+                policies: PolicyRegistry::default(),
                 interceptors: Arc::new([]),
                 stats: StatsHandlers::default(),
                 call_credentials: None,
@@ -506,13 +567,10 @@ impl Channel {
 
     /// The connectivity state; with `try_to_connect`, an Idle channel starts connecting.
     pub fn state(&self, try_to_connect: bool) -> Connectivity {
-        let mut state = self.lock();
+        let state = self.lock();
         if try_to_connect && state.watched.connectivity == Connectivity::Idle {
-            if let Some((watched, pick_first)) = state.pick_first() {
-                self.start_connect(pick_first, watched);
-            } else {
-                let _ = self.pick_round_robin(&mut state, true);
-            }
+            self.exit_idle(state);
+            return self.lock().watched.connectivity;
         }
         state.watched.connectivity
     }
@@ -544,11 +602,12 @@ impl Channel {
     /// Closes the channel: new calls fail at once; calls in flight get `grace` to finish
     /// (none: cancelled now), then the connection closes. Completes when it has.
     pub async fn close(&self, grace: Option<Duration>) {
-        let conns: Vec<Arc<ConnHandle>> = {
+        let (resolver, conns) = {
             let mut state = self.lock();
             state.watched.set(Connectivity::Shutdown);
-            state.take_connections()
+            state.balancing.stop()
         };
+        drop(resolver);
         if conns.is_empty() {
             return;
         }
@@ -589,13 +648,12 @@ impl Channel {
             self.inner.config.max_recv_message_size,
             self.inner.config.max_send_message_size,
         );
-        // The method's service config, looked up by the path as called, sets the defaults
-        // the interceptors then see.
-        if let Some(method) = self
-            .inner
-            .options
-            .service_config
-            .as_ref()
+        // The method's service config (the resolver's, else the builder's), looked up by
+        // the path as called, sets the defaults the interceptors then see.
+        let resolved = self.inner.resolved_config();
+        if let Some(method) = resolved
+            .as_deref()
+            .or(self.inner.options.service_config.as_deref())
             .and_then(|config| config.method_config(path))
         {
             options.timeout = match (options.timeout, method.timeout) {
@@ -1046,19 +1104,11 @@ impl Channel {
     /// Chooses a connection for a call, as the channel's policy says (starting connections
     /// if needed); a `waker` to wake when it should ask again.
     fn pick(&self, wait_for_ready: bool, waker: Option<&Waker>) -> Pick {
-        let mut state = self.lock();
-        let pick = if let Some((watched, pick_first)) = state.pick_first() {
-            pick_first.pick(watched, wait_for_ready, |policy, watched| {
-                self.start_connect(policy, watched);
-            })
-        } else if state.watched.connectivity == Connectivity::Shutdown {
-            Pick::Fail(Status::cancelled("the channel is closed"))
-        } else {
-            self.pick_round_robin(&mut state, wait_for_ready)
-        };
+        let (pick, mut state) = self.pick_balanced(wait_for_ready, self.lock());
         if let (Pick::Wait, Some(waker)) = (&pick, waker) {
             state.watched.waiters.register(waker);
         }
+        self.release(state);
         pick
     }
 
@@ -1090,14 +1140,6 @@ impl Channel {
             });
         }
         connect
-    }
-
-    pub(super) async fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
-        match &self.inner.target {
-            Target::Addresses(addrs) => Ok(addrs.clone()),
-            Target::Dns { host, port } => self.inner.runtime.resolve(host.clone(), *port).await,
-            Target::Unix(_) => Ok(Vec::new()),
-        }
     }
 
     /// Opens one connection (the only place that does): connects to `endpoint`, runs the TLS
@@ -1178,14 +1220,6 @@ struct Next {
     /// The backoff before it; `None`: at once (a transparent retry).
     delay: Option<Duration>,
     transparent: bool,
-}
-
-/// Where a connection is opened.
-pub(super) enum Endpoint {
-    /// A TCP address.
-    Tcp(SocketAddr),
-    /// A Unix domain socket's path.
-    Unix(String),
 }
 
 /// Runs `fut` with a deadline `timeout` from now.

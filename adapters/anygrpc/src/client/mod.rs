@@ -1,20 +1,25 @@
-//! The client side: channels, targets, backoff and the four call kinds.
+//! The client side: channels, targets, resolvers, balancing policies, backoff and the four
+//! call kinds.
 
 mod attempt;
 mod backoff;
+mod balancer;
 mod call;
 mod channel;
 mod hedged;
 mod hedging;
 mod kinds;
 mod options;
-mod pick_first;
+mod resolver;
 mod retry;
-mod round_robin;
 mod service_config;
 mod target;
 
 pub use backoff::BackoffConfig;
+pub use balancer::{
+    PickInfo, PickResult, Policy, PolicyArgs, PolicyBuilder, PolicyChannel, PolicyConfig,
+    PolicyUpdate, Subchannel,
+};
 pub use call::{CallOptions, RpcError, UsageError, WriteError, WriteOptions};
 pub use channel::{Channel, ChannelBuilder, Connectivity, LoadBalancing};
 pub use kinds::{
@@ -22,6 +27,10 @@ pub use kinds::{
     UnaryStreamCall, UnaryUnary,
 };
 pub use options::{CHANNEL_OPTIONS, ChannelOptionError, ChannelOptionValue};
+pub use resolver::{
+    Address, Attributes, Endpoint, ManualResolver, Resolver, ResolverBuilder, ResolverHandle,
+    ResolverUpdate, TargetUri,
+};
 pub use service_config::{
     HedgingPolicy, LoadBalancingConfig, MethodConfig, MethodName, Reliability, RetryPolicy,
     RetryThrottling, ServiceConfig, ServiceConfigError,

@@ -85,7 +85,7 @@ pub const CHANNEL_OPTIONS: &[&str] = &[
 impl ChannelBuilder {
     /// Sets a channel option by its gRPC name (C-core's channel arguments, as grpc.aio's
     /// `options=` takes them): `grpc.service_config` (JSON), `grpc.lb_policy_name`
-    /// (`pick_first`, `round_robin`), `grpc.enable_retries` (0 turns retries off, the
+    /// (`pick_first`, `round_robin`, `least_request`), `grpc.enable_retries` (0 turns retries off, the
     /// transparent ones too), `grpc.per_rpc_retry_buffer_size`,
     /// `grpc.max_receive_message_length` / `grpc.max_send_message_length` (-1: unlimited),
     /// `grpc.keepalive_time_ms`, `grpc.keepalive_timeout_ms`,
@@ -138,6 +138,7 @@ impl ChannelBuilder {
             "grpc.lb_policy_name" => match text(&value)?.as_str() {
                 "pick_first" => self.load_balancing(LoadBalancing::PickFirst),
                 "round_robin" => self.load_balancing(LoadBalancing::RoundRobin),
+                "least_request" => self.load_balancing(LoadBalancing::LeastRequest),
                 other => return Err(fail(format!("unknown policy {other:?}"))),
             },
             "grpc.enable_retries" => self.enable_retries(switch(&value)?),

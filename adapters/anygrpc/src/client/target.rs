@@ -1,10 +1,13 @@
-//! Channel targets (gRPC naming doc): `host:port`, `dns:///host:port`, `ipv4:///a:p,b:p`,
-//! `ipv6:///[a]:p`, `unix:path`.
+//! Channel targets of the built-in schemes (gRPC naming doc): `host:port`, `dns:///host:port`,
+//! `ipv4:///a:p,b:p`, `ipv6:///[a]:p`, `unix:path`. A channel first looks the target's scheme
+//! up among its registered resolvers ([`TargetUri`](super::TargetUri)); the built-in
+//! resolvers parse their targets here.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-/// Where a channel connects.
+/// Where a channel connects, for the built-in schemes (other schemes are resolved by the
+/// resolver registered for them, see `ChannelBuilder::resolver`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Target {

@@ -1,5 +1,6 @@
 //! The cases of the suite, each an `async fn(Env)` that asserts what it tests.
 
+mod balancing;
 mod calls;
 mod cardinality;
 mod hedging;
@@ -10,6 +11,7 @@ mod service_config;
 mod status;
 mod time;
 
+pub use balancing::*;
 pub use calls::*;
 pub use cardinality::*;
 pub use hedging::*;

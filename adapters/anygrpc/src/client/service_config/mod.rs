@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use anygrpc_core::Code;
 
+use crate::client::balancer::PolicyRegistry;
+
 /// A parsed and validated service config.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceConfig {
@@ -85,6 +87,38 @@ pub enum LoadBalancingConfig {
     },
     /// `{"round_robin": {}}`.
     RoundRobin,
+    /// `{"least_request": {"choiceCount": N}}` (gRFC A48, also spelt
+    /// `least_request_experimental`).
+    LeastRequest {
+        /// Ready subchannels sampled per pick: 2 to 10 (outside, clamped), default 2.
+        choice_count: u32,
+    },
+    /// A policy registered on the channel (`ChannelBuilder::balancing_policy`), with the
+    /// config its builder parsed.
+    Custom {
+        /// The name it is registered and selected by.
+        name: String,
+        /// Its parsed config.
+        config: crate::client::balancer::PolicyConfig,
+    },
+}
+
+impl LoadBalancingConfig {
+    /// The policy's name, as configs spell it.
+    pub fn name(&self) -> &str {
+        match self {
+            LoadBalancingConfig::PickFirst { .. } => "pick_first",
+            LoadBalancingConfig::RoundRobin => "round_robin",
+            LoadBalancingConfig::LeastRequest { .. } => "least_request",
+            LoadBalancingConfig::Custom { name, .. } => name,
+        }
+    }
+}
+
+/// A built-in policy's config object (JSON text) parsed as the service config does, for
+/// its `PolicyBuilder::parse_config`.
+pub(crate) fn parse_builtin(name: &str, json: &str) -> Result<LoadBalancingConfig, String> {
+    parse::builtin_policy_json(name, json).map_err(|e| e.to_string())
 }
 
 /// `retryThrottling` (gRFC A6): retries and hedges stop while the channel's tokens are at or
@@ -190,9 +224,19 @@ impl std::error::Error for ServiceConfigError {}
 pub(super) const MAX_ATTEMPTS_CAP: u32 = 5;
 
 impl ServiceConfig {
-    /// Parses and validates a service config in gRPC's JSON form.
+    /// Parses and validates a service config in gRPC's JSON form. Its
+    /// `loadBalancingConfig` may choose the built-in policies only; a channel's builder (or
+    /// resolver handle) parses knowing the policies registered on it.
     pub fn parse(json: &str) -> Result<Self, ServiceConfigError> {
-        parse::service_config(json)
+        parse::service_config(json, &PolicyRegistry::default())
+    }
+
+    /// Parses knowing the policies of `registry`.
+    pub(crate) fn parse_with(
+        json: &str,
+        registry: &PolicyRegistry,
+    ) -> Result<Self, ServiceConfigError> {
+        parse::service_config(json, registry)
     }
 
     /// The method config that applies to the call of `path` (`/package.Service/Method`): the

@@ -10,6 +10,7 @@ use super::{
     HedgingPolicy, LoadBalancingConfig, MAX_ATTEMPTS_CAP, MethodConfig, MethodName, Reliability,
     RetryPolicy, RetryThrottling, ServiceConfig, ServiceConfigError,
 };
+use crate::client::balancer::PolicyRegistry;
 
 type Result<T> = std::result::Result<T, ServiceConfigError>;
 
@@ -39,7 +40,7 @@ impl At {
 }
 
 /// The whole document.
-pub(super) fn service_config(json: &str) -> Result<ServiceConfig> {
+pub(super) fn service_config(json: &str, registry: &PolicyRegistry) -> Result<ServiceConfig> {
     let root = At(String::new());
     let value: Value =
         serde_json::from_str(json).map_err(|e| root.error(format!("not JSON: {e}")))?;
@@ -73,11 +74,13 @@ pub(super) fn service_config(json: &str) -> Result<ServiceConfig> {
         Some(list) => Some(load_balancing_config(
             list,
             &root.field("loadBalancingConfig"),
+            registry,
         )?),
         None => match field(object, "loadBalancingPolicy") {
             Some(name) => Some(load_balancing_policy(
                 name,
                 &root.field("loadBalancingPolicy"),
+                registry,
             )?),
             None => None,
         },
@@ -254,12 +257,13 @@ fn retry_throttling(value: &Value, at: &At) -> Result<RetryThrottling> {
     })
 }
 
-/// The policies this channel can run, by the names the configs use.
-const KNOWN_POLICIES: [&str; 2] = ["pick_first", "round_robin"];
-
-/// `[{"policy_name": {config}}, …]`: the first policy this channel knows, with its config
-/// checked; policies it does not know are skipped, as A2 asks.
-fn load_balancing_config(value: &Value, at: &At) -> Result<LoadBalancingConfig> {
+/// `[{"policy_name": {config}}, …]`: the first policy this channel knows (built in or
+/// registered), with its config checked; policies it does not know are skipped, as A2 asks.
+fn load_balancing_config(
+    value: &Value,
+    at: &At,
+    registry: &PolicyRegistry,
+) -> Result<LoadBalancingConfig> {
     let list = as_array(value, at)?;
     let mut names = Vec::new();
     for (i, entry) in list.iter().enumerate() {
@@ -272,28 +276,14 @@ fn load_balancing_config(value: &Value, at: &At) -> Result<LoadBalancingConfig> 
                 object.len()
             )));
         };
-        let at = at.field(name);
-        match name.as_str() {
-            "pick_first" => {
-                let config = as_object(config, &at)?;
-                let shuffle_address_list = field(config, "shuffleAddressList")
-                    .map(|v| as_bool(v, &at.field("shuffleAddressList")))
-                    .transpose()?
-                    .unwrap_or(false);
-                return Ok(LoadBalancingConfig::PickFirst {
-                    shuffle_address_list,
-                });
-            }
-            "round_robin" => {
-                as_object(config, &at)?;
-                return Ok(LoadBalancingConfig::RoundRobin);
-            }
-            _ => names.push(name.clone()),
+        if let Some(chosen) = policy(name, config, &at.field(name), registry)? {
+            return Ok(chosen);
         }
+        names.push(name.clone());
     }
     Err(at.error(format!(
         "names no policy this channel has (it has {}; the config names {})",
-        KNOWN_POLICIES.join(", "),
+        registry.names().join(", "),
         if names.is_empty() {
             "none".to_owned()
         } else {
@@ -302,16 +292,86 @@ fn load_balancing_config(value: &Value, at: &At) -> Result<LoadBalancingConfig> 
     )))
 }
 
-/// The deprecated `"loadBalancingPolicy": "round_robin"` (matched without case).
-fn load_balancing_policy(value: &Value, at: &At) -> Result<LoadBalancingConfig> {
-    match as_str(value, at)?.to_ascii_lowercase().as_str() {
-        "pick_first" => Ok(LoadBalancingConfig::PickFirst {
-            shuffle_address_list: false,
-        }),
-        "round_robin" => Ok(LoadBalancingConfig::RoundRobin),
-        other => Err(at.error(format!(
-            "{other:?} is not a policy this channel has ({})",
-            KNOWN_POLICIES.join(", ")
+/// The policy `name` with its `config` checked; `None` if the channel does not have it. A
+/// registered policy of a built-in's name replaces the built-in.
+fn policy(
+    name: &str,
+    config: &Value,
+    at: &At,
+    registry: &PolicyRegistry,
+) -> Result<Option<LoadBalancingConfig>> {
+    if let Some(builder) = registry.registered(name) {
+        as_object(config, at)?;
+        let json = config.to_string();
+        let parsed = crate::user_code::observed(|| builder.parse_config(&json))
+            .unwrap_or_else(|| Err("the policy's config parser panicked".to_owned()))
+            .map_err(|problem| at.error(problem))?;
+        return Ok(Some(LoadBalancingConfig::Custom {
+            name: name.to_owned(),
+            config: parsed,
+        }));
+    }
+    builtin_policy(name, config, at)
+}
+
+/// A built-in policy's config; `None` for another name.
+fn builtin_policy(name: &str, config: &Value, at: &At) -> Result<Option<LoadBalancingConfig>> {
+    Ok(Some(match name {
+        "pick_first" => {
+            let config = as_object(config, at)?;
+            let shuffle_address_list = field(config, "shuffleAddressList")
+                .map(|v| as_bool(v, &at.field("shuffleAddressList")))
+                .transpose()?
+                .unwrap_or(false);
+            LoadBalancingConfig::PickFirst {
+                shuffle_address_list,
+            }
+        }
+        "round_robin" => {
+            as_object(config, at)?;
+            LoadBalancingConfig::RoundRobin
+        }
+        "least_request" | "least_request_experimental" => {
+            let config = as_object(config, at)?;
+            // A48: default 2; below 2 is taken as 2, above 10 as 10.
+            let choice_count = field(config, "choiceCount")
+                .map(|v| uint32(v, &at.field("choiceCount")))
+                .transpose()?
+                .unwrap_or(2)
+                .clamp(2, 10);
+            LoadBalancingConfig::LeastRequest { choice_count }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// A built-in policy's config given as JSON text.
+pub(super) fn builtin_policy_json(name: &str, json: &str) -> Result<LoadBalancingConfig> {
+    let at = At(name.to_owned());
+    let value: Value =
+        serde_json::from_str(json).map_err(|e| at.error(format!("not JSON: {e}")))?;
+    builtin_policy(name, &value, &at)?.ok_or_else(|| at.error("is not a built-in policy"))
+}
+
+/// The deprecated `"loadBalancingPolicy": "round_robin"` (built-in names matched without
+/// case), with an empty config.
+fn load_balancing_policy(
+    value: &Value,
+    at: &At,
+    registry: &PolicyRegistry,
+) -> Result<LoadBalancingConfig> {
+    let name = as_str(value, at)?;
+    let empty = Value::Object(Map::new());
+    if registry.registered(name).is_some() {
+        if let Some(chosen) = policy(name, &empty, at, registry)? {
+            return Ok(chosen);
+        }
+    }
+    match builtin_policy(&name.to_ascii_lowercase(), &empty, at)? {
+        Some(chosen) => Ok(chosen),
+        None => Err(at.error(format!(
+            "{name:?} is not a policy this channel has ({})",
+            registry.names().join(", ")
         ))),
     }
 }

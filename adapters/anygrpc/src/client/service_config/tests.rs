@@ -305,3 +305,97 @@ fn load_balancing_falls_back_to_the_deprecated_field_and_reads_pick_first_option
     );
     assert_eq!(policy(r#"{"methodConfig": null}"#), None);
 }
+
+#[test]
+fn least_request_reads_its_choice_count_clamped_to_two_through_ten() {
+    let policy = |json: &str| ServiceConfig::parse(json).expect("valid").load_balancing;
+    let config = |n: &str| {
+        format!(
+            r#"{{"loadBalancingConfig": [{{"least_request_experimental": {{"choiceCount": {n}}}}}]}}"#
+        )
+    };
+    let count = |choice_count| Some(LoadBalancingConfig::LeastRequest { choice_count });
+    assert_eq!(
+        policy(r#"{"loadBalancingConfig": [{"least_request": {}}]}"#),
+        count(2)
+    );
+    assert_eq!(policy(&config("5")), count(5));
+    assert_eq!(policy(&config("0")), count(2));
+    assert_eq!(policy(&config("99")), count(10));
+    rejected_at(
+        &config("-1"),
+        "loadBalancingConfig[0].least_request_experimental.choiceCount",
+        "whole number",
+    );
+    rejected_at(
+        r#"{"loadBalancingConfig": [{"least_request": []}]}"#,
+        "loadBalancingConfig[0].least_request",
+        "object",
+    );
+}
+
+/// A registered policy that wants `{"weight": <number>}`.
+struct Weighted;
+
+impl crate::client::balancer::PolicyBuilder for Weighted {
+    fn name(&self) -> &str {
+        "weighted"
+    }
+    fn parse_config(&self, json: &str) -> Result<crate::client::balancer::PolicyConfig, String> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let weight = value
+            .get("weight")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or("weight must be a number")?;
+        Ok(crate::client::balancer::PolicyConfig::new(weight))
+    }
+    fn build(
+        &self,
+        _: crate::client::balancer::PolicyArgs,
+    ) -> Box<dyn crate::client::balancer::Policy> {
+        unreachable!("only parsed here")
+    }
+}
+
+#[test]
+fn a_registered_policy_is_chosen_by_name_in_list_order_with_its_config() {
+    let mut registry = PolicyRegistry::default();
+    registry.register(std::sync::Arc::new(Weighted));
+    let parse = |json: &str| ServiceConfig::parse_with(json, &registry);
+    let chosen = parse(
+        r#"{"loadBalancingConfig": [{"unknown": {}}, {"weighted": {"weight": 7}}, {"round_robin": {}}]}"#,
+    )
+    .expect("valid")
+    .load_balancing
+    .expect("a policy");
+    let LoadBalancingConfig::Custom { name, config } = &chosen else {
+        panic!("{chosen:?}");
+    };
+    assert_eq!((name.as_str(), config.get::<u64>()), ("weighted", Some(&7)));
+    // Without the registration the next known entry wins.
+    assert_eq!(
+        ServiceConfig::parse(
+            r#"{"loadBalancingConfig": [{"weighted": {"weight": 7}}, {"round_robin": {}}]}"#
+        )
+        .expect("valid")
+        .load_balancing,
+        Some(LoadBalancingConfig::RoundRobin)
+    );
+    // Its parser's error names the field.
+    let error = parse(r#"{"loadBalancingConfig": [{"weighted": {"weight": "x"}}]}"#)
+        .expect_err("a bad weight");
+    assert_eq!(error.field, "loadBalancingConfig[0].weighted", "{error}");
+    assert!(error.problem.contains("weight must be a number"), "{error}");
+    // No known entry: the error lists what the channel has, the registered policy included.
+    let error = parse(r#"{"loadBalancingConfig": [{"grpclb": {}}]}"#).expect_err("none known");
+    assert_eq!(error.field, "loadBalancingConfig", "{error}");
+    assert!(
+        error.problem.contains("weighted") && error.problem.contains("grpclb"),
+        "{error}"
+    );
+    // The deprecated field can name it too.
+    assert!(matches!(
+        parse(r#"{"loadBalancingPolicy": "weighted"}"#),
+        Err(ServiceConfigError { ref field, .. }) if field == "loadBalancingPolicy"
+    ));
+}
