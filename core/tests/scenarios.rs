@@ -992,8 +992,10 @@ fn the_peers_concurrency_limit_is_what_its_settings_say() {
         100,
         "assumed until the server's SETTINGS arrive"
     );
+    assert!(!client.peer_settings_received());
     let empty_settings = [0, 0, 0, 4, 0, 0, 0, 0, 0];
     client.recv(&empty_settings, now);
+    assert!(client.peer_settings_received());
     assert_eq!(client.peer_max_concurrent_streams(), u32::MAX);
     let nine = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 9];
     client.recv(&nine, now);

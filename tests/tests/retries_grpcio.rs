@@ -3,7 +3,8 @@
 //! hedging, holds the first one back) and logs every attempt it sees, with its
 //! `grpc-previous-rpc-attempts` and its arrival time, so the test checks the attempts
 //! counted, the headers, the backoff bounds, the pushback, the hedging delay and the
-//! cancellation of the losing attempt from the server's side of the wire.
+//! cancellation of the losing attempt from the server's side of the wire; and connection
+//! scaling (gRFC A105) against a grpcio server that allows one stream per connection.
 
 use std::time::Duration;
 
@@ -163,6 +164,37 @@ fn hedging_against_grpcio_on_every_executor() {
             assert!(
                 log[2].1 >= log[1].1,
                 "{name}: cancelled after the answer: {log:?}"
+            );
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn connection_scaling_against_grpcio_with_one_stream_per_connection() {
+    let one_stream = std::ffi::OsStr::new("--max-concurrent-streams=1");
+    let server =
+        PythonPeer::start("retry_server.py", &[one_stream]).expect("the grpcio retry server");
+    for &name in runtimes::RUNTIMES {
+        let port = server.port();
+        runtimes::run(name, |rt| async move {
+            // 50 calls of 300 ms at once: about the time of one over 50 connections, where
+            // one connection takes 15 s.
+            let channel = Channel::builder(format!("127.0.0.1:{port}"), rt)
+                .max_connections_per_subchannel(50)
+                .build()
+                .unwrap();
+            channel.channel_ready().await;
+            let nap = channel.unary_unary::<String, String>("/retry.Flaky/Nap");
+            let started = std::time::Instant::now();
+            let calls: Vec<_> = (0..50).map(|_| nap.call("300".to_string())).collect();
+            for reply in futures_util::future::join_all(calls).await {
+                assert_eq!(reply.unwrap(), "300", "{name}");
+            }
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_millis(1500),
+                "{name}: 50 calls took {took:?}"
             );
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));

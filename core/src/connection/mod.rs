@@ -450,6 +450,12 @@ impl Connection {
         self.peer.max_concurrent_streams
     }
 
+    /// `true` once the peer's first SETTINGS arrived (its limits, such as
+    /// [`peer_max_concurrent_streams`](Self::peer_max_concurrent_streams), are known).
+    pub fn peer_settings_received(&self) -> bool {
+        self.got_peer_settings
+    }
+
     /// Number of calls in progress (started and not yet forgotten).
     pub fn active_calls(&self) -> usize {
         self.streams.len()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A grpcio server that fails calls on purpose, for anygrpc's retry tests.
 
-    retry_server.py
+    retry_server.py [--max-concurrent-streams=N]
 
 listens on 127.0.0.1 (the port printed alone on the first line of stdout) and serves
 `retry.Flaky`, whose messages are one string field (as greeter_server.py's):
@@ -13,6 +13,8 @@ listens on 127.0.0.1 (the port printed alone on the first line of stdout) and se
   Slow  for hedging: the first attempt of a label sleeps `x-sleep-ms` (default 5000) unless
         cancelled, which it logs as `cancelled`; later attempts answer at once. Each answers
         its own `grpc-previous-rpc-attempts` ("-" when absent), so the client sees which did.
+  Nap   sleeps the milliseconds its request names, then answers them (for connection
+        scaling: with --max-concurrent-streams=1 each connection serves one call at a time).
   Log   answers the log of the label it is sent: `previous@ms;...`, each attempt's header
         ("-" when absent) and its arrival in milliseconds after the label's first attempt.
 """
@@ -67,6 +69,12 @@ def slow(request, context):
     return encode_string_field(1, previous)
 
 
+def nap(request, context):
+    text = decode_string_field(request, 1)
+    time.sleep(int(text) / 1000.0)
+    return encode_string_field(1, text)
+
+
 def log(request, context):
     label = decode_string_field(request, 1)
     with LOCK:
@@ -79,12 +87,20 @@ def log(request, context):
 
 
 def main():
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    options = []
+    for arg in sys.argv[1:]:
+        if arg.startswith("--max-concurrent-streams="):
+            options.append(("grpc.max_concurrent_streams", int(arg.split("=", 1)[1])))
+        else:
+            sys.exit(f"unknown argument {arg}")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=64), options=options)
     handler = grpc.method_handlers_generic_handler("retry.Flaky", {
         "Call": grpc.unary_unary_rpc_method_handler(
             call, request_deserializer=identity, response_serializer=identity),
         "Slow": grpc.unary_unary_rpc_method_handler(
             slow, request_deserializer=identity, response_serializer=identity),
+        "Nap": grpc.unary_unary_rpc_method_handler(
+            nap, request_deserializer=identity, response_serializer=identity),
         "Log": grpc.unary_unary_rpc_method_handler(
             log, request_deserializer=identity, response_serializer=identity),
     })

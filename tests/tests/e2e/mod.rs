@@ -211,6 +211,8 @@ macro_rules! e2e_suite {
             pick_first_starts_the_next_address_while_the_first_still_connects,
             a_panicking_policy_or_resolver_fails_the_calls_only,
             a_resolvers_service_config_sets_the_method_configs,
+            connection_scaling_opens_connections_at_the_servers_stream_limit,
+            connection_scaling_follows_the_service_config_and_idle_extras_close,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

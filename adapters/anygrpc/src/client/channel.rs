@@ -14,6 +14,7 @@ use anygrpc_core::{CallRequest, Config, Connection, EncodingSet, Metadata, Schem
 
 use super::attempt::Attempt;
 use super::backoff::BackoffConfig;
+use super::balancer::Picked;
 use super::balancer::subchannel::SubchannelTable;
 use super::balancer::{Balancing, PolicyBuilder, PolicyChoice, PolicyRegistry};
 use super::call::{CallCore, CallOptions};
@@ -97,6 +98,9 @@ struct ChannelOptions {
     retry_buffer: RetryBufferLimits,
     /// Calls may be retried (transparently, or as their service config says).
     retries: bool,
+    /// Connections a subchannel may open when the server's stream limit is reached (gRFC
+    /// A105), unless the service config says; 1: no scaling.
+    connections_per_subchannel: u32,
     idle_timeout: Option<Duration>,
     resolve_interval: Option<Duration>,
     /// The resolvers by scheme, built-ins first.
@@ -123,6 +127,22 @@ impl fmt::Debug for dyn ClientInterceptor {
 impl fmt::Debug for dyn CallCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("CallCredentials")
+    }
+}
+
+/// The most connections a service config may ask per subchannel (A105's cap), unless the
+/// builder asked for more.
+const MAX_CONNECTIONS_PER_SUBCHANNEL: u32 = 10;
+
+impl ChannelOptions {
+    /// Connections per subchannel under `config` (the builder's or the resolver's): its
+    /// `connectionScaling` if it has one, capped at 10 (or at the builder's value, if higher);
+    /// else the builder's.
+    fn connections_per_subchannel(&self, config: Option<&ServiceConfig>) -> u32 {
+        let cap = MAX_CONNECTIONS_PER_SUBCHANNEL.max(self.connections_per_subchannel);
+        config
+            .and_then(|config| config.max_connections_per_subchannel)
+            .map_or(self.connections_per_subchannel, |max| max.min(cap))
     }
 }
 
@@ -227,6 +247,16 @@ impl ChannelBuilder {
         self.options.config.keepalive_timeout = timeout;
         self
     }
+    /// Connection scaling (gRFC A105): when every connection of a subchannel is at the
+    /// server's SETTINGS_MAX_CONCURRENT_STREAMS, it opens another to the same address, up to
+    /// `max` in all, instead of queueing calls behind the limit; an extra connection closes
+    /// again after 30 s without calls. Default 1 (no scaling, and no cost per call). A service
+    /// config's `connectionScaling.maxConnectionsPerSubchannel` takes precedence, capped at
+    /// 10 or at this value if it is higher.
+    pub fn max_connections_per_subchannel(mut self, max: u32) -> Self {
+        self.options.connections_per_subchannel = max.max(1);
+        self
+    }
     /// The load-balancing policy (default pick_first).
     pub fn load_balancing(mut self, policy: LoadBalancing) -> Self {
         self.options.balancing = policy;
@@ -326,6 +356,11 @@ impl ChannelBuilder {
             .and_then(|config| PolicyChoice::of(config, policies))
             .or_else(|| PolicyChoice::of(&self.options.balancing.config(), policies))
             .ok_or_else(|| TargetError(format!("{target_text:?}: no balancing policy")))?;
+        let mut table = SubchannelTable::new(self.options.backoff, seed);
+        table.set_max_connections(
+            self.options
+                .connections_per_subchannel(self.options.service_config.as_deref()),
+        );
         Ok(Channel {
             inner: Arc::new(ChannelInner {
                 runtime: self.runtime,
@@ -351,10 +386,7 @@ impl ChannelBuilder {
                         last_error: None,
                         waiters: WakerSet::default(),
                     },
-                    balancing: Balancing::new(
-                        SubchannelTable::new(self.options.backoff, seed),
-                        seed,
-                    ),
+                    balancing: Balancing::new(table, seed),
                 }),
             }),
         })
@@ -415,6 +447,12 @@ impl ChannelInner {
             .clone()
     }
 
+    /// Connections per subchannel under the resolver's `config`, or (`None`) the builder's.
+    pub(super) fn connections_per_subchannel(&self, config: Option<&ServiceConfig>) -> u32 {
+        let config = config.or(self.options.service_config.as_deref());
+        self.options.connections_per_subchannel(config)
+    }
+
     pub(super) fn options_backoff(&self) -> BackoffConfig {
         self.options.backoff
     }
@@ -457,7 +495,7 @@ pub(super) struct ChannelState {
 pub(super) struct Watched {
     pub(super) connectivity: Connectivity,
     pub(super) last_error: Option<Status>,
-    waiters: WakerSet,
+    pub(super) waiters: WakerSet,
 }
 
 impl Watched {
@@ -493,7 +531,7 @@ impl fmt::Debug for Channel {
 
 /// What a call can do right now.
 pub(super) enum Pick {
-    Ready(Arc<ConnHandle>),
+    Ready(Picked),
     Wait,
     Fail(Status),
 }
@@ -513,6 +551,7 @@ impl Channel {
                 service_config: None,
                 retry_buffer: RetryBufferLimits::default(),
                 retries: true,
+                connections_per_subchannel: 1,
                 idle_timeout: Some(Duration::from_secs(30 * 60)),
                 resolve_interval: None,
                 resolvers: ResolverRegistry::default(),
@@ -766,8 +805,8 @@ impl Channel {
         let (wait_for_ready, deadline) = (attempt.wait_for_ready, attempt.deadline);
         let commands = attempt.into_commands(&slot);
         match self.pick(wait_for_ready, None) {
-            Pick::Ready(conn) => {
-                if let Err(commands) = bind(&slot, &conn, commands) {
+            Pick::Ready(picked) => {
+                if let Err(commands) = bind(&slot, &picked, commands) {
                     requeue(&slot, commands);
                     self.spawn_acquire(slot, wait_for_ready, deadline);
                 }
@@ -1082,9 +1121,9 @@ impl Channel {
                         });
                         Poll::Ready(())
                     }
-                    Pick::Ready(conn) => {
+                    Pick::Ready(picked) => {
                         let commands = std::mem::take(&mut slot.lock().unbound);
-                        match bind(&slot, &conn, commands) {
+                        match bind(&slot, &picked, commands) {
                             Ok(()) => Poll::Ready(()),
                             Err(commands) => {
                                 // The connection died in between: wait for the next one.
@@ -1104,7 +1143,7 @@ impl Channel {
     /// Chooses a connection for a call, as the channel's policy says (starting connections
     /// if needed); a `waker` to wake when it should ask again.
     fn pick(&self, wait_for_ready: bool, waker: Option<&Waker>) -> Pick {
-        let (pick, mut state) = self.pick_balanced(wait_for_ready, self.lock());
+        let (pick, mut state) = self.pick_balanced(wait_for_ready, waker, self.lock());
         if let (Pick::Wait, Some(waker)) = (&pick, waker) {
             state.watched.waiters.register(waker);
         }
@@ -1177,24 +1216,37 @@ fn requeue(slot: &CallSlot, mut commands: Vec<Command>) {
     state.unbound = commands;
 }
 
-/// Binds a call to a connection and hands it its commands; gives them back if the connection
-/// closed meanwhile.
-fn bind(
-    slot: &Arc<CallSlot>,
-    conn: &Arc<ConnHandle>,
-    commands: Vec<Command>,
-) -> Result<(), Vec<Command>> {
+/// Binds a call to its picked connection and hands it its commands; gives them back if the
+/// connection closed meanwhile. A stream claimed for it is given back if it will not start.
+fn bind(slot: &Arc<CallSlot>, picked: &Picked, commands: Vec<Command>) -> Result<(), Vec<Command>> {
+    let conn = &picked.conn;
     let mut state = slot.lock();
     if state.outcome.is_some() {
+        drop(state);
+        if picked.claimed {
+            conn.release_claim();
+        }
         return Ok(());
     }
     let mut commands = commands;
     commands.append(&mut state.unbound);
-    let kick = conn.enqueue(commands, Urgency::Open)?;
-    state.conn = Some(conn.clone());
-    drop(state);
-    kick.run();
-    Ok(())
+    state.claimed = picked.claimed;
+    match conn.enqueue(commands, Urgency::Open) {
+        Ok(kick) => {
+            state.conn = Some(conn.clone());
+            drop(state);
+            kick.run();
+            Ok(())
+        }
+        Err(commands) => {
+            state.claimed = false;
+            drop(state);
+            if picked.claimed {
+                conn.release_claim();
+            }
+            Err(commands)
+        }
+    }
 }
 
 /// The retry buffer's limits (see [`ChannelBuilder::retry_buffer`]).

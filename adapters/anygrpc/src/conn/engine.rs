@@ -174,11 +174,18 @@ impl Engine {
             Command::Start { slot, .. } if !self.is_bound_here(&slot) => {}
             Command::Start { slot, request } => match self.conn.start_call(request, now) {
                 Ok(id) => {
-                    slot.lock().stream = Some(id);
+                    let claimed = {
+                        let mut state = slot.lock();
+                        state.stream = Some(id);
+                        std::mem::take(&mut state.claimed)
+                    };
                     self.slots.insert(id, slot);
-                    self.shared.call_began();
+                    self.shared.call_began(claimed);
                 }
                 Err(error) => {
+                    if std::mem::take(&mut slot.lock().claimed) {
+                        self.shared.release_claim();
+                    }
                     let unprocessed = true;
                     slot.finish(Outcome {
                         status: error.to_status(),
@@ -434,7 +441,7 @@ impl Engine {
     /// Client: tells the handle when the server's SETTINGS_MAX_CONCURRENT_STREAMS changed
     /// (connection scaling, gRFC A105, opens another connection when it is reached).
     fn report_stream_limit(&mut self) {
-        if self.conn.side() != Side::Client {
+        if self.conn.side() != Side::Client || !self.conn.peer_settings_received() {
             return;
         }
         let limit = self.conn.peer_max_concurrent_streams();
@@ -459,7 +466,7 @@ impl Engine {
                     state.span = CallSpan::server(&String::from_utf8_lossy(&head.path), &self.peer);
                 }
                 self.slots.insert(stream, slot.clone());
-                self.shared.call_began();
+                self.shared.call_began(false);
                 match &self.dispatch {
                     Some(_) => self.new_calls.push(IncomingCall {
                         slot,

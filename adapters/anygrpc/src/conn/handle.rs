@@ -112,10 +112,13 @@ struct ConnState {
     /// Calls ever started here, to tell an idle connection from a busy one.
     started: u64,
     /// Client: the server's SETTINGS_MAX_CONCURRENT_STREAMS as the driver last reported it
-    /// (`None` until then: the core assumes 100).
+    /// (`None` until its first SETTINGS arrived).
     stream_limit: Option<u32>,
-    /// Who waits for a call slot under that limit (connection scaling, gRFC A105): woken when
-    /// the limit changes or a call ends.
+    /// Streams claimed for calls picked for this connection and not started yet (connection
+    /// scaling, gRFC A105, claims one per pick so that two picks cannot take the last one).
+    claimed: usize,
+    /// Who waits for a call slot under that limit: woken when the limit changes or a call
+    /// ends.
     room_waiters: WakerSet,
     /// Queued commands that did not wake the driver (small credit returns), and the bytes of
     /// credit noted since the driver's last turn.
@@ -297,10 +300,13 @@ impl ConnHandle {
     }
 
     /// A call began on the connection.
-    pub(crate) fn call_began(&self) {
+    pub(crate) fn call_began(&self, claimed: bool) {
         let mut state = self.lock();
         state.active += 1;
         state.started += 1;
+        if claimed {
+            state.claimed = state.claimed.saturating_sub(1);
+        }
     }
 
     /// A call on the connection ended.
@@ -323,27 +329,37 @@ impl ConnHandle {
         waiters.wake_all();
     }
 
-    /// Client: the server's limit on calls in flight here, as last reported (100, the
-    /// core's assumption, until its SETTINGS arrived).
-    // Connection scaling (gRFC A105) reads these once subchannels hold several connections.
-    #[allow(dead_code)]
-    pub(crate) fn stream_limit(&self) -> u32 {
-        self.lock().stream_limit.unwrap_or(100)
-    }
-
-    /// Client: a call started now would go out at once rather than wait for one to end;
-    /// otherwise `waker` is woken when that may change (a call ends, the limit moves).
-    #[allow(dead_code)]
-    pub(crate) fn has_stream_room(&self, waker: Option<&Waker>) -> bool {
+    /// Client: claims a stream for a call about to be bound here, if the server's limit
+    /// leaves one (counting the calls running and those claimed before; until the server's
+    /// SETTINGS arrive, one); otherwise `waker` is woken when that may change (a call ends,
+    /// the limit is known or moves). The claim ends when the call starts
+    /// (`call_began(true)`) or with [`release_claim`](Self::release_claim).
+    pub(crate) fn try_claim_stream(&self, waker: Option<&Waker>) -> bool {
         let mut state = self.lock();
-        let limit = usize::try_from(state.stream_limit.unwrap_or(100)).unwrap_or(usize::MAX);
-        if state.active < limit {
+        let limit = usize::try_from(state.stream_limit.unwrap_or(1)).unwrap_or(usize::MAX);
+        if state.active + state.claimed < limit {
+            state.claimed += 1;
             return true;
         }
         if let Some(waker) = waker {
             state.room_waiters.register(waker);
         }
         false
+    }
+
+    /// Client: the server's limit as last reported (100, the core's assumption, before).
+    #[cfg(test)]
+    pub(crate) fn stream_limit(&self) -> u32 {
+        self.lock().stream_limit.unwrap_or(100)
+    }
+
+    /// A claimed stream will not be used (the call ended before it started here).
+    pub(crate) fn release_claim(&self) {
+        let mut state = self.lock();
+        state.claimed = state.claimed.saturating_sub(1);
+        let mut waiters = state.room_waiters.take();
+        drop(state);
+        waiters.wake_all();
     }
 
     /// The connection takes no new calls.

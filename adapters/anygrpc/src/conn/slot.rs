@@ -130,6 +130,9 @@ pub(crate) struct CallState {
     /// Client, a hedged call's attempt: it was handed over to its call
     /// ([`CallSlot::hand_over`]); what it receives from now on goes there.
     handed_over: bool,
+    /// Client: the call's connection claimed a stream for it (connection scaling), given
+    /// back when the call starts there or ends before it does.
+    pub(crate) claimed: bool,
     /// Client, a hedged streaming call: until it commits, what the application writes waits
     /// in `unbound` for the call's task, which forwards it to every live attempt; a write
     /// wakes the task.

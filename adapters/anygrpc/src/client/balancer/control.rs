@@ -6,10 +6,11 @@
 //! it may push an update from any of them; the policy runs only under the channel's lock.
 
 use std::sync::{Arc, MutexGuard};
+use std::task::Waker;
 
 use anygrpc_core::Status;
 
-use super::subchannel::SubchannelTable;
+use super::subchannel::{Miss, SubchannelTable};
 use super::{
     PickInfo, PickResult, Policy, PolicyArgs, PolicyBuilder, PolicyChannel, PolicyConfig,
     PolicyUpdate, Subchannel,
@@ -239,12 +240,16 @@ impl Channel {
         let choice = match &update.service_config {
             None => {
                 self.inner.set_resolved_config(None);
+                let max = self.inner.connections_per_subchannel(None);
+                state.balancing.table.set_max_connections(max);
                 Some(default.clone())
             }
             Some(Ok(config)) => {
                 state.balancing.had_good_config = true;
                 self.inner
                     .set_resolved_config(Some(std::sync::Arc::new(config.clone())));
+                let max = self.inner.connections_per_subchannel(Some(config));
+                state.balancing.table.set_max_connections(max);
                 Some(
                     config
                         .load_balancing
@@ -348,6 +353,7 @@ impl Channel {
     pub(in crate::client) fn pick_balanced<'a>(
         &'a self,
         wait_for_ready: bool,
+        waker: Option<&Waker>,
         mut state: MutexGuard<'a, ChannelState>,
     ) -> (Pick, MutexGuard<'a, ChannelState>) {
         state.balancing.picks += 1;
@@ -383,12 +389,21 @@ impl Channel {
                 PickResult::Fail(status) => return (Pick::Fail(status), state),
                 PickResult::Ready(sub) => sub,
             };
-            match balancing.table.take_pick(&sub) {
-                Ok(conn) => return (Pick::Ready(conn), state),
+            let now = || self.inner.runtime.now();
+            match balancing.table.take_pick(&sub, waker, now) {
+                Ok(picked) => return (Pick::Ready(picked), state),
                 // Not Ready: the policy is wrong about it; the call waits for its next state.
-                Err(false) => return (Pick::Wait, state),
+                Err(Miss::NotReady) => return (Pick::Wait, state),
+                // Every connection is at the server's stream limit: the call waits for a
+                // stream, or for the connection opened for it.
+                Err(Miss::Full(scale)) => {
+                    if scale {
+                        self.scale_up(&sub);
+                    }
+                    return (Pick::Wait, state);
+                }
                 // Its connection just ended: the policy hears of it, then is asked again.
-                Err(true) => {
+                Err(Miss::Lost) => {
                     state.with_policy(self, |policy, channel, _| {
                         policy.subchannel_state(&sub, Connectivity::Idle, channel);
                     });

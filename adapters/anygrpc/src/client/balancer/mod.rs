@@ -34,6 +34,7 @@ use super::resolver::{Address, Attributes};
 use subchannel::SubchannelTable;
 
 pub(crate) use control::{Balancing, PolicyChoice};
+pub(in crate::client) use subchannel::Picked;
 
 /// A policy's handle on one subchannel: a connection (later, several) to one address, owned
 /// by the channel. Cheap to clone; equal when it is the same subchannel.

@@ -27,6 +27,10 @@ pub struct ServiceConfig {
     pub retry_throttling: Option<RetryThrottling>,
     /// `methodConfig`, in the order given.
     pub method_configs: Vec<MethodConfig>,
+    /// `connectionScaling.maxConnectionsPerSubchannel` (gRFC A105): how many connections a
+    /// subchannel may open to its address when every one is at the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (at least 1; the channel caps it, 10 by default).
+    pub max_connections_per_subchannel: Option<u32>,
     /// Which entry of `method_configs` a name selects.
     index: NameIndex,
 }

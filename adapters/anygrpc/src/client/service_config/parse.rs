@@ -70,6 +70,18 @@ pub(super) fn service_config(json: &str, registry: &PolicyRegistry) -> Result<Se
             &root.field("retryThrottling"),
         )?);
     }
+    if let Some(scaling) = field(object, "connectionScaling") {
+        let at = root.field("connectionScaling");
+        let scaling = as_object(scaling, &at)?;
+        if let Some(max) = field(scaling, "maxConnectionsPerSubchannel") {
+            let at = at.field("maxConnectionsPerSubchannel");
+            let max = uint32(max, &at)?;
+            if max == 0 {
+                return Err(at.error("must be at least 1"));
+            }
+            config.max_connections_per_subchannel = Some(max);
+        }
+    }
     config.load_balancing = match field(object, "loadBalancingConfig") {
         Some(list) => Some(load_balancing_config(
             list,

@@ -399,3 +399,26 @@ fn a_registered_policy_is_chosen_by_name_in_list_order_with_its_config() {
         Err(ServiceConfigError { ref field, .. }) if field == "loadBalancingPolicy"
     ));
 }
+
+#[test]
+fn connection_scaling_sets_the_connections_per_subchannel() {
+    let config =
+        ServiceConfig::parse(r#"{"connectionScaling": {"maxConnectionsPerSubchannel": 4}}"#)
+            .unwrap();
+    assert_eq!(config.max_connections_per_subchannel, Some(4));
+    assert_eq!(
+        ServiceConfig::parse("{}")
+            .unwrap()
+            .max_connections_per_subchannel,
+        None
+    );
+    let err = ServiceConfig::parse(r#"{"connectionScaling": {"maxConnectionsPerSubchannel": 0}}"#)
+        .unwrap_err();
+    assert_eq!(err.field, "connectionScaling.maxConnectionsPerSubchannel");
+    let err =
+        ServiceConfig::parse(r#"{"connectionScaling": {"maxConnectionsPerSubchannel": "x"}}"#)
+            .unwrap_err();
+    assert_eq!(err.field, "connectionScaling.maxConnectionsPerSubchannel");
+    let err = ServiceConfig::parse(r#"{"connectionScaling": 3}"#).unwrap_err();
+    assert_eq!(err.field, "connectionScaling");
+}

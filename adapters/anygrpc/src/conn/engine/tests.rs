@@ -367,20 +367,21 @@ fn an_engine_dropped_before_its_connection_ended_ends_its_calls() {
 }
 
 #[test]
-fn the_client_handle_learns_the_servers_stream_limit_and_room_under_it() {
+fn the_client_handle_learns_the_servers_stream_limit_and_claims_streams_under_it() {
     let mut pair = Pair::new(Config::server().max_concurrent_streams(2));
     assert_eq!(
         pair.client_handle.stream_limit(),
         2,
         "from the server's SETTINGS"
     );
-    assert!(pair.client_handle.has_stream_room(None));
+    assert!(pair.client_handle.try_claim_stream(None));
+    pair.client_handle.release_claim();
     // Two calls held open by the server: no room for a third.
     let calls: Vec<_> = (0..2).map(|_| unary(&mut pair, "held")).collect();
     pair.run();
     let waker = Arc::new(CountingWaker::default());
     let as_waker = Waker::from(waker.clone());
-    assert!(!pair.client_handle.has_stream_room(Some(&as_waker)));
+    assert!(!pair.client_handle.try_claim_stream(Some(&as_waker)));
     // One ends: the waiter is woken, and there is room again.
     let served = pair.received.0.lock().expect("not poisoned").remove(0);
     enqueue(
@@ -394,7 +395,13 @@ fn the_client_handle_learns_the_servers_stream_limit_and_room_under_it() {
     );
     pair.run();
     assert!(waker.woken() >= 1, "woken when a call ended");
-    assert!(pair.client_handle.has_stream_room(None));
+    assert!(pair.client_handle.try_claim_stream(None), "room again");
+    assert!(
+        !pair.client_handle.try_claim_stream(None),
+        "claimed: one stream free, one claim"
+    );
+    pair.client_handle.release_claim();
+    assert!(pair.client_handle.try_claim_stream(None), "given back");
     drop(calls);
 }
 
