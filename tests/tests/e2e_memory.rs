@@ -791,3 +791,21 @@ fn a_lost_connection_re_resolves_dns_at_most_every_30_seconds() {
     );
     assert_eq!(who(&rt, &channel, 3).get("new"), Some(&3));
 }
+
+#[test]
+fn a_resolver_registered_for_the_process_serves_every_channel() {
+    use anygrpc::resolver::{Address, ManualResolver, ResolverUpdate};
+    let rt = MemoryRuntime::new();
+    let _server = named_server(&rt, "127.0.0.1:7601", "global");
+    let registry = ManualResolver::new("process-wide");
+    anygrpc::resolver::register(registry.clone());
+    let channel = Channel::builder("process-wide:///svc", rt.handle())
+        .build()
+        .expect("the scheme is registered for the process");
+    registry.update(ResolverUpdate::new(vec![Address::tcp(
+        "127.0.0.1:7601".parse().unwrap(),
+    )]));
+    assert_eq!(who(&rt, &channel, 2).get("global"), Some(&2));
+    let unknown = Channel::builder("nobody-registered:///svc", rt.handle()).build();
+    assert!(unknown.is_err(), "an unknown scheme is an error at build");
+}

@@ -36,17 +36,21 @@ pub mod service_config {
         RetryThrottling, ServiceConfig, ServiceConfigError,
     };
 }
-/// Name resolution: resolvers for schemes of your own (`consul:///svc`), registered with
-/// [`ChannelBuilder::resolver`]; [`ManualResolver`](resolver::ManualResolver) for tests.
+/// Name resolution: resolvers for schemes of your own (`consul:///svc`), registered for the
+/// process with [`resolver::register`] or for one channel with [`ChannelBuilder::resolver`];
+/// [`ManualResolver`](resolver::ManualResolver) for tests.
 pub mod resolver {
+    pub use crate::client::resolver_register as register;
     pub use crate::client::{
         Address, Attributes, Endpoint, ManualResolver, Resolver, ResolverBuilder, ResolverHandle,
         ResolverUpdate, TargetUri,
     };
 }
-/// Balancing policies of your own, registered with [`ChannelBuilder::balancing_policy`] and
-/// chosen by name in a service config's `loadBalancingConfig`.
+/// Balancing policies of your own, registered for the process with [`balancer::register`] or
+/// for one channel with [`ChannelBuilder::balancing_policy`], and chosen by name in a service
+/// config's `loadBalancingConfig`.
 pub mod balancer {
+    pub use crate::client::policy_register as register;
     pub use crate::client::{
         PickInfo, PickResult, Policy, PolicyArgs, PolicyBuilder, PolicyChannel, PolicyConfig,
         PolicyUpdate, Subchannel,

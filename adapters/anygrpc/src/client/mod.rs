@@ -16,6 +16,7 @@ mod service_config;
 mod target;
 
 pub use backoff::BackoffConfig;
+pub use balancer::register as policy_register;
 pub use balancer::{
     PickInfo, PickResult, Policy, PolicyArgs, PolicyBuilder, PolicyChannel, PolicyConfig,
     PolicyUpdate, Subchannel,
@@ -27,6 +28,7 @@ pub use kinds::{
     UnaryStreamCall, UnaryUnary,
 };
 pub use options::{CHANNEL_OPTIONS, ChannelOptionError, ChannelOptionValue};
+pub use resolver::register as resolver_register;
 pub use resolver::{
     Address, Attributes, Endpoint, ManualResolver, Resolver, ResolverBuilder, ResolverHandle,
     ResolverUpdate, TargetUri,

@@ -281,11 +281,43 @@ impl PolicyChannel<'_> {
     }
 }
 
-/// The policies a channel knows: the built-ins, and those its builder registered (which
-/// replace a built-in of the same name).
-#[derive(Clone, Default)]
+/// The policies a channel knows: the built-ins, those registered for the process
+/// ([`register`]) and those its builder registered (each replacing one of the same name
+/// before it).
+#[derive(Clone)]
 pub(crate) struct PolicyRegistry {
     registered: HashMap<String, Arc<dyn PolicyBuilder>>,
+}
+
+/// Policies registered for every channel of the process ([`register`]).
+static GLOBAL_POLICIES: std::sync::RwLock<Vec<Arc<dyn PolicyBuilder>>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// Registers `builder` for every channel built from now on in this process (gRPC's global
+/// balancer registry); it replaces a built-in or an earlier global policy of the same name,
+/// and `ChannelBuilder::balancing_policy` still replaces it for one channel.
+pub fn register(builder: impl PolicyBuilder) {
+    GLOBAL_POLICIES
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(Arc::new(builder));
+}
+
+impl Default for PolicyRegistry {
+    /// The process's registered policies (the built-ins need no entry).
+    fn default() -> Self {
+        let mut registry = Self {
+            registered: HashMap::new(),
+        };
+        for builder in GLOBAL_POLICIES
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+        {
+            registry.register(builder.clone());
+        }
+        registry
+    }
 }
 
 impl fmt::Debug for PolicyRegistry {

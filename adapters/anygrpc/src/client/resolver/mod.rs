@@ -296,12 +296,35 @@ impl fmt::Debug for ResolverRegistry {
     }
 }
 
+/// Resolvers registered for every channel of the process ([`register`]).
+static GLOBAL_RESOLVERS: std::sync::RwLock<Vec<Arc<dyn ResolverBuilder>>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// Registers `builder` for every channel built from now on in this process (gRPC's global
+/// resolver registry: what a `consul` crate's `init` does); it replaces a built-in or an
+/// earlier global resolver of the same scheme, and `ChannelBuilder::resolver` still
+/// replaces it for one channel.
+pub fn register(builder: impl ResolverBuilder) {
+    GLOBAL_RESOLVERS
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(Arc::new(builder));
+}
+
 impl Default for ResolverRegistry {
+    /// The built-ins, then the process's registered resolvers.
     fn default() -> Self {
         let mut registry = Self(HashMap::new());
         registry.register(Arc::new(dns::DnsBuilder));
         for scheme in fixed::SCHEMES {
             registry.register(Arc::new(fixed::FixedBuilder(scheme)));
+        }
+        for builder in GLOBAL_RESOLVERS
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+        {
+            registry.register(builder.clone());
         }
         registry
     }
