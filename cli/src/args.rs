@@ -83,8 +83,12 @@ pub(crate) struct Args {
     /// limits, retries, the balancing policy (which wins over -lb).
     #[arg(long = "service-config", value_name = "JSON")]
     pub(crate) service_config: Option<String>,
-    /// The load-balancing policy: pick_first or round_robin.
-    #[arg(long, value_name = "POLICY", value_parser = ["pick_first", "round_robin"])]
+    /// The load-balancing policy: pick_first, round_robin or least_request.
+    #[arg(
+        long,
+        value_name = "POLICY",
+        value_parser = ["pick_first", "round_robin", "least_request"]
+    )]
     pub(crate) lb: Option<String>,
     /// host:port, or unix:/path.
     pub(crate) address: String,

@@ -1,6 +1,6 @@
 //! The channel the flags describe: cleartext or TLS, authority, load balancing, service config.
 
-use anygrpc_tokio::{Channel, ChannelCredentials, LoadBalancing};
+use anygrpc_tokio::{Channel, ChannelCredentials};
 
 use crate::args::Args;
 use crate::error::CliError;
@@ -11,8 +11,10 @@ pub(crate) fn build(args: &Args) -> Result<Channel, CliError> {
     if let Some(authority) = &args.authority {
         builder = builder.authority(authority.clone());
     }
-    if args.lb.as_deref() == Some("round_robin") {
-        builder = builder.load_balancing(LoadBalancing::RoundRobin);
+    if let Some(policy) = &args.lb {
+        builder = builder
+            .option("grpc.lb_policy_name", policy.as_str())
+            .map_err(|e| CliError::usage(format!("-lb: {e}")))?;
     }
     if let Some(config) = &args.service_config {
         builder = builder

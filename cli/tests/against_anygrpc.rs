@@ -78,6 +78,17 @@ fn list_and_describe_over_reflection() {
             "grpc.testing.TestService.UnaryCall\n",
             "grpc.testing.TestService.FullDuplexCall\n",
         ]);
+    // Every built-in policy can be tried from the shell; an unknown one is a usage error.
+    for policy in ["pick_first", "round_robin", "least_request"] {
+        server
+            .run(&["-lb", policy], &["list"], "")
+            .expect_code(0)
+            .stdout_has(&["grpc.testing.TestService\n"]);
+    }
+    server
+        .run(&["-lb", "grpclb"], &["list"], "")
+        .expect_code(2)
+        .stderr_has(&["grpclb"]);
     server
         .run(&[], &["describe", "grpc.testing.TestService"], "")
         .expect_code(0)
