@@ -405,13 +405,14 @@ pub(crate) struct ChannelInner {
     authority: String,
     pub(super) config: Arc<Config>,
     options: ChannelOptions,
-    /// The service config's retry throttle, shared by the channel's calls.
-    pub(super) throttle: Option<Arc<Throttle>>,
+    /// The builder's service config's retry throttle, shared by the channel's calls.
+    throttle: Option<Arc<Throttle>>,
     /// The bytes the channel's calls keep for retries together.
     retry_budget: Arc<RetryBudget>,
     /// The service config the resolver supplied last, which replaces the builder's for the
-    /// calls' method configs (gRFC A2); `resolved_config_set` says whether to look.
-    resolved_config: Mutex<Option<Arc<ServiceConfig>>>,
+    /// calls' method configs and retry throttle (gRFC A2); `resolved_config_set` says whether
+    /// to look.
+    resolved_config: Mutex<Option<Arc<ResolvedConfig>>>,
     resolved_config_set: std::sync::atomic::AtomicBool,
     pub(super) state: Mutex<ChannelState>,
 }
@@ -422,8 +423,15 @@ impl ChannelInner {
         &self.authority
     }
 
-    /// The resolver's service config becomes the calls' (`None`: back to the builder's).
-    pub(super) fn set_resolved_config(&self, config: Option<Arc<ServiceConfig>>) {
+    /// The resolver's service config becomes the calls' (`None`: back to the builder's),
+    /// with a retry throttle of its own if it sets one.
+    pub(super) fn set_resolved_config(&self, config: Option<ServiceConfig>) {
+        let config = config.map(|config| {
+            let throttle = config
+                .retry_throttling
+                .map(|throttling| Arc::new(Throttle::new(throttling)));
+            Arc::new(ResolvedConfig { config, throttle })
+        });
         let set = config.is_some();
         *self
             .resolved_config
@@ -434,7 +442,7 @@ impl ChannelInner {
     }
 
     /// The resolver's service config, if it supplied one (checked without a lock otherwise).
-    fn resolved_config(&self) -> Option<Arc<ServiceConfig>> {
+    fn resolved_config(&self) -> Option<Arc<ResolvedConfig>> {
         if !self
             .resolved_config_set
             .load(std::sync::atomic::Ordering::Acquire)
@@ -690,8 +698,13 @@ impl Channel {
         // The method's service config (the resolver's, else the builder's), looked up by
         // the path as called, sets the defaults the interceptors then see.
         let resolved = self.inner.resolved_config();
+        let throttle = match &resolved {
+            Some(resolved) => resolved.throttle.clone(),
+            None => self.inner.throttle.clone(),
+        };
         if let Some(method) = resolved
             .as_deref()
+            .map(|resolved| &resolved.config)
             .or(self.inner.options.service_config.as_deref())
             .and_then(|config| config.method_config(path))
         {
@@ -785,14 +798,14 @@ impl Channel {
             Some(Reliability::Hedging(policy))
                 if self.inner.options.retries && self.prepare_hedging(&slot, &attempt) =>
             {
-                self.start_hedged(slot, attempt, policy, core.stats.clone());
+                self.start_hedged(slot, attempt, policy, throttle, core.stats.clone());
             }
             reliability => {
                 let policy = match reliability {
                     Some(Reliability::Retry(policy)) => Some(policy),
                     _ => None,
                 };
-                self.arm_retries(&slot, &attempt, policy, core.stats.clone());
+                self.arm_retries(&slot, &attempt, policy, throttle, core.stats.clone());
                 self.submit(slot, attempt);
             }
         }
@@ -841,6 +854,7 @@ impl Channel {
         slot: &Arc<CallSlot>,
         attempt: &Attempt,
         policy: Option<&RetryPolicy>,
+        throttle: Option<Arc<Throttle>>,
         stats: Option<CallRecorder>,
     ) {
         if !self.inner.options.retries {
@@ -861,7 +875,6 @@ impl Channel {
         // Weak both: the hook lives in the slot, which must not keep itself or the channel.
         let channel = Arc::downgrade(&self.inner);
         let weak_slot = Arc::downgrade(slot);
-        let throttle = self.inner.throttle.clone();
         let mut state = slot.lock();
         state.replay = Some(replay);
         state.retry = Some(Box::new(move |end: AttemptEnd<'_>| {
@@ -1247,6 +1260,13 @@ fn bind(slot: &Arc<CallSlot>, picked: &Picked, commands: Vec<Command>) -> Result
             Err(commands)
         }
     }
+}
+
+/// A service config a resolver supplied, with its retry throttle.
+#[derive(Debug)]
+struct ResolvedConfig {
+    config: ServiceConfig,
+    throttle: Option<Arc<Throttle>>,
 }
 
 /// The retry buffer's limits (see [`ChannelBuilder::retry_buffer`]).

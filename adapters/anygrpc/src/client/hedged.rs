@@ -30,7 +30,7 @@ use bytes::Bytes;
 use super::attempt::Attempt;
 use super::channel::Channel;
 use super::hedging::{AttemptVerdict, Hedging};
-use super::retry;
+use super::retry::{self, Throttle};
 use super::service_config::HedgingPolicy;
 use crate::conn::handle::{Command, Kick};
 use crate::conn::policy::Urgency;
@@ -63,6 +63,8 @@ struct HedgedCall {
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     /// The request streams: the application's writes are forwarded to the attempts.
     streaming: bool,
+    /// The channel's retry throttle, shared with retries.
+    throttle: Option<Arc<Throttle>>,
     stats: Option<CallRecorder>,
 }
 
@@ -74,6 +76,7 @@ impl Channel {
         call: Arc<CallSlot>,
         attempt: Attempt,
         policy: &HedgingPolicy,
+        throttle: Option<Arc<Throttle>>,
         stats: Option<CallRecorder>,
     ) {
         let now = self.inner.runtime.now();
@@ -88,6 +91,7 @@ impl Channel {
             committed: None,
             timer: None,
             streaming: call_streams,
+            throttle,
             stats,
         };
         hedged.send_attempt(0, now, (Vec::new(), false));
@@ -157,7 +161,7 @@ impl HedgedCall {
             if self.committed.is_some() {
                 continue;
             }
-            let throttle = self.channel.inner.throttle.clone();
+            let throttle = self.throttle.clone();
             let due = self.hedging.due(now, throttle.as_deref());
             match self.forward_writes(due) {
                 Forwarded::Overflowed => {
@@ -272,7 +276,7 @@ impl HedgedCall {
     /// Looks at every live attempt: commits the call to one that answered (or ended it), and
     /// forgets those that failed without committing. `Some` when the task is done.
     fn look_at_attempts(&mut self, now: Instant) -> Option<Poll<()>> {
-        let throttle = self.channel.inner.throttle.clone();
+        let throttle = self.throttle.clone();
         let mut i = 0;
         while i < self.live.len() {
             let (answered, ended) = {

@@ -22,7 +22,7 @@ use anygrpc::{
     RuntimeRef, ServiceConfig, Status, Transport,
 };
 
-use crate::e2e::service::{GATE, Ping, SLEEP};
+use crate::e2e::service::{FLAKY, GATE, Ping, SLEEP};
 use crate::e2e::{Env, TestServer};
 
 /// `n` servers, started.
@@ -645,4 +645,29 @@ pub async fn a_resolvers_service_config_sets_the_method_configs(env: Env) {
     // An update without one goes back to the builder's 10 s.
     resolver.update(ResolverUpdate::new(address()));
     assert_eq!(sleep.call(nap(100)).await.unwrap().text, "nap");
+
+    // Its retry policy and throttle apply too: three tokens stop a call after two attempts
+    // where the policy allows four.
+    let config = r#"{"retryThrottling": {"maxTokens": 3, "tokenRatio": 1},
+        "methodConfig": [{"name": [{"service": "e2e.Test", "method": "Flaky"}],
+          "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.01s", "maxBackoff": "0.05s",
+                          "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let mut update = ResolverUpdate::new(address());
+    update.service_config = Some(ServiceConfig::parse(config));
+    resolver.update(update);
+    let flaky = channel.unary_unary::<Ping, Ping>(FLAKY);
+    let err = flaky
+        .call(Ping {
+            count: 9,
+            ..Ping::text("throttled")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    let attempts = server.probe.after("flaky:throttled:");
+    assert_eq!(
+        attempts,
+        ["-", "1"],
+        "the resolver's throttle held the retries back"
+    );
 }

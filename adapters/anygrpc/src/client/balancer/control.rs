@@ -246,8 +246,7 @@ impl Channel {
             }
             Some(Ok(config)) => {
                 state.balancing.had_good_config = true;
-                self.inner
-                    .set_resolved_config(Some(std::sync::Arc::new(config.clone())));
+                self.inner.set_resolved_config(Some(config.clone()));
                 let max = self.inner.connections_per_subchannel(Some(config));
                 state.balancing.table.set_max_connections(max);
                 Some(
