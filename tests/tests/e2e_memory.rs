@@ -427,6 +427,38 @@ fn calls_the_server_refused_unprocessed_are_retried_transparently() {
 }
 
 #[test]
+fn hedged_attempts_the_server_refused_are_retried_transparently() {
+    let rt = MemoryRuntime::new();
+    let config = anygrpc::Config::server().max_concurrent_streams(1);
+    let server = Server::with_config(rt.handle(), config);
+    add_unary_echo(&server);
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .unwrap();
+    server.start();
+    // Hedged, but no second attempt within the test and no code non-fatal: only the
+    // transparent retry saves an attempt the server refused.
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .service_config(
+            r#"{"methodConfig": [{"name": [{"service": "test.Echo"}],
+                "hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "30s"}}]}"#,
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    let calls: Vec<_> = (0..5).map(|i| echo.call(format!("m{i}"))).collect();
+    let replies = rt.block_on(futures_util::future::join_all(calls));
+    for (i, reply) in replies.into_iter().enumerate() {
+        assert_eq!(
+            reply.unwrap(),
+            format!("m{i}"),
+            "call {i} was retried, not failed"
+        );
+    }
+}
+
+#[test]
 fn streaming_calls_the_server_refused_are_retried_transparently_with_what_they_wrote() {
     let rt = MemoryRuntime::new();
     let config = anygrpc::Config::server().max_concurrent_streams(1);

@@ -54,7 +54,10 @@ struct HedgedCall {
     attempt: Attempt,
     hedging: Hedging,
     /// The attempts not ended yet.
-    live: Vec<Arc<CallSlot>>,
+    live: Vec<(Arc<CallSlot>, u32)>,
+    /// The one transparent retry (gRFC A6) of an attempt the server never processed is
+    /// still to be used.
+    transparent_left: bool,
     /// How the last attempt to end ended (the call's end when none is left).
     last_end: Option<Outcome>,
     /// The attempt the call committed to while it ran, until its driver handed it over.
@@ -87,6 +90,7 @@ impl Channel {
             attempt,
             hedging: Hedging::new(policy, now),
             live: Vec::new(),
+            transparent_left: true,
             last_end: None,
             committed: None,
             timer: None,
@@ -94,7 +98,7 @@ impl Channel {
             throttle,
             stats,
         };
-        hedged.send_attempt(0, now, (Vec::new(), false));
+        hedged.send_attempt(0, now, (Vec::new(), false), false);
         self.inner
             .runtime
             .spawn(Box::pin(async move { poll_fn(|cx| hedged.poll(cx)).await }));
@@ -103,8 +107,15 @@ impl Channel {
 
 impl HedgedCall {
     /// Sends attempt number `n` (0 for the first) on a slot of its own, with `written`: what
-    /// the application wrote so far, and whether it half-closed.
-    fn send_attempt(&mut self, n: u32, now: Instant, written: (Vec<(Bytes, bool)>, bool)) {
+    /// the application wrote so far, and whether it half-closed; `transparent_retry` for the
+    /// transparent retry of one the server never processed.
+    fn send_attempt(
+        &mut self,
+        n: u32,
+        now: Instant,
+        written: (Vec<(Bytes, bool)>, bool),
+        transparent_retry: bool,
+    ) {
         let slot = CallSlot::new();
         {
             let call = self.call.lock();
@@ -128,11 +139,9 @@ impl HedgedCall {
             attempt.request.timeout = Some(deadline.saturating_duration_since(now));
         }
         if let Some(stats) = &self.stats {
-            stats.record(&CallEvent::AttemptStarted {
-                transparent_retry: false,
-            });
+            stats.record(&CallEvent::AttemptStarted { transparent_retry });
         }
-        self.live.push(slot.clone());
+        self.live.push((slot.clone(), n));
         self.channel.submit(slot, attempt);
     }
 
@@ -146,7 +155,8 @@ impl HedgedCall {
                 // Cancelled, or past its deadline: no attempt of it goes on, the one it
                 // committed to included (its driver may have routed it to the call already:
                 // its stream is reset all the same).
-                for attempt in self.live.drain(..).chain(self.committed.take()) {
+                let live = self.live.drain(..).map(|(attempt, _)| attempt);
+                for attempt in live.chain(self.committed.take()) {
                     attempt.cancel(Status::cancelled("the hedged call ended"));
                 }
                 return Poll::Ready(());
@@ -174,7 +184,7 @@ impl HedgedCall {
                     if let Some(written) = written {
                         let n = self.hedging.sent();
                         self.hedging.sent_one(now);
-                        self.send_attempt(n, now, written);
+                        self.send_attempt(n, now, written, false);
                         continue;
                     }
                 }
@@ -221,7 +231,7 @@ impl HedgedCall {
         drop(call);
         wakers.into_iter().for_each(std::task::Waker::wake);
         for write in writes {
-            for attempt in &self.live {
+            for (attempt, _) in &self.live {
                 if let Some(write) = write.for_slot(attempt) {
                     attempt.submit(write);
                 }
@@ -245,7 +255,7 @@ impl HedgedCall {
             self.call.finish(outcome);
             return Some(Poll::Ready(()));
         }
-        let attempt = self.live.remove(0);
+        let (attempt, _) = self.live.remove(0);
         self.commit(&attempt);
         self.hand_over_running(attempt);
         None
@@ -280,19 +290,32 @@ impl HedgedCall {
         let mut i = 0;
         while i < self.live.len() {
             let (answered, ended) = {
-                let state = self.live[i].lock();
+                let state = self.live[i].0.lock();
                 (state.headers.is_some(), state.outcome.clone())
             };
             match ended {
                 None if answered => {
-                    let attempt = self.live.remove(i);
+                    let (attempt, _) = self.live.remove(i);
                     self.commit(&attempt);
                     self.hand_over_running(attempt);
                     return None;
                 }
                 None => i += 1,
+                Some(outcome) if outcome.unprocessed && self.transparent_left => {
+                    // Refused, or never sent: once, at once, as it was (not an attempt).
+                    let (_, n) = self.live.remove(i);
+                    self.transparent_left = false;
+                    let written = match self.forward_writes(true) {
+                        Forwarded::Written(written) => written.unwrap_or_default(),
+                        Forwarded::Overflowed => {
+                            self.last_end = Some(outcome);
+                            continue;
+                        }
+                    };
+                    self.send_attempt(n, now, written, true);
+                }
                 Some(outcome) => {
-                    let attempt = self.live.remove(i);
+                    let (attempt, _) = self.live.remove(i);
                     let verdict = self.hedging.ended(
                         &outcome.status,
                         &outcome.trailers,
@@ -315,7 +338,7 @@ impl HedgedCall {
 
     /// The call commits to `attempt`: every other is cancelled.
     fn commit(&mut self, attempt: &Arc<CallSlot>) {
-        for other in self.live.drain(..) {
+        for (other, _) in self.live.drain(..) {
             if !Arc::ptr_eq(&other, attempt) {
                 other.cancel(Status::cancelled("another hedged attempt answered first"));
             }
@@ -345,7 +368,7 @@ impl HedgedCall {
     /// attempt's time (unless no more will be sent, or one is due but held back by the
     /// throttle). `false` when something is ready already (look again).
     fn wait(&mut self, cx: &mut Context<'_>, now: Instant, exhausted: bool) -> bool {
-        for attempt in &self.live {
+        for (attempt, _) in &self.live {
             let moved = attempt.poll_with(cx, |s| {
                 (s.headers.is_some() || s.outcome.is_some()).then_some(())
             });
