@@ -65,6 +65,7 @@ pub fn configure() -> Builder {
         emit_rerun_if_changed: true,
         descriptor_set_path: None,
         options: Options::default(),
+        stream_trait_path_set: false,
         prost: prost_build::Config::new(),
     }
 }
@@ -78,6 +79,8 @@ pub struct Builder {
     emit_rerun_if_changed: bool,
     descriptor_set_path: Option<PathBuf>,
     options: Options,
+    /// `stream_trait_path` was set: `anygrpc_path` leaves it alone.
+    stream_trait_path_set: bool,
     prost: prost_build::Config,
 }
 
@@ -132,10 +135,18 @@ impl Builder {
         self
     }
 
-    /// Path through which generated code names the anygrpc crate. Default `::anygrpc`; set it
-    /// when the crate is reached through a re-export (e.g. `::anygrpc_smol::anygrpc`).
+    /// Path through which generated code names the anygrpc crate. Default `::anygrpc`, so a
+    /// crate using generated code depends on `anygrpc` itself (beside the adapter it runs
+    /// on). To depend on an adapter alone, name the `anygrpc` it re-exports:
+    /// `.anygrpc_path("::anygrpc_smol::anygrpc")` (or `anygrpc_tokio`, `anygrpc_async_std`).
+    /// The `Stream` trait's path follows (`{path}::futures_core::Stream`) unless
+    /// [`stream_trait_path`](Self::stream_trait_path) sets it.
     pub fn anygrpc_path(mut self, path: impl Into<String>) -> Self {
         self.options.anygrpc_path = path.into();
+        if !self.stream_trait_path_set {
+            self.options.stream_trait_path =
+                format!("{}::futures_core::Stream", self.options.anygrpc_path);
+        }
         self
     }
 
@@ -143,6 +154,7 @@ impl Builder {
     /// Default `::anygrpc::futures_core::Stream` (anygrpc re-exports `futures-core`).
     pub fn stream_trait_path(mut self, path: impl Into<String>) -> Self {
         self.options.stream_trait_path = path.into();
+        self.stream_trait_path_set = true;
         self
     }
 

@@ -381,3 +381,38 @@ fn expected_files_are_up_to_date() {
         );
     }
 }
+
+#[test]
+fn generated_code_can_name_anygrpc_through_an_adapter() {
+    let files = generate(
+        anygrpc_build::configure().anygrpc_path("::anygrpc_smol::anygrpc"),
+        &["codegen/kitchen.proto"],
+    );
+    let code = squash(&files.values().cloned().collect::<String>());
+    assert_has(
+        &code,
+        &[
+            "pub fn new(channel: ::anygrpc_smol::anygrpc::Channel) -> Self",
+            "requests: impl ::anygrpc_smol::anygrpc::futures_core::Stream<Item = super::Dish>",
+        ],
+    );
+    assert_lacks(
+        &code,
+        &[
+            "(channel: ::anygrpc::Channel)",
+            "impl ::anygrpc::futures_core",
+        ],
+    );
+    // A Stream path set on its own stays.
+    let files = generate(
+        anygrpc_build::configure()
+            .stream_trait_path("::futures::Stream")
+            .anygrpc_path("::anygrpc_smol::anygrpc"),
+        &["codegen/kitchen.proto"],
+    );
+    let code = squash(&files.values().cloned().collect::<String>());
+    assert_has(
+        &code,
+        &["requests: impl ::futures::Stream<Item = super::Dish>"],
+    );
+}

@@ -18,6 +18,9 @@ use std::time::Instant;
 use async_std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use futures_io::{AsyncRead, AsyncWrite};
 
+/// The `anygrpc` crate itself, for code that names it by path (generated code with
+/// `anygrpc_build::Builder::anygrpc_path`).
+pub use anygrpc;
 pub use anygrpc::*;
 
 /// The async-std runtime: `async_std::task::spawn`, `async_std::task::sleep`, `async_std::net`.

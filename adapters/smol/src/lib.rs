@@ -19,6 +19,9 @@ use async_io::Async;
 use async_net::{TcpListener, TcpStream};
 use futures_io::{AsyncRead, AsyncWrite};
 
+/// The `anygrpc` crate itself, for code that names it by path (generated code with
+/// `anygrpc_build::Builder::anygrpc_path`).
+pub use anygrpc;
 pub use anygrpc::*;
 
 /// The smol runtime: tasks on smol's global executor (`smol::spawn`) or on an executor of

@@ -22,6 +22,9 @@ use tokio::io::ReadBuf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 
+/// The `anygrpc` crate itself, for code that names it by path (generated code with
+/// `anygrpc_build::Builder::anygrpc_path`).
+pub use anygrpc;
 pub use anygrpc::*;
 
 /// The tokio runtime binding: spawns onto, and times and connects with, one tokio runtime.
