@@ -841,3 +841,16 @@ fn a_resolver_registered_for_the_process_serves_every_channel() {
     let unknown = Channel::builder("nobody-registered:///svc", rt.handle()).build();
     assert!(unknown.is_err(), "an unknown scheme is an error at build");
 }
+
+#[test]
+fn metadata_types_are_named_from_anygrpc() {
+    use anygrpc::{Metadata, MetadataError, MetadataKey, MetadataValue};
+    let mut metadata = Metadata::new();
+    let key = MetadataKey::parse("X-Trace").expect("a valid key");
+    assert_eq!(key.as_str(), "x-trace", "lowered");
+    let value = MetadataValue::ascii("abc").expect("printable");
+    metadata.append_value(key, value).expect("same kind");
+    assert_eq!(metadata.get("x-trace"), Some("abc"));
+    let refused: Result<MetadataKey, MetadataError> = MetadataKey::parse(":path");
+    assert!(refused.is_err(), "pseudo-headers are not metadata");
+}

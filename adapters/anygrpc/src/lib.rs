@@ -20,6 +20,7 @@ mod trace;
 mod user_code;
 mod wakers;
 
+pub use anygrpc_core::grpc::metadata::{MetadataError, MetadataKey, MetadataValue};
 pub use anygrpc_core::{Code, Config, Encoding, Metadata, PingPolicy, Status};
 pub use auth::AuthContext;
 pub use client::{
