@@ -99,7 +99,7 @@ async fn echo_metadata(context: &mut ServicerContext) {
     if let Some(value) = initial {
         let mut metadata = Metadata::new();
         if metadata.insert(ECHO_INITIAL, &value).is_ok() {
-            context.send_initial_metadata(metadata).await;
+            context.send_initial_metadata(metadata);
         }
     }
 }

@@ -404,9 +404,9 @@ fn metadata<'a>(
         }
         let mut initial = echoed.clone();
         initial.append("x-initial", "yes").expect("ascii");
-        assert!(ctx.send_initial_metadata(initial).await);
+        assert!(ctx.send_initial_metadata(initial));
         assert!(
-            !ctx.send_initial_metadata(Metadata::new()).await,
+            !ctx.send_initial_metadata(Metadata::new()),
             "the head goes once"
         );
         let mut trailing = echoed;
@@ -425,7 +425,7 @@ fn gate<'a>(
     Box::pin(async move {
         let mut initial = Metadata::new();
         initial.insert("x-stage", "head").expect("ascii");
-        ctx.send_initial_metadata(initial).await;
+        ctx.send_initial_metadata(initial);
         h.probe.record("gate:entered");
         h.probe.wait_for("gate:open").await;
         let mut trailing = Metadata::new();
@@ -575,7 +575,7 @@ async fn hedge_attempt(
     }
     let mut initial = Metadata::new();
     initial.insert("x-attempt", &n.to_string()).expect("ascii");
-    ctx.send_initial_metadata(initial).await;
+    ctx.send_initial_metadata(initial);
     Ok(n)
 }
 

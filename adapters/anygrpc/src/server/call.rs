@@ -491,8 +491,9 @@ impl ServicerContext {
             .filter(|auth| auth.is_peer_authenticated())
             .map(|auth| auth.peer_identities.as_slice())
     }
-    /// Sends the response head now with `metadata`; `false` if it was already sent.
-    pub async fn send_initial_metadata(&mut self, metadata: Metadata) -> bool {
+    /// Sends the response head now with `metadata`; `false` if it was already sent. It only
+    /// queues the head for the connection, so it does not wait (grpc.aio's is awaitable).
+    pub fn send_initial_metadata(&mut self, metadata: Metadata) -> bool {
         self.handle.ensure_headers(metadata)
     }
     /// Trailing metadata sent with the status.
@@ -508,6 +509,7 @@ impl ServicerContext {
         self.details = Some(details.into());
     }
     /// The status to return (`return Err(ctx.abort(code, details))`) to end the call now.
+    #[must_use = "the call ends only when the handler returns it: `return Err(ctx.abort(..))`"]
     pub fn abort(&mut self, code: Code, details: impl Into<String>) -> Status {
         Status::new(code, details.into())
     }
