@@ -18,6 +18,29 @@ fn add_unary_echo(server: &Server) {
     });
 }
 
+/// A unary echo server that lets each connection have one stream at a time (so calls sent
+/// with a new connection's first bytes, before its SETTINGS arrive, are refused), started.
+fn one_stream_echo_server(rt: &MemoryRuntime) -> (Server, u16) {
+    let config = anygrpc::Config::server().max_concurrent_streams(1);
+    let server = Server::with_config(rt.handle(), config);
+    add_unary_echo(&server);
+    let port = rt
+        .block_on(server.add_insecure_port("127.0.0.1:0"))
+        .unwrap();
+    server.start();
+    (server, port)
+}
+
+/// Five unary echoes `m0`..`m4` started at once on `channel`, and their replies in order.
+fn five_echoes_at_once(
+    rt: &MemoryRuntime,
+    channel: &Channel,
+) -> Vec<Result<String, anygrpc::RpcError>> {
+    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    let calls: Vec<_> = (0..5).map(|i| echo.call(format!("m{i}"))).collect();
+    rt.block_on(futures_util::future::join_all(calls))
+}
+
 /// Starts `server` on a free port and returns a channel to it.
 fn serve_and_connect(rt: &MemoryRuntime, server: &Server) -> Channel {
     let port = rt
@@ -408,15 +431,13 @@ fn calls_the_server_refused_unprocessed_are_retried_transparently() {
     let rt = MemoryRuntime::new();
     // One stream at a time: before its SETTINGS arrive, the client may send more, and the
     // server refuses them with REFUSED_STREAM (never processed).
-    let config = anygrpc::Config::server().max_concurrent_streams(1);
-    let server = Server::with_config(rt.handle(), config);
-    add_unary_echo(&server);
-    let channel = serve_and_connect(&rt, &server);
-    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
+    let (_server, port) = one_stream_echo_server(&rt);
+    let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
+        .build()
+        .unwrap();
     // All at once on a new channel: they go out with the connection's first bytes, while the
     // client still assumes the default limit.
-    let calls: Vec<_> = (0..5).map(|i| echo.call(format!("m{i}"))).collect();
-    let replies = rt.block_on(futures_util::future::join_all(calls));
+    let replies = five_echoes_at_once(&rt, &channel);
     for (i, reply) in replies.into_iter().enumerate() {
         assert_eq!(
             reply.unwrap(),
@@ -429,13 +450,7 @@ fn calls_the_server_refused_unprocessed_are_retried_transparently() {
 #[test]
 fn hedged_attempts_the_server_refused_are_retried_transparently() {
     let rt = MemoryRuntime::new();
-    let config = anygrpc::Config::server().max_concurrent_streams(1);
-    let server = Server::with_config(rt.handle(), config);
-    add_unary_echo(&server);
-    let port = rt
-        .block_on(server.add_insecure_port("127.0.0.1:0"))
-        .unwrap();
-    server.start();
+    let (_server, port) = one_stream_echo_server(&rt);
     // Hedged, but no second attempt within the test and no code non-fatal: only the
     // transparent retry saves an attempt the server refused.
     let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
@@ -446,9 +461,7 @@ fn hedged_attempts_the_server_refused_are_retried_transparently() {
         .unwrap()
         .build()
         .unwrap();
-    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
-    let calls: Vec<_> = (0..5).map(|i| echo.call(format!("m{i}"))).collect();
-    let replies = rt.block_on(futures_util::future::join_all(calls));
+    let replies = five_echoes_at_once(&rt, &channel);
     for (i, reply) in replies.into_iter().enumerate() {
         assert_eq!(
             reply.unwrap(),
@@ -773,21 +786,13 @@ fn channel_options_take_effect() {
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
 
     // grpc.enable_retries = 0: calls the server refused fail instead of going again.
-    let config = anygrpc::Config::server().max_concurrent_streams(1);
-    let server = Server::with_config(rt.handle(), config);
-    add_unary_echo(&server);
-    let port = rt
-        .block_on(server.add_insecure_port("127.0.0.1:0"))
-        .unwrap();
-    server.start();
+    let (_server, port) = one_stream_echo_server(&rt);
     let channel = Channel::builder(format!("127.0.0.1:{port}"), rt.handle())
         .option("grpc.enable_retries", 0)
         .unwrap()
         .build()
         .unwrap();
-    let echo = channel.unary_unary::<String, String>("/test.Echo/Unary");
-    let calls: Vec<_> = (0..5).map(|i| echo.call(format!("m{i}"))).collect();
-    let replies = rt.block_on(futures_util::future::join_all(calls));
+    let replies = five_echoes_at_once(&rt, &channel);
     let refused = replies
         .iter()
         .filter(|r| r.as_ref().is_err_and(|e| e.code() == Code::Unavailable))
