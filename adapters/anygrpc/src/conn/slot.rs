@@ -254,7 +254,7 @@ impl CallSlot {
             state.unbound.push(command);
             if state.fans_out {
                 // A hedged call's task forwards what the application writes.
-                let wakers = std::mem::take(&mut state.wakers);
+                let wakers = state.take_wakers();
                 drop(state);
                 wakers.into_iter().for_each(Waker::wake);
             }
