@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use anygrpc::{
-    BearerToken, Channel, ClientCallDetails, ClientInterceptor, Code, Metadata, Server,
-    ServerCallDetails, ServerInterceptor, Status,
+    BearerToken, BoxFuture, Channel, ClientCallDetails, ClientInterceptor, Code, Metadata, Server,
+    ServerCallDetails, ServerInterceptor, ServerNext, Status,
 };
 use anygrpc_examples::pb::routeguide::route_guide_client::RouteGuideClient;
 use anygrpc_examples::pb::routeguide::route_guide_server::RouteGuideServer;
@@ -57,21 +57,20 @@ impl ClientInterceptor for Tenant {
 struct Gate(Log);
 
 impl ServerInterceptor for Gate {
-    fn intercept(&self, details: &ServerCallDetails) -> Result<(), Status> {
-        if details.metadata.get("x-tenant") != Some("blue") {
-            return Err(Status::new(Code::PermissionDenied, "unknown tenant"));
-        }
-        if details.metadata.get("authorization") != Some("Bearer s3cret") {
-            return Err(Status::new(Code::Unauthenticated, "bad token"));
-        }
-        Ok(())
-    }
-    fn on_complete(&self, details: &ServerCallDetails, status: &Status) {
-        self.0.push(format!(
-            "served {} {}",
-            details.method,
-            status.code().as_str()
-        ));
+    fn intercept(&self, call: ServerCallDetails, next: ServerNext) -> BoxFuture<'_, Status> {
+        Box::pin(async move {
+            let method = call.method.clone();
+            let status = if call.metadata.get("x-tenant") != Some("blue") {
+                Status::new(Code::PermissionDenied, "unknown tenant")
+            } else if call.metadata.get("authorization") != Some("Bearer s3cret") {
+                Status::new(Code::Unauthenticated, "bad token")
+            } else {
+                next.run(call).await
+            };
+            self.0
+                .push(format!("served {method} {}", status.code().as_str()));
+            status
+        })
     }
 }
 

@@ -7,7 +7,7 @@ mod auth;
 mod client;
 mod codec;
 mod conn;
-mod interceptor;
+pub mod interceptor;
 mod read_buffer;
 mod runtime;
 mod server;
@@ -60,8 +60,12 @@ pub mod balancer {
 /// Re-exported so generated code and users name one `Stream` trait.
 pub use futures_core;
 pub use interceptor::{
-    BearerToken, CallCredentials, ClientCallDetails, ClientInterceptor, ServerCallDetails,
-    ServerInterceptor,
+    AnyMsg, AuthMetadataContext, BearerToken, CallCredentials, ClientCallDetails,
+    ClientInterceptor, Extensions, RequestMessages, ResponseStream, ServerCallDetails,
+    ServerInterceptor, ServerNext, StreamStreamClientInterceptor, StreamStreamContinuation,
+    StreamUnaryClientInterceptor, StreamUnaryContinuation, UnaryOutcome,
+    UnaryStreamClientInterceptor, UnaryStreamContinuation, UnaryUnaryClientInterceptor,
+    UnaryUnaryContinuation,
 };
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};

@@ -3,7 +3,10 @@
 //! connection whose driver may be running it, never the other calls, and never leaving the
 //! call layer's shared state half-updated (the code runs while no lock of ours is held).
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use futures_util::FutureExt;
 
 use anygrpc_core::Status;
 
@@ -16,6 +19,22 @@ pub(crate) fn guarded<T>(
     // Unwind safety: `f` is the application's code given our values by reference; what it
     // may leave broken by unwinding is its own state, and the call is failed.
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(panicked(format!("{what} panicked"))))
+}
+
+/// Runs `make` (the application's code making a future: an interceptor, a credentials
+/// provider) and awaits the future it made; a panic in either gives `panicked()` instead.
+pub(crate) async fn guarded_future<F: Future>(
+    make: impl FnOnce() -> F,
+    panicked: impl FnOnce() -> F::Output,
+) -> F::Output {
+    // Unwind safety: as for `guarded`.
+    match catch_unwind(AssertUnwindSafe(make)) {
+        Ok(future) => AssertUnwindSafe(future)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| panicked()),
+        Err(_) => panicked(),
+    }
 }
 
 /// Runs an observer (`on_complete`, a done callback): the call it observes has ended already,

@@ -213,6 +213,11 @@ macro_rules! e2e_suite {
             a_resolvers_service_config_sets_the_method_configs,
             connection_scaling_opens_connections_at_the_servers_stream_limit,
             connection_scaling_follows_the_service_config_and_idle_extras_close,
+            client_interceptors_wrap_every_call_kind,
+            interceptors_compose_in_the_order_added,
+            server_interceptors_reject_rewrite_attach_and_wrap,
+            call_credentials_are_awaited_for_each_call,
+            an_intercepted_call_is_cancelled_and_times_out_like_any,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

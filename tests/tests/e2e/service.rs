@@ -66,6 +66,9 @@ pub const HOLD: &str = "/e2e.Test/Hold";
 /// (echoing the request's `x-pushback` metadata as `grpc-retry-pushback-ms`), then echoes;
 /// records `flaky:<text>:<grpc-previous-rpc-attempts or ->` at every attempt.
 pub const FLAKY: &str = "/e2e.Test/Flaky";
+/// Answers with the name a server interceptor put in the call's extensions as a [`Caller`]
+/// (`nobody` without one); records `whoami:done` from the context's done callback.
+pub const WHOAMI: &str = "/e2e.Test/Whoami";
 /// Client streaming: reads every request, then fails the first `count` attempts (of the
 /// first request) of the call labelled by the first request's `text` with UNAVAILABLE, and
 /// answers the others with the texts joined by `,`. Records
@@ -187,6 +190,7 @@ impl Service for TestService {
             "Sum" => handlers::client_streaming(call, s, sum),
             "Hold" => handlers::client_streaming(call, s, hold),
             "Flaky" => handlers::unary(call, s, flaky),
+            "Whoami" => handlers::unary(call, s, whoami),
             "Chat" => handlers::bidi_streaming(call, s, chat),
             "FlakySum" => handlers::client_streaming(call, s, flaky_sum),
             "Hedge" => handlers::unary(call, s, hedge),
@@ -226,6 +230,30 @@ fn echo<'a>(
             reply.reply_bytes = 0;
         }
         Ok(reply)
+    })
+}
+
+/// Who a server interceptor said called (typed per-call data, read by [`WHOAMI`]).
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
+fn whoami<'a>(
+    h: &'a Handlers,
+    _: Ping,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        let who = ctx
+            .extensions()
+            .get::<Caller>()
+            .map_or_else(|| "nobody".to_string(), |caller| caller.0.clone());
+        let probe = h.probe.clone();
+        ctx.add_done_callback(move || probe.record("whoami:done"));
+        assert!(!ctx.done(), "running");
+        assert_eq!((ctx.code(), ctx.details()), (None, None));
+        ctx.set_details("seen");
+        assert_eq!(ctx.details(), Some("seen"));
+        Ok(Ping::text(who))
     })
 }
 

@@ -11,7 +11,9 @@
 
 use std::time::{Duration, Instant};
 
-use anygrpc::{CallOptions, Code, Config, ServerCallDetails, ServerInterceptor, Status};
+use anygrpc::{
+    CallOptions, Code, Config, ServerCallDetails, ServerInterceptor, ServerNext, Status,
+};
 use anygrpc_core::frame::{Frame, FrameType, Settings, encode_data_header, flags};
 use anygrpc_core::{ErrorCode, StreamId};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -744,11 +746,18 @@ pub async fn request_without_authority_or_host_is_served(env: Env) {
 struct DenyMetadata;
 
 impl ServerInterceptor for DenyMetadata {
-    fn intercept(&self, details: &ServerCallDetails) -> Result<(), Status> {
-        if details.method == METADATA {
-            return Err(Status::new(Code::PermissionDenied, "not for you"));
+    fn intercept(
+        &self,
+        call: ServerCallDetails,
+        next: ServerNext,
+    ) -> anygrpc::BoxFuture<'_, Status> {
+        if call.method == METADATA {
+            return Box::pin(std::future::ready(Status::new(
+                Code::PermissionDenied,
+                "not for you",
+            )));
         }
-        Ok(())
+        next.run(call)
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
 use bytes::Bytes;
 
+use crate::codec::Outgoing;
 use crate::conn::handle::Command;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::RuntimeRef;
@@ -214,21 +215,28 @@ pub(crate) struct CallCore {
     pub(crate) max_recv: usize,
     pub(crate) max_send: usize,
     pub(crate) compression: Option<Encoding>,
-    /// Interceptor hooks, when the channel has interceptors.
-    pub(crate) hooks: Option<crate::interceptor::CallHooks>,
     /// Where the call's events go, when the channel has stats handlers.
     pub(crate) stats: Option<crate::stats::CallRecorder>,
 }
 
 impl CallCore {
     /// Records that `request`, encoded as `(bytes, compressed)`, goes to the connection.
-    pub(crate) fn sent(&self, request: &impl prost::Message, (bytes, compressed): &(Bytes, bool)) {
-        if let Some(stats) = &self.stats {
-            let size = if *compressed {
+    pub(crate) fn sent(&self, request: &(impl Outgoing + ?Sized), encoded: &(Bytes, bool)) {
+        if self.stats.is_some() {
+            let size = if encoded.1 {
                 request.encoded_len()
             } else {
-                bytes.len()
+                encoded.0.len()
             };
+            self.record_sent(size, encoded);
+        }
+    }
+
+    /// Records that a message of `size` bytes before compression, encoded as
+    /// `(bytes, compressed)`, goes to the connection.
+    pub(crate) fn record_sent(&self, size: usize, (bytes, compressed): &(Bytes, bool)) {
+        if let Some(stats) = &self.stats {
+            let size = if *compressed { size } else { bytes.len() };
             stats.record(&crate::stats::CallEvent::MessageSent {
                 size,
                 wire_size: bytes.len(),
@@ -374,54 +382,50 @@ macro_rules! call_accessors {
     () => {
         /// The server's initial metadata (empty for a Trailers-Only response or a failed call).
         pub async fn initial_metadata(&self) -> anygrpc_core::Metadata {
-            std::future::poll_fn(|cx| self.core.poll_initial_metadata(cx)).await
+            std::future::poll_fn(|cx| self.inner.poll_initial_metadata(cx)).await
         }
         /// The trailing metadata, once the call ended.
         pub async fn trailing_metadata(&self) -> anygrpc_core::Metadata {
-            std::future::poll_fn(|cx| self.core.poll_outcome(cx))
-                .await
-                .trailers
+            std::future::poll_fn(|cx| self.inner.poll_end(cx)).await.1
         }
         /// The status code, once the call ended.
         pub async fn code(&self) -> anygrpc_core::Code {
-            std::future::poll_fn(|cx| self.core.poll_outcome(cx))
+            std::future::poll_fn(|cx| self.inner.poll_end(cx))
                 .await
-                .status
+                .0
                 .code()
         }
         /// The status message, once the call ended.
         pub async fn details(&self) -> String {
-            std::future::poll_fn(|cx| self.core.poll_outcome(cx))
+            std::future::poll_fn(|cx| self.inner.poll_end(cx))
                 .await
-                .status
+                .0
                 .message()
                 .to_string()
         }
         /// The whole final status, once the call ended.
         pub async fn status(&self) -> anygrpc_core::Status {
-            std::future::poll_fn(|cx| self.core.poll_outcome(cx))
-                .await
-                .status
+            std::future::poll_fn(|cx| self.inner.poll_end(cx)).await.0
         }
         /// Cancels the call; `false` if it had already ended.
         pub fn cancel(&self) -> bool {
-            self.core.cancel()
+            self.inner.cancel()
         }
         /// `true` if the call ended with CANCELLED.
         pub fn cancelled(&self) -> bool {
-            self.core.is_cancelled()
+            self.inner.is_cancelled()
         }
         /// `true` once the call ended.
         pub fn done(&self) -> bool {
-            self.core.is_done()
+            self.inner.is_done()
         }
         /// Time left before the deadline; `None` without one.
         pub fn time_remaining(&self) -> Option<std::time::Duration> {
-            self.core.time_remaining()
+            self.inner.time_remaining()
         }
         /// Runs `callback` when the call ends (at once if it already did).
         pub fn add_done_callback(&self, callback: impl FnOnce() + Send + 'static) {
-            self.core.slot.on_done(Box::new(callback));
+            self.inner.on_done(Box::new(callback));
         }
     };
 }

@@ -18,6 +18,7 @@ use super::balancer::Picked;
 use super::balancer::subchannel::SubchannelTable;
 use super::balancer::{Balancing, PolicyBuilder, PolicyChoice, PolicyRegistry};
 use super::call::{CallCore, CallOptions};
+use super::intercepted::{ClientInterceptors, append};
 use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
 use super::resolver::{Endpoint, ResolverBuilder, ResolverRegistry, TargetUri};
 use super::retry::{self, Decision, Retries, Throttle};
@@ -25,16 +26,18 @@ use super::service_config::{
     LoadBalancingConfig, Reliability, RetryPolicy, ServiceConfig, ServiceConfigError,
 };
 use super::target::TargetError;
-use crate::codec;
+use crate::codec::Outgoing;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::io::Driver;
 use crate::conn::policy::Urgency;
 use crate::conn::replay::{ReplayBuffer, RetryBudget};
 use crate::conn::slot::{AttemptEnd, CallSlot, Outcome, Resend};
-use crate::interceptor::{CallCredentials, CallHooks, ClientCallDetails, ClientInterceptor};
+use crate::interceptor::{
+    AuthMetadataContext, CallCredentials, ClientInterceptor, StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor, UnaryStreamClientInterceptor, UnaryUnaryClientInterceptor,
+};
 use crate::runtime::{BoxFuture, RuntimeRef, Transport};
 use crate::stats::{CallEvent, CallInfo, CallRecorder, StatsHandler, StatsHandlers, StatsSide};
-use crate::user_code::{guarded, observe};
 use crate::wakers::WakerSet;
 
 /// A channel's connectivity state (gRPC connectivity-semantics-and-api.md).
@@ -107,7 +110,7 @@ struct ChannelOptions {
     resolvers: ResolverRegistry,
     /// The policies by name, built-ins first.
     policies: PolicyRegistry,
-    interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
+    interceptors: ClientInterceptors,
     stats: StatsHandlers,
     call_credentials: Option<Arc<dyn CallCredentials>>,
     /// Call credentials may travel over cleartext (tests, trusted networks).
@@ -116,12 +119,6 @@ struct ChannelOptions {
     credentials: Option<crate::tls::ChannelCredentials>,
     #[cfg(feature = "tls")]
     server_host_override: Option<String>,
-}
-
-impl fmt::Debug for dyn ClientInterceptor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientInterceptor")
-    }
 }
 
 impl fmt::Debug for dyn CallCredentials {
@@ -280,11 +277,57 @@ impl ChannelBuilder {
         self.options.config.keepalive_permit_without_calls = permit;
         self
     }
-    /// Adds an interceptor; they run in the order added, around every call.
+    /// Adds an interceptor that edits the details and observes the end of every call, of
+    /// every kind. Interceptors of a kind run in the order added, this one's place being
+    /// where it was added among that kind's.
     pub fn interceptor(mut self, interceptor: impl ClientInterceptor) -> Self {
-        let mut all: Vec<_> = self.options.interceptors.iter().cloned().collect();
-        all.push(Arc::new(interceptor));
-        self.options.interceptors = all.into();
+        self.options
+            .interceptors
+            .add_observing(Arc::new(interceptor));
+        self
+    }
+    /// Adds an interceptor wrapping every unary call, after those added before.
+    pub fn unary_unary_interceptor(
+        mut self,
+        interceptor: impl UnaryUnaryClientInterceptor,
+    ) -> Self {
+        self.options.interceptors.unary_unary = append(
+            &self.options.interceptors.unary_unary,
+            Arc::new(interceptor),
+        );
+        self
+    }
+    /// Adds an interceptor wrapping every server-streaming call, after those added before.
+    pub fn unary_stream_interceptor(
+        mut self,
+        interceptor: impl UnaryStreamClientInterceptor,
+    ) -> Self {
+        self.options.interceptors.unary_stream = append(
+            &self.options.interceptors.unary_stream,
+            Arc::new(interceptor),
+        );
+        self
+    }
+    /// Adds an interceptor wrapping every client-streaming call, after those added before.
+    pub fn stream_unary_interceptor(
+        mut self,
+        interceptor: impl StreamUnaryClientInterceptor,
+    ) -> Self {
+        self.options.interceptors.stream_unary = append(
+            &self.options.interceptors.stream_unary,
+            Arc::new(interceptor),
+        );
+        self
+    }
+    /// Adds an interceptor wrapping every bidi call, after those added before.
+    pub fn stream_stream_interceptor(
+        mut self,
+        interceptor: impl StreamStreamClientInterceptor,
+    ) -> Self {
+        self.options.interceptors.stream_stream = append(
+            &self.options.interceptors.stream_stream,
+            Arc::new(interceptor),
+        );
         self
     }
     /// Adds a stats handler: it sees every call's and connection's events (for metrics; see
@@ -537,6 +580,22 @@ impl fmt::Debug for Channel {
     }
 }
 
+/// A call ready to go once its credentials gave their metadata.
+struct Launch {
+    /// The first message's size before compression (for stats handlers; 0 without them).
+    first_len: usize,
+    path: String,
+    options: CallOptions,
+    compression: Option<anygrpc_core::Encoding>,
+    message: Option<(bytes::Bytes, bool)>,
+    half_close: bool,
+    deadline: Option<Instant>,
+    throttle: Option<Arc<Throttle>>,
+    /// The resolver's service config, where the call's method config (its retry or hedging
+    /// policy) comes from (else the builder's).
+    resolved: Option<Arc<ResolvedConfig>>,
+}
+
 /// What a call can do right now.
 pub(super) enum Pick {
     Ready(Picked),
@@ -564,7 +623,7 @@ impl Channel {
                 resolve_interval: None,
                 resolvers: ResolverRegistry::default(),
                 policies: PolicyRegistry::default(),
-                interceptors: Arc::new([]),
+                interceptors: ClientInterceptors::default(),
                 stats: StatsHandlers::default(),
                 call_credentials: None,
                 insecure_credentials: false,
@@ -581,6 +640,16 @@ impl Channel {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The channel's runtime.
+    pub(super) fn runtime(&self) -> RuntimeRef {
+        self.inner.runtime.clone()
+    }
+
+    /// The channel's client interceptors, per call kind.
+    pub(super) fn interceptors(&self) -> &ClientInterceptors {
+        &self.inner.options.interceptors
     }
 
     /// A unary method.
@@ -665,7 +734,7 @@ impl Channel {
     /// go to the connection in one step when it is ready; otherwise a task waits for it.
     /// `single_response`: the call takes exactly one response message (unary and
     /// client-streaming calls), any other number is INTERNAL.
-    pub(crate) fn start_call<Req: Msg>(
+    pub(crate) fn start_call<Req: Outgoing + ?Sized>(
         &self,
         path: &str,
         mut options: CallOptions,
@@ -690,24 +759,23 @@ impl Channel {
         if let Some(stats) = &stats {
             slot.record_the_end(stats);
         }
-        let mut reliability = None;
         let (mut max_recv, mut max_send) = (
             self.inner.config.max_recv_message_size,
             self.inner.config.max_send_message_size,
         );
         // The method's service config (the resolver's, else the builder's), looked up by
-        // the path as called, sets the defaults the interceptors then see.
+        // the path as called.
         let resolved = self.inner.resolved_config();
         let throttle = match &resolved {
             Some(resolved) => resolved.throttle.clone(),
             None => self.inner.throttle.clone(),
         };
-        if let Some(method) = resolved
+        let method = resolved
             .as_deref()
             .map(|resolved| &resolved.config)
             .or(self.inner.options.service_config.as_deref())
-            .and_then(|config| config.method_config(path))
-        {
+            .and_then(|config| config.method_config(path));
+        if let Some(method) = method {
             options.timeout = match (options.timeout, method.timeout) {
                 (Some(call), Some(config)) => Some(call.min(config)),
                 (call, config) => call.or(config),
@@ -719,37 +787,194 @@ impl Channel {
             max_recv = method
                 .max_response_message_bytes
                 .map_or(max_recv, |m| m.min(max_recv));
-            reliability = method.reliability.as_ref();
         }
-        let prepared = self.prepare(path, &mut options, &slot);
         let now = runtime.now();
         let deadline = options.timeout.and_then(|t| now.checked_add(t));
         let compression = options.compression.or(self.inner.options.compression);
-        let mut core = CallCore {
+        let core = CallCore {
             slot: slot.clone(),
             runtime: runtime.clone(),
             deadline,
             max_recv,
             max_send,
             compression,
-            hooks: None,
             stats,
         };
-        let path = match prepared {
-            Ok((path, hooks)) => {
-                core.hooks = hooks;
-                path
+        let fail = |status| {
+            slot.finish(Outcome {
+                status,
+                trailers: Metadata::new(),
+                unprocessed: false,
+                from_attempt: false,
+            })
+        };
+        let message = match first.map(|m| m.encode(compression, max_send)) {
+            None => None,
+            Some(Ok(encoded)) => Some(encoded),
+            Some(Err(status)) => {
+                fail(status);
+                return core;
             }
-            Err(status) => {
+        };
+        // Its size before compression, for the stats handlers.
+        let first_len = match (&core.stats, first) {
+            (Some(_), Some(first)) => first.encoded_len(),
+            _ => 0,
+        };
+        let launch = Launch {
+            first_len,
+            path: path.to_string(),
+            options,
+            compression,
+            message,
+            half_close,
+            deadline,
+            throttle,
+            resolved,
+        };
+        match self.credentials(path, &launch.options) {
+            Err(status) => fail(status),
+            Ok(None) => self.launch(&core, launch, Metadata::new()),
+            Ok(Some(mut metadata)) => {
+                // A provider that answers at once costs no task (most do: fixed tokens,
+                // cached ones).
+                let mut cx = std::task::Context::from_waker(Waker::noop());
+                match metadata.as_mut().poll(&mut cx) {
+                    Poll::Ready(Ok(metadata)) => self.launch(&core, launch, metadata),
+                    Poll::Ready(Err(status)) => fail(status),
+                    Poll::Pending => self.launch_later(&core, launch, metadata),
+                }
+            }
+        }
+        core
+    }
+
+    /// The metadata future of the call credentials of a call to `path`, if it has any; an
+    /// `Err` when they must not be sent (a cleartext channel that does not allow them).
+    fn credentials(
+        &self,
+        path: &str,
+        options: &CallOptions,
+    ) -> Result<Option<BoxFuture<'static, Result<Metadata, Status>>>, Status> {
+        let channel = &self.inner.options;
+        let Some(credentials) = options
+            .credentials
+            .clone()
+            .or_else(|| channel.call_credentials.clone())
+        else {
+            return Ok(None);
+        };
+        if self.scheme() == Scheme::Http && !channel.insecure_credentials {
+            return Err(Status::new(
+                anygrpc_core::Code::Unauthenticated,
+                "call credentials need a TLS channel (or allow_insecure_call_credentials)",
+            ));
+        }
+        let scheme = match self.scheme() {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let authority = options
+            .authority
+            .as_deref()
+            .unwrap_or(&self.inner.authority);
+        let context = AuthMetadataContext::new(scheme, authority, path);
+        // The provider's code, and the future it makes: a panic in either fails the call.
+        let future = Box::pin(async move {
+            crate::user_code::guarded_future(
+                || credentials.metadata(&context),
+                || Err(Status::internal("the call credentials panicked")),
+            )
+            .await
+        });
+        Ok(Some(future))
+    }
+
+    /// Waits (in a task) for the call credentials' metadata, then launches the call; the
+    /// call's cancel or deadline ends the wait. What the application writes meanwhile waits
+    /// in the call's slot.
+    fn launch_later(
+        &self,
+        core: &CallCore,
+        launch: Launch,
+        metadata: BoxFuture<'static, Result<Metadata, Status>>,
+    ) {
+        let (channel, core) = (self.clone(), core.clone());
+        let mut sleep = core.deadline.map(|d| core.runtime.sleep_until(d));
+        let mut metadata = Some(metadata);
+        let task = async move {
+            let got = poll_fn(|cx| {
+                if core
+                    .slot
+                    .poll_with(cx, |s| s.outcome.as_ref().map(|_| ()))
+                    .is_ready()
+                {
+                    return Poll::Ready(None);
+                }
+                if let Some(sleep) = sleep.as_mut() {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Some(Err(Status::deadline_exceeded(
+                            "deadline exceeded while fetching call credentials",
+                        ))));
+                    }
+                }
+                match metadata.as_mut().map(|m| m.as_mut().poll(cx)) {
+                    Some(Poll::Ready(got)) => Poll::Ready(Some(got)),
+                    _ => Poll::Pending,
+                }
+            })
+            .await;
+            // The provider's future goes before the call does.
+            drop(metadata);
+            match got {
+                None => {}
+                Some(Ok(metadata)) => channel.launch(&core, launch, metadata),
+                Some(Err(status)) => {
+                    core.slot.finish(Outcome {
+                        status,
+                        trailers: Metadata::new(),
+                        unprocessed: false,
+                        from_attempt: false,
+                    });
+                }
+            }
+        };
+        self.inner.runtime.spawn(Box::pin(task));
+    }
+
+    /// Sends the first attempt of a call whose credentials (if any) gave `extra` metadata:
+    /// at once on a ready connection, else through a task that waits for one; hedged,
+    /// retried or plain as the method's config says.
+    fn launch(&self, core: &CallCore, launch: Launch, extra: Metadata) {
+        let Launch {
+            first_len,
+            path,
+            mut options,
+            compression,
+            message,
+            half_close,
+            deadline,
+            throttle,
+            resolved,
+        } = launch;
+        let slot = &core.slot;
+        for (key, value) in extra.iter() {
+            if let Err(e) = options.metadata.append_value(key.clone(), value.clone()) {
                 slot.finish(Outcome {
-                    status,
+                    status: Status::internal(format!("bad credentials metadata: {e}")),
                     trailers: Metadata::new(),
                     unprocessed: false,
                     from_attempt: false,
                 });
-                return core;
+                return;
             }
-        };
+        }
+        let reliability = resolved
+            .as_deref()
+            .map(|resolved| &resolved.config)
+            .or(self.inner.options.service_config.as_deref())
+            .and_then(|config| config.method_config(&path))
+            .and_then(|method| method.reliability.as_ref());
         let request = CallRequest {
             path,
             authority: options
@@ -760,19 +985,6 @@ impl Channel {
             metadata: options.metadata,
             encoding: compression,
             accept_encoding: EncodingSet::supported(),
-        };
-        let message = match first.map(|m| codec::encode(m, compression, core.max_send)) {
-            None => None,
-            Some(Ok(encoded)) => Some(encoded),
-            Some(Err(status)) => {
-                slot.finish(Outcome {
-                    status,
-                    trailers: Metadata::new(),
-                    unprocessed: false,
-                    from_attempt: false,
-                });
-                return core;
-            }
         };
         let attempt = Attempt {
             request,
@@ -789,11 +1001,12 @@ impl Channel {
             stats.record(&CallEvent::HeadersSent {
                 metadata: &attempt.request.metadata,
             });
-            if let (Some(first), Some(encoded)) = (first, &attempt.message) {
-                core.sent(first, encoded);
+            if let Some(encoded) = &attempt.message {
+                core.record_sent(first_len, encoded);
             }
             slot.lock().stats = Some(stats.clone());
         }
+        let slot = slot.clone();
         match reliability {
             Some(Reliability::Hedging(policy))
                 if self.inner.options.retries && self.prepare_hedging(&slot, &attempt) =>
@@ -809,7 +1022,6 @@ impl Channel {
                 self.submit(slot, attempt);
             }
         }
-        core
     }
 
     /// Sends an attempt of the call of `slot`: binds it to a ready connection, or hands it to
@@ -1024,76 +1236,6 @@ impl Channel {
             left(&mut next.attempt, self.inner.runtime.now());
             self.submit(slot, next.attempt);
         }));
-    }
-
-    /// Adds call credentials and runs the interceptors. Returns the (possibly rewritten) path
-    /// and the hooks that observe the call, or the status that ends it before it starts.
-    fn prepare(
-        &self,
-        path: &str,
-        options: &mut CallOptions,
-        slot: &Arc<CallSlot>,
-    ) -> Result<(String, Option<CallHooks>), Status> {
-        let channel = &self.inner.options;
-        if let Some(credentials) = options
-            .credentials
-            .clone()
-            .or_else(|| channel.call_credentials.clone())
-        {
-            if self.scheme() == Scheme::Http && !channel.insecure_credentials {
-                return Err(Status::new(
-                    anygrpc_core::Code::Unauthenticated,
-                    "call credentials need a TLS channel (or allow_insecure_call_credentials)",
-                ));
-            }
-            let metadata = guarded("the call credentials", Status::internal, || {
-                credentials.metadata(path)
-            })?;
-            for (key, value) in metadata.iter() {
-                options
-                    .metadata
-                    .append_value(key.clone(), value.clone())
-                    .map_err(|e| Status::internal(format!("bad credentials metadata: {e}")))?;
-            }
-        }
-        if channel.interceptors.is_empty() {
-            return Ok((path.to_string(), None));
-        }
-        let mut details = ClientCallDetails {
-            method: path.to_string(),
-            timeout: options.timeout,
-            metadata: std::mem::take(&mut options.metadata),
-            wait_for_ready: options.wait_for_ready.unwrap_or(false),
-            compression: options.compression.or(channel.compression),
-        };
-        for interceptor in channel.interceptors.iter() {
-            let intercepted = guarded("a client interceptor", Status::internal, || {
-                interceptor.intercept(&mut details)
-            });
-            if let Err(status) = intercepted {
-                // Short-circuited: the call ends here, and every interceptor observes it.
-                for observer in channel.interceptors.iter() {
-                    observe(|| observer.on_complete(&details, &status, &Metadata::new()));
-                }
-                return Err(status);
-            }
-        }
-        options.timeout = details.timeout;
-        options.metadata = details.metadata.clone();
-        options.wait_for_ready = Some(details.wait_for_ready);
-        options.compression = details.compression;
-        let hooks = CallHooks {
-            details: Arc::new(details),
-            interceptors: channel.interceptors.clone(),
-        };
-        let observer = hooks.clone();
-        let weak = Arc::downgrade(slot);
-        slot.on_done(Box::new(move || {
-            if let Some(outcome) = weak.upgrade().and_then(|slot| slot.lock().outcome.clone()) {
-                observer.on_complete(&outcome.status, &outcome.trailers);
-            }
-        }));
-        Ok((hooks.details.method.clone(), Some(hooks)))
     }
 
     /// Waits (in a task) for a usable connection or the deadline, then binds the call.

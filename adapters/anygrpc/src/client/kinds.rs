@@ -1,19 +1,27 @@
 //! The four call kinds: multi-callables (one per method) and the Call objects they return.
 
 use std::borrow::{Borrow, Cow};
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use anygrpc_core::Code;
+use anygrpc_core::{Code, Status};
 use futures_core::Stream;
 
 use super::call::{
     CallCore, CallOptions, RpcError, UsageError, WriteError, WriteOptions, call_accessors,
 };
 use super::channel::Channel;
-use crate::codec;
+use super::intercepted::{
+    Intercepted, RequestQueue, Returned, UnaryDone, request_stream, stream_stream_terminal,
+    stream_unary_terminal, unary_stream_terminal, unary_unary_terminal,
+};
+use crate::codec::{self, Outgoing};
+use crate::interceptor::{
+    AnyMsg, ClientCallDetails, ResponseStream, StreamStreamKind, StreamUnaryKind, UnaryStreamKind,
+    UnaryUnaryKind,
+};
 
 /// A gRPC message type usable in calls.
 pub trait Msg: prost::Message + Default + Send + 'static {}
@@ -36,7 +44,7 @@ fn unary_result<Resp: Msg>(
         let status = crate::conn::slot::no_response();
         return Err(core.error(crate::conn::slot::Outcome { status, ..outcome }));
     };
-    codec::decode_observed(&message, core.max_recv, core.hooks.as_ref())
+    codec::decode(&message, core.max_recv)
         .map_err(|status| core.error(crate::conn::slot::Outcome { status, ..outcome }))
 }
 
@@ -52,7 +60,7 @@ fn poll_next_response<Resp: Msg>(
     match core.poll_message(cx) {
         Poll::Pending => Poll::Pending,
         Poll::Ready(Some(message)) => {
-            match codec::decode_observed::<Resp>(&message, core.max_recv, core.hooks.as_ref()) {
+            match codec::decode::<Resp>(&message, core.max_recv) {
                 Ok(value) => Poll::Ready(Some(Ok(value))),
                 Err(status) => {
                     // A message we cannot decode ends the call (grpc-go does the same).
@@ -88,12 +96,23 @@ struct Requests {
     done_writing: bool,
     from_stream: bool,
     buffer: codec::EncodeBuffer,
+    /// Where writes go when the call has interceptors: to the first one's request stream.
+    queue: Option<RequestQueue>,
 }
 
 impl Requests {
-    async fn write<Req: Msg>(
+    fn new(from_stream: bool, queue: Option<RequestQueue>) -> Self {
+        Self {
+            done_writing: from_stream,
+            from_stream,
+            buffer: codec::EncodeBuffer::default(),
+            queue,
+        }
+    }
+
+    async fn write<Req: Msg, R: Returned>(
         &mut self,
-        core: &CallCore,
+        inner: &Inner<R>,
         request: &Req,
         options: WriteOptions,
     ) -> Result<(), WriteError> {
@@ -103,6 +122,29 @@ impl Requests {
         if self.done_writing {
             return Err(WriteError::Usage(UsageError::WriteAfterDoneWriting));
         }
+        let core = match inner {
+            Inner::Direct(core) => core,
+            Inner::Intercepted(call) => {
+                // The interceptors get the request in its wire form, decoded only if they
+                // look at it.
+                let message = AnyMsg::encoded::<Req>(request.encode_to_vec().into());
+                let queue = self.queue.as_mut();
+                let pushed = match queue {
+                    Some(queue) => queue.push(message).await,
+                    None => false,
+                };
+                if pushed {
+                    return Ok(());
+                }
+                let (status, trailers) = poll_fn(|cx| call.poll_end(cx)).await;
+                let status = if status.code() == Code::Ok {
+                    Status::internal("the call's interceptors stopped reading its requests")
+                } else {
+                    status
+                };
+                return Err(WriteError::Rpc(call.error(status, trailers)));
+            }
+        };
         let compression = if options.no_compression {
             None
         } else {
@@ -126,27 +168,37 @@ impl Requests {
             .map_err(WriteError::Rpc)
     }
 
-    fn done_writing(&mut self, core: &CallCore) -> Result<(), WriteError> {
+    fn done_writing<R>(&mut self, inner: &Inner<R>) -> Result<(), WriteError> {
         if self.from_stream {
             return Err(WriteError::Usage(UsageError::RequestsFromStream));
         }
         if !self.done_writing {
             self.done_writing = true;
-            core.half_close();
+            match inner {
+                Inner::Direct(core) => core.half_close(),
+                Inner::Intercepted(_) => {
+                    if let Some(queue) = self.queue.as_mut() {
+                        queue.close();
+                    }
+                }
+            }
         }
         Ok(())
     }
 }
 
 /// Feeds `requests` into the call from a task of the channel's runtime, then half-closes.
-fn feed<Req: Msg>(core: &CallCore, requests: impl Stream<Item = Req> + Send + 'static) {
+pub(super) fn feed<Req: Outgoing + Send + 'static>(
+    core: &CallCore,
+    requests: impl Stream<Item = Req> + Send + 'static,
+) {
     let runtime = core.runtime.clone();
     let core = core.clone();
     let task = async move {
         let mut requests = std::pin::pin!(requests);
         let mut buffer = codec::EncodeBuffer::default();
-        while let Some(request) = std::future::poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
-            let encoded = buffer.encode(&request, core.compression, core.max_send);
+        while let Some(request) = poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
+            let encoded = request.encode_in(&mut buffer, core.compression, core.max_send);
             let Ok(encoded) = encoded else {
                 core.cancel();
                 return;
@@ -160,6 +212,85 @@ fn feed<Req: Msg>(core: &CallCore, requests: impl Stream<Item = Req> + Send + 's
         core.half_close();
     };
     runtime.spawn(Box::pin(task));
+}
+
+/// A Call object's call: straight on the channel, or through the kind's interceptors.
+#[derive(Debug)]
+enum Inner<R> {
+    Direct(CallCore),
+    Intercepted(Intercepted<R>),
+}
+
+impl<R: Returned> Inner<R> {
+    fn poll_initial_metadata(&self, cx: &mut Context<'_>) -> Poll<anygrpc_core::Metadata> {
+        match self {
+            Inner::Direct(core) => core.poll_initial_metadata(cx),
+            Inner::Intercepted(call) => call.poll_initial_metadata(cx),
+        }
+    }
+    fn poll_end(&self, cx: &mut Context<'_>) -> Poll<(Status, anygrpc_core::Metadata)> {
+        match self {
+            Inner::Direct(core) => core
+                .poll_outcome(cx)
+                .map(|outcome| (outcome.status, outcome.trailers)),
+            Inner::Intercepted(call) => call.poll_end(cx),
+        }
+    }
+    fn cancel(&self) -> bool {
+        match self {
+            Inner::Direct(core) => core.cancel(),
+            Inner::Intercepted(call) => call.cancel(),
+        }
+    }
+    fn is_cancelled(&self) -> bool {
+        match self {
+            Inner::Direct(core) => core.is_cancelled(),
+            Inner::Intercepted(call) => call.is_cancelled(),
+        }
+    }
+    fn is_done(&self) -> bool {
+        match self {
+            Inner::Direct(core) => core.is_done(),
+            Inner::Intercepted(call) => call.is_done(),
+        }
+    }
+    fn time_remaining(&self) -> Option<std::time::Duration> {
+        match self {
+            Inner::Direct(core) => core.time_remaining(),
+            Inner::Intercepted(call) => call.time_remaining(),
+        }
+    }
+    fn on_done(&self, callback: crate::conn::slot::DoneCallback) {
+        match self {
+            Inner::Direct(core) => core.slot.on_done(callback),
+            Inner::Intercepted(call) => call.on_done(callback),
+        }
+    }
+}
+
+impl<R> Inner<R> {
+    /// Cancels a call dropped before it ended.
+    fn cancel_unless_done(&self)
+    where
+        R: Returned,
+    {
+        if !self.is_done() {
+            self.cancel();
+        }
+    }
+}
+
+/// The details the first interceptor sees, and the wire form of a typed request.
+fn intercepted_request<Req: Msg>(
+    path: &str,
+    options: CallOptions,
+    request: &Req,
+) -> (ClientCallDetails, AnyMsg) {
+    let details = ClientCallDetails::of(path, options);
+    (
+        details,
+        AnyMsg::encoded::<Req>(request.encode_to_vec().into()),
+    )
 }
 
 /// A unary method of a channel: one request, one response.
@@ -184,11 +315,27 @@ impl<Req: Msg, Resp: Msg> UnaryUnary<Req, Resp> {
     }
     /// Starts the call.
     pub fn call_with(&self, request: impl Borrow<Req>, options: CallOptions) -> UnaryCall<Resp> {
-        let core = self
-            .channel
-            .start_call(&self.path, options, Some(request.borrow()), true, true);
+        let interceptors = &self.channel.interceptors().unary_unary;
+        let inner = if interceptors.is_empty() {
+            Inner::Direct(self.channel.start_call(
+                &self.path,
+                options,
+                Some(request.borrow()),
+                true,
+                true,
+            ))
+        } else {
+            let (details, request) = intercepted_request(&self.path, options, request.borrow());
+            Inner::Intercepted(Intercepted::start::<UnaryUnaryKind>(
+                &self.channel,
+                interceptors.clone(),
+                unary_unary_terminal::<Resp>(&self.channel),
+                details,
+                request,
+            ))
+        };
         UnaryCall {
-            core,
+            inner,
             _resp: PhantomData,
         }
     }
@@ -198,7 +345,7 @@ impl<Req: Msg, Resp: Msg> UnaryUnary<Req, Resp> {
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless awaited or inspected"]
 pub struct UnaryCall<Resp> {
-    core: CallCore,
+    inner: Inner<UnaryDone>,
     _resp: PhantomData<fn() -> Resp>,
 }
 
@@ -209,9 +356,32 @@ impl<Resp: Msg> UnaryCall<Resp> {
 impl<Resp: Msg> Future for UnaryCall<Resp> {
     type Output = Result<Resp, RpcError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let core = &self.core;
-        core.poll_outcome(cx)
-            .map(|outcome| unary_result(core, outcome))
+        poll_unary(&self.inner, cx)
+    }
+}
+
+/// The response of a unary-response call, once it ended.
+fn poll_unary<Resp: Msg>(
+    inner: &Inner<UnaryDone>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Resp, RpcError>> {
+    match inner {
+        Inner::Direct(core) => core
+            .poll_outcome(cx)
+            .map(|outcome| unary_result(core, outcome)),
+        Inner::Intercepted(call) => call.poll_response(cx),
+    }
+}
+
+/// The next response of a streaming-response call.
+fn poll_stream<Resp: Msg>(
+    inner: &Inner<ResponseStream>,
+    ended: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Resp, RpcError>>> {
+    match inner {
+        Inner::Direct(core) => poll_next_response(core, ended, cx),
+        Inner::Intercepted(call) => call.poll_next(ended, cx),
     }
 }
 
@@ -241,11 +411,27 @@ impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
         request: impl Borrow<Req>,
         options: CallOptions,
     ) -> UnaryStreamCall<Resp> {
-        let core =
-            self.channel
-                .start_call(&self.path, options, Some(request.borrow()), true, false);
+        let interceptors = &self.channel.interceptors().unary_stream;
+        let inner = if interceptors.is_empty() {
+            Inner::Direct(self.channel.start_call(
+                &self.path,
+                options,
+                Some(request.borrow()),
+                true,
+                false,
+            ))
+        } else {
+            let (details, request) = intercepted_request(&self.path, options, request.borrow());
+            Inner::Intercepted(Intercepted::start::<UnaryStreamKind>(
+                &self.channel,
+                interceptors.clone(),
+                unary_stream_terminal::<Resp>(&self.channel),
+                details,
+                request,
+            ))
+        };
         UnaryStreamCall {
-            core,
+            inner,
             ended: false,
             _resp: PhantomData,
         }
@@ -257,7 +443,7 @@ impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless read or inspected"]
 pub struct UnaryStreamCall<Resp> {
-    core: CallCore,
+    inner: Inner<ResponseStream>,
     ended: bool,
     _resp: PhantomData<fn() -> Resp>,
 }
@@ -266,7 +452,7 @@ impl<Resp: Msg> UnaryStreamCall<Resp> {
     call_accessors!();
     /// The next response; `None` after the last one (the call succeeded) or after the error.
     pub async fn read(&mut self) -> Option<Result<Resp, RpcError>> {
-        std::future::poll_fn(|cx| poll_next_response(&self.core, &mut self.ended, cx)).await
+        poll_fn(|cx| poll_stream(&self.inner, &mut self.ended, cx)).await
     }
 }
 
@@ -274,7 +460,7 @@ impl<Resp: Msg> Stream for UnaryStreamCall<Resp> {
     type Item = Result<Resp, RpcError>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        poll_next_response(&this.core, &mut this.ended, cx)
+        poll_stream(&this.inner, &mut this.ended, cx)
     }
 }
 
@@ -300,18 +486,7 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
     }
     /// Starts the call with options.
     pub fn call_with(&self, options: CallOptions) -> StreamUnaryCall<Req, Resp> {
-        let core = self
-            .channel
-            .start_call::<Req>(&self.path, options, None, false, true);
-        StreamUnaryCall {
-            core,
-            requests: Requests {
-                done_writing: false,
-                from_stream: false,
-                buffer: codec::EncodeBuffer::default(),
-            },
-            _types: PhantomData,
-        }
+        self.start(options, None)
     }
     /// Starts the call with its requests taken from `requests`.
     pub fn call_from(
@@ -326,27 +501,82 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
         requests: impl Stream<Item = Req> + Send + 'static,
         options: CallOptions,
     ) -> StreamUnaryCall<Req, Resp> {
-        let core = self
-            .channel
-            .start_call::<Req>(&self.path, options, None, false, true);
-        feed(&core, requests);
+        self.start(options, Some(Box::pin(requests)))
+    }
+
+    fn start(
+        &self,
+        options: CallOptions,
+        from: Option<RequestsFrom<Req>>,
+    ) -> StreamUnaryCall<Req, Resp> {
+        let from_stream = from.is_some();
+        let (inner, queue) = start_streaming::<Req, StreamUnaryKind, _>(
+            &self.channel,
+            &self.path,
+            options,
+            from,
+            &self.channel.interceptors().stream_unary,
+            stream_unary_terminal::<Resp>,
+            true,
+        );
         StreamUnaryCall {
-            core,
-            requests: Requests {
-                done_writing: true,
-                from_stream: true,
-                buffer: codec::EncodeBuffer::default(),
-            },
+            inner,
+            requests: Requests::new(from_stream, queue),
             _types: PhantomData,
         }
     }
 }
 
+/// Starts a streaming-request call: straight on the channel when the kind has no
+/// interceptors, else through them, its writes queued for the first one (the queue; `None`
+/// for requests from a stream, or without interceptors).
+#[allow(clippy::too_many_arguments, reason = "the parts of one call start")]
+fn start_streaming<Req: Msg, K, R>(
+    channel: &Channel,
+    path: &str,
+    options: CallOptions,
+    from: Option<RequestsFrom<Req>>,
+    interceptors: &crate::interceptor::Interceptors<K>,
+    terminal: fn(&Channel) -> crate::interceptor::Terminal<K>,
+    single_response: bool,
+) -> (Inner<R>, Option<RequestQueue>)
+where
+    K: crate::interceptor::InterceptedKind<Request = crate::interceptor::RequestMessages>,
+    K::Response: super::intercepted::IntoReturned<R>,
+    R: Returned,
+{
+    if interceptors.is_empty() {
+        let core = channel.start_call::<Req>(path, options, None, false, single_response);
+        if let Some(requests) = from {
+            feed(&core, requests);
+        }
+        return (Inner::Direct(core), None);
+    }
+    let (queue, requests) = match from {
+        Some(requests) => (None, request_stream(requests)),
+        None => {
+            let (queue, requests) = RequestQueue::new();
+            (Some(queue), requests)
+        }
+    };
+    let call = Intercepted::start::<K>(
+        channel,
+        interceptors.clone(),
+        terminal(channel),
+        ClientCallDetails::of(path, options),
+        requests,
+    );
+    (Inner::Intercepted(call), queue)
+}
+
+/// An application's request stream, boxed.
+type RequestsFrom<Req> = Pin<Box<dyn Stream<Item = Req> + Send>>;
+
 /// A running client-streaming call. Await it for the response.
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless awaited or inspected"]
 pub struct StreamUnaryCall<Req, Resp> {
-    core: CallCore,
+    inner: Inner<UnaryDone>,
     requests: Requests,
     _types: PhantomData<fn(Req) -> Resp>,
 }
@@ -356,7 +586,7 @@ impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
     /// Sends one request; completes when the connection accepted it (back-pressure).
     pub async fn write(&mut self, request: impl Borrow<Req>) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, request.borrow(), WriteOptions::default())
+            .write(&self.inner, request.borrow(), WriteOptions::default())
             .await
     }
     /// Sends one request with per-message options (e.g. uncompressed).
@@ -366,21 +596,19 @@ impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
         options: WriteOptions,
     ) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, request.borrow(), options)
+            .write(&self.inner, request.borrow(), options)
             .await
     }
     /// No more requests (half-close).
     pub async fn done_writing(&mut self) -> Result<(), WriteError> {
-        self.requests.done_writing(&self.core)
+        self.requests.done_writing(&self.inner)
     }
 }
 
 impl<Req: Msg, Resp: Msg> Future for StreamUnaryCall<Req, Resp> {
     type Output = Result<Resp, RpcError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let core = &self.core;
-        core.poll_outcome(cx)
-            .map(|outcome| unary_result(core, outcome))
+        poll_unary(&self.inner, cx)
     }
 }
 
@@ -406,19 +634,7 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
     }
     /// Starts the call with options.
     pub fn call_with(&self, options: CallOptions) -> StreamStreamCall<Req, Resp> {
-        let core = self
-            .channel
-            .start_call::<Req>(&self.path, options, None, false, false);
-        StreamStreamCall {
-            core,
-            requests: Requests {
-                done_writing: false,
-                from_stream: false,
-                buffer: codec::EncodeBuffer::default(),
-            },
-            ended: false,
-            _types: PhantomData,
-        }
+        self.start(options, None)
     }
     /// Starts the call with its requests taken from `requests`.
     pub fn call_from(
@@ -433,17 +649,27 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
         requests: impl Stream<Item = Req> + Send + 'static,
         options: CallOptions,
     ) -> StreamStreamCall<Req, Resp> {
-        let core = self
-            .channel
-            .start_call::<Req>(&self.path, options, None, false, false);
-        feed(&core, requests);
+        self.start(options, Some(Box::pin(requests)))
+    }
+
+    fn start(
+        &self,
+        options: CallOptions,
+        from: Option<RequestsFrom<Req>>,
+    ) -> StreamStreamCall<Req, Resp> {
+        let from_stream = from.is_some();
+        let (inner, queue) = start_streaming::<Req, StreamStreamKind, _>(
+            &self.channel,
+            &self.path,
+            options,
+            from,
+            &self.channel.interceptors().stream_stream,
+            stream_stream_terminal::<Resp>,
+            false,
+        );
         StreamStreamCall {
-            core,
-            requests: Requests {
-                done_writing: true,
-                from_stream: true,
-                buffer: codec::EncodeBuffer::default(),
-            },
+            inner,
+            requests: Requests::new(from_stream, queue),
             ended: false,
             _types: PhantomData,
         }
@@ -454,7 +680,7 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless read or inspected"]
 pub struct StreamStreamCall<Req, Resp> {
-    core: CallCore,
+    inner: Inner<ResponseStream>,
     requests: Requests,
     ended: bool,
     _types: PhantomData<fn(Req) -> Resp>,
@@ -465,7 +691,7 @@ impl<Req: Msg, Resp: Msg> StreamStreamCall<Req, Resp> {
     /// Sends one request; completes when the connection accepted it (back-pressure).
     pub async fn write(&mut self, request: impl Borrow<Req>) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, request.borrow(), WriteOptions::default())
+            .write(&self.inner, request.borrow(), WriteOptions::default())
             .await
     }
     /// Sends one request with per-message options (e.g. uncompressed).
@@ -475,16 +701,16 @@ impl<Req: Msg, Resp: Msg> StreamStreamCall<Req, Resp> {
         options: WriteOptions,
     ) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, request.borrow(), options)
+            .write(&self.inner, request.borrow(), options)
             .await
     }
     /// No more requests (half-close).
     pub async fn done_writing(&mut self) -> Result<(), WriteError> {
-        self.requests.done_writing(&self.core)
+        self.requests.done_writing(&self.inner)
     }
     /// The next response; `None` after the last one (the call succeeded) or after the error.
     pub async fn read(&mut self) -> Option<Result<Resp, RpcError>> {
-        std::future::poll_fn(|cx| poll_next_response(&self.core, &mut self.ended, cx)).await
+        poll_fn(|cx| poll_stream(&self.inner, &mut self.ended, cx)).await
     }
 }
 
@@ -492,42 +718,34 @@ impl<Req: Msg, Resp: Msg> Stream for StreamStreamCall<Req, Resp> {
     type Item = Result<Resp, RpcError>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        poll_next_response(&this.core, &mut this.ended, cx)
+        poll_stream(&this.inner, &mut this.ended, cx)
     }
 }
 
 impl<Resp> Drop for UnaryCall<Resp> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
-        if !self.core.is_done() {
-            self.core.cancel();
-        }
+        self.inner.cancel_unless_done();
     }
 }
 
 impl<Resp> Drop for UnaryStreamCall<Resp> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
-        if !self.core.is_done() {
-            self.core.cancel();
-        }
+        self.inner.cancel_unless_done();
     }
 }
 
 impl<Req, Resp> Drop for StreamUnaryCall<Req, Resp> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
-        if !self.core.is_done() {
-            self.core.cancel();
-        }
+        self.inner.cancel_unless_done();
     }
 }
 
 impl<Req, Resp> Drop for StreamStreamCall<Req, Resp> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
-        if !self.core.is_done() {
-            self.core.cancel();
-        }
+        self.inner.cancel_unless_done();
     }
 }

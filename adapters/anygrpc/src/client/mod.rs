@@ -8,6 +8,7 @@ mod call;
 mod channel;
 mod hedged;
 mod hedging;
+mod intercepted;
 mod kinds;
 mod options;
 mod resolver;

@@ -65,6 +65,41 @@ impl EncodeBuffer {
     }
 }
 
+/// A request a call sends: a typed message, or an interceptor's `AnyMsg`.
+pub(crate) trait Outgoing {
+    /// Its wire form, compressed with `compression` when given; refused over `limit` bytes.
+    fn encode(&self, compression: Option<Encoding>, limit: usize) -> Result<(Bytes, bool), Status>;
+    /// As [`encode`](Self::encode), into a call's `buffer` when that saves an allocation.
+    fn encode_in(
+        &self,
+        buffer: &mut EncodeBuffer,
+        compression: Option<Encoding>,
+        limit: usize,
+    ) -> Result<(Bytes, bool), Status> {
+        let _ = buffer;
+        self.encode(compression, limit)
+    }
+    /// Its size before compression.
+    fn encoded_len(&self) -> usize;
+}
+
+impl<M: prost::Message> Outgoing for M {
+    fn encode(&self, compression: Option<Encoding>, limit: usize) -> Result<(Bytes, bool), Status> {
+        encode(self, compression, limit)
+    }
+    fn encode_in(
+        &self,
+        buffer: &mut EncodeBuffer,
+        compression: Option<Encoding>,
+        limit: usize,
+    ) -> Result<(Bytes, bool), Status> {
+        buffer.encode(self, compression, limit)
+    }
+    fn encoded_len(&self) -> usize {
+        prost::Message::encoded_len(self)
+    }
+}
+
 /// The encoded size of `message`, refused when over `limit` bytes.
 fn within_limit<M: prost::Message>(message: &M, limit: usize) -> Result<usize, Status> {
     let len = message.encoded_len();
@@ -98,24 +133,13 @@ pub(crate) fn compress(bytes: Bytes, encoding: Option<Encoding>) -> Result<(Byte
     }
 }
 
-/// Decompresses and decodes a received message, refusing more than `limit` bytes; interceptors
-/// see the decompressed bytes first.
-pub(crate) fn decode_observed<M: prost::Message + Default>(
+/// Decompresses and decodes a received message, refusing more than `limit` bytes.
+pub(crate) fn decode<M: prost::Message + Default>(
     message: &Message,
     limit: usize,
-    hooks: Option<&crate::interceptor::CallHooks>,
 ) -> Result<M, Status> {
     let bytes = message.decode(limit)?;
-    if let Some(hooks) = hooks {
-        hooks.on_response(&bytes);
-    }
     M::decode(bytes).map_err(|e| Status::internal(format!("failed to decode message: {e}")))
-}
-
-/// Decompresses and decodes a received message, refusing more than `limit` bytes.
-#[cfg(test)]
-fn decode<M: prost::Message + Default>(message: &Message, limit: usize) -> Result<M, Status> {
-    decode_observed(message, limit, None)
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use crate::conn::engine::IncomingCall;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::policy::Urgency;
 use crate::conn::slot::CallSlot;
-use crate::interceptor::ServerHooks;
+use crate::conn::slot::DoneCallback;
+use crate::interceptor::{Extensions, ServerCallDetails};
 use crate::runtime::RuntimeRef;
 use crate::stats::{CallEvent, CallRecorder};
 
@@ -57,11 +58,28 @@ fn unaccepted_bytes(state: &mut crate::conn::slot::CallState) -> usize {
 }
 
 /// What the response side has done so far, shared by the context and the sink.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct ResponseState {
     headers_sent: bool,
     encoding: Option<Encoding>,
     finished: bool,
+    /// The end the handler gave, held for the server's interceptors, which decide the
+    /// status sent (`hold_end`).
+    held: Option<(Status, Metadata)>,
+    /// The handler's done callbacks, run once the end is sent.
+    callbacks: Vec<DoneCallback>,
+}
+
+impl std::fmt::Debug for ResponseState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseState")
+            .field("headers_sent", &self.headers_sent)
+            .field("encoding", &self.encoding)
+            .field("finished", &self.finished)
+            .field("held", &self.held)
+            .field("callbacks", &self.callbacks.len())
+            .finish()
+    }
 }
 
 /// The response side of one call, shared by every clone of its handle. When the last clone
@@ -72,7 +90,8 @@ struct ResponseCell {
     state: Mutex<ResponseState>,
     slot: Arc<CallSlot>,
     conn: Arc<ConnHandle>,
-    hooks: Option<ServerHooks>,
+    /// The server has interceptors: the handler's end waits for them (`CallHandle::end_with`).
+    hold_end: bool,
     /// Where the call's events go, when the server has stats handlers.
     stats: Option<CallRecorder>,
 }
@@ -80,12 +99,12 @@ struct ResponseCell {
 impl Drop for ResponseCell {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        for callback in state.callbacks.drain(..) {
+            crate::user_code::observe(callback);
+        }
         if !state.finished {
             state.finished = true;
             let status = Status::unknown("the handler ended without a status");
-            if let Some(hooks) = &self.hooks {
-                hooks.on_complete(&status);
-            }
             if let Some(stats) = &self.stats {
                 stats.record(&CallEvent::Ended {
                     status: &status,
@@ -221,19 +240,55 @@ impl CallHandle {
         polled
     }
 
-    /// Ends the call with `status` (once).
+    /// Ends the call with `status` (once); with server interceptors, holds the end for them.
     pub(crate) fn finish(&self, status: Status, metadata: Metadata) {
-        {
+        if self.response.hold_end {
+            let mut response = self.response();
+            if response.held.is_none() && !response.finished {
+                response.held = Some((status, metadata));
+            }
+            return;
+        }
+        self.send_end(status, metadata);
+    }
+
+    /// The status the handler ended the call with, held for the interceptors.
+    pub(crate) fn held_status(&self) -> Option<Status> {
+        self.response()
+            .held
+            .as_ref()
+            .map(|(status, _)| status.clone())
+    }
+
+    /// Ends the call with the status its interceptors decided, and the trailing metadata its
+    /// handler set.
+    pub(crate) fn end_with(&self, status: Status) {
+        let held = self.response().held.take();
+        self.send_end(
+            status,
+            held.map(|(_, metadata)| metadata).unwrap_or_default(),
+        );
+    }
+
+    /// Sends the end (once), then runs the done callbacks.
+    fn send_end(&self, status: Status, metadata: Metadata) {
+        let callbacks = {
             let mut response = self.response();
             if response.finished {
                 return;
             }
             response.finished = true;
+            std::mem::take(&mut response.callbacks)
+        };
+        self.end(status, metadata);
+        for callback in callbacks {
+            crate::user_code::observe(callback);
         }
+    }
+
+    /// Sends the trailers.
+    fn end(&self, status: Status, metadata: Metadata) {
         self.slot.lock().span.ended(&status);
-        if let Some(hooks) = &self.response.hooks {
-            hooks.on_complete(&status);
-        }
         if let Some(stats) = &self.response.stats {
             stats.record(&CallEvent::Ended {
                 status: &status,
@@ -250,6 +305,37 @@ impl CallHandle {
     fn is_cancelled(&self) -> bool {
         self.slot.lock().outcome.is_some()
     }
+
+    /// `true` once the end was sent or the call was cancelled.
+    fn is_done(&self) -> bool {
+        self.response().finished || self.is_cancelled()
+    }
+
+    /// Runs `callback` once, when the call ends: its end sent, or its cancellation.
+    fn on_done(&self, callback: DoneCallback) {
+        let once = Arc::new(Mutex::new(Some(callback)));
+        let run = |once: &Arc<Mutex<Option<DoneCallback>>>| {
+            let once = once.clone();
+            Box::new(move || {
+                let callback = once.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(callback) = callback {
+                    callback();
+                }
+            }) as DoneCallback
+        };
+        let sent = {
+            let mut response = self.response();
+            if !response.finished {
+                response.callbacks.push(run(&once));
+            }
+            response.finished
+        };
+        if sent {
+            crate::user_code::observe(run(&once));
+            return;
+        }
+        self.slot.on_done(run(&once));
+    }
 }
 
 /// A call as the server received it, before a typed handler takes it: the raw form for
@@ -262,13 +348,15 @@ pub struct ServerCall {
     peer: Arc<str>,
     auth: Option<Arc<AuthContext>>,
     path: String,
+    extensions: Extensions,
 }
 
 impl ServerCall {
+    /// `hold_end`: the server has interceptors, which decide the status sent.
     pub(crate) fn new(
         call: IncomingCall,
         max_recv: usize,
-        hooks: Option<ServerHooks>,
+        hold_end: bool,
         stats: Option<CallRecorder>,
     ) -> Self {
         let path = String::from_utf8_lossy(&call.head.path).into_owned();
@@ -278,7 +366,7 @@ impl ServerCall {
                     state: Mutex::default(),
                     slot: call.slot.clone(),
                     conn: call.conn.clone(),
-                    hooks,
+                    hold_end,
                     stats,
                 }),
                 slot: call.slot,
@@ -291,11 +379,36 @@ impl ServerCall {
             peer: call.peer,
             auth: call.auth,
             path,
+            extensions: Extensions::new(),
         }
     }
 
     pub(crate) fn handle(&self) -> CallHandle {
         self.handle.clone()
+    }
+
+    /// The call as its interceptors see it; its metadata moves there until
+    /// [`apply`](Self::apply) brings back what they left.
+    pub(crate) fn details(&mut self) -> ServerCallDetails {
+        ServerCallDetails {
+            method: self.path.clone(),
+            metadata: std::mem::take(&mut self.head.metadata),
+            peer: self.peer.to_string(),
+            deadline: self.deadline,
+            auth_context: self.auth.clone(),
+            extensions: std::mem::take(&mut self.extensions),
+        }
+    }
+
+    /// Takes the metadata and extensions the interceptors left.
+    pub(crate) fn apply(&mut self, details: ServerCallDetails) {
+        self.head.metadata = details.metadata;
+        self.extensions = details.extensions;
+    }
+
+    /// Typed per-call data the server's interceptors attached.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
     }
 
     /// `/package.Service/Method`.
@@ -338,6 +451,7 @@ impl ServerCall {
             peer: self.peer,
             auth: self.auth,
             path: self.path,
+            extensions: self.extensions,
             code: None,
             details: None,
             trailing: Metadata::new(),
@@ -383,7 +497,7 @@ impl<Req: Msg> RequestStream<Req> {
                 self.last_compressed = message.encoding.is_some();
             }
             let max = self.handle.max_recv;
-            let item = next.map(|m| m.and_then(|m| codec::decode_observed::<Req>(&m, max, None)));
+            let item = next.map(|m| m.and_then(|m| codec::decode::<Req>(&m, max)));
             if !matches!(item, Some(Ok(_))) {
                 self.ended = true;
             }
@@ -452,6 +566,7 @@ pub struct ServicerContext {
     peer: Arc<str>,
     auth: Option<Arc<AuthContext>>,
     path: String,
+    extensions: Extensions,
     code: Option<Code>,
     details: Option<String>,
     trailing: Metadata,
@@ -507,6 +622,36 @@ impl ServicerContext {
     /// The status message to end the call with.
     pub fn set_details(&mut self, details: impl Into<String>) {
         self.details = Some(details.into());
+    }
+    /// The code set so far with [`set_code`](Self::set_code).
+    pub fn code(&self) -> Option<Code> {
+        self.code
+    }
+    /// The details set so far with [`set_details`](Self::set_details).
+    pub fn details(&self) -> Option<&str> {
+        self.details.as_deref()
+    }
+    /// The trailing metadata set so far.
+    pub fn trailing_metadata(&self) -> &Metadata {
+        &self.trailing
+    }
+    /// Typed per-call data the server's interceptors attached
+    /// ([`ServerCallDetails::extensions`]).
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+    /// The per-call data, to change.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+    /// `true` once the call ended: its status sent, or the client cancelled.
+    pub fn done(&self) -> bool {
+        self.handle.is_done()
+    }
+    /// Runs `callback` once when the call ends, its status sent or cancelled (at once if
+    /// it did), in the task that ended it. A panic in it is swallowed.
+    pub fn add_done_callback(&self, callback: impl FnOnce() + Send + 'static) {
+        self.handle.on_done(Box::new(callback));
     }
     /// The status to return (`return Err(ctx.abort(code, details))`) to end the call now.
     #[must_use = "the call ends only when the handler returns it: `return Err(ctx.abort(..))`"]

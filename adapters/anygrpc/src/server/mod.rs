@@ -22,9 +22,9 @@ use crate::conn::engine::{Dispatch, IncomingCall};
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::io::Driver;
 use crate::conn::policy::Urgency;
-use crate::interceptor::{ServerCallDetails, ServerHooks, ServerInterceptor};
+use crate::interceptor::{ServerInterceptor, ServerNext, ServerTerminal};
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
-use crate::stats::{CallEvent, CallInfo, CallRecorder, StatsHandler, StatsHandlers, StatsSide};
+use crate::stats::{CallEvent, CallInfo, StatsHandler, StatsHandlers, StatsSide};
 use crate::user_code::guarded;
 use crate::wakers::WakerSet;
 
@@ -377,8 +377,6 @@ struct Dispatcher {
 impl Dispatch for Dispatcher {
     fn dispatch(&self, call: IncomingCall) -> Option<BoxFuture<'static, ()>> {
         let inner = &self.server.inner;
-        let slot = call.slot.clone();
-        let conn = call.conn.clone();
         let interceptors = inner
             .interceptors
             .read()
@@ -395,90 +393,90 @@ impl Dispatch for Dispatcher {
             stats.record(&CallEvent::HeadersReceived {
                 metadata: &call.head.metadata,
             });
-            slot.record_the_end(stats);
+            call.slot.record_the_end(stats);
         }
-        let hooks = if interceptors.is_empty() {
-            None
-        } else {
-            let details = ServerCallDetails {
-                method: String::from_utf8_lossy(&call.head.path).into_owned(),
-                metadata: call.head.metadata.clone(),
-                peer: call.peer.to_string(),
-                deadline: call.deadline,
-            };
-            let hooks = ServerHooks {
-                details: Arc::new(details),
-                interceptors,
-            };
-            let rejected = hooks.interceptors.iter().find_map(|i| {
-                guarded("a server interceptor", Status::unknown, || {
-                    i.intercept(&hooks.details)
-                })
-                .err()
-            });
-            if let Some(status) = rejected {
-                hooks.on_complete(&status);
-                end_at_once(&conn, slot, status, stats.as_ref());
-                return None;
-            }
-            Some(hooks)
-        };
-        let call = ServerCall::new(
-            call,
-            inner.config.max_recv_message_size,
-            hooks,
-            stats.clone(),
-        );
-        let path = call.path().to_string();
+        #[cfg(feature = "tracing")]
+        let span = call.slot.lock().span.span().clone();
+        let max_recv = inner.config.max_recv_message_size;
+        let intercepted = !interceptors.is_empty();
+        let mut call = ServerCall::new(call, max_recv, intercepted, stats);
         let handle = call.handle();
-        let found = {
-            let registry = inner.registry.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(handler) = registry.generic.get(&path) {
-                Some(Found::Generic(handler.clone()))
-            } else {
-                let (service, method) = split_path(&path);
-                registry
-                    .services
-                    .get(service)
-                    .map(|service| Found::Service(service.clone(), method.to_string()))
-            }
-        };
-        // The handler's future is made by the application's code: a panic there fails this
-        // call, as one in the future does.
-        let task = guarded("the handler", Status::unknown, || {
-            Ok(match found {
-                Some(Found::Generic(handler)) => Some(handler(call)),
-                Some(Found::Service(service, method)) => service.call(&method, call),
-                None => None,
+        let task: BoxFuture<'static, ()> = if intercepted {
+            let details = call.details();
+            let server = self.server.clone();
+            let terminal: ServerTerminal = Box::new(move |details| {
+                let mut call = call;
+                call.apply(details);
+                let handle = call.handle();
+                match route(&server, call) {
+                    Err(status) => Box::pin(std::future::ready(status)),
+                    Ok(task) => Box::pin(async move {
+                        // A panicking handler ends its call UNKNOWN: the interceptors see it.
+                        if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                            return Status::unknown("the handler panicked");
+                        }
+                        handle.held_status().unwrap_or_else(|| {
+                            Status::unknown("the handler ended without a status")
+                        })
+                    }),
+                }
+            });
+            let chain = ServerNext::chain(interceptors, terminal);
+            Box::pin(async move {
+                let status = chain.run(details).await;
+                handle.end_with(status);
             })
-        });
-        let task = match task {
-            Ok(task) => task,
-            Err(status) => {
-                handle.finish(status, Metadata::new());
-                return None;
-            }
-        };
-        match task {
-            None => {
-                let status = Status::unimplemented(format!("method not found: {path}"));
-                end_at_once(&conn, slot, status, stats.as_ref());
-                None
-            }
-            Some(task) => {
-                let task = async move {
+        } else {
+            match route(&self.server, call) {
+                Err(status) => {
+                    handle.finish(status, Metadata::new());
+                    return None;
+                }
+                Ok(task) => Box::pin(async move {
                     // A panicking handler ends its own call, never the server.
                     if AssertUnwindSafe(task).catch_unwind().await.is_err() {
                         handle.finish(Status::unknown("the handler panicked"), Metadata::new());
                     }
-                };
-                // What the handler logs belongs to its call's span.
-                #[cfg(feature = "tracing")]
-                let task = tracing::Instrument::instrument(task, slot.lock().span.span().clone());
-                Some(Box::pin(task))
+                }),
             }
-        }
+        };
+        // What the handler logs belongs to its call's span.
+        #[cfg(feature = "tracing")]
+        let task = Box::pin(tracing::Instrument::instrument(task, span));
+        Some(task)
     }
+}
+
+/// The handler's future for `call`, or the status it ends with when there is none (no such
+/// method, or the handler's factory panicked).
+fn route(server: &Server, call: ServerCall) -> Result<BoxFuture<'static, ()>, Status> {
+    let path = call.path().to_string();
+    let found = {
+        let registry = server
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(handler) = registry.generic.get(&path) {
+            Some(Found::Generic(handler.clone()))
+        } else {
+            let (service, method) = split_path(&path);
+            registry
+                .services
+                .get(service)
+                .map(|service| Found::Service(service.clone(), method.to_string()))
+        }
+    };
+    // The handler's future is made by the application's code: a panic there fails this
+    // call, as one in the future does.
+    let task = guarded("the handler", Status::unknown, || {
+        Ok(match found {
+            Some(Found::Generic(handler)) => Some(handler(call)),
+            Some(Found::Service(service, method)) => service.call(&method, call),
+            None => None,
+        })
+    })?;
+    task.ok_or_else(|| Status::unimplemented(format!("method not found: {path}")))
 }
 
 /// What a call's path routes to, taken out of the registry before the application's code runs
@@ -496,28 +494,6 @@ fn split_path(path: &str) -> (&str, &str) {
         return ("", "");
     };
     trimmed.rsplit_once('/').unwrap_or((trimmed, ""))
-}
-
-/// Ends a call the server answers without a handler (an interceptor refused it, no method):
-/// its status goes out as Trailers-Only, with the answers of the calls served beside it.
-fn end_at_once(
-    conn: &Arc<ConnHandle>,
-    slot: Arc<crate::conn::slot::CallSlot>,
-    status: Status,
-    stats: Option<&CallRecorder>,
-) {
-    if let Some(stats) = stats {
-        stats.record(&CallEvent::Ended {
-            status: &status,
-            trailers: &Metadata::new(),
-        });
-    }
-    let trailers = Command::Trailers {
-        slot,
-        status,
-        metadata: Metadata::new(),
-    };
-    let _ = conn.enqueue([trailers], Urgency::Output).map(Kick::run);
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anygrpc::{
-    CallCredentials, CallOptions, ClientCallDetails, ClientInterceptor, Code, Connectivity,
-    Metadata, ServerCallDetails, ServerInterceptor, Status, UsageError, WriteError,
+    AuthMetadataContext, BoxFuture, CallCredentials, CallOptions, ClientCallDetails,
+    ClientInterceptor, Code, Connectivity, Metadata, ServerCallDetails, ServerInterceptor,
+    ServerNext, Status, UsageError, WriteError,
 };
 use futures_util::FutureExt;
 use futures_util::future::join;
@@ -254,18 +255,14 @@ pub async fn panicking_handler_ends_only_its_call(env: Env) {
 struct PanicsWhenAsked(&'static str);
 
 impl ServerInterceptor for PanicsWhenAsked {
-    fn intercept(&self, details: &ServerCallDetails) -> Result<(), Status> {
+    fn intercept(&self, call: ServerCallDetails, next: ServerNext) -> BoxFuture<'_, Status> {
         if anygrpc::__private::under_a_driver() {
-            return Err(Status::internal(
+            return Box::pin(std::future::ready(Status::internal(
                 "a server interceptor ran under the driver",
-            ));
+            )));
         }
-        assert_ne!(
-            details.metadata.get("x-panic"),
-            Some(self.0),
-            "asked to panic"
-        );
-        Ok(())
+        assert_ne!(call.metadata.get("x-panic"), Some(self.0), "asked to panic");
+        next.run(call)
     }
 }
 
@@ -289,7 +286,7 @@ impl ClientInterceptor for PanicsWhenAsked {
 struct PanickingCredentials;
 
 impl CallCredentials for PanickingCredentials {
-    fn metadata(&self, _: &str) -> Result<Metadata, Status> {
+    fn metadata(&self, _: &AuthMetadataContext) -> BoxFuture<'_, Result<Metadata, Status>> {
         panic!("no token today")
     }
 }
