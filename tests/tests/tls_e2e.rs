@@ -27,11 +27,18 @@ fn who<'a>(
         .auth_context()
         .map_or("none", |auth| auth.transport_security_type);
     let identities = context.peer_identities().map(|ids| ids.join(","));
-    let reply = format!(
+    let chain = context
+        .auth_context()
+        .map_or(0, |auth| auth.peer_certificate_chain.len());
+    let mut reply = format!(
         "{security}|{}|{}",
         identities.as_deref().unwrap_or("unauthenticated"),
         context.authority().unwrap_or("")
     );
+    if chain > 0 {
+        // The certificates the client presented (its leaf; the CA is not sent).
+        reply.push_str(&format!("|certs:{chain}"));
+    }
     Box::pin(async move { Ok(reply) })
 }
 
@@ -142,7 +149,10 @@ fn mutual_tls_shows_the_client_identity_to_the_handler() {
                 None,
             );
             let reply = call(&channel).await.expect("mTLS call");
-            assert_eq!(reply, format!("ssl|{CLIENT_IDENTITY}|127.0.0.1:{port}"));
+            assert_eq!(
+                reply,
+                format!("ssl|{CLIENT_IDENTITY}|127.0.0.1:{port}|certs:1")
+            );
             server.stop(None).await;
         })
     });

@@ -15,6 +15,9 @@ pub struct AuthContext {
     pub peer_identity_property_name: Option<&'static str>,
     /// The peer's identities; empty when the peer is not authenticated.
     pub peer_identities: Vec<String>,
+    /// The certificate chain the peer presented, leaf first, each DER-encoded (C-core's
+    /// `x509_pem_cert_chain`, undecoded); empty when it presented none.
+    pub peer_certificate_chain: Vec<Vec<u8>>,
 }
 
 impl AuthContext {

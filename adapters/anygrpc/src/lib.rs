@@ -2,11 +2,13 @@
 //! `anygrpc-core`, written once against `futures-io` and a small [`Runtime`] trait. Adapter
 //! crates (`anygrpc-smol`, `anygrpc-async-std`, `anygrpc-tokio`) bind it to an executor.
 #![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
 mod client;
 mod codec;
 mod conn;
+mod error;
 pub mod interceptor;
 mod read_buffer;
 mod runtime;
@@ -14,6 +16,7 @@ mod server;
 mod stats;
 /// An in-memory runtime with a manual clock, and the conformance checks of every runtime.
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod tls;
 mod trace;
@@ -30,6 +33,7 @@ pub use client::{
     TargetError, UnaryCall, UnaryStream, UnaryStreamCall, UnaryUnary, UsageError, WriteError,
     WriteOptions,
 };
+pub use error::{Error, Result};
 /// The parts of a parsed [`ServiceConfig`] (gRFC A2), for code that reads what a config says.
 pub mod service_config {
     pub use crate::client::{
@@ -71,6 +75,7 @@ pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};
 pub use stats::{CallEvent, CallInfo, CallStats, ConnectionEvent, StatsHandler, StatsSide};
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::{ChannelCredentials, CredentialsError, ServerCredentials, rustls};
 
 /// Plumbing for generated code and runtime adapters, not for applications: no stable API, any

@@ -156,7 +156,11 @@ impl fmt::Display for RpcError {
     }
 }
 
-impl std::error::Error for RpcError {}
+impl std::error::Error for RpcError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.status)
+    }
+}
 
 impl From<RpcError> for Status {
     fn from(error: RpcError) -> Self {
@@ -204,7 +208,14 @@ impl fmt::Display for WriteError {
     }
 }
 
-impl std::error::Error for WriteError {}
+impl std::error::Error for WriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Rpc(e) => Some(e),
+            Self::Usage(e) => Some(e),
+        }
+    }
+}
 
 /// The untyped heart of a client call object.
 #[derive(Debug, Clone)]

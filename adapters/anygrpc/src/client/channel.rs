@@ -351,6 +351,7 @@ impl ChannelBuilder {
     /// Secures the channel's connections with TLS (calls use the `https` scheme). Without
     /// this the channel speaks cleartext h2c.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn credentials(mut self, credentials: crate::tls::ChannelCredentials) -> Self {
         self.options.credentials = Some(credentials);
         self
@@ -359,6 +360,7 @@ impl ChannelBuilder {
     /// target's host; it becomes the default `:authority` too (grpc's
     /// `grpc.ssl_target_name_override`, for tests).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn server_host_override(mut self, name: impl Into<String>) -> Self {
         self.options.server_host_override = Some(name.into());
         self

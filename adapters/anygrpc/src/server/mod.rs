@@ -179,6 +179,7 @@ impl Server {
     /// runs its handshake in its own task; clients that do not negotiate ALPN `h2` (or fail
     /// the required client-certificate check) are dropped.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub async fn add_secure_port(
         &self,
         address: &str,

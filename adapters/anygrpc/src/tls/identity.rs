@@ -7,13 +7,15 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::auth::AuthContext;
 
-/// The auth context of a TLS connection whose peer presented `certificate` (DER, already
-/// verified by rustls), or none.
-pub(crate) fn auth_context(certificate: Option<&[u8]>) -> AuthContext {
+/// The auth context of a TLS connection whose peer presented `chain` (DER, leaf first,
+/// already verified by rustls; empty when it presented none).
+pub(crate) fn auth_context(chain: &[&[u8]]) -> AuthContext {
     let mut context = AuthContext {
         transport_security_type: "ssl",
+        peer_certificate_chain: chain.iter().map(|der| der.to_vec()).collect(),
         ..AuthContext::default()
     };
+    let certificate = chain.first().copied();
     let Some(Ok((_, cert))) = certificate.map(X509Certificate::from_der) else {
         return context;
     };
@@ -73,7 +75,12 @@ mod tests {
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "ignored when there are SANs");
-        let context = auth_context(Some(&certificate(params)));
+        let leaf = certificate(params);
+        let context = auth_context(&[&leaf, b"the issuer"]);
+        assert_eq!(
+            context.peer_certificate_chain,
+            [leaf.clone(), b"the issuer".to_vec()]
+        );
         assert_eq!(context.transport_security_type, "ssl");
         assert_eq!(
             context.peer_identity_property_name,
@@ -89,7 +96,7 @@ mod tests {
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "just a name");
-        let context = auth_context(Some(&certificate(params)));
+        let context = auth_context(&[&certificate(params)]);
         assert_eq!(
             context.peer_identity_property_name,
             Some("x509_common_name")
@@ -99,8 +106,8 @@ mod tests {
 
     #[test]
     fn no_or_unparsable_certificate_means_no_identity() {
-        for cert in [None, Some(&b"not DER"[..])] {
-            let context = auth_context(cert);
+        for chain in [&[][..], &[&b"not DER"[..]][..]] {
+            let context = auth_context(chain);
             assert_eq!(context.transport_security_type, "ssl");
             assert!(!context.is_peer_authenticated());
             assert_eq!(context.peer_identity_property_name, None);

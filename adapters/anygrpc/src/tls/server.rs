@@ -133,11 +133,13 @@ impl ServerTls {
                 "TLS client did not negotiate ALPN \"h2\"",
             ));
         }
-        let certificate = session
+        let chain: Vec<&[u8]> = session
             .peer_certificates()
-            .and_then(|chain| chain.first())
-            .map(|cert| cert.as_ref());
-        self.auth = Some(Arc::new(identity::auth_context(certificate)));
+            .unwrap_or_default()
+            .iter()
+            .map(|cert| cert.as_ref())
+            .collect();
+        self.auth = Some(Arc::new(identity::auth_context(&chain)));
         self.state = State::Ready(Box::new(stream));
         Ok(())
     }
