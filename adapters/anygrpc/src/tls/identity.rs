@@ -79,7 +79,7 @@ mod tests {
         let context = auth_context(&[&leaf, b"the issuer"]);
         assert_eq!(
             context.peer_certificate_chain,
-            [leaf.clone(), b"the issuer".to_vec()]
+            [leaf, b"the issuer".to_vec()]
         );
         assert_eq!(context.transport_security_type, "ssl");
         assert_eq!(
