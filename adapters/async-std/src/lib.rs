@@ -5,6 +5,16 @@
 //! reactor is the one async-std runs on.
 //!
 //! Everything of [`anygrpc`] is re-exported: change one `use` line to switch executors.
+//!
+//! ```no_run
+//! // A client in an async-std program.
+//! async fn hello() -> anygrpc_async_std::Result<String> {
+//!     let channel = anygrpc_async_std::insecure_channel("localhost:50051")?;
+//!     let say = channel.unary_unary::<String, String>("/echo.Echo/Say");
+//!     Ok(say.call("hello".to_string()).await?)
+//! }
+//! # let _ = hello;
+//! ```
 #![warn(missing_docs, missing_debug_implementations)]
 
 use std::fmt;

@@ -6,6 +6,40 @@
 //! current-thread one only inside its `block_on`).
 //!
 //! Everything of [`anygrpc`] is re-exported: change one `use` line to switch executors.
+//!
+//! ```
+//! use anygrpc_tokio::{Metadata, ServerCall, Status};
+//!
+//! fn main() -> anygrpc_tokio::Result<()> {
+//!     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//!     tokio.block_on(async {
+//!         // A server with one method written by hand (generated services do this for you):
+//!         // it answers each request with the request itself.
+//!         let server = anygrpc_tokio::server();
+//!         server.add_generic_handler("/echo.Echo/Say", |mut call: ServerCall| {
+//!             Box::pin(async move {
+//!                 match call.recv().await {
+//!                     Some(Ok(request)) => {
+//!                         let sent = call.send(request).await;
+//!                         call.finish(sent.err().unwrap_or_else(Status::ok), Metadata::new());
+//!                     }
+//!                     _ => call.finish(Status::invalid_argument("no request"), Metadata::new()),
+//!                 }
+//!             })
+//!         });
+//!         let port = server.add_insecure_port("127.0.0.1:0").await?;
+//!         server.start();
+//!
+//!         let channel = anygrpc_tokio::insecure_channel(&format!("127.0.0.1:{port}"))?;
+//!         let say = channel.unary_unary::<String, String>("/echo.Echo/Say");
+//!         assert_eq!(say.call("hello".to_string()).await?, "hello");
+//!
+//!         channel.close(None).await;
+//!         server.stop(None).await;
+//!         Ok(())
+//!     })
+//! }
+//! ```
 #![warn(missing_docs, missing_debug_implementations)]
 
 use std::fmt;

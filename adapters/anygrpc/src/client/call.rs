@@ -16,6 +16,21 @@ use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::RuntimeRef;
 
 /// Per-call options, as grpc.aio's call arguments.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use anygrpc::{CallOptions, Encoding, Metadata};
+///
+/// let mut metadata = Metadata::new();
+/// metadata.insert("x-request-id", "42").expect("valid metadata");
+/// let options = CallOptions::new()
+///     .timeout(Duration::from_millis(500))
+///     .metadata(metadata)
+///     .wait_for_ready(true)
+///     .compression(Encoding::Gzip);
+/// # let _ = options;
+/// ```
 #[derive(Clone, Default)]
 pub struct CallOptions {
     pub(crate) timeout: Option<Duration>,

@@ -143,7 +143,22 @@ impl ChannelOptions {
     }
 }
 
-/// Builds a [`Channel`].
+/// Builds a [`Channel`]: its target, then anything that differs from the defaults.
+///
+/// ```
+/// use anygrpc::{BearerToken, Channel, LoadBalancing, RuntimeRef};
+///
+/// fn channel(runtime: RuntimeRef) -> anygrpc::Result<Channel> {
+///     let channel = Channel::builder("ipv4:///10.0.0.1:50051,10.0.0.2:50051", runtime)
+///         .load_balancing(LoadBalancing::RoundRobin)
+///         .service_config(r#"{"methodConfig": [{"name": [{}], "timeout": "2s"}]}"#)?
+///         .option("grpc.max_receive_message_length", 16 << 20)?
+///         .call_credentials(BearerToken::new("s3cret"))
+///         .allow_insecure_call_credentials(true)
+///         .build()?;
+///     Ok(channel)
+/// }
+/// ```
 #[derive(Debug)]
 pub struct ChannelBuilder {
     target: String,
@@ -566,8 +581,28 @@ impl Watched {
     }
 }
 
-/// A virtual connection to a target: calls on it are spread over (for now) one connection
-/// that it opens lazily and reopens with backoff. Cheap to clone.
+/// A virtual connection to a target (grpc.aio's `Channel`): it resolves the target, opens
+/// connections lazily (reopening them with backoff), and spreads calls over them as its
+/// balancing policy says. Cheap to clone; every clone is the same channel.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use anygrpc::{CallOptions, Channel, RuntimeRef};
+///
+/// async fn say(runtime: RuntimeRef) -> anygrpc::Result<String> {
+///     let channel = Channel::builder("dns:///greeter.example.com:50051", runtime)
+///         .idle_timeout(Some(Duration::from_secs(300)))
+///         .build()?;
+///     // Generated clients wrap these multi-callables; a method can also be named by hand.
+///     let say = channel.unary_unary::<String, String>("/echo.Echo/Say");
+///     let reply = say
+///         .call_with("hi".to_string(), CallOptions::new().timeout(Duration::from_secs(1)))
+///         .await?;
+///     channel.close(None).await;
+///     Ok(reply)
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Channel {
     pub(super) inner: Arc<ChannelInner>,

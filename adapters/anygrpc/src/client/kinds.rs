@@ -342,6 +342,24 @@ impl<Req: Msg, Resp: Msg> UnaryUnary<Req, Resp> {
 }
 
 /// A running unary call. Await it for the response; the accessors work before and after.
+///
+/// ```
+/// use anygrpc::{Channel, Code};
+///
+/// async fn call(channel: &Channel) {
+///     let call = channel.unary_unary::<String, String>("/echo.Echo/Say").call("hi".to_string());
+///     // The head, then the end, as soon as each is known.
+///     let head = call.initial_metadata().await;
+///     println!("server sent {} header(s)", head.len());
+///     if call.code().await != Code::Ok {
+///         println!("failed: {}", call.details().await);
+///     }
+///     match call.await {
+///         Ok(reply) => println!("{reply}"),
+///         Err(err) => println!("{} {}", err.code().as_str(), err.details()),
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless awaited or inspected"]
 pub struct UnaryCall<Resp> {
@@ -440,6 +458,22 @@ impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
 
 /// A running server-streaming call: a `Stream` of responses, also readable with `read()`.
 /// A failed call yields one `Err` and then ends.
+///
+/// ```
+/// use anygrpc::Channel;
+///
+/// async fn list(channel: &Channel) -> anygrpc::Result<Vec<String>> {
+///     let mut call = channel
+///         .unary_stream::<String, String>("/echo.Echo/Repeat")
+///         .call("hi".to_string());
+///     let mut replies = Vec::new();
+///     while let Some(reply) = call.read().await {
+///         replies.push(reply?);
+///     }
+///     println!("trailers: {:?}", call.trailing_metadata().await);
+///     Ok(replies)
+/// }
+/// ```
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless read or inspected"]
 pub struct UnaryStreamCall<Resp> {
@@ -573,6 +607,20 @@ where
 type RequestsFrom<Req> = Pin<Box<dyn Stream<Item = Req> + Send>>;
 
 /// A running client-streaming call. Await it for the response.
+///
+/// ```
+/// use anygrpc::Channel;
+///
+/// async fn upload(channel: &Channel, parts: &[String]) -> anygrpc::Result<String> {
+///     let mut call = channel.stream_unary::<String, String>("/echo.Echo/Join").call();
+///     for part in parts {
+///         // Waits while the connection has no room: back-pressure.
+///         call.write(part).await?;
+///     }
+///     call.done_writing().await?;
+///     Ok(call.await?)
+/// }
+/// ```
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless awaited or inspected"]
 pub struct StreamUnaryCall<Req, Resp> {
@@ -677,6 +725,23 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
 }
 
 /// A running bidi call: write requests, read responses (or use it as a `Stream`).
+///
+/// ```
+/// use anygrpc::Channel;
+///
+/// async fn chat(channel: &Channel) -> anygrpc::Result<()> {
+///     let mut call = channel.stream_stream::<String, String>("/echo.Echo/Chat").call();
+///     call.write("hello".to_string()).await?;
+///     if let Some(reply) = call.read().await {
+///         println!("{}", reply?);
+///     }
+///     call.done_writing().await?;
+///     while let Some(reply) = call.read().await {
+///         println!("{}", reply?);
+///     }
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless read or inspected"]
 pub struct StreamStreamCall<Req, Resp> {

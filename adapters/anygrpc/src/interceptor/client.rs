@@ -218,6 +218,44 @@ pub trait UnaryUnaryClientInterceptor: Send + Sync + 'static {
 /// as [`UnaryUnaryClientInterceptor`], with a [`ResponseStream`] to pass on, wrap
 /// ([`map_messages`](ResponseStream::map_messages), [`map_end`](ResponseStream::map_end)) or
 /// replace ([`ResponseStream::from_parts`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// use anygrpc::{
+///     AnyMsg, BoxFuture, ClientCallDetails, ResponseStream, UnaryStreamClientInterceptor,
+///     UnaryStreamContinuation,
+/// };
+///
+/// /// Counts the messages of every server stream, and logs each stream's end.
+/// #[derive(Default)]
+/// struct CountMessages(Arc<AtomicUsize>);
+///
+/// impl UnaryStreamClientInterceptor for CountMessages {
+///     fn intercept_unary_stream(
+///         &self,
+///         next: UnaryStreamContinuation,
+///         details: ClientCallDetails,
+///         request: AnyMsg,
+///     ) -> BoxFuture<'_, ResponseStream> {
+///         let count = self.0.clone();
+///         let method = details.method.clone();
+///         Box::pin(async move {
+///             next.call(details, request)
+///                 .await
+///                 .map_messages(move |message| {
+///                     count.fetch_add(1, Ordering::Relaxed);
+///                     Ok(message)
+///                 })
+///                 .map_end(move |status, trailers| {
+///                     println!("{method} ended {}", status.code().as_str());
+///                     (status, trailers)
+///                 })
+///         })
+///     }
+/// }
+/// ```
 pub trait UnaryStreamClientInterceptor: Send + Sync + 'static {
     /// Intercepts one server-streaming call.
     fn intercept_unary_stream(
@@ -230,6 +268,31 @@ pub trait UnaryStreamClientInterceptor: Send + Sync + 'static {
 
 /// Wraps the client-streaming calls of a channel (grpc.aio's `StreamUnaryClientInterceptor`):
 /// the requests come as [`RequestMessages`], to pass on, wrap or replace.
+///
+/// ```
+/// use anygrpc::{
+///     AnyMsg, BoxFuture, ClientCallDetails, RequestMessages, StreamUnaryClientInterceptor,
+///     StreamUnaryContinuation, UnaryOutcome,
+/// };
+///
+/// /// Trims every `String` request of a client stream before it is sent.
+/// struct Trim;
+///
+/// impl StreamUnaryClientInterceptor for Trim {
+///     fn intercept_stream_unary(
+///         &self,
+///         next: StreamUnaryContinuation,
+///         details: ClientCallDetails,
+///         requests: RequestMessages,
+///     ) -> BoxFuture<'_, UnaryOutcome> {
+///         let trimmed = requests.map(|message| match message.downcast::<String>() {
+///             Ok(text) => AnyMsg::new(text.trim().to_string()),
+///             Err(other) => other,
+///         });
+///         next.call(details, trimmed)
+///     }
+/// }
+/// ```
 pub trait StreamUnaryClientInterceptor: Send + Sync + 'static {
     /// Intercepts one client-streaming call.
     fn intercept_stream_unary(
@@ -241,6 +304,35 @@ pub trait StreamUnaryClientInterceptor: Send + Sync + 'static {
 }
 
 /// Wraps the bidi-streaming calls of a channel (grpc.aio's `StreamStreamClientInterceptor`).
+///
+/// ```
+/// use anygrpc::{
+///     AnyMsg, BoxFuture, ClientCallDetails, Metadata, RequestMessages, ResponseStream, Status,
+///     StreamStreamClientInterceptor, StreamStreamContinuation,
+/// };
+///
+/// /// Answers chats while the service is in maintenance, without calling it.
+/// struct Maintenance(bool);
+///
+/// impl StreamStreamClientInterceptor for Maintenance {
+///     fn intercept_stream_stream(
+///         &self,
+///         next: StreamStreamContinuation,
+///         details: ClientCallDetails,
+///         requests: RequestMessages,
+///     ) -> BoxFuture<'_, ResponseStream> {
+///         if !self.0 {
+///             return next.call(details, requests);
+///         }
+///         Box::pin(std::future::ready(ResponseStream::from_parts(
+///             Metadata::new(),
+///             [AnyMsg::new(String::from("back soon"))],
+///             Status::unavailable("in maintenance"),
+///             Metadata::new(),
+///         )))
+///     }
+/// }
+/// ```
 pub trait StreamStreamClientInterceptor: Send + Sync + 'static {
     /// Intercepts one bidi call.
     fn intercept_stream_stream(

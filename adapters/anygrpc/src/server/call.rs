@@ -557,7 +557,29 @@ impl<Resp: Msg> ResponseSink<Resp> {
     }
 }
 
-/// What a handler knows and controls about its call (grpc.aio's `ServicerContext`).
+/// What a handler knows and controls about its call (grpc.aio's `ServicerContext`): the
+/// client's metadata, peer and deadline, the response head and trailers, the status, and
+/// what the server's interceptors attached.
+///
+/// ```
+/// use anygrpc::{Code, Metadata, ServicerContext, Status};
+///
+/// /// A handler body (generated service traits hand it the context).
+/// async fn say_hello(name: String, ctx: &mut ServicerContext) -> Result<String, Status> {
+///     if name.is_empty() {
+///         return Err(ctx.abort(Code::InvalidArgument, "name must not be empty"));
+///     }
+///     let tenant = ctx.invocation_metadata().get("x-tenant").unwrap_or("none").to_owned();
+///     if ctx.time_remaining().is_some_and(|left| left.as_millis() < 10) {
+///         return Err(Status::deadline_exceeded("no time left to answer"));
+///     }
+///     let mut trailers = Metadata::new();
+///     trailers.insert("x-tenant", &tenant).map_err(|e| Status::internal(e.to_string()))?;
+///     ctx.set_trailing_metadata(trailers);
+///     ctx.add_done_callback(|| println!("call over"));
+///     Ok(format!("Hello, {name}!"))
+/// }
+/// ```
 #[derive(Debug)]
 pub struct ServicerContext {
     handle: CallHandle,
