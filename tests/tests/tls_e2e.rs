@@ -10,7 +10,7 @@ use std::time::Duration;
 use anygrpc::BoxFuture;
 use anygrpc::{
     CallOptions, Channel, ChannelCredentials, Code, RpcError, RuntimeRef, Server,
-    ServerCredentials, ServicerContext, Status,
+    ServerCallDetails, ServerCredentials, ServerInterceptor, ServerNext, ServicerContext, Status,
 };
 use anygrpc_examples::runtimes::{RUNTIMES, run};
 use tls::certs::{CLIENT_IDENTITY, Identity, TestPki};
@@ -153,6 +153,50 @@ fn mutual_tls_shows_the_client_identity_to_the_handler() {
                 reply,
                 format!("ssl|{CLIENT_IDENTITY}|127.0.0.1:{port}|certs:1")
             );
+            server.stop(None).await;
+        })
+    });
+}
+
+/// Lets through only clients whose certificate names [`CLIENT_IDENTITY`], as a server
+/// interceptor reads it from the call's auth context.
+struct RequireClient;
+
+impl ServerInterceptor for RequireClient {
+    fn intercept(&self, call: ServerCallDetails, next: ServerNext) -> BoxFuture<'_, Status> {
+        let known = call.auth_context.as_ref().is_some_and(|auth| {
+            auth.peer_identities.iter().any(|id| id == CLIENT_IDENTITY)
+                && !auth.peer_certificate_chain.is_empty()
+        });
+        if !known {
+            return Box::pin(std::future::ready(Status::new(
+                Code::PermissionDenied,
+                "who are you?",
+            )));
+        }
+        next.run(call)
+    }
+}
+
+#[test]
+fn a_server_interceptor_authorizes_by_the_client_certificate() {
+    on_every_runtime(|runtime, pki| {
+        Box::pin(async move {
+            // Client certificates asked for but optional: the interceptor decides.
+            let creds = server_credentials(&pki.server, Some(&pki.ca), false);
+            let (server, port) = serve(&runtime, Some(creds)).await;
+            server.add_interceptor(RequireClient);
+            let target = format!("127.0.0.1:{port}");
+            let with_cert = channel(
+                &runtime,
+                target.clone(),
+                Some(client_credentials(&pki, Some(&pki.client))),
+                None,
+            );
+            assert!(call(&with_cert).await.is_ok());
+            let without = channel(&runtime, target, Some(client_credentials(&pki, None)), None);
+            let err = call(&without).await.expect_err("refused");
+            assert_eq!(err.code(), Code::PermissionDenied, "{err}");
             server.stop(None).await;
         })
     });
