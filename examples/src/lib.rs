@@ -11,6 +11,21 @@
 //!   Binaries: `greeter`, `route_guide`.
 //! - [`python_peer`]: the Python `grpcio` Greeter server the `demo` binary and the interop tests
 //!   talk to.
+//!
+//! One self-contained binary per feature, each starting its own server(s) in-process and
+//! calling them (they use only [`pb`] from this crate; `tests/programs.rs` runs them all):
+//!
+//! - `tokio_main`, `smol_main`: a Greeter server and client in a plain `#[tokio::main]` /
+//!   `smol::block_on` program.
+//! - `tls`: TLS and mutual TLS with `rcgen` certificates; the client's identity in the handler.
+//! - `bearer_token`: `BearerToken` and async `CallCredentials`, a client interceptor, and a server
+//!   interceptor that checks the token and hands the caller to the handler in `extensions`.
+//! - `metadata`: request metadata, initial metadata and trailers (with a `-bin` key).
+//! - `deadlines`: an expiring timeout, `time_remaining()`/`wait_cancelled()` on the server,
+//!   `cancel()`, `done()` and `add_done_callback`.
+//! - `error_details`: rich error details (`BadRequest`, `ErrorInfo`, ...) with `anygrpc-types`.
+//! - `round_robin`: one `ipv4:///a,b,c` channel balancing calls over three servers.
+//! - `graceful_shutdown`: `Server::stop(Some(grace))` with calls in flight.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
