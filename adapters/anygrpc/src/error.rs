@@ -32,7 +32,6 @@ use crate::client::{
 /// assert!(std::error::Error::source(&err).is_some());
 /// assert_eq!(lookup(true).unwrap(), 7);
 /// ```
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// A call ended without success (grpc.aio's `AioRpcError`): its status and metadata.
@@ -73,6 +72,27 @@ impl Error {
             Error::Io(error) => Status::unknown(error.to_string()),
             other => Status::internal(other.to_string()),
         }
+    }
+}
+
+/// The message, as `fn main() -> anygrpc::Result<()>` prints a failure (the
+/// variant's structure is in `{:#?}`).
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return match self {
+                Error::Rpc(error) => f.debug_tuple("Rpc").field(error).finish(),
+                Error::Usage(error) => f.debug_tuple("Usage").field(error).finish(),
+                Error::Target(error) => f.debug_tuple("Target").field(error).finish(),
+                Error::ServiceConfig(error) => f.debug_tuple("ServiceConfig").field(error).finish(),
+                Error::ChannelOption(error) => f.debug_tuple("ChannelOption").field(error).finish(),
+                Error::Metadata(error) => f.debug_tuple("Metadata").field(error).finish(),
+                #[cfg(feature = "tls")]
+                Error::Credentials(error) => f.debug_tuple("Credentials").field(error).finish(),
+                Error::Io(error) => f.debug_tuple("Io").field(error).finish(),
+            };
+        }
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -190,5 +210,8 @@ mod tests {
 
         let target: Error = crate::Target::parse("unix:").unwrap_err().into();
         assert!(target.source().is_some());
+        let printed = format!("{target:?}");
+        assert!(printed.starts_with("bad target: "), "{printed}");
+        assert!(format!("{target:#?}").starts_with("Target("));
     }
 }

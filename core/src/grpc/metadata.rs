@@ -42,6 +42,14 @@ impl fmt::Display for MetadataError {
 
 impl std::error::Error for MetadataError {}
 
+/// A handler's metadata it could not build ends its call INTERNAL, so `?` works on
+/// `Metadata::insert` in a handler.
+impl From<MetadataError> for super::Status {
+    fn from(error: MetadataError) -> Self {
+        super::Status::internal(format!("invalid metadata: {error}"))
+    }
+}
+
 /// `true` for header names that are not custom metadata: gRPC never accepts them from the
 /// application as metadata nor surfaces them as metadata.
 ///

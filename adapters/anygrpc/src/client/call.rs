@@ -433,7 +433,8 @@ macro_rules! call_accessors {
         pub async fn status(&self) -> anygrpc_core::Status {
             std::future::poll_fn(|cx| self.inner.poll_end(cx)).await.0
         }
-        /// Cancels the call; `false` if it had already ended.
+        /// Cancels the call; `false` if it had already ended. The call's done callbacks
+        /// run before this returns.
         pub fn cancel(&self) -> bool {
             self.inner.cancel()
         }

@@ -741,7 +741,9 @@ impl Channel {
         .await
     }
 
-    /// Connects if needed and completes once the channel is Ready (or Shutdown).
+    /// Connects if needed and completes once the channel is Ready (or Shutdown). Ready means
+    /// one usable connection: with round_robin, the first backend up makes the channel
+    /// Ready, and calls go to the ready ones while the others still connect.
     pub async fn channel_ready(&self) -> Connectivity {
         loop {
             let state = self.state(true);

@@ -194,7 +194,8 @@ pub enum StreamStreamKind {}
 ///         Box::pin(async move {
 ///             self.0.fetch_add(1, Ordering::Relaxed);
 ///             details.metadata.insert("x-client", "docs").expect("valid metadata");
-///             let again = AnyMsg::new(request.downcast_ref::<String>().cloned().unwrap_or_default());
+///             // A clone shares the request's wire form: no need to know its type.
+///             let again = request.clone();
 ///             let outcome = next.call(details.clone(), request).await;
 ///             match &outcome.result {
 ///                 Err(status) if status.code() == Code::Unavailable => next.call(details, again).await,

@@ -15,6 +15,8 @@ trait ErasedMsg: Any + Send + Sync {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn encode(&self) -> Bytes;
+    /// Decodes the wire form of a message of this type.
+    fn decoder(&self) -> fn(&Bytes) -> Option<Box<dyn ErasedMsg>>;
 }
 
 impl<M: Msg> ErasedMsg for M {
@@ -29,6 +31,9 @@ impl<M: Msg> ErasedMsg for M {
     }
     fn encode(&self) -> Bytes {
         Bytes::from(self.encode_to_vec())
+    }
+    fn decoder(&self) -> fn(&Bytes) -> Option<Box<dyn ErasedMsg>> {
+        decode_as::<M>
     }
 }
 
@@ -57,7 +62,8 @@ enum Repr {
 /// [`AnyMsg::new`] makes a replacement, [`to_bytes`](Self::to_bytes) gives its wire form.
 ///
 /// A message the call received (or was given) stays in its wire form until an interceptor
-/// looks inside, so passing it on costs nothing.
+/// looks inside, so passing it on costs nothing. A clone shares that wire form (a value is
+/// encoded for it), so an interceptor can send a request again without knowing its type.
 ///
 /// ```
 /// use anygrpc::AnyMsg;
@@ -196,6 +202,33 @@ impl AnyMsg {
     }
 }
 
+impl Clone for AnyMsg {
+    fn clone(&self) -> Self {
+        match &self.0 {
+            Repr::Value(value, type_name) => Self(Repr::Encoded {
+                bytes: value.encode(),
+                type_id: value.as_any().type_id(),
+                type_name,
+                decode: value.decoder(),
+                decoded: OnceLock::new(),
+            }),
+            Repr::Encoded {
+                bytes,
+                type_id,
+                type_name,
+                decode,
+                ..
+            } => Self(Repr::Encoded {
+                bytes: bytes.clone(),
+                type_id: *type_id,
+                type_name,
+                decode: *decode,
+                decoded: OnceLock::new(),
+            }),
+        }
+    }
+}
+
 impl fmt::Debug for AnyMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
@@ -239,6 +272,19 @@ mod tests {
             "changed: encoded anew"
         );
         assert_eq!(message.into_typed::<String>().as_deref(), Ok("hi!"));
+    }
+
+    #[test]
+    fn a_clone_is_the_same_message_of_the_same_type() {
+        let value = AnyMsg::new(String::from("again"));
+        let copy = value.clone();
+        assert!(copy.is::<String>());
+        assert_eq!(copy.to_bytes(), value.to_bytes());
+        assert_eq!(copy.downcast::<String>().ok().as_deref(), Some("again"));
+        let wire = AnyMsg::encoded::<String>(value.to_bytes());
+        let copy = wire.clone();
+        assert_eq!(copy.to_bytes().as_ptr(), wire.to_bytes().as_ptr(), "shared");
+        assert_eq!(copy.into_typed::<String>().as_deref(), Ok("again"));
     }
 
     #[test]

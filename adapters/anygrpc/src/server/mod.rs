@@ -311,7 +311,9 @@ impl Server {
     }
 
     /// Stops: no new connections or calls; calls in flight get `grace` to finish (none: they
-    /// are cancelled at once), then every connection closes. Completes when all have.
+    /// are cancelled at once), then every connection closes. Completes when all have. A call
+    /// cut off when the grace ran out reaches its client as UNAVAILABLE (its connection
+    /// closed), as with grpc-go.
     pub async fn stop(&self, grace: Option<Duration>) {
         let hooks = std::mem::take(&mut self.lock().stop_hooks);
         for hook in hooks {
