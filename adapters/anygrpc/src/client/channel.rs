@@ -18,7 +18,7 @@ use super::balancer::Picked;
 use super::balancer::subchannel::SubchannelTable;
 use super::balancer::{Balancing, PolicyBuilder, PolicyChoice, PolicyRegistry};
 use super::call::{CallCore, CallOptions};
-use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
+use super::kinds::{StreamStream, StreamUnary, UnaryStream, UnaryUnary};
 use super::resolver::{Endpoint, ResolverBuilder, ResolverRegistry, TargetUri};
 use super::retry::{self, Decision, Retries, Throttle};
 use super::service_config::{
@@ -90,7 +90,7 @@ struct ChannelOptions {
     authority: Option<String>,
     config: Config,
     backoff: BackoffConfig,
-    compression: Option<anygrpc_core::Encoding>,
+    compression: Option<anygrpc_core::Compression>,
     balancing: LoadBalancing,
     /// The service config given to the builder (resolvers will supply theirs too).
     service_config: Option<Arc<ServiceConfig>>,
@@ -180,9 +180,10 @@ impl ChannelBuilder {
         self.options.backoff = backoff;
         self
     }
-    /// Default compression of request messages.
-    pub fn compression(mut self, encoding: anygrpc_core::Encoding) -> Self {
-        self.options.compression = Some(encoding);
+    /// Default compression of request messages: an [`Encoding`](crate::Encoding) at its
+    /// default level, or a [`Compression`](crate::Compression) with a level.
+    pub fn compression(mut self, compression: impl Into<anygrpc_core::Compression>) -> Self {
+        self.options.compression = Some(compression.into());
         self
     }
     /// Keepalive PINGs after `interval` without traffic; the connection closes when one is not
@@ -584,28 +585,28 @@ impl Channel {
     }
 
     /// A unary method.
-    pub fn unary_unary<Req: Msg, Resp: Msg>(
+    pub fn unary_unary<Req, Resp>(
         &self,
         path: impl Into<Cow<'static, str>>,
     ) -> UnaryUnary<Req, Resp> {
         UnaryUnary::new(self.clone(), path.into())
     }
     /// A server-streaming method.
-    pub fn unary_stream<Req: Msg, Resp: Msg>(
+    pub fn unary_stream<Req, Resp>(
         &self,
         path: impl Into<Cow<'static, str>>,
     ) -> UnaryStream<Req, Resp> {
         UnaryStream::new(self.clone(), path.into())
     }
     /// A client-streaming method.
-    pub fn stream_unary<Req: Msg, Resp: Msg>(
+    pub fn stream_unary<Req, Resp>(
         &self,
         path: impl Into<Cow<'static, str>>,
     ) -> StreamUnary<Req, Resp> {
         StreamUnary::new(self.clone(), path.into())
     }
     /// A bidi-streaming method.
-    pub fn stream_stream<Req: Msg, Resp: Msg>(
+    pub fn stream_stream<Req, Resp>(
         &self,
         path: impl Into<Cow<'static, str>>,
     ) -> StreamStream<Req, Resp> {
@@ -665,11 +666,11 @@ impl Channel {
     /// go to the connection in one step when it is ready; otherwise a task waits for it.
     /// `single_response`: the call takes exactly one response message (unary and
     /// client-streaming calls), any other number is INTERNAL.
-    pub(crate) fn start_call<Req: Msg>(
+    pub(crate) fn start_call<Req, C: crate::codec::Codec<Req>>(
         &self,
         path: &str,
         mut options: CallOptions,
-        first: Option<&Req>,
+        first: Option<(&C, &Req)>,
         half_close: bool,
         single_response: bool,
     ) -> CallCore {
@@ -732,6 +733,7 @@ impl Channel {
             max_recv,
             max_send,
             compression,
+            last_compressed: Default::default(),
             hooks: None,
             stats,
         };
@@ -758,10 +760,11 @@ impl Channel {
             scheme: self.scheme(),
             timeout: options.timeout,
             metadata: options.metadata,
-            encoding: compression,
+            encoding: compression.map(|c| c.encoding),
             accept_encoding: EncodingSet::supported(),
         };
-        let message = match first.map(|m| codec::encode(m, compression, core.max_send)) {
+        let encoded = first.map(|(c, m)| codec::encode(c, m, compression, core.max_send));
+        let message = match encoded {
             None => None,
             Some(Ok(encoded)) => Some(encoded),
             Some(Err(status)) => {
@@ -776,7 +779,7 @@ impl Channel {
         };
         let attempt = Attempt {
             request,
-            message,
+            message: message.clone().map(codec::Encoded::wire),
             replayed: Vec::new(),
             half_close,
             wait_for_ready: options.wait_for_ready.unwrap_or(false),
@@ -789,8 +792,8 @@ impl Channel {
             stats.record(&CallEvent::HeadersSent {
                 metadata: &attempt.request.metadata,
             });
-            if let (Some(first), Some(encoded)) = (first, &attempt.message) {
-                core.sent(first, encoded);
+            if let Some(encoded) = &message {
+                core.sent(encoded);
             }
             slot.lock().stats = Some(stats.clone());
         }
@@ -1064,7 +1067,10 @@ impl Channel {
             timeout: options.timeout,
             metadata: std::mem::take(&mut options.metadata),
             wait_for_ready: options.wait_for_ready.unwrap_or(false),
-            compression: options.compression.or(channel.compression),
+            compression: options
+                .compression
+                .or(channel.compression)
+                .map(|c| c.encoding),
         };
         for interceptor in channel.interceptors.iter() {
             let intercepted = guarded("a client interceptor", Status::internal, || {
@@ -1081,7 +1087,12 @@ impl Channel {
         options.timeout = details.timeout;
         options.metadata = details.metadata.clone();
         options.wait_for_ready = Some(details.wait_for_ready);
-        options.compression = details.compression;
+        // The interceptors see the encoding; the level stays unless they chose another one.
+        let chosen = options.compression.or(channel.compression);
+        options.compression = details.compression.map(|encoding| match chosen {
+            Some(compression) if compression.encoding == encoding => compression,
+            _ => anygrpc_core::Compression::new(encoding),
+        });
         let hooks = CallHooks {
             details: Arc::new(details),
             interceptors: channel.interceptors.clone(),

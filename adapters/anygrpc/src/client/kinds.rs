@@ -13,17 +13,19 @@ use super::call::{
     CallCore, CallOptions, RpcError, UsageError, WriteError, WriteOptions, call_accessors,
 };
 use super::channel::Channel;
-use crate::codec;
+use crate::codec::{self, Codec, ProstCodec};
 
-/// A gRPC message type usable in calls.
+/// A protobuf message type usable in calls with the default codec ([`ProstCodec`]); other
+/// types travel with a [`Codec`] of their own (`with_codec`).
 pub trait Msg: prost::Message + Default + Send + 'static {}
 impl<T: prost::Message + Default + Send + 'static> Msg for T {}
 
 type Path = Cow<'static, str>;
 
 /// Turns the first message of a finished unary-response call into the result.
-fn unary_result<Resp: Msg>(
+fn unary_result<Resp, C: Codec<Resp>>(
     core: &CallCore,
+    codec: &C,
     outcome: crate::conn::slot::Outcome,
 ) -> Result<Resp, RpcError> {
     if outcome.status.code() != Code::Ok {
@@ -36,13 +38,15 @@ fn unary_result<Resp: Msg>(
         let status = crate::conn::slot::no_response();
         return Err(core.error(crate::conn::slot::Outcome { status, ..outcome }));
     };
-    codec::decode_observed(&message, core.max_recv, core.hooks.as_ref())
+    core.received(&message);
+    codec::decode_observed(codec, &message, core.max_recv, core.hooks.as_ref())
         .map_err(|status| core.error(crate::conn::slot::Outcome { status, ..outcome }))
 }
 
 /// Reads the next response of a streaming-response call.
-fn poll_next_response<Resp: Msg>(
+fn poll_next_response<Resp, C: Codec<Resp>>(
     core: &CallCore,
+    codec: &C,
     ended: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Resp, RpcError>>> {
@@ -52,7 +56,8 @@ fn poll_next_response<Resp: Msg>(
     match core.poll_message(cx) {
         Poll::Pending => Poll::Pending,
         Poll::Ready(Some(message)) => {
-            match codec::decode_observed::<Resp>(&message, core.max_recv, core.hooks.as_ref()) {
+            core.received(&message);
+            match codec::decode_observed(codec, &message, core.max_recv, core.hooks.as_ref()) {
                 Ok(value) => Poll::Ready(Some(Ok(value))),
                 Err(status) => {
                     // A message we cannot decode ends the call (grpc-go does the same).
@@ -91,9 +96,10 @@ struct Requests {
 }
 
 impl Requests {
-    async fn write<Req: Msg>(
+    async fn write<Req, C: Codec<Req>>(
         &mut self,
         core: &CallCore,
+        codec: &C,
         request: &Req,
         options: WriteOptions,
     ) -> Result<(), WriteError> {
@@ -110,7 +116,7 @@ impl Requests {
         };
         let encoded = self
             .buffer
-            .encode(request, compression, core.max_send)
+            .encode(codec, request, compression, core.max_send)
             .map_err(|status| {
                 core.cancel();
                 WriteError::Rpc(RpcError::new(
@@ -119,8 +125,8 @@ impl Requests {
                     Default::default(),
                 ))
             })?;
-        core.sent(request, &encoded);
-        let (bytes, compressed) = encoded;
+        core.sent(&encoded);
+        let (bytes, compressed) = encoded.wire();
         core.write_bytes(bytes, compressed)
             .await
             .map_err(WriteError::Rpc)
@@ -139,20 +145,24 @@ impl Requests {
 }
 
 /// Feeds `requests` into the call from a task of the channel's runtime, then half-closes.
-fn feed<Req: Msg>(core: &CallCore, requests: impl Stream<Item = Req> + Send + 'static) {
+fn feed<Req: Send + 'static, C: Codec<Req>>(
+    core: &CallCore,
+    codec: C,
+    requests: impl Stream<Item = Req> + Send + 'static,
+) {
     let runtime = core.runtime.clone();
     let core = core.clone();
     let task = async move {
         let mut requests = std::pin::pin!(requests);
         let mut buffer = codec::EncodeBuffer::default();
         while let Some(request) = std::future::poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
-            let encoded = buffer.encode(&request, core.compression, core.max_send);
+            let encoded = buffer.encode(&codec, &request, core.compression, core.max_send);
             let Ok(encoded) = encoded else {
                 core.cancel();
                 return;
             };
-            core.sent(&request, &encoded);
-            let (bytes, compressed) = encoded;
+            core.sent(&encoded);
+            let (bytes, compressed) = encoded.wire();
             if core.write_bytes(bytes, compressed).await.is_err() {
                 return;
             }
@@ -164,31 +174,53 @@ fn feed<Req: Msg>(core: &CallCore, requests: impl Stream<Item = Req> + Send + 's
 
 /// A unary method of a channel: one request, one response.
 #[derive(Debug, Clone)]
-pub struct UnaryUnary<Req, Resp> {
+pub struct UnaryUnary<Req, Resp, C = ProstCodec> {
     channel: Channel,
     path: Path,
+    codec: C,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> UnaryUnary<Req, Resp> {
+impl<Req, Resp> UnaryUnary<Req, Resp> {
     pub(crate) fn new(channel: Channel, path: Path) -> Self {
         Self {
             channel,
             path,
+            codec: ProstCodec,
             _types: PhantomData,
         }
     }
+}
+
+impl<Req, Resp, C> UnaryUnary<Req, Resp, C> {
+    /// The same method with its messages encoded and decoded by `codec` (e.g.
+    /// [`RawCodec`](crate::RawCodec) for raw bytes, or a JSON codec of your own).
+    pub fn with_codec<D>(self, codec: D) -> UnaryUnary<Req, Resp, D> {
+        UnaryUnary {
+            channel: self.channel,
+            path: self.path,
+            codec,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static, C: Codec<Req> + Codec<Resp>>
+    UnaryUnary<Req, Resp, C>
+{
     /// Starts the call with default options.
-    pub fn call(&self, request: impl Borrow<Req>) -> UnaryCall<Resp> {
+    pub fn call(&self, request: impl Borrow<Req>) -> UnaryCall<Resp, C> {
         self.call_with(request, CallOptions::default())
     }
     /// Starts the call.
-    pub fn call_with(&self, request: impl Borrow<Req>, options: CallOptions) -> UnaryCall<Resp> {
+    pub fn call_with(&self, request: impl Borrow<Req>, options: CallOptions) -> UnaryCall<Resp, C> {
+        let first = Some((&self.codec, request.borrow()));
         let core = self
             .channel
-            .start_call(&self.path, options, Some(request.borrow()), true, true);
+            .start_call(&self.path, options, first, true, true);
         UnaryCall {
             core,
+            codec: self.codec.clone(),
             _resp: PhantomData,
         }
     }
@@ -197,42 +229,66 @@ impl<Req: Msg, Resp: Msg> UnaryUnary<Req, Resp> {
 /// A running unary call. Await it for the response; the accessors work before and after.
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless awaited or inspected"]
-pub struct UnaryCall<Resp> {
+pub struct UnaryCall<Resp, C = ProstCodec> {
     core: CallCore,
+    codec: C,
     _resp: PhantomData<fn() -> Resp>,
 }
 
-impl<Resp: Msg> UnaryCall<Resp> {
+/// Nothing of a call object is pinned (its codec is only ever borrowed).
+impl<Resp, C> Unpin for UnaryCall<Resp, C> {}
+
+impl<Resp, C> UnaryCall<Resp, C> {
     call_accessors!();
 }
 
-impl<Resp: Msg> Future for UnaryCall<Resp> {
+impl<Resp, C: Codec<Resp>> Future for UnaryCall<Resp, C> {
     type Output = Result<Resp, RpcError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let core = &self.core;
+        let (core, codec) = (&self.core, &self.codec);
         core.poll_outcome(cx)
-            .map(|outcome| unary_result(core, outcome))
+            .map(|outcome| unary_result(core, codec, outcome))
     }
 }
 
 /// A server-streaming method: one request, a stream of responses.
 #[derive(Debug, Clone)]
-pub struct UnaryStream<Req, Resp> {
+pub struct UnaryStream<Req, Resp, C = ProstCodec> {
     channel: Channel,
     path: Path,
+    codec: C,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
+impl<Req, Resp> UnaryStream<Req, Resp> {
     pub(crate) fn new(channel: Channel, path: Path) -> Self {
         Self {
             channel,
             path,
+            codec: ProstCodec,
             _types: PhantomData,
         }
     }
+}
+
+impl<Req, Resp, C> UnaryStream<Req, Resp, C> {
+    /// The same method with its messages encoded and decoded by `codec` (e.g.
+    /// [`RawCodec`](crate::RawCodec) for raw bytes, or a JSON codec of your own).
+    pub fn with_codec<D>(self, codec: D) -> UnaryStream<Req, Resp, D> {
+        UnaryStream {
+            channel: self.channel,
+            path: self.path,
+            codec,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static, C: Codec<Req> + Codec<Resp>>
+    UnaryStream<Req, Resp, C>
+{
     /// Starts the call with default options.
-    pub fn call(&self, request: impl Borrow<Req>) -> UnaryStreamCall<Resp> {
+    pub fn call(&self, request: impl Borrow<Req>) -> UnaryStreamCall<Resp, C> {
         self.call_with(request, CallOptions::default())
     }
     /// Starts the call.
@@ -240,12 +296,14 @@ impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
         &self,
         request: impl Borrow<Req>,
         options: CallOptions,
-    ) -> UnaryStreamCall<Resp> {
-        let core =
-            self.channel
-                .start_call(&self.path, options, Some(request.borrow()), true, false);
+    ) -> UnaryStreamCall<Resp, C> {
+        let first = Some((&self.codec, request.borrow()));
+        let core = self
+            .channel
+            .start_call(&self.path, options, first, true, false);
         UnaryStreamCall {
             core,
+            codec: self.codec.clone(),
             ended: false,
             _resp: PhantomData,
         }
@@ -256,55 +314,84 @@ impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
 /// A failed call yields one `Err` and then ends.
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless read or inspected"]
-pub struct UnaryStreamCall<Resp> {
+pub struct UnaryStreamCall<Resp, C = ProstCodec> {
     core: CallCore,
+    codec: C,
     ended: bool,
     _resp: PhantomData<fn() -> Resp>,
 }
 
-impl<Resp: Msg> UnaryStreamCall<Resp> {
+/// Nothing of a call object is pinned (its codec is only ever borrowed).
+impl<Resp, C> Unpin for UnaryStreamCall<Resp, C> {}
+
+impl<Resp, C> UnaryStreamCall<Resp, C> {
     call_accessors!();
+}
+
+impl<Resp, C: Codec<Resp>> UnaryStreamCall<Resp, C> {
     /// The next response; `None` after the last one (the call succeeded) or after the error.
     pub async fn read(&mut self) -> Option<Result<Resp, RpcError>> {
-        std::future::poll_fn(|cx| poll_next_response(&self.core, &mut self.ended, cx)).await
+        std::future::poll_fn(|cx| poll_next_response(&self.core, &self.codec, &mut self.ended, cx))
+            .await
     }
 }
 
-impl<Resp: Msg> Stream for UnaryStreamCall<Resp> {
+impl<Resp, C: Codec<Resp>> Stream for UnaryStreamCall<Resp, C> {
     type Item = Result<Resp, RpcError>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        poll_next_response(&this.core, &mut this.ended, cx)
+        poll_next_response(&this.core, &this.codec, &mut this.ended, cx)
     }
 }
 
 /// A client-streaming method: a stream of requests, one response.
 #[derive(Debug, Clone)]
-pub struct StreamUnary<Req, Resp> {
+pub struct StreamUnary<Req, Resp, C = ProstCodec> {
     channel: Channel,
     path: Path,
+    codec: C,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
+impl<Req, Resp> StreamUnary<Req, Resp> {
     pub(crate) fn new(channel: Channel, path: Path) -> Self {
         Self {
             channel,
             path,
+            codec: ProstCodec,
             _types: PhantomData,
         }
     }
+}
+
+impl<Req, Resp, C> StreamUnary<Req, Resp, C> {
+    /// The same method with its messages encoded and decoded by `codec` (e.g.
+    /// [`RawCodec`](crate::RawCodec) for raw bytes, or a JSON codec of your own).
+    pub fn with_codec<D>(self, codec: D) -> StreamUnary<Req, Resp, D> {
+        StreamUnary {
+            channel: self.channel,
+            path: self.path,
+            codec,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static, C: Codec<Req> + Codec<Resp>>
+    StreamUnary<Req, Resp, C>
+{
     /// Starts the call; send requests with `write`, then `done_writing`.
-    pub fn call(&self) -> StreamUnaryCall<Req, Resp> {
+    pub fn call(&self) -> StreamUnaryCall<Req, Resp, C> {
         self.call_with(CallOptions::default())
     }
     /// Starts the call with options.
-    pub fn call_with(&self, options: CallOptions) -> StreamUnaryCall<Req, Resp> {
+    pub fn call_with(&self, options: CallOptions) -> StreamUnaryCall<Req, Resp, C> {
         let core = self
             .channel
-            .start_call::<Req>(&self.path, options, None, false, true);
+            .start_call::<Req, C>(&self.path, options, None, false, true);
         StreamUnaryCall {
             core,
+            codec: self.codec.clone(),
             requests: Requests {
                 done_writing: false,
                 from_stream: false,
@@ -317,7 +404,7 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
     pub fn call_from(
         &self,
         requests: impl Stream<Item = Req> + Send + 'static,
-    ) -> StreamUnaryCall<Req, Resp> {
+    ) -> StreamUnaryCall<Req, Resp, C> {
         self.call_from_with(requests, CallOptions::default())
     }
     /// Starts the call with options and its requests taken from `requests`.
@@ -325,13 +412,14 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
         &self,
         requests: impl Stream<Item = Req> + Send + 'static,
         options: CallOptions,
-    ) -> StreamUnaryCall<Req, Resp> {
+    ) -> StreamUnaryCall<Req, Resp, C> {
         let core = self
             .channel
-            .start_call::<Req>(&self.path, options, None, false, true);
-        feed(&core, requests);
+            .start_call::<Req, C>(&self.path, options, None, false, true);
+        feed(&core, self.codec.clone(), requests);
         StreamUnaryCall {
             core,
+            codec: self.codec.clone(),
             requests: Requests {
                 done_writing: true,
                 from_stream: true,
@@ -345,18 +433,30 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
 /// A running client-streaming call. Await it for the response.
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless awaited or inspected"]
-pub struct StreamUnaryCall<Req, Resp> {
+pub struct StreamUnaryCall<Req, Resp, C = ProstCodec> {
     core: CallCore,
+    codec: C,
     requests: Requests,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
+/// Nothing of a call object is pinned (its codec is only ever borrowed).
+impl<Req, Resp, C> Unpin for StreamUnaryCall<Req, Resp, C> {}
+
+impl<Req, Resp, C> StreamUnaryCall<Req, Resp, C> {
     call_accessors!();
+}
+
+impl<Req, Resp, C: Codec<Req>> StreamUnaryCall<Req, Resp, C> {
     /// Sends one request; completes when the connection accepted it (back-pressure).
     pub async fn write(&mut self, request: impl Borrow<Req>) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, request.borrow(), WriteOptions::default())
+            .write(
+                &self.core,
+                &self.codec,
+                request.borrow(),
+                WriteOptions::default(),
+            )
             .await
     }
     /// Sends one request with per-message options (e.g. uncompressed).
@@ -366,7 +466,7 @@ impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
         options: WriteOptions,
     ) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, request.borrow(), options)
+            .write(&self.core, &self.codec, request.borrow(), options)
             .await
     }
     /// No more requests (half-close).
@@ -375,42 +475,63 @@ impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
     }
 }
 
-impl<Req: Msg, Resp: Msg> Future for StreamUnaryCall<Req, Resp> {
+impl<Req, Resp, C: Codec<Resp>> Future for StreamUnaryCall<Req, Resp, C> {
     type Output = Result<Resp, RpcError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let core = &self.core;
+        let (core, codec) = (&self.core, &self.codec);
         core.poll_outcome(cx)
-            .map(|outcome| unary_result(core, outcome))
+            .map(|outcome| unary_result(core, codec, outcome))
     }
 }
 
 /// A bidi-streaming method.
 #[derive(Debug, Clone)]
-pub struct StreamStream<Req, Resp> {
+pub struct StreamStream<Req, Resp, C = ProstCodec> {
     channel: Channel,
     path: Path,
+    codec: C,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
+impl<Req, Resp> StreamStream<Req, Resp> {
     pub(crate) fn new(channel: Channel, path: Path) -> Self {
         Self {
             channel,
             path,
+            codec: ProstCodec,
             _types: PhantomData,
         }
     }
+}
+
+impl<Req, Resp, C> StreamStream<Req, Resp, C> {
+    /// The same method with its messages encoded and decoded by `codec` (e.g.
+    /// [`RawCodec`](crate::RawCodec) for raw bytes, or a JSON codec of your own).
+    pub fn with_codec<D>(self, codec: D) -> StreamStream<Req, Resp, D> {
+        StreamStream {
+            channel: self.channel,
+            path: self.path,
+            codec,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static, C: Codec<Req> + Codec<Resp>>
+    StreamStream<Req, Resp, C>
+{
     /// Starts the call; send with `write`/`done_writing`, read with `read` or as a `Stream`.
-    pub fn call(&self) -> StreamStreamCall<Req, Resp> {
+    pub fn call(&self) -> StreamStreamCall<Req, Resp, C> {
         self.call_with(CallOptions::default())
     }
     /// Starts the call with options.
-    pub fn call_with(&self, options: CallOptions) -> StreamStreamCall<Req, Resp> {
+    pub fn call_with(&self, options: CallOptions) -> StreamStreamCall<Req, Resp, C> {
         let core = self
             .channel
-            .start_call::<Req>(&self.path, options, None, false, false);
+            .start_call::<Req, C>(&self.path, options, None, false, false);
         StreamStreamCall {
             core,
+            codec: self.codec.clone(),
             requests: Requests {
                 done_writing: false,
                 from_stream: false,
@@ -424,7 +545,7 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
     pub fn call_from(
         &self,
         requests: impl Stream<Item = Req> + Send + 'static,
-    ) -> StreamStreamCall<Req, Resp> {
+    ) -> StreamStreamCall<Req, Resp, C> {
         self.call_from_with(requests, CallOptions::default())
     }
     /// Starts the call with options and its requests taken from `requests`.
@@ -432,13 +553,14 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
         &self,
         requests: impl Stream<Item = Req> + Send + 'static,
         options: CallOptions,
-    ) -> StreamStreamCall<Req, Resp> {
+    ) -> StreamStreamCall<Req, Resp, C> {
         let core = self
             .channel
-            .start_call::<Req>(&self.path, options, None, false, false);
-        feed(&core, requests);
+            .start_call::<Req, C>(&self.path, options, None, false, false);
+        feed(&core, self.codec.clone(), requests);
         StreamStreamCall {
             core,
+            codec: self.codec.clone(),
             requests: Requests {
                 done_writing: true,
                 from_stream: true,
@@ -453,19 +575,31 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
 /// A running bidi call: write requests, read responses (or use it as a `Stream`).
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless read or inspected"]
-pub struct StreamStreamCall<Req, Resp> {
+pub struct StreamStreamCall<Req, Resp, C = ProstCodec> {
     core: CallCore,
+    codec: C,
     requests: Requests,
     ended: bool,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> StreamStreamCall<Req, Resp> {
+/// Nothing of a call object is pinned (its codec is only ever borrowed).
+impl<Req, Resp, C> Unpin for StreamStreamCall<Req, Resp, C> {}
+
+impl<Req, Resp, C> StreamStreamCall<Req, Resp, C> {
     call_accessors!();
+}
+
+impl<Req, Resp, C: Codec<Req> + Codec<Resp>> StreamStreamCall<Req, Resp, C> {
     /// Sends one request; completes when the connection accepted it (back-pressure).
     pub async fn write(&mut self, request: impl Borrow<Req>) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, request.borrow(), WriteOptions::default())
+            .write(
+                &self.core,
+                &self.codec,
+                request.borrow(),
+                WriteOptions::default(),
+            )
             .await
     }
     /// Sends one request with per-message options (e.g. uncompressed).
@@ -475,7 +609,7 @@ impl<Req: Msg, Resp: Msg> StreamStreamCall<Req, Resp> {
         options: WriteOptions,
     ) -> Result<(), WriteError> {
         self.requests
-            .write(&self.core, request.borrow(), options)
+            .write(&self.core, &self.codec, request.borrow(), options)
             .await
     }
     /// No more requests (half-close).
@@ -484,19 +618,20 @@ impl<Req: Msg, Resp: Msg> StreamStreamCall<Req, Resp> {
     }
     /// The next response; `None` after the last one (the call succeeded) or after the error.
     pub async fn read(&mut self) -> Option<Result<Resp, RpcError>> {
-        std::future::poll_fn(|cx| poll_next_response(&self.core, &mut self.ended, cx)).await
+        std::future::poll_fn(|cx| poll_next_response(&self.core, &self.codec, &mut self.ended, cx))
+            .await
     }
 }
 
-impl<Req: Msg, Resp: Msg> Stream for StreamStreamCall<Req, Resp> {
+impl<Req, Resp, C: Codec<Resp>> Stream for StreamStreamCall<Req, Resp, C> {
     type Item = Result<Resp, RpcError>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        poll_next_response(&this.core, &mut this.ended, cx)
+        poll_next_response(&this.core, &this.codec, &mut this.ended, cx)
     }
 }
 
-impl<Resp> Drop for UnaryCall<Resp> {
+impl<Resp, C> Drop for UnaryCall<Resp, C> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
         if !self.core.is_done() {
@@ -505,7 +640,7 @@ impl<Resp> Drop for UnaryCall<Resp> {
     }
 }
 
-impl<Resp> Drop for UnaryStreamCall<Resp> {
+impl<Resp, C> Drop for UnaryStreamCall<Resp, C> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
         if !self.core.is_done() {
@@ -514,7 +649,7 @@ impl<Resp> Drop for UnaryStreamCall<Resp> {
     }
 }
 
-impl<Req, Resp> Drop for StreamUnaryCall<Req, Resp> {
+impl<Req, Resp, C> Drop for StreamUnaryCall<Req, Resp, C> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
         if !self.core.is_done() {
@@ -523,7 +658,7 @@ impl<Req, Resp> Drop for StreamUnaryCall<Req, Resp> {
     }
 }
 
-impl<Req, Resp> Drop for StreamStreamCall<Req, Resp> {
+impl<Req, Resp, C> Drop for StreamStreamCall<Req, Resp, C> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
         if !self.core.is_done() {
