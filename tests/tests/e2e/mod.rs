@@ -213,6 +213,11 @@ macro_rules! e2e_suite {
             a_resolvers_service_config_sets_the_method_configs,
             connection_scaling_opens_connections_at_the_servers_stream_limit,
             connection_scaling_follows_the_service_config_and_idle_extras_close,
+            a_raw_bytes_proxy_forwards_every_call_kind,
+            a_json_codec_works_on_both_sides,
+            a_unary_response_is_compressed_as_its_handler_sets,
+            a_servers_default_compression_covers_every_call_kind,
+            a_zstd_bomb_stops_at_the_receive_limit,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

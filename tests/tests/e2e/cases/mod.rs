@@ -3,6 +3,8 @@
 mod balancing;
 mod calls;
 mod cardinality;
+mod codecs;
+mod compression;
 mod hedging;
 mod lifecycle;
 mod load;
@@ -15,6 +17,8 @@ mod time;
 pub use balancing::*;
 pub use calls::*;
 pub use cardinality::*;
+pub use codecs::*;
+pub use compression::*;
 pub use hedging::*;
 pub use lifecycle::*;
 pub use load::*;
