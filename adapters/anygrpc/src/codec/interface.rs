@@ -5,8 +5,6 @@
 use anygrpc_core::Status;
 use bytes::{Bytes, BytesMut};
 
-use crate::client::Msg;
-
 /// How messages of type `T` are encoded into a call's buffers and decoded from received
 /// bytes. A codec is a small value (usually a unit struct) cloned into every call of a
 /// method; it runs in the call's own task, never in the connection driver.
@@ -67,12 +65,13 @@ pub trait Codec<T>: Clone + Send + Sync + 'static {
     fn decode(&self, src: Bytes) -> Result<T, Status>;
 }
 
-/// The default codec: protobuf through prost, for every [`Msg`]. Encodes with one size
-/// computation and no allocation per message in a steady stream.
+/// The default codec: protobuf through prost, for every [`Msg`](crate::Msg) (a prost message
+/// that is `Default + Send + 'static`). Encodes with one size computation and no allocation
+/// per message in a steady stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProstCodec;
 
-impl<T: Msg> Codec<T> for ProstCodec {
+impl<T: prost::Message + Default + Send + 'static> Codec<T> for ProstCodec {
     fn encoded_len(&self, item: &T) -> Option<usize> {
         Some(item.encoded_len())
     }

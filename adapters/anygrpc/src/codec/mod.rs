@@ -156,7 +156,10 @@ pub(crate) fn decode_observed<T, C: Codec<T>>(
 
 /// Decompresses and decodes a received prost message, refusing more than `limit` bytes.
 #[cfg(test)]
-fn decode<M: crate::client::Msg>(message: &Message, limit: usize) -> Result<M, Status> {
+fn decode<M: prost::Message + Default + Send + 'static>(
+    message: &Message,
+    limit: usize,
+) -> Result<M, Status> {
     decode_observed(&ProstCodec, message, limit, None)
 }
 
