@@ -73,23 +73,28 @@ fn write_method(method: &Method, options: &Options, buf: &mut String) {
     let resp = message_type(&method.output_type);
     let path = path_const(method);
     let rpc = &method.proto_name;
+    let c = options.codec_arg();
+    let with_codec = options
+        .codec_value()
+        .map(|codec| format!(".with_codec({codec})"))
+        .unwrap_or_default();
 
     let (factory, call_type, kind_line) = match Kind::of(method) {
         Kind::Unary => (
             "unary_unary",
-            format!("{g}::UnaryCall<{resp}>"),
+            format!("{g}::UnaryCall<{resp}{c}>"),
             format!("Unary RPC `{rpc}`: sends one request; awaiting the call gives the response."),
         ),
         Kind::ServerStreaming => (
             "unary_stream",
-            format!("{g}::UnaryStreamCall<{resp}>"),
+            format!("{g}::UnaryStreamCall<{resp}{c}>"),
             format!(
                 "Server-streaming RPC `{rpc}`: sends one request; the call is a stream of responses."
             ),
         ),
         Kind::ClientStreaming => (
             "stream_unary",
-            format!("{g}::StreamUnaryCall<{req}, {resp}>"),
+            format!("{g}::StreamUnaryCall<{req}, {resp}{c}>"),
             format!(
                 "Client-streaming RPC `{rpc}`: `write` requests on the call, then `done_writing`;\n\
                  awaiting the call gives the single response."
@@ -97,18 +102,18 @@ fn write_method(method: &Method, options: &Options, buf: &mut String) {
         ),
         Kind::Bidi => (
             "stream_stream",
-            format!("{g}::StreamStreamCall<{req}, {resp}>"),
+            format!("{g}::StreamStreamCall<{req}, {resp}{c}>"),
             format!(
                 "Bidirectional-streaming RPC `{rpc}`: `write` requests on the call (then\n\
                  `done_writing`) while reading its stream of responses."
             ),
         ),
     };
-    let callable = format!("self.channel.{factory}({path})");
+    let callable = format!("self.channel.{factory}({path}){with_codec}");
 
     if matches!(Kind::of(method), Kind::Unary | Kind::ServerStreaming) {
         // The request may be borrowed, so its type does not name the method's.
-        let callable = format!("self.channel.{factory}::<{req}, {resp}>({path})");
+        let callable = format!("self.channel.{factory}::<{req}, {resp}>({path}){with_codec}");
         push_docs(buf, &method.comments, &kind_line);
         push_deprecated(buf, method);
         let _ = writeln!(

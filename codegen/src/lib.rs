@@ -94,6 +94,7 @@ impl fmt::Debug for Builder {
             .field("descriptor_set_path", &self.descriptor_set_path)
             .field("anygrpc_path", &self.options.anygrpc_path)
             .field("stream_trait_path", &self.options.stream_trait_path)
+            .field("codec_path", &self.options.codec_path)
             .field("prost", &self.prost)
             .finish()
     }
@@ -155,6 +156,27 @@ impl Builder {
     pub fn stream_trait_path(mut self, path: impl Into<String>) -> Self {
         self.options.stream_trait_path = path.into();
         self.stream_trait_path_set = true;
+        self
+    }
+
+    /// Path of the [`Codec`](https://docs.rs/anygrpc) type (implementing `anygrpc::Codec` for
+    /// every message of the services, and `Default`) through which the generated clients and
+    /// servers encode and decode their messages, e.g. `"crate::JsonCodec"` for prost messages
+    /// that also derive serde's traits (see [`prost_config`](Self::prost_config)). Default:
+    /// none, anygrpc's prost codec, and the generated types name no codec.
+    ///
+    /// ```no_run
+    /// fn main() -> std::io::Result<()> {
+    ///     anygrpc_build::configure()
+    ///         .codec_path("crate::json::JsonCodec")
+    ///         .prost_config(|config| {
+    ///             config.type_attribute(".", "#[derive(serde::Serialize, serde::Deserialize)]");
+    ///         })
+    ///         .compile_protos(&["protos/helloworld.proto"], &["protos"])
+    /// }
+    /// ```
+    pub fn codec_path(mut self, path: impl Into<String>) -> Self {
+        self.options.codec_path = Some(path.into());
         self
     }
 

@@ -106,6 +106,7 @@ fn write_trait_method(method: &Method, options: &Options, buf: &mut String) {
     let req = message_type(&method.input_type);
     let resp = message_type(&method.output_type);
     let rpc = &method.proto_name;
+    let c = options.codec_arg();
     let context = format!("context: &mut {g}::ServicerContext");
     let (params, output, kind_line) = match Kind::of(method) {
         Kind::Unary => (
@@ -114,7 +115,7 @@ fn write_trait_method(method: &Method, options: &Options, buf: &mut String) {
             format!("Unary RPC `{rpc}`: one request in, one response out."),
         ),
         Kind::ServerStreaming => (
-            format!("request: {req}, {context}, responses: {g}::ResponseSink<{resp}>"),
+            format!("request: {req}, {context}, responses: {g}::ResponseSink<{resp}{c}>"),
             "()".to_owned(),
             format!(
                 "Server-streaming RPC `{rpc}`: `send` each response on `responses`;\n\
@@ -122,7 +123,7 @@ fn write_trait_method(method: &Method, options: &Options, buf: &mut String) {
             ),
         ),
         Kind::ClientStreaming => (
-            format!("requests: {g}::RequestStream<{req}>, {context}"),
+            format!("requests: {g}::RequestStream<{req}{c}>, {context}"),
             resp,
             format!(
                 "Client-streaming RPC `{rpc}`: `read` the requests from `requests` until `None`,\n\
@@ -131,7 +132,7 @@ fn write_trait_method(method: &Method, options: &Options, buf: &mut String) {
         ),
         Kind::Bidi => (
             format!(
-                "requests: {g}::RequestStream<{req}>, {context}, responses: {g}::ResponseSink<{resp}>"
+                "requests: {g}::RequestStream<{req}{c}>, {context}, responses: {g}::ResponseSink<{resp}{c}>"
             ),
             "()".to_owned(),
             format!(
@@ -157,11 +158,16 @@ fn write_route(method: &Method, trait_name: &str, options: &Options, buf: &mut S
         Kind::ClientStreaming => ("client_streaming", "service, requests, context"),
         Kind::Bidi => ("bidi_streaming", "service, requests, context, responses"),
     };
+    // A named codec goes to the helper's `_with_codec` form, its value last.
+    let (suffix, codec) = match options.codec_value() {
+        Some(codec) => ("_with_codec", format!(", {codec}")),
+        None => ("", String::new()),
+    };
     let _ = writeln!(
         buf,
-        "\"{rpc}\" => ::core::option::Option::Some({g}::__private::{helper}(call, ::std::sync::Arc::clone(&self.0), |{args}| {{
+        "\"{rpc}\" => ::core::option::Option::Some({g}::__private::{helper}{suffix}(call, ::std::sync::Arc::clone(&self.0), |{args}| {{
             ::std::boxed::Box::pin(<T as {trait_name}>::{name}({args}))
-        }})),",
+        }}{codec})),",
         rpc = method.proto_name,
         name = method.name,
     );

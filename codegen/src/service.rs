@@ -12,6 +12,26 @@ pub(crate) struct Options {
     pub(crate) anygrpc_path: String,
     /// Path of the `Stream` trait taken by `*_from` client methods.
     pub(crate) stream_trait_path: String,
+    /// Path of the codec type the messages go through; `None`: anygrpc's default (prost).
+    pub(crate) codec_path: Option<String>,
+}
+
+impl Options {
+    /// `, Codec` to append to a call object's or stream's type arguments (empty for the
+    /// default codec, so the generated code reads as before).
+    pub(crate) fn codec_arg(&self) -> String {
+        self.codec_path
+            .as_deref()
+            .map(|codec| format!(", {codec}"))
+            .unwrap_or_default()
+    }
+
+    /// An expression making the codec value, when one is named.
+    pub(crate) fn codec_value(&self) -> Option<String> {
+        self.codec_path
+            .as_deref()
+            .map(|codec| format!("<{codec} as ::core::default::Default>::default()"))
+    }
 }
 
 impl Default for Options {
@@ -19,6 +39,7 @@ impl Default for Options {
         Self {
             anygrpc_path: "::anygrpc".to_owned(),
             stream_trait_path: "::anygrpc::futures_core::Stream".to_owned(),
+            codec_path: None,
         }
     }
 }

@@ -416,3 +416,42 @@ fn generated_code_can_name_anygrpc_through_an_adapter() {
         &["requests: impl ::futures::Stream<Item = super::Dish>"],
     );
 }
+
+#[test]
+fn a_named_codec_goes_through_every_client_and_server_type() {
+    let files = generate(
+        anygrpc_build::configure().codec_path("crate::Json"),
+        &["codegen/kitchen.proto"],
+    );
+    let code = &files["codegen.kitchen.v1.rs"];
+    let json = "<crate::Json as ::core::default::Default>::default()";
+    assert_has(
+        code,
+        &[
+            &format!(
+                "pub fn r#type(&self, request: impl ::core::borrow::Borrow<{PING}>) -> ::anygrpc::UnaryCall<{PING}, crate::Json> {{ self.channel.unary_unary::<{PING}, {PING}>(TYPE_PATH).with_codec({json}).call(request) }}"
+            ),
+            &format!(
+                "-> ::anygrpc::UnaryStreamCall<super::Dish, crate::Json> {{ self.channel.unary_stream::<super::Order, super::Dish>(SERVE_PATH).with_codec({json}).call(request) }}"
+            ),
+            &format!(
+                "pub fn gather(&self) -> ::anygrpc::StreamUnaryCall<super::Dish, super::Order, crate::Json> {{ self.channel.stream_unary(GATHER_PATH).with_codec({json}).call() }}"
+            ),
+            "-> ::anygrpc::StreamStreamCall<super::Dish, super::Dish, crate::Json>",
+            "responses: ::anygrpc::ResponseSink<super::Dish, crate::Json>",
+            "requests: ::anygrpc::RequestStream<super::Dish, crate::Json>",
+            &format!(
+                "::anygrpc::__private::unary_with_codec(call, ::std::sync::Arc::clone(&self.0), |service, request, context| {{ ::std::boxed::Box::pin(<T as Kitchen>::r#type(service, request, context)) }}, {json})"
+            ),
+            "::anygrpc::__private::server_streaming_with_codec(",
+            "::anygrpc::__private::client_streaming_with_codec(",
+            "::anygrpc::__private::bidi_streaming_with_codec(",
+        ],
+    );
+    assert_lacks(
+        code,
+        &["::anygrpc::__private::unary(", "ResponseSink<super::Dish>"],
+    );
+    // Without the option, the code names no codec (as before it existed).
+    assert_lacks(&kitchen(), &["with_codec", "crate::Json"]);
+}

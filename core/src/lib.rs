@@ -84,4 +84,4 @@ pub use config::{Config, PingPolicy};
 pub use connection::{CLIENT_PREFACE, CallError, CallRequest, Connection, Scheme, Side, Transmit};
 pub use error::{ConnectionError, ErrorCode, StreamId};
 pub use event::{Event, Message};
-pub use grpc::{Code, Encoding, EncodingSet, Metadata, Status};
+pub use grpc::{Code, Compression, CompressionLevel, Encoding, EncodingSet, Metadata, Status};

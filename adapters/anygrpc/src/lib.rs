@@ -24,7 +24,9 @@ mod user_code;
 mod wakers;
 
 pub use anygrpc_core::grpc::metadata::{MetadataError, MetadataKey, MetadataValue};
-pub use anygrpc_core::{Code, Config, Encoding, Metadata, PingPolicy, Status};
+pub use anygrpc_core::{
+    Code, Compression, CompressionLevel, Config, Encoding, Metadata, PingPolicy, Status,
+};
 pub use auth::AuthContext;
 pub use client::{
     BackoffConfig, CHANNEL_OPTIONS, CallOptions, Channel, ChannelBuilder, ChannelOptionError,
@@ -33,6 +35,7 @@ pub use client::{
     TargetError, UnaryCall, UnaryStream, UnaryStreamCall, UnaryUnary, UsageError, WriteError,
     WriteOptions,
 };
+pub use codec::{Codec, ProstCodec, RawCodec};
 pub use error::{Error, Result};
 /// The parts of a parsed [`ServiceConfig`] (gRFC A2), for code that reads what a config says.
 pub mod service_config {
@@ -92,6 +95,7 @@ pub mod __private {
     }
     pub use crate::server::handlers::{
         BidiStreamingMethod, ClientStreamingMethod, ServerStreamingMethod, UnaryMethod,
-        bidi_streaming, client_streaming, server_streaming, unary,
+        bidi_streaming, bidi_streaming_with_codec, client_streaming, client_streaming_with_codec,
+        server_streaming, server_streaming_with_codec, unary, unary_with_codec,
     };
 }

@@ -53,7 +53,8 @@ pub fn insecure_channel(target: &str) -> Result<Channel, TargetError> {
 /// A TLS channel to `target` on this runtime, as grpc.aio's `secure_channel`: the server is
 /// verified with `credentials` (see [`ChannelCredentials::ssl`]) and must speak ALPN `h2`.
 /// For options (`server_host_override`, ...), use [`Channel::builder`] with [`runtime()`] and
-/// [`ChannelBuilder::credentials`].
+/// [`ChannelBuilder::credentials`]. Feature `tls` (on by default).
+#[cfg(feature = "tls")]
 pub fn secure_channel(
     target: &str,
     credentials: ChannelCredentials,

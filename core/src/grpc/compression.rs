@@ -1,8 +1,10 @@
 //! Message compression (doc/compression.md): the `grpc-encoding` algorithms, the
 //! `grpc-accept-encoding` set, and bounded codecs.
 //!
-//! `gzip` is RFC 1952; `deflate` is the zlib format (RFC 1950), as grpc C-core sends it.
-//! The codecs use flate2 behind the `compression` feature; without it only `identity` works.
+//! `gzip` is RFC 1952; `deflate` is the zlib format (RFC 1950), as grpc C-core sends it;
+//! `zstd` is RFC 8878, named as grpc-go's and grpc-java's zstd codecs name it. gzip and deflate
+//! use flate2 behind the `compression` feature, zstd the zstd crate behind the `zstd` feature;
+//! without them only `identity` works. Every decoder stops at the caller's size limit.
 
 use core::fmt;
 
@@ -20,11 +22,18 @@ pub enum Encoding {
     Gzip,
     /// zlib-wrapped deflate (RFC 1950), as grpc C-core.
     Deflate,
+    /// Zstandard (RFC 8878), as grpc-go's and grpc-java's zstd codecs (feature `zstd`).
+    Zstd,
 }
 
 impl Encoding {
     /// Every encoding this crate knows, in the order they appear in header values.
-    pub const ALL: [Encoding; 3] = [Encoding::Identity, Encoding::Gzip, Encoding::Deflate];
+    pub const ALL: [Encoding; 4] = [
+        Encoding::Identity,
+        Encoding::Gzip,
+        Encoding::Deflate,
+        Encoding::Zstd,
+    ];
 
     /// Parses an exact, case-sensitive encoding name; unknown names give `None`.
     pub fn parse(name: &[u8]) -> Option<Encoding> {
@@ -32,6 +41,7 @@ impl Encoding {
             b"identity" => Some(Encoding::Identity),
             b"gzip" => Some(Encoding::Gzip),
             b"deflate" => Some(Encoding::Deflate),
+            b"zstd" => Some(Encoding::Zstd),
             _ => None,
         }
     }
@@ -42,6 +52,7 @@ impl Encoding {
             Encoding::Identity => "identity",
             Encoding::Gzip => "gzip",
             Encoding::Deflate => "deflate",
+            Encoding::Zstd => "zstd",
         }
     }
 
@@ -50,6 +61,7 @@ impl Encoding {
         match self {
             Encoding::Identity => true,
             Encoding::Gzip | Encoding::Deflate => cfg!(feature = "compression"),
+            Encoding::Zstd => cfg!(feature = "zstd"),
         }
     }
 
@@ -58,6 +70,7 @@ impl Encoding {
             Encoding::Identity => 1,
             Encoding::Gzip => 2,
             Encoding::Deflate => 4,
+            Encoding::Zstd => 8,
         }
     }
 }
@@ -77,7 +90,7 @@ impl EncodingSet {
     pub const EMPTY: EncodingSet = EncodingSet(0);
 
     /// The encodings this build supports (identity, plus gzip and deflate with the
-    /// `compression` feature).
+    /// `compression` feature, plus zstd with the `zstd` feature).
     pub fn supported() -> EncodingSet {
         Encoding::ALL
             .into_iter()
@@ -119,7 +132,7 @@ impl EncodingSet {
         self.0 == 0
     }
 
-    /// The members in `identity, gzip, deflate` order.
+    /// The members in `identity, gzip, deflate, zstd` order.
     pub fn iter(self) -> impl Iterator<Item = Encoding> {
         Encoding::ALL.into_iter().filter(move |e| self.contains(*e))
     }
@@ -127,7 +140,7 @@ impl EncodingSet {
     /// The header value, e.g. `"identity,gzip,deflate"`; empty for the empty set. Static, so
     /// writing the header never allocates.
     pub fn to_header_value(self) -> &'static str {
-        const VALUES: [&str; 8] = [
+        const VALUES: [&str; 16] = [
             "",
             "identity",
             "gzip",
@@ -136,8 +149,16 @@ impl EncodingSet {
             "identity,deflate",
             "gzip,deflate",
             "identity,gzip,deflate",
+            "zstd",
+            "identity,zstd",
+            "gzip,zstd",
+            "identity,gzip,zstd",
+            "deflate,zstd",
+            "identity,deflate,zstd",
+            "gzip,deflate,zstd",
+            "identity,gzip,deflate,zstd",
         ];
-        VALUES.get(usize::from(self.0 & 7)).copied().unwrap_or("")
+        VALUES.get(usize::from(self.0 & 15)).copied().unwrap_or("")
     }
 }
 
@@ -190,22 +211,98 @@ impl fmt::Display for CompressionError {
 
 impl std::error::Error for CompressionError {}
 
-/// Appends `data` compressed with `enc` to `dst`.
-pub fn compress(enc: Encoding, data: &[u8], dst: &mut BytesMut) -> Result<(), CompressionError> {
-    match enc {
+/// How hard a compressor works: the same four choices for every encoding, mapped to each
+/// codec's own scale (gzip and deflate: 0 to 9, default 6; zstd: its range, default 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum CompressionLevel {
+    /// The fastest level that still compresses (1 for every codec).
+    Fastest,
+    /// The codec's own default (gzip/deflate 6, zstd 3).
+    #[default]
+    Default,
+    /// The smallest output at a cost still fit for messages: 9 for gzip/deflate, 19 for zstd
+    /// (its "ultra" levels past 19 need windows receivers may refuse).
+    Best,
+    /// A codec-specific level, clamped to the codec's range (gzip/deflate 0..=9; zstd's range
+    /// includes its negative "fast" levels).
+    Precise(i32),
+}
+
+/// An encoding and the level to compress with: what a channel, a call or a server response
+/// is compressed with. An [`Encoding`] alone converts to it at the default level.
+///
+/// ```
+/// use anygrpc_core::grpc::{Compression, CompressionLevel, Encoding};
+/// let fast = Compression::new(Encoding::Gzip).with_level(CompressionLevel::Fastest);
+/// assert_eq!(fast.encoding, Encoding::Gzip);
+/// assert_eq!(Compression::from(Encoding::Gzip).level, CompressionLevel::Default);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Compression {
+    /// The algorithm, sent as `grpc-encoding`.
+    pub encoding: Encoding,
+    /// How hard it works; not sent (the receiver needs only the encoding).
+    pub level: CompressionLevel,
+}
+
+impl Compression {
+    /// `encoding` at its default level.
+    pub const fn new(encoding: Encoding) -> Self {
+        Self {
+            encoding,
+            level: CompressionLevel::Default,
+        }
+    }
+
+    /// The same encoding at `level`.
+    pub const fn with_level(self, level: CompressionLevel) -> Self {
+        Self { level, ..self }
+    }
+
+    /// `None` for identity (nothing to compress), else this compression.
+    pub fn non_identity(self) -> Option<Self> {
+        (self.encoding != Encoding::Identity).then_some(self)
+    }
+}
+
+impl From<Encoding> for Compression {
+    fn from(encoding: Encoding) -> Self {
+        Self::new(encoding)
+    }
+}
+
+/// Appends `data` compressed as `compression` says (an [`Encoding`] alone: its default
+/// level) to `dst`.
+pub fn compress(
+    compression: impl Into<Compression>,
+    data: &[u8],
+    dst: &mut BytesMut,
+) -> Result<(), CompressionError> {
+    let Compression { encoding, level } = compression.into();
+    match encoding {
         Encoding::Identity => {
             dst.extend_from_slice(data);
             Ok(())
         }
         #[cfg(feature = "compression")]
-        Encoding::Gzip | Encoding::Deflate => codec::compress(enc, data, dst),
+        Encoding::Gzip | Encoding::Deflate => flate::compress(encoding, level, data, dst),
         #[cfg(not(feature = "compression"))]
-        Encoding::Gzip | Encoding::Deflate => Err(CompressionError::Unsupported(enc)),
+        Encoding::Gzip | Encoding::Deflate => {
+            let _ = level;
+            Err(CompressionError::Unsupported(encoding))
+        }
+        #[cfg(feature = "zstd")]
+        Encoding::Zstd => zstd_codec::compress(level, data, dst),
+        #[cfg(not(feature = "zstd"))]
+        Encoding::Zstd => Err(CompressionError::Unsupported(encoding)),
     }
 }
 
 /// Decompresses `data` with `enc`, failing with [`CompressionError::TooLarge`] as soon as
-/// the output passes `limit` bytes; never holds more than `limit + 1` output bytes.
+/// the output passes `limit` bytes; never holds more than `limit + 1` output bytes (zstd's
+/// decoder also holds its window: at most the larger of 8 MiB and `limit` rounded up to a
+/// power of two; a frame asking for more is [`CompressionError::Corrupt`]).
 pub fn decompress(enc: Encoding, data: &[u8], limit: usize) -> Result<Bytes, CompressionError> {
     match enc {
         Encoding::Identity => {
@@ -215,94 +312,22 @@ pub fn decompress(enc: Encoding, data: &[u8], limit: usize) -> Result<Bytes, Com
             Ok(Bytes::copy_from_slice(data))
         }
         #[cfg(feature = "compression")]
-        Encoding::Gzip | Encoding::Deflate => codec::decompress(enc, data, limit),
+        Encoding::Gzip | Encoding::Deflate => flate::decompress(enc, data, limit),
         #[cfg(not(feature = "compression"))]
         Encoding::Gzip | Encoding::Deflate => Err(CompressionError::Unsupported(enc)),
+        #[cfg(feature = "zstd")]
+        Encoding::Zstd => zstd_codec::decompress(data, limit),
+        #[cfg(not(feature = "zstd"))]
+        Encoding::Zstd => Err(CompressionError::Unsupported(enc)),
     }
 }
 
+#[cfg(any(feature = "compression", feature = "zstd"))]
+mod bounded;
 #[cfg(feature = "compression")]
-mod codec {
-    use std::io::{Read, Write};
-
-    use bytes::{BufMut, Bytes, BytesMut};
-    use flate2::Compression;
-    use flate2::bufread::{GzDecoder, ZlibDecoder};
-    use flate2::write::{GzEncoder, ZlibEncoder};
-
-    use super::{CompressionError, Encoding};
-
-    /// First output allocation; grown by doubling, capped at `limit + 1`.
-    const INITIAL_OUTPUT: usize = 8 * 1024;
-
-    pub(super) fn compress(
-        enc: Encoding,
-        data: &[u8],
-        dst: &mut BytesMut,
-    ) -> Result<(), CompressionError> {
-        // Writing into a BytesMut cannot fail; an error here would be a flate2 bug.
-        let failed = |_| CompressionError::Corrupt(enc);
-        let writer = dst.writer();
-        match enc {
-            Encoding::Gzip => {
-                let mut e = GzEncoder::new(writer, Compression::default());
-                e.write_all(data).map_err(failed)?;
-                e.finish().map_err(failed)?;
-            }
-            _ => {
-                let mut e = ZlibEncoder::new(writer, Compression::default());
-                e.write_all(data).map_err(failed)?;
-                e.finish().map_err(failed)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The `bufread` decoders read straight from the input slice: no extra input buffer.
-    pub(super) fn decompress(
-        enc: Encoding,
-        data: &[u8],
-        limit: usize,
-    ) -> Result<Bytes, CompressionError> {
-        match enc {
-            Encoding::Gzip => read_bounded(GzDecoder::new(data), enc, limit),
-            _ => read_bounded(ZlibDecoder::new(data), enc, limit),
-        }
-    }
-
-    /// Reads `r` to its end into a buffer that never grows past `limit + 1` bytes; reaching
-    /// `limit + 1` means the message is too large.
-    fn read_bounded(
-        mut r: impl Read,
-        enc: Encoding,
-        limit: usize,
-    ) -> Result<Bytes, CompressionError> {
-        let cap = limit.saturating_add(1);
-        let mut out = vec![0u8; INITIAL_OUTPUT.min(cap)];
-        let mut filled = 0;
-        loop {
-            if filled == out.len() {
-                if out.len() >= cap {
-                    return Err(CompressionError::TooLarge { limit });
-                }
-                let grown = out.len().saturating_mul(2).min(cap);
-                out.resize(grown, 0);
-            }
-            let n = match r.read(out.get_mut(filled..).unwrap_or(&mut [])) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return Err(CompressionError::Corrupt(enc)),
-            };
-            filled += n;
-        }
-        if filled > limit {
-            return Err(CompressionError::TooLarge { limit });
-        }
-        out.truncate(filled);
-        Ok(Bytes::from(out))
-    }
-}
+mod flate;
+#[cfg(feature = "zstd")]
+mod zstd_codec;
 
 #[cfg(test)]
 mod tests {
@@ -328,7 +353,7 @@ mod tests {
         assert!(EncodingSet::parse_accept(b"").is_empty());
         assert_eq!(EncodingSet::EMPTY.to_header_value(), "");
         // Every set survives its own header value.
-        for bits in 0..8u8 {
+        for bits in 0..16u8 {
             let set = Encoding::ALL
                 .into_iter()
                 .filter(|e| bits & e.bit() != 0)
@@ -362,6 +387,57 @@ mod tests {
             decompress(Encoding::Identity, b"abcd", 3),
             Err(CompressionError::TooLarge { limit: 3 })
         );
+    }
+
+    /// The encodings this build compresses with.
+    fn codecs() -> Vec<Encoding> {
+        Encoding::ALL
+            .into_iter()
+            .filter(|e| *e != Encoding::Identity && e.is_supported())
+            .collect()
+    }
+
+    #[test]
+    fn every_codec_round_trips_at_every_level() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        for enc in codecs() {
+            for level in [
+                CompressionLevel::Fastest,
+                CompressionLevel::Default,
+                CompressionLevel::Best,
+                CompressionLevel::Precise(2),
+                CompressionLevel::Precise(-1),
+                CompressionLevel::Precise(99),
+            ] {
+                let mut dst = BytesMut::from(&b"kept"[..]);
+                compress(Compression::new(enc).with_level(level), &data, &mut dst).unwrap();
+                assert_eq!(&dst[..4], b"kept", "{enc} appends");
+                // gzip and deflate clamp -1 to level 0, which stores.
+                let stores = level == CompressionLevel::Precise(-1) && enc != Encoding::Zstd;
+                assert_eq!(dst.len() < data.len(), !stores, "{enc} {level:?}");
+                assert_eq!(decompress(enc, &dst[4..], data.len()).unwrap(), data);
+            }
+        }
+    }
+
+    #[test]
+    fn a_higher_level_compresses_smaller() {
+        // Text-like data with long-range repeats: the levels differ on it.
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| b"abcdefghij"[((i * 7 + i / 13) % 10) as usize])
+            .collect();
+        for enc in codecs() {
+            let size = |level| {
+                let mut dst = BytesMut::new();
+                compress(Compression::new(enc).with_level(level), &data, &mut dst).unwrap();
+                dst.len()
+            };
+            let (fastest, best) = (
+                size(CompressionLevel::Fastest),
+                size(CompressionLevel::Best),
+            );
+            assert!(best < fastest, "{enc}: best {best} < fastest {fastest}");
+        }
     }
 
     #[cfg(feature = "compression")]
@@ -421,21 +497,73 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "compression")]
     #[test]
     fn decompression_bomb_is_bounded() {
-        // 16 MiB of zeros compresses to about 16 KiB: a 1000:1 bomb.
+        // 16 MiB of zeros compresses to about 16 KiB with flate, to less with zstd: a bomb.
         let zeros = vec![0u8; 16 << 20];
-        for enc in [Encoding::Gzip, Encoding::Deflate] {
+        for enc in codecs() {
             let mut bomb = BytesMut::new();
             compress(enc, &zeros, &mut bomb).unwrap();
-            assert!(bomb.len() < 64 << 10);
+            assert!(bomb.len() < 64 << 10, "{enc}: {}", bomb.len());
             let limit = 1 << 20;
             assert_eq!(
                 decompress(enc, &bomb, limit),
                 Err(CompressionError::TooLarge { limit })
             );
         }
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn zstd_frames_corruption_and_windows() {
+        let data = vec![7u8; 10_000];
+        let mut dst = BytesMut::new();
+        compress(Encoding::Zstd, &data, &mut dst).unwrap();
+        // RFC 8878 §3.1.1: the frame's magic number, little-endian.
+        assert_eq!(&dst[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        assert_eq!(
+            decompress(Encoding::Zstd, b"definitely not zstd", 100),
+            Err(CompressionError::Corrupt(Encoding::Zstd))
+        );
+        assert_eq!(
+            decompress(Encoding::Zstd, &dst[..dst.len() / 2], 20_000),
+            Err(CompressionError::Corrupt(Encoding::Zstd)),
+            "truncated"
+        );
+        assert_eq!(
+            decompress(Encoding::Zstd, &dst, 9_999),
+            Err(CompressionError::TooLarge { limit: 9_999 }),
+            "one byte over the limit"
+        );
+        // A frame header asking for a 1 GiB window (Window_Descriptor exponent 20, RFC 8878
+        // §3.1.1.1.2), no content size: refused before any window is allocated.
+        let huge_window = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 20 << 3, 0x01, 0x00, 0x00];
+        assert_eq!(
+            decompress(Encoding::Zstd, &huge_window, 4 << 20),
+            Err(CompressionError::Corrupt(Encoding::Zstd))
+        );
+        // Two frames back to back are one message (as a streaming zstd reader reads them).
+        let mut two = dst.clone();
+        two.extend_from_slice(&dst);
+        assert_eq!(
+            decompress(Encoding::Zstd, &two, 20_000).unwrap().len(),
+            20_000
+        );
+    }
+
+    #[cfg(not(feature = "zstd"))]
+    #[test]
+    fn zstd_is_unsupported_without_its_feature() {
+        let mut dst = BytesMut::new();
+        assert_eq!(
+            compress(Encoding::Zstd, b"x", &mut dst),
+            Err(CompressionError::Unsupported(Encoding::Zstd))
+        );
+        assert_eq!(
+            decompress(Encoding::Zstd, b"x", 10),
+            Err(CompressionError::Unsupported(Encoding::Zstd))
+        );
+        assert!(!EncodingSet::supported().contains(Encoding::Zstd));
     }
 
     #[cfg(not(feature = "compression"))]

@@ -10,7 +10,7 @@ pub mod metadata;
 pub mod status;
 pub mod timeout;
 
-pub use compression::{CompressionError, Encoding, EncodingSet};
+pub use compression::{Compression, CompressionError, CompressionLevel, Encoding, EncodingSet};
 pub use compression::{compress, decompress};
 pub use head::{HeadError, RequestHead, RequestOut, ResponseHead, Trailers};
 pub use head::{

@@ -218,6 +218,12 @@ macro_rules! e2e_suite {
             server_interceptors_reject_rewrite_attach_and_wrap,
             call_credentials_are_awaited_for_each_call,
             an_intercepted_call_is_cancelled_and_times_out_like_any,
+            interceptors_wrap_calls_of_any_codec,
+            a_raw_bytes_proxy_forwards_every_call_kind,
+            a_json_codec_works_on_both_sides,
+            a_unary_response_is_compressed_as_its_handler_sets,
+            a_servers_default_compression_covers_every_call_kind,
+            a_zstd_bomb_stops_at_the_receive_limit,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

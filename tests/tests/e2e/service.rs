@@ -59,6 +59,11 @@ pub const PANIC: &str = "/e2e.Test/Panic";
 pub const COUNT: &str = "/e2e.Test/Count";
 pub const SUM: &str = "/e2e.Test/Sum";
 pub const CHAT: &str = "/e2e.Test/Chat";
+/// Unary: compresses its response with the encoding named by `text` (none: the server's
+/// default), at level `count` when not 0, through `ServicerContext::set_compression`; answers
+/// with `reply_bytes` compressible payload bytes and `via_context` set when the request
+/// arrived compressed.
+pub const COMPRESS: &str = "/e2e.Test/Compress";
 /// Client streaming: reads nothing until the probe records `hold:release`, then sums like
 /// `Sum`. Records `hold:started` when it starts waiting.
 pub const HOLD: &str = "/e2e.Test/Hold";
@@ -192,6 +197,7 @@ impl Service for TestService {
             "Flaky" => handlers::unary(call, s, flaky),
             "Whoami" => handlers::unary(call, s, whoami),
             "Chat" => handlers::bidi_streaming(call, s, chat),
+            "Compress" => handlers::unary(call, s, compress),
             "FlakySum" => handlers::client_streaming(call, s, flaky_sum),
             "Hedge" => handlers::unary(call, s, hedge),
             "HedgeStream" => handlers::server_streaming(call, s, hedge_stream),
@@ -254,6 +260,30 @@ fn whoami<'a>(
         ctx.set_details("seen");
         assert_eq!(ctx.details(), Some("seen"));
         Ok(Ping::text(who))
+    })
+}
+
+fn compress<'a>(
+    _: &'a Handlers,
+    request: Ping,
+    ctx: &'a mut ServicerContext,
+) -> BoxFuture<'a, Result<Ping, Status>> {
+    Box::pin(async move {
+        if let Some(encoding) = anygrpc::Encoding::parse(request.text.as_bytes()) {
+            let mut compression = anygrpc::Compression::new(encoding);
+            if request.count != 0 {
+                let level = i32::try_from(request.count).expect("a level");
+                compression = compression.with_level(anygrpc::CompressionLevel::Precise(level));
+            }
+            ctx.set_compression(compression);
+        }
+        let len = usize::try_from(request.reply_bytes).expect("a test-sized reply");
+        Ok(Ping {
+            text: request.text,
+            payload: b"compressible ".iter().copied().cycle().take(len).collect(),
+            via_context: ctx.request_compressed(),
+            ..Ping::default()
+        })
     })
 }
 

@@ -4,13 +4,13 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
+use anygrpc_core::{Code, Compression, Message, Metadata, Status};
 use bytes::Bytes;
 
-use crate::codec::Outgoing;
 use crate::conn::handle::Command;
 use crate::conn::slot::{CallSlot, Outcome};
 use crate::runtime::RuntimeRef;
@@ -37,7 +37,7 @@ pub struct CallOptions {
     pub(crate) metadata: Metadata,
     /// `None`: the method's service config decides (default: fail fast).
     pub(crate) wait_for_ready: Option<bool>,
-    pub(crate) compression: Option<Encoding>,
+    pub(crate) compression: Option<Compression>,
     pub(crate) authority: Option<String>,
     pub(crate) credentials: Option<Arc<dyn crate::interceptor::CallCredentials>>,
 }
@@ -76,9 +76,10 @@ impl CallOptions {
         self.wait_for_ready = Some(wait);
         self
     }
-    /// Compress request messages with `encoding`.
-    pub fn compression(mut self, encoding: Encoding) -> Self {
-        self.compression = Some(encoding);
+    /// Compress request messages with `compression`: an [`Encoding`](crate::Encoding) at its
+    /// default level, or a [`Compression`] with a level of its own.
+    pub fn compression(mut self, compression: impl Into<Compression>) -> Self {
+        self.compression = Some(compression.into());
         self
     }
     /// Credentials for this call only (sent only over TLS unless the channel allows otherwise).
@@ -240,35 +241,29 @@ pub(crate) struct CallCore {
     pub(crate) deadline: Option<Instant>,
     pub(crate) max_recv: usize,
     pub(crate) max_send: usize,
-    pub(crate) compression: Option<Encoding>,
+    pub(crate) compression: Option<Compression>,
+    /// Whether the last response read arrived compressed.
+    pub(crate) last_compressed: Arc<AtomicBool>,
     /// Where the call's events go, when the channel has stats handlers.
     pub(crate) stats: Option<crate::stats::CallRecorder>,
 }
 
 impl CallCore {
-    /// Records that `request`, encoded as `(bytes, compressed)`, goes to the connection.
-    pub(crate) fn sent(&self, request: &(impl Outgoing + ?Sized), encoded: &(Bytes, bool)) {
-        if self.stats.is_some() {
-            let size = if encoded.1 {
-                request.encoded_len()
-            } else {
-                encoded.0.len()
-            };
-            self.record_sent(size, encoded);
+    /// Records that `encoded` goes to the connection.
+    pub(crate) fn sent(&self, encoded: &crate::codec::Encoded) {
+        if let Some(stats) = &self.stats {
+            stats.record(&crate::stats::CallEvent::MessageSent {
+                size: encoded.size,
+                wire_size: encoded.bytes.len(),
+                compressed: encoded.compressed,
+            });
         }
     }
 
-    /// Records that a message of `size` bytes before compression, encoded as
-    /// `(bytes, compressed)`, goes to the connection.
-    pub(crate) fn record_sent(&self, size: usize, (bytes, compressed): &(Bytes, bool)) {
-        if let Some(stats) = &self.stats {
-            let size = if *compressed { size } else { bytes.len() };
-            stats.record(&crate::stats::CallEvent::MessageSent {
-                size,
-                wire_size: bytes.len(),
-                compressed: *compressed,
-            });
-        }
+    /// Notes that the application reads `message`.
+    pub(crate) fn received(&self, message: &Message) {
+        self.last_compressed
+            .store(message.encoding.is_some(), Ordering::Relaxed);
     }
 
     /// The outcome, once the call ended. A single-response call that received a second
@@ -449,6 +444,11 @@ macro_rules! call_accessors {
         /// Time left before the deadline; `None` without one.
         pub fn time_remaining(&self) -> Option<std::time::Duration> {
             self.inner.time_remaining()
+        }
+        /// `true` when the last response the application read arrived compressed (its
+        /// message's compressed flag was set); `false` before any.
+        pub fn last_response_compressed(&self) -> bool {
+            self.inner.last_response_compressed()
         }
         /// Runs `callback` when the call ends (at once if it already did).
         pub fn add_done_callback(&self, callback: impl FnOnce() + Send + 'static) {

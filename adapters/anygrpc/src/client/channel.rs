@@ -19,14 +19,14 @@ use super::balancer::subchannel::SubchannelTable;
 use super::balancer::{Balancing, PolicyBuilder, PolicyChoice, PolicyRegistry};
 use super::call::{CallCore, CallOptions};
 use super::intercepted::{ClientInterceptors, append};
-use super::kinds::{Msg, StreamStream, StreamUnary, UnaryStream, UnaryUnary};
+use super::kinds::{StreamStream, StreamUnary, UnaryStream, UnaryUnary};
 use super::resolver::{Endpoint, ResolverBuilder, ResolverRegistry, TargetUri};
 use super::retry::{self, Decision, Retries, Throttle};
 use super::service_config::{
     LoadBalancingConfig, Reliability, RetryPolicy, ServiceConfig, ServiceConfigError,
 };
 use super::target::TargetError;
-use crate::codec::Outgoing;
+use crate::codec;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::io::Driver;
 use crate::conn::policy::Urgency;
@@ -93,7 +93,7 @@ struct ChannelOptions {
     authority: Option<String>,
     config: Config,
     backoff: BackoffConfig,
-    compression: Option<anygrpc_core::Encoding>,
+    compression: Option<anygrpc_core::Compression>,
     balancing: LoadBalancing,
     /// The service config given to the builder (resolvers will supply theirs too).
     service_config: Option<Arc<ServiceConfig>>,
@@ -192,9 +192,10 @@ impl ChannelBuilder {
         self.options.backoff = backoff;
         self
     }
-    /// Default compression of request messages.
-    pub fn compression(mut self, encoding: anygrpc_core::Encoding) -> Self {
-        self.options.compression = Some(encoding);
+    /// Default compression of request messages: an [`Encoding`](crate::Encoding) at its
+    /// default level, or a [`Compression`](crate::Compression) with a level.
+    pub fn compression(mut self, compression: impl Into<anygrpc_core::Compression>) -> Self {
+        self.options.compression = Some(compression.into());
         self
     }
     /// Keepalive PINGs after `interval` without traffic; the connection closes when one is not
@@ -619,12 +620,10 @@ impl fmt::Debug for Channel {
 
 /// A call ready to go once its credentials gave their metadata.
 struct Launch {
-    /// The first message's size before compression (for stats handlers; 0 without them).
-    first_len: usize,
     path: String,
     options: CallOptions,
-    compression: Option<anygrpc_core::Encoding>,
-    message: Option<(bytes::Bytes, bool)>,
+    compression: Option<anygrpc_core::Compression>,
+    message: Option<codec::Encoded>,
     half_close: bool,
     deadline: Option<Instant>,
     throttle: Option<Arc<Throttle>>,
@@ -690,28 +689,28 @@ impl Channel {
     }
 
     /// A unary method.
-    pub fn unary_unary<Req: Msg, Resp: Msg>(
+    pub fn unary_unary<Req, Resp>(
         &self,
         path: impl Into<Cow<'static, str>>,
     ) -> UnaryUnary<Req, Resp> {
         UnaryUnary::new(self.clone(), path.into())
     }
     /// A server-streaming method.
-    pub fn unary_stream<Req: Msg, Resp: Msg>(
+    pub fn unary_stream<Req, Resp>(
         &self,
         path: impl Into<Cow<'static, str>>,
     ) -> UnaryStream<Req, Resp> {
         UnaryStream::new(self.clone(), path.into())
     }
     /// A client-streaming method.
-    pub fn stream_unary<Req: Msg, Resp: Msg>(
+    pub fn stream_unary<Req, Resp>(
         &self,
         path: impl Into<Cow<'static, str>>,
     ) -> StreamUnary<Req, Resp> {
         StreamUnary::new(self.clone(), path.into())
     }
     /// A bidi-streaming method.
-    pub fn stream_stream<Req: Msg, Resp: Msg>(
+    pub fn stream_stream<Req, Resp>(
         &self,
         path: impl Into<Cow<'static, str>>,
     ) -> StreamStream<Req, Resp> {
@@ -773,11 +772,11 @@ impl Channel {
     /// go to the connection in one step when it is ready; otherwise a task waits for it.
     /// `single_response`: the call takes exactly one response message (unary and
     /// client-streaming calls), any other number is INTERNAL.
-    pub(crate) fn start_call<Req: Outgoing + ?Sized>(
+    pub(crate) fn start_call<Req, C: crate::codec::Codec<Req>>(
         &self,
         path: &str,
         mut options: CallOptions,
-        first: Option<&Req>,
+        first: Option<(&C, &Req)>,
         half_close: bool,
         single_response: bool,
     ) -> CallCore {
@@ -837,6 +836,7 @@ impl Channel {
             max_recv,
             max_send,
             compression,
+            last_compressed: Default::default(),
             stats,
         };
         let fail = |status| {
@@ -847,7 +847,8 @@ impl Channel {
                 from_attempt: false,
             })
         };
-        let message = match first.map(|m| m.encode(compression, max_send)) {
+        let encoded = first.map(|(c, m)| codec::encode(c, m, compression, max_send));
+        let message = match encoded {
             None => None,
             Some(Ok(encoded)) => Some(encoded),
             Some(Err(status)) => {
@@ -855,13 +856,7 @@ impl Channel {
                 return core;
             }
         };
-        // Its size before compression, for the stats handlers.
-        let first_len = match (&core.stats, first) {
-            (Some(_), Some(first)) => first.encoded_len(),
-            _ => 0,
-        };
         let launch = Launch {
-            first_len,
             path: path.to_string(),
             options,
             compression,
@@ -986,7 +981,6 @@ impl Channel {
     /// retried or plain as the method's config says.
     fn launch(&self, core: &CallCore, launch: Launch, extra: Metadata) {
         let Launch {
-            first_len,
             path,
             mut options,
             compression,
@@ -1022,12 +1016,12 @@ impl Channel {
             scheme: self.scheme(),
             timeout: options.timeout,
             metadata: options.metadata,
-            encoding: compression,
+            encoding: compression.map(|c| c.encoding),
             accept_encoding: EncodingSet::supported(),
         };
         let attempt = Attempt {
             request,
-            message,
+            message: message.clone().map(codec::Encoded::wire),
             replayed: Vec::new(),
             half_close,
             wait_for_ready: options.wait_for_ready.unwrap_or(false),
@@ -1040,8 +1034,8 @@ impl Channel {
             stats.record(&CallEvent::HeadersSent {
                 metadata: &attempt.request.metadata,
             });
-            if let Some(encoded) = &attempt.message {
-                core.record_sent(first_len, encoded);
+            if let Some(encoded) = &message {
+                core.sent(encoded);
             }
             slot.lock().stats = Some(stats.clone());
         }

@@ -14,14 +14,14 @@ use futures_core::Stream;
 
 use super::call::{CallCore, CallOptions, RpcError};
 use super::channel::Channel;
-use super::kinds::Msg;
-use crate::codec::Outgoing;
+use crate::codec::Codec;
 use crate::conn::slot::DoneCallback;
 use crate::interceptor::{
-    AnyMsg, ClientCallDetails, ClientInterceptor, Continuation, InterceptedKind, Interceptors,
-    Observing, RequestMessages, ResponseSource, ResponseStream, StreamStreamClientInterceptor,
-    StreamStreamKind, StreamUnaryClientInterceptor, StreamUnaryKind, Terminal, UnaryOutcome,
-    UnaryStreamClientInterceptor, UnaryStreamKind, UnaryUnaryClientInterceptor, UnaryUnaryKind,
+    AnyCodec, AnyMsg, ClientCallDetails, ClientInterceptor, Continuation, ErasedCodec,
+    InterceptedKind, Interceptors, Observing, RequestMessages, ResponseSource, ResponseStream,
+    StreamStreamClientInterceptor, StreamStreamKind, StreamUnaryClientInterceptor, StreamUnaryKind,
+    Terminal, UnaryOutcome, UnaryStreamClientInterceptor, UnaryStreamKind,
+    UnaryUnaryClientInterceptor, UnaryUnaryKind,
 };
 use crate::runtime::RuntimeRef;
 use crate::wakers::WakerSet;
@@ -114,13 +114,14 @@ impl Drop for Started {
 }
 
 /// The response messages of a call started by a continuation, in their wire form.
-struct DirectResponses<Resp> {
+struct DirectResponses {
     call: Started,
     ended: bool,
-    _resp: std::marker::PhantomData<fn() -> Resp>,
+    /// The method's response type and codec.
+    responses: Arc<dyn ErasedCodec>,
 }
 
-impl<Resp: Msg> ResponseSource for DirectResponses<Resp> {
+impl ResponseSource for DirectResponses {
     fn poll_initial_metadata(&mut self, cx: &mut Context<'_>) -> Poll<Metadata> {
         self.call.0.poll_initial_metadata(cx)
     }
@@ -131,7 +132,9 @@ impl<Resp: Msg> ResponseSource for DirectResponses<Resp> {
         let core = &self.call.0;
         match std::task::ready!(core.poll_message(cx)) {
             Some(message) => match message.decode(core.max_recv) {
-                Ok(bytes) => Poll::Ready(Some(Ok(AnyMsg::encoded::<Resp>(bytes)))),
+                Ok(bytes) => {
+                    Poll::Ready(Some(Ok(AnyMsg::from_wire(bytes, self.responses.clone()))))
+                }
                 Err(status) => {
                     core.fail_on_read(status.clone());
                     self.ended = true;
@@ -162,14 +165,16 @@ impl<Resp: Msg> ResponseSource for DirectResponses<Resp> {
 }
 
 /// The outcome of a call started by a continuation whose response is one message.
-async fn unary_outcome<Resp: Msg>(call: Started) -> UnaryOutcome {
+async fn unary_outcome(call: Started, responses: Arc<dyn ErasedCodec>) -> UnaryOutcome {
     let core = &call.0;
     let outcome = poll_fn(|cx| core.poll_outcome(cx)).await;
     let initial_metadata = core.slot.lock().headers.clone().unwrap_or_default();
     let result = if outcome.status.code() == Code::Ok {
         let message = core.slot.lock().inbox.pop_front();
         match message {
-            Some(message) => message.decode(core.max_recv).map(AnyMsg::encoded::<Resp>),
+            Some(message) => message
+                .decode(core.max_recv)
+                .map(|bytes| AnyMsg::from_wire(bytes, responses)),
             None => Err(crate::conn::slot::no_response()),
         }
     } else {
@@ -182,61 +187,76 @@ async fn unary_outcome<Resp: Msg>(call: Started) -> UnaryOutcome {
     }
 }
 
-/// Sends `requests` into a call started by a continuation, then half-closes.
-fn feed_messages(core: &CallCore, requests: RequestMessages) {
-    super::kinds::feed(core, requests);
+/// The codec of the calls a continuation starts for a method whose responses are `Resp`
+/// with `codec`.
+fn any_codec<Resp: Send + Sync + 'static, C: Codec<Resp>>(codec: C) -> AnyCodec {
+    AnyCodec {
+        responses: crate::interceptor::Erased::<Resp, C>::shared(codec),
+    }
 }
 
 /// Where a unary call's chain ends: the call on the channel.
-pub(crate) fn unary_unary_terminal<Resp: Msg>(channel: &Channel) -> Terminal<UnaryUnaryKind> {
-    let channel = channel.clone();
+pub(crate) fn unary_unary_terminal<Resp: Send + Sync + 'static, C: Codec<Resp>>(
+    channel: &Channel,
+    codec: C,
+) -> Terminal<UnaryUnaryKind> {
+    let (channel, codec) = (channel.clone(), any_codec::<Resp, C>(codec));
     Arc::new(move |details: ClientCallDetails, request: AnyMsg| {
         let (path, options) = details.into_options();
-        let call = Started(channel.start_call(&path, options, Some(&request), true, true));
-        Box::pin(unary_outcome::<Resp>(call))
+        let core = channel.start_call(&path, options, Some((&codec, &request)), true, true);
+        Box::pin(unary_outcome(Started(core), codec.responses.clone()))
     })
 }
 
 /// Where a server-streaming call's chain ends.
-pub(crate) fn unary_stream_terminal<Resp: Msg>(channel: &Channel) -> Terminal<UnaryStreamKind> {
-    let channel = channel.clone();
+pub(crate) fn unary_stream_terminal<Resp: Send + Sync + 'static, C: Codec<Resp>>(
+    channel: &Channel,
+    codec: C,
+) -> Terminal<UnaryStreamKind> {
+    let (channel, codec) = (channel.clone(), any_codec::<Resp, C>(codec));
     Arc::new(move |details: ClientCallDetails, request: AnyMsg| {
         let (path, options) = details.into_options();
-        let call = Started(channel.start_call(&path, options, Some(&request), true, false));
-        let responses = ResponseStream::from_source(DirectResponses::<Resp> {
-            call,
+        let core = channel.start_call(&path, options, Some((&codec, &request)), true, false);
+        let responses = ResponseStream::from_source(DirectResponses {
+            call: Started(core),
             ended: false,
-            _resp: std::marker::PhantomData,
+            responses: codec.responses.clone(),
         });
         Box::pin(std::future::ready(responses))
     })
 }
 
 /// Where a client-streaming call's chain ends.
-pub(crate) fn stream_unary_terminal<Resp: Msg>(channel: &Channel) -> Terminal<StreamUnaryKind> {
-    let channel = channel.clone();
+pub(crate) fn stream_unary_terminal<Resp: Send + Sync + 'static, C: Codec<Resp>>(
+    channel: &Channel,
+    codec: C,
+) -> Terminal<StreamUnaryKind> {
+    let (channel, codec) = (channel.clone(), any_codec::<Resp, C>(codec));
     Arc::new(
         move |details: ClientCallDetails, requests: RequestMessages| {
             let (path, options) = details.into_options();
-            let core = channel.start_call::<AnyMsg>(&path, options, None, false, true);
-            feed_messages(&core, requests);
-            Box::pin(unary_outcome::<Resp>(Started(core)))
+            let core = channel.start_call::<AnyMsg, AnyCodec>(&path, options, None, false, true);
+            super::kinds::feed(&core, codec.clone(), requests);
+            Box::pin(unary_outcome(Started(core), codec.responses.clone()))
         },
     )
 }
 
 /// Where a bidi call's chain ends.
-pub(crate) fn stream_stream_terminal<Resp: Msg>(channel: &Channel) -> Terminal<StreamStreamKind> {
-    let channel = channel.clone();
+pub(crate) fn stream_stream_terminal<Resp: Send + Sync + 'static, C: Codec<Resp>>(
+    channel: &Channel,
+    codec: C,
+) -> Terminal<StreamStreamKind> {
+    let (channel, codec) = (channel.clone(), any_codec::<Resp, C>(codec));
     Arc::new(
         move |details: ClientCallDetails, requests: RequestMessages| {
             let (path, options) = details.into_options();
-            let core = channel.start_call::<AnyMsg>(&path, options, None, false, false);
-            feed_messages(&core, requests);
-            let responses = ResponseStream::from_source(DirectResponses::<Resp> {
+            let core = channel.start_call::<AnyMsg, AnyCodec>(&path, options, None, false, false);
+            super::kinds::feed(&core, codec.clone(), requests);
+            let responses = ResponseStream::from_source(DirectResponses {
                 call: Started(core),
                 ended: false,
-                _resp: std::marker::PhantomData,
+                responses: codec.responses.clone(),
             });
             Box::pin(std::future::ready(responses))
         },
@@ -433,6 +453,24 @@ impl<R: Returned> Intercepted<R> {
     }
 }
 
+impl<R: Returned> Intercepted<R> {
+    /// A call that ended before its chain could run (its request did not encode), with
+    /// `returned`.
+    pub(crate) fn ended(channel: &Channel, returned: impl IntoReturned<R>) -> Self {
+        Self {
+            shared: Arc::new(Mutex::new(Shared {
+                returned: Some(returned.into_returned()),
+                cancelled: false,
+                waiting: WakerSet::default(),
+                chain: None,
+                callbacks: Vec::new(),
+            })),
+            runtime: channel.runtime(),
+            deadline: None,
+        }
+    }
+}
+
 fn lock<R>(shared: &Mutex<Shared<R>>) -> MutexGuard<'_, Shared<R>> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -527,7 +565,7 @@ impl<R: Returned> Intercepted<R> {
 
 impl Intercepted<UnaryDone> {
     /// The typed response or the error, once the chain returned.
-    pub(crate) fn poll_response<Resp: Msg>(
+    pub(crate) fn poll_response<Resp: 'static>(
         &self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Resp, RpcError>> {
@@ -550,7 +588,7 @@ impl Intercepted<UnaryDone> {
 
 impl Intercepted<ResponseStream> {
     /// The next typed response; after the last, the end's error if it failed.
-    pub(crate) fn poll_next<Resp: Msg>(
+    pub(crate) fn poll_next<Resp: 'static>(
         &self,
         ended: &mut bool,
         cx: &mut Context<'_>,
@@ -626,34 +664,15 @@ impl RequestQueue {
 }
 
 /// Requests from the application's stream, as interceptors read them.
-pub(crate) fn request_stream<Req: Msg>(
+pub(crate) fn request_stream<Req: Send + Sync + 'static, C: Codec<Req>>(
     requests: impl Stream<Item = Req> + Send + 'static,
+    codec: C,
 ) -> RequestMessages {
     let mut requests = Box::pin(requests);
     RequestMessages::new(futures_util::stream::poll_fn(move |cx| {
         requests
             .as_mut()
             .poll_next(cx)
-            .map(|next| next.map(AnyMsg::new))
+            .map(|next| next.map(|request| AnyMsg::with_codec(request, codec.clone())))
     }))
-}
-
-impl Outgoing for AnyMsg {
-    fn encode(
-        &self,
-        compression: Option<anygrpc_core::Encoding>,
-        limit: usize,
-    ) -> Result<(bytes::Bytes, bool), Status> {
-        let bytes = self.to_bytes();
-        if bytes.len() > limit {
-            return Err(Status::resource_exhausted(format!(
-                "message of {} bytes exceeds the send limit of {limit}",
-                bytes.len()
-            )));
-        }
-        crate::codec::compress(bytes, compression)
-    }
-    fn encoded_len(&self) -> usize {
-        self.to_bytes().len()
-    }
 }

@@ -14,24 +14,26 @@ use super::call::{
 };
 use super::channel::Channel;
 use super::intercepted::{
-    Intercepted, RequestQueue, Returned, UnaryDone, request_stream, stream_stream_terminal,
-    stream_unary_terminal, unary_stream_terminal, unary_unary_terminal,
+    Intercepted, IntoReturned, RequestQueue, Returned, UnaryDone, request_stream,
+    stream_stream_terminal, stream_unary_terminal, unary_stream_terminal, unary_unary_terminal,
 };
-use crate::codec::{self, Outgoing};
+use crate::codec::{self, Codec, ProstCodec};
 use crate::interceptor::{
-    AnyMsg, ClientCallDetails, ResponseStream, StreamStreamKind, StreamUnaryKind, UnaryStreamKind,
-    UnaryUnaryKind,
+    AnyMsg, ClientCallDetails, InterceptedKind, Interceptors, RequestMessages, ResponseStream,
+    StreamStreamKind, StreamUnaryKind, Terminal, UnaryStreamKind, UnaryUnaryKind,
 };
 
-/// A gRPC message type usable in calls.
+/// A protobuf message type usable in calls with the default codec ([`ProstCodec`]); other
+/// types travel with a [`Codec`] of their own (`with_codec`).
 pub trait Msg: prost::Message + Default + Send + 'static {}
 impl<T: prost::Message + Default + Send + 'static> Msg for T {}
 
 type Path = Cow<'static, str>;
 
 /// Turns the first message of a finished unary-response call into the result.
-fn unary_result<Resp: Msg>(
+fn unary_result<Resp, C: Codec<Resp>>(
     core: &CallCore,
+    codec: &C,
     outcome: crate::conn::slot::Outcome,
 ) -> Result<Resp, RpcError> {
     if outcome.status.code() != Code::Ok {
@@ -44,13 +46,15 @@ fn unary_result<Resp: Msg>(
         let status = crate::conn::slot::no_response();
         return Err(core.error(crate::conn::slot::Outcome { status, ..outcome }));
     };
-    codec::decode(&message, core.max_recv)
+    core.received(&message);
+    codec::decode(codec, &message, core.max_recv)
         .map_err(|status| core.error(crate::conn::slot::Outcome { status, ..outcome }))
 }
 
 /// Reads the next response of a streaming-response call.
-fn poll_next_response<Resp: Msg>(
+fn poll_next_response<Resp, C: Codec<Resp>>(
     core: &CallCore,
+    codec: &C,
     ended: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Resp, RpcError>>> {
@@ -60,7 +64,8 @@ fn poll_next_response<Resp: Msg>(
     match core.poll_message(cx) {
         Poll::Pending => Poll::Pending,
         Poll::Ready(Some(message)) => {
-            match codec::decode::<Resp>(&message, core.max_recv) {
+            core.received(&message);
+            match codec::decode(codec, &message, core.max_recv) {
                 Ok(value) => Poll::Ready(Some(Ok(value))),
                 Err(status) => {
                     // A message we cannot decode ends the call (grpc-go does the same).
@@ -110,9 +115,10 @@ impl Requests {
         }
     }
 
-    async fn write<Req: Msg, R: Returned>(
+    async fn write<Req: Send + Sync + 'static, C: Codec<Req>, R: Returned>(
         &mut self,
         inner: &Inner<R>,
+        codec: &C,
         request: &Req,
         options: WriteOptions,
     ) -> Result<(), WriteError> {
@@ -125,24 +131,7 @@ impl Requests {
         let core = match inner {
             Inner::Direct(core) => core,
             Inner::Intercepted(call) => {
-                // The interceptors get the request in its wire form, decoded only if they
-                // look at it.
-                let message = AnyMsg::encoded::<Req>(request.encode_to_vec().into());
-                let queue = self.queue.as_mut();
-                let pushed = match queue {
-                    Some(queue) => queue.push(message).await,
-                    None => false,
-                };
-                if pushed {
-                    return Ok(());
-                }
-                let (status, trailers) = poll_fn(|cx| call.poll_end(cx)).await;
-                let status = if status.code() == Code::Ok {
-                    Status::internal("the call's interceptors stopped reading its requests")
-                } else {
-                    status
-                };
-                return Err(WriteError::Rpc(call.error(status, trailers)));
+                return self.queue_for(call, codec, request).await;
             }
         };
         let compression = if options.no_compression {
@@ -152,7 +141,7 @@ impl Requests {
         };
         let encoded = self
             .buffer
-            .encode(request, compression, core.max_send)
+            .encode(codec, request, compression, core.max_send)
             .map_err(|status| {
                 core.cancel();
                 WriteError::Rpc(RpcError::new(
@@ -161,11 +150,39 @@ impl Requests {
                     Default::default(),
                 ))
             })?;
-        core.sent(request, &encoded);
-        let (bytes, compressed) = encoded;
+        core.sent(&encoded);
+        let (bytes, compressed) = encoded.wire();
         core.write_bytes(bytes, compressed)
             .await
             .map_err(WriteError::Rpc)
+    }
+
+    /// Hands a request to the call's first interceptor, in its wire form (decoded only if
+    /// an interceptor looks at it).
+    async fn queue_for<Req: Send + Sync + 'static, C: Codec<Req>, R: Returned>(
+        &mut self,
+        call: &Intercepted<R>,
+        codec: &C,
+        request: &Req,
+    ) -> Result<(), WriteError> {
+        let encoded = codec::encode(codec, request, None, usize::MAX)
+            .map_err(|status| WriteError::Rpc(call.error(status, Default::default())))?;
+        let requests = crate::interceptor::Erased::<Req, C>::shared(codec.clone());
+        let message = AnyMsg::from_wire(encoded.bytes, requests);
+        let pushed = match self.queue.as_mut() {
+            Some(queue) => queue.push(message).await,
+            None => false,
+        };
+        if pushed {
+            return Ok(());
+        }
+        let (status, trailers) = poll_fn(|cx| call.poll_end(cx)).await;
+        let status = if status.code() == Code::Ok {
+            Status::internal("the call's interceptors stopped reading its requests")
+        } else {
+            status
+        };
+        Err(WriteError::Rpc(call.error(status, trailers)))
     }
 
     fn done_writing<R>(&mut self, inner: &Inner<R>) -> Result<(), WriteError> {
@@ -188,8 +205,9 @@ impl Requests {
 }
 
 /// Feeds `requests` into the call from a task of the channel's runtime, then half-closes.
-pub(super) fn feed<Req: Outgoing + Send + 'static>(
+pub(super) fn feed<Req: Send + 'static, C: Codec<Req>>(
     core: &CallCore,
+    codec: C,
     requests: impl Stream<Item = Req> + Send + 'static,
 ) {
     let runtime = core.runtime.clone();
@@ -198,13 +216,13 @@ pub(super) fn feed<Req: Outgoing + Send + 'static>(
         let mut requests = std::pin::pin!(requests);
         let mut buffer = codec::EncodeBuffer::default();
         while let Some(request) = poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
-            let encoded = request.encode_in(&mut buffer, core.compression, core.max_send);
+            let encoded = buffer.encode(&codec, &request, core.compression, core.max_send);
             let Ok(encoded) = encoded else {
                 core.cancel();
                 return;
             };
-            core.sent(&request, &encoded);
-            let (bytes, compressed) = encoded;
+            core.sent(&encoded);
+            let (bytes, compressed) = encoded.wire();
             if core.write_bytes(bytes, compressed).await.is_err() {
                 return;
             }
@@ -266,14 +284,18 @@ impl<R: Returned> Inner<R> {
             Inner::Intercepted(call) => call.on_done(callback),
         }
     }
-}
-
-impl<R> Inner<R> {
+    /// Whether the last response read arrived compressed; an intercepted call's responses
+    /// are the interceptors' (`false`).
+    fn last_response_compressed(&self) -> bool {
+        match self {
+            Inner::Direct(core) => core
+                .last_compressed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            Inner::Intercepted(_) => false,
+        }
+    }
     /// Cancels a call dropped before it ended.
-    fn cancel_unless_done(&self)
-    where
-        R: Returned,
-    {
+    fn cancel_unless_done(&self) {
         if !self.is_done() {
             self.cancel();
         }
@@ -281,61 +303,165 @@ impl<R> Inner<R> {
 }
 
 /// The details the first interceptor sees, and the wire form of a typed request.
-fn intercepted_request<Req: Msg>(
+fn intercepted_request<Req: Send + Sync + 'static, C: Codec<Req>>(
     path: &str,
     options: CallOptions,
+    codec: &C,
     request: &Req,
-) -> (ClientCallDetails, AnyMsg) {
-    let details = ClientCallDetails::of(path, options);
-    (
-        details,
-        AnyMsg::encoded::<Req>(request.encode_to_vec().into()),
-    )
+) -> Result<(ClientCallDetails, AnyMsg), Status> {
+    let encoded = codec::encode(codec, request, None, usize::MAX)?;
+    let message = AnyMsg::from_wire(
+        encoded.bytes,
+        crate::interceptor::Erased::<Req, C>::shared(codec.clone()),
+    );
+    Ok((ClientCallDetails::of(path, options), message))
 }
 
+/// Starts a unary-request call: straight on the channel when the kind has no interceptors,
+/// else through them.
+#[allow(clippy::too_many_arguments, reason = "the parts of one call start")]
+fn start_unary_request<Req, Resp, C, K, R>(
+    channel: &Channel,
+    path: &str,
+    options: CallOptions,
+    codec: &C,
+    request: &Req,
+    interceptors: &Interceptors<K>,
+    terminal: fn(&Channel, C) -> Terminal<K>,
+    single_response: bool,
+) -> Inner<R>
+where
+    Req: Send + Sync + 'static,
+    Resp: Send + Sync + 'static,
+    C: Codec<Req> + Codec<Resp>,
+    K: InterceptedKind<Request = AnyMsg>,
+    K::Response: IntoReturned<R>,
+    R: Returned,
+{
+    if interceptors.is_empty() {
+        return Inner::Direct(channel.start_call(
+            path,
+            options,
+            Some((codec, request)),
+            true,
+            single_response,
+        ));
+    }
+    match intercepted_request(path, options, codec, request) {
+        Ok((details, request)) => Inner::Intercepted(Intercepted::start::<K>(
+            channel,
+            interceptors.clone(),
+            terminal(channel, codec.clone()),
+            details,
+            request,
+        )),
+        Err(status) => Inner::Intercepted(Intercepted::ended(channel, K::failed(status))),
+    }
+}
+
+/// Starts a streaming-request call: straight on the channel when the kind has no
+/// interceptors, else through them, its writes queued for the first one (the queue; `None`
+/// for requests from a stream, or without interceptors).
+#[allow(clippy::too_many_arguments, reason = "the parts of one call start")]
+fn start_streaming<Req, Resp, C, K, R>(
+    channel: &Channel,
+    path: &str,
+    options: CallOptions,
+    codec: &C,
+    from: Option<RequestsFrom<Req>>,
+    interceptors: &Interceptors<K>,
+    terminal: fn(&Channel, C) -> Terminal<K>,
+    single_response: bool,
+) -> (Inner<R>, Option<RequestQueue>)
+where
+    Req: Send + Sync + 'static,
+    Resp: Send + Sync + 'static,
+    C: Codec<Req> + Codec<Resp>,
+    K: InterceptedKind<Request = RequestMessages>,
+    K::Response: IntoReturned<R>,
+    R: Returned,
+{
+    if interceptors.is_empty() {
+        let core = channel.start_call::<Req, C>(path, options, None, false, single_response);
+        if let Some(requests) = from {
+            feed(&core, codec.clone(), requests);
+        }
+        return (Inner::Direct(core), None);
+    }
+    let (queue, requests) = match from {
+        Some(requests) => (None, request_stream(requests, codec.clone())),
+        None => {
+            let (queue, requests) = RequestQueue::new();
+            (Some(queue), requests)
+        }
+    };
+    let call = Intercepted::start::<K>(
+        channel,
+        interceptors.clone(),
+        terminal(channel, codec.clone()),
+        ClientCallDetails::of(path, options),
+        requests,
+    );
+    (Inner::Intercepted(call), queue)
+}
+
+/// An application's request stream, boxed.
+type RequestsFrom<Req> = Pin<Box<dyn Stream<Item = Req> + Send>>;
 /// A unary method of a channel: one request, one response.
 #[derive(Debug, Clone)]
-pub struct UnaryUnary<Req, Resp> {
+pub struct UnaryUnary<Req, Resp, C = ProstCodec> {
     channel: Channel,
     path: Path,
+    codec: C,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> UnaryUnary<Req, Resp> {
+impl<Req, Resp> UnaryUnary<Req, Resp> {
     pub(crate) fn new(channel: Channel, path: Path) -> Self {
         Self {
             channel,
             path,
+            codec: ProstCodec,
             _types: PhantomData,
         }
     }
+}
+
+impl<Req, Resp, C> UnaryUnary<Req, Resp, C> {
+    /// The same method with its messages encoded and decoded by `codec` (e.g.
+    /// [`RawCodec`](crate::RawCodec) for raw bytes, or a JSON codec of your own).
+    pub fn with_codec<D>(self, codec: D) -> UnaryUnary<Req, Resp, D> {
+        UnaryUnary {
+            channel: self.channel,
+            path: self.path,
+            codec,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static, C: Codec<Req> + Codec<Resp>>
+    UnaryUnary<Req, Resp, C>
+{
     /// Starts the call with default options.
-    pub fn call(&self, request: impl Borrow<Req>) -> UnaryCall<Resp> {
+    pub fn call(&self, request: impl Borrow<Req>) -> UnaryCall<Resp, C> {
         self.call_with(request, CallOptions::default())
     }
     /// Starts the call.
-    pub fn call_with(&self, request: impl Borrow<Req>, options: CallOptions) -> UnaryCall<Resp> {
-        let interceptors = &self.channel.interceptors().unary_unary;
-        let inner = if interceptors.is_empty() {
-            Inner::Direct(self.channel.start_call(
-                &self.path,
-                options,
-                Some(request.borrow()),
-                true,
-                true,
-            ))
-        } else {
-            let (details, request) = intercepted_request(&self.path, options, request.borrow());
-            Inner::Intercepted(Intercepted::start::<UnaryUnaryKind>(
-                &self.channel,
-                interceptors.clone(),
-                unary_unary_terminal::<Resp>(&self.channel),
-                details,
-                request,
-            ))
-        };
+    pub fn call_with(&self, request: impl Borrow<Req>, options: CallOptions) -> UnaryCall<Resp, C> {
+        let inner = start_unary_request::<Req, Resp, C, UnaryUnaryKind, _>(
+            &self.channel,
+            &self.path,
+            options,
+            &self.codec,
+            request.borrow(),
+            &self.channel.interceptors().unary_unary,
+            unary_unary_terminal::<Resp, C>,
+            true,
+        );
         UnaryCall {
             inner,
+            codec: self.codec.clone(),
             _resp: PhantomData,
         }
     }
@@ -362,65 +488,91 @@ impl<Req: Msg, Resp: Msg> UnaryUnary<Req, Resp> {
 /// ```
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless awaited or inspected"]
-pub struct UnaryCall<Resp> {
+pub struct UnaryCall<Resp, C = ProstCodec> {
     inner: Inner<UnaryDone>,
+    codec: C,
     _resp: PhantomData<fn() -> Resp>,
 }
 
-impl<Resp: Msg> UnaryCall<Resp> {
+/// Nothing of a call object is pinned (its codec is only ever borrowed).
+impl<Resp, C> Unpin for UnaryCall<Resp, C> {}
+
+impl<Resp, C> UnaryCall<Resp, C> {
     call_accessors!();
 }
 
-impl<Resp: Msg> Future for UnaryCall<Resp> {
+impl<Resp: 'static, C: Codec<Resp>> Future for UnaryCall<Resp, C> {
     type Output = Result<Resp, RpcError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        poll_unary(&self.inner, cx)
+        poll_unary(&self.inner, &self.codec, cx)
     }
 }
 
 /// The response of a unary-response call, once it ended.
-fn poll_unary<Resp: Msg>(
+fn poll_unary<Resp: 'static, C: Codec<Resp>>(
     inner: &Inner<UnaryDone>,
+    codec: &C,
     cx: &mut Context<'_>,
 ) -> Poll<Result<Resp, RpcError>> {
     match inner {
         Inner::Direct(core) => core
             .poll_outcome(cx)
-            .map(|outcome| unary_result(core, outcome)),
+            .map(|outcome| unary_result(core, codec, outcome)),
         Inner::Intercepted(call) => call.poll_response(cx),
     }
 }
 
 /// The next response of a streaming-response call.
-fn poll_stream<Resp: Msg>(
+fn poll_stream<Resp: 'static, C: Codec<Resp>>(
     inner: &Inner<ResponseStream>,
+    codec: &C,
     ended: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Resp, RpcError>>> {
     match inner {
-        Inner::Direct(core) => poll_next_response(core, ended, cx),
+        Inner::Direct(core) => poll_next_response(core, codec, ended, cx),
         Inner::Intercepted(call) => call.poll_next(ended, cx),
     }
 }
 
 /// A server-streaming method: one request, a stream of responses.
 #[derive(Debug, Clone)]
-pub struct UnaryStream<Req, Resp> {
+pub struct UnaryStream<Req, Resp, C = ProstCodec> {
     channel: Channel,
     path: Path,
+    codec: C,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
+impl<Req, Resp> UnaryStream<Req, Resp> {
     pub(crate) fn new(channel: Channel, path: Path) -> Self {
         Self {
             channel,
             path,
+            codec: ProstCodec,
             _types: PhantomData,
         }
     }
+}
+
+impl<Req, Resp, C> UnaryStream<Req, Resp, C> {
+    /// The same method with its messages encoded and decoded by `codec` (e.g.
+    /// [`RawCodec`](crate::RawCodec) for raw bytes, or a JSON codec of your own).
+    pub fn with_codec<D>(self, codec: D) -> UnaryStream<Req, Resp, D> {
+        UnaryStream {
+            channel: self.channel,
+            path: self.path,
+            codec,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static, C: Codec<Req> + Codec<Resp>>
+    UnaryStream<Req, Resp, C>
+{
     /// Starts the call with default options.
-    pub fn call(&self, request: impl Borrow<Req>) -> UnaryStreamCall<Resp> {
+    pub fn call(&self, request: impl Borrow<Req>) -> UnaryStreamCall<Resp, C> {
         self.call_with(request, CallOptions::default())
     }
     /// Starts the call.
@@ -428,28 +580,20 @@ impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
         &self,
         request: impl Borrow<Req>,
         options: CallOptions,
-    ) -> UnaryStreamCall<Resp> {
-        let interceptors = &self.channel.interceptors().unary_stream;
-        let inner = if interceptors.is_empty() {
-            Inner::Direct(self.channel.start_call(
-                &self.path,
-                options,
-                Some(request.borrow()),
-                true,
-                false,
-            ))
-        } else {
-            let (details, request) = intercepted_request(&self.path, options, request.borrow());
-            Inner::Intercepted(Intercepted::start::<UnaryStreamKind>(
-                &self.channel,
-                interceptors.clone(),
-                unary_stream_terminal::<Resp>(&self.channel),
-                details,
-                request,
-            ))
-        };
+    ) -> UnaryStreamCall<Resp, C> {
+        let inner = start_unary_request::<Req, Resp, C, UnaryStreamKind, _>(
+            &self.channel,
+            &self.path,
+            options,
+            &self.codec,
+            request.borrow(),
+            &self.channel.interceptors().unary_stream,
+            unary_stream_terminal::<Resp, C>,
+            false,
+        );
         UnaryStreamCall {
             inner,
+            codec: self.codec.clone(),
             ended: false,
             _resp: PhantomData,
         }
@@ -476,57 +620,84 @@ impl<Req: Msg, Resp: Msg> UnaryStream<Req, Resp> {
 /// ```
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless read or inspected"]
-pub struct UnaryStreamCall<Resp> {
+pub struct UnaryStreamCall<Resp, C = ProstCodec> {
     inner: Inner<ResponseStream>,
+    codec: C,
     ended: bool,
     _resp: PhantomData<fn() -> Resp>,
 }
 
-impl<Resp: Msg> UnaryStreamCall<Resp> {
+/// Nothing of a call object is pinned (its codec is only ever borrowed).
+impl<Resp, C> Unpin for UnaryStreamCall<Resp, C> {}
+
+impl<Resp, C> UnaryStreamCall<Resp, C> {
     call_accessors!();
+}
+
+impl<Resp: 'static, C: Codec<Resp>> UnaryStreamCall<Resp, C> {
     /// The next response; `None` after the last one (the call succeeded) or after the error.
     pub async fn read(&mut self) -> Option<Result<Resp, RpcError>> {
-        poll_fn(|cx| poll_stream(&self.inner, &mut self.ended, cx)).await
+        poll_fn(|cx| poll_stream(&self.inner, &self.codec, &mut self.ended, cx)).await
     }
 }
 
-impl<Resp: Msg> Stream for UnaryStreamCall<Resp> {
+impl<Resp: 'static, C: Codec<Resp>> Stream for UnaryStreamCall<Resp, C> {
     type Item = Result<Resp, RpcError>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        poll_stream(&this.inner, &mut this.ended, cx)
+        poll_stream(&this.inner, &this.codec, &mut this.ended, cx)
     }
 }
 
 /// A client-streaming method: a stream of requests, one response.
 #[derive(Debug, Clone)]
-pub struct StreamUnary<Req, Resp> {
+pub struct StreamUnary<Req, Resp, C = ProstCodec> {
     channel: Channel,
     path: Path,
+    codec: C,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
+impl<Req, Resp> StreamUnary<Req, Resp> {
     pub(crate) fn new(channel: Channel, path: Path) -> Self {
         Self {
             channel,
             path,
+            codec: ProstCodec,
             _types: PhantomData,
         }
     }
+}
+
+impl<Req, Resp, C> StreamUnary<Req, Resp, C> {
+    /// The same method with its messages encoded and decoded by `codec` (e.g.
+    /// [`RawCodec`](crate::RawCodec) for raw bytes, or a JSON codec of your own).
+    pub fn with_codec<D>(self, codec: D) -> StreamUnary<Req, Resp, D> {
+        StreamUnary {
+            channel: self.channel,
+            path: self.path,
+            codec,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static, C: Codec<Req> + Codec<Resp>>
+    StreamUnary<Req, Resp, C>
+{
     /// Starts the call; send requests with `write`, then `done_writing`.
-    pub fn call(&self) -> StreamUnaryCall<Req, Resp> {
+    pub fn call(&self) -> StreamUnaryCall<Req, Resp, C> {
         self.call_with(CallOptions::default())
     }
     /// Starts the call with options.
-    pub fn call_with(&self, options: CallOptions) -> StreamUnaryCall<Req, Resp> {
+    pub fn call_with(&self, options: CallOptions) -> StreamUnaryCall<Req, Resp, C> {
         self.start(options, None)
     }
     /// Starts the call with its requests taken from `requests`.
     pub fn call_from(
         &self,
         requests: impl Stream<Item = Req> + Send + 'static,
-    ) -> StreamUnaryCall<Req, Resp> {
+    ) -> StreamUnaryCall<Req, Resp, C> {
         self.call_from_with(requests, CallOptions::default())
     }
     /// Starts the call with options and its requests taken from `requests`.
@@ -534,7 +705,7 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
         &self,
         requests: impl Stream<Item = Req> + Send + 'static,
         options: CallOptions,
-    ) -> StreamUnaryCall<Req, Resp> {
+    ) -> StreamUnaryCall<Req, Resp, C> {
         self.start(options, Some(Box::pin(requests)))
     }
 
@@ -542,69 +713,26 @@ impl<Req: Msg, Resp: Msg> StreamUnary<Req, Resp> {
         &self,
         options: CallOptions,
         from: Option<RequestsFrom<Req>>,
-    ) -> StreamUnaryCall<Req, Resp> {
+    ) -> StreamUnaryCall<Req, Resp, C> {
         let from_stream = from.is_some();
-        let (inner, queue) = start_streaming::<Req, StreamUnaryKind, _>(
+        let (inner, queue) = start_streaming::<Req, Resp, C, StreamUnaryKind, _>(
             &self.channel,
             &self.path,
             options,
+            &self.codec,
             from,
             &self.channel.interceptors().stream_unary,
-            stream_unary_terminal::<Resp>,
+            stream_unary_terminal::<Resp, C>,
             true,
         );
         StreamUnaryCall {
             inner,
+            codec: self.codec.clone(),
             requests: Requests::new(from_stream, queue),
             _types: PhantomData,
         }
     }
 }
-
-/// Starts a streaming-request call: straight on the channel when the kind has no
-/// interceptors, else through them, its writes queued for the first one (the queue; `None`
-/// for requests from a stream, or without interceptors).
-#[allow(clippy::too_many_arguments, reason = "the parts of one call start")]
-fn start_streaming<Req: Msg, K, R>(
-    channel: &Channel,
-    path: &str,
-    options: CallOptions,
-    from: Option<RequestsFrom<Req>>,
-    interceptors: &crate::interceptor::Interceptors<K>,
-    terminal: fn(&Channel) -> crate::interceptor::Terminal<K>,
-    single_response: bool,
-) -> (Inner<R>, Option<RequestQueue>)
-where
-    K: crate::interceptor::InterceptedKind<Request = crate::interceptor::RequestMessages>,
-    K::Response: super::intercepted::IntoReturned<R>,
-    R: Returned,
-{
-    if interceptors.is_empty() {
-        let core = channel.start_call::<Req>(path, options, None, false, single_response);
-        if let Some(requests) = from {
-            feed(&core, requests);
-        }
-        return (Inner::Direct(core), None);
-    }
-    let (queue, requests) = match from {
-        Some(requests) => (None, request_stream(requests)),
-        None => {
-            let (queue, requests) = RequestQueue::new();
-            (Some(queue), requests)
-        }
-    };
-    let call = Intercepted::start::<K>(
-        channel,
-        interceptors.clone(),
-        terminal(channel),
-        ClientCallDetails::of(path, options),
-        requests,
-    );
-    (Inner::Intercepted(call), queue)
-}
-
-/// An application's request stream, boxed.
-type RequestsFrom<Req> = Pin<Box<dyn Stream<Item = Req> + Send>>;
 
 /// A running client-streaming call. Await it for the response.
 ///
@@ -623,18 +751,30 @@ type RequestsFrom<Req> = Pin<Box<dyn Stream<Item = Req> + Send>>;
 /// ```
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless awaited or inspected"]
-pub struct StreamUnaryCall<Req, Resp> {
+pub struct StreamUnaryCall<Req, Resp, C = ProstCodec> {
     inner: Inner<UnaryDone>,
+    codec: C,
     requests: Requests,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
+/// Nothing of a call object is pinned (its codec is only ever borrowed).
+impl<Req, Resp, C> Unpin for StreamUnaryCall<Req, Resp, C> {}
+
+impl<Req, Resp, C> StreamUnaryCall<Req, Resp, C> {
     call_accessors!();
+}
+
+impl<Req: Send + Sync + 'static, Resp, C: Codec<Req>> StreamUnaryCall<Req, Resp, C> {
     /// Sends one request; completes when the connection accepted it (back-pressure).
     pub async fn write(&mut self, request: impl Borrow<Req>) -> Result<(), WriteError> {
         self.requests
-            .write(&self.inner, request.borrow(), WriteOptions::default())
+            .write(
+                &self.inner,
+                &self.codec,
+                request.borrow(),
+                WriteOptions::default(),
+            )
             .await
     }
     /// Sends one request with per-message options (e.g. uncompressed).
@@ -644,7 +784,7 @@ impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
         options: WriteOptions,
     ) -> Result<(), WriteError> {
         self.requests
-            .write(&self.inner, request.borrow(), options)
+            .write(&self.inner, &self.codec, request.borrow(), options)
             .await
     }
     /// No more requests (half-close).
@@ -653,42 +793,62 @@ impl<Req: Msg, Resp: Msg> StreamUnaryCall<Req, Resp> {
     }
 }
 
-impl<Req: Msg, Resp: Msg> Future for StreamUnaryCall<Req, Resp> {
+impl<Req, Resp: 'static, C: Codec<Resp>> Future for StreamUnaryCall<Req, Resp, C> {
     type Output = Result<Resp, RpcError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        poll_unary(&self.inner, cx)
+        poll_unary(&self.inner, &self.codec, cx)
     }
 }
 
 /// A bidi-streaming method.
 #[derive(Debug, Clone)]
-pub struct StreamStream<Req, Resp> {
+pub struct StreamStream<Req, Resp, C = ProstCodec> {
     channel: Channel,
     path: Path,
+    codec: C,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
+impl<Req, Resp> StreamStream<Req, Resp> {
     pub(crate) fn new(channel: Channel, path: Path) -> Self {
         Self {
             channel,
             path,
+            codec: ProstCodec,
             _types: PhantomData,
         }
     }
-    /// Starts the call; send with `write`/`done_writing`, read with `read` or as a `Stream`.
-    pub fn call(&self) -> StreamStreamCall<Req, Resp> {
+}
+
+impl<Req, Resp, C> StreamStream<Req, Resp, C> {
+    /// The same method with its messages encoded and decoded by `codec` (e.g.
+    /// [`RawCodec`](crate::RawCodec) for raw bytes, or a JSON codec of your own).
+    pub fn with_codec<D>(self, codec: D) -> StreamStream<Req, Resp, D> {
+        StreamStream {
+            channel: self.channel,
+            path: self.path,
+            codec,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static, C: Codec<Req> + Codec<Resp>>
+    StreamStream<Req, Resp, C>
+{
+    /// Starts the call; send requests with `write`, then `done_writing`.
+    pub fn call(&self) -> StreamStreamCall<Req, Resp, C> {
         self.call_with(CallOptions::default())
     }
     /// Starts the call with options.
-    pub fn call_with(&self, options: CallOptions) -> StreamStreamCall<Req, Resp> {
+    pub fn call_with(&self, options: CallOptions) -> StreamStreamCall<Req, Resp, C> {
         self.start(options, None)
     }
     /// Starts the call with its requests taken from `requests`.
     pub fn call_from(
         &self,
         requests: impl Stream<Item = Req> + Send + 'static,
-    ) -> StreamStreamCall<Req, Resp> {
+    ) -> StreamStreamCall<Req, Resp, C> {
         self.call_from_with(requests, CallOptions::default())
     }
     /// Starts the call with options and its requests taken from `requests`.
@@ -696,7 +856,7 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
         &self,
         requests: impl Stream<Item = Req> + Send + 'static,
         options: CallOptions,
-    ) -> StreamStreamCall<Req, Resp> {
+    ) -> StreamStreamCall<Req, Resp, C> {
         self.start(options, Some(Box::pin(requests)))
     }
 
@@ -704,19 +864,21 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
         &self,
         options: CallOptions,
         from: Option<RequestsFrom<Req>>,
-    ) -> StreamStreamCall<Req, Resp> {
+    ) -> StreamStreamCall<Req, Resp, C> {
         let from_stream = from.is_some();
-        let (inner, queue) = start_streaming::<Req, StreamStreamKind, _>(
+        let (inner, queue) = start_streaming::<Req, Resp, C, StreamStreamKind, _>(
             &self.channel,
             &self.path,
             options,
+            &self.codec,
             from,
             &self.channel.interceptors().stream_stream,
-            stream_stream_terminal::<Resp>,
+            stream_stream_terminal::<Resp, C>,
             false,
         );
         StreamStreamCall {
             inner,
+            codec: self.codec.clone(),
             requests: Requests::new(from_stream, queue),
             ended: false,
             _types: PhantomData,
@@ -744,19 +906,31 @@ impl<Req: Msg, Resp: Msg> StreamStream<Req, Resp> {
 /// ```
 #[derive(Debug)]
 #[must_use = "a call does nothing visible unless read or inspected"]
-pub struct StreamStreamCall<Req, Resp> {
+pub struct StreamStreamCall<Req, Resp, C = ProstCodec> {
     inner: Inner<ResponseStream>,
+    codec: C,
     requests: Requests,
     ended: bool,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
-impl<Req: Msg, Resp: Msg> StreamStreamCall<Req, Resp> {
+/// Nothing of a call object is pinned (its codec is only ever borrowed).
+impl<Req, Resp, C> Unpin for StreamStreamCall<Req, Resp, C> {}
+
+impl<Req, Resp, C> StreamStreamCall<Req, Resp, C> {
     call_accessors!();
+}
+
+impl<Req: Send + Sync + 'static, Resp, C: Codec<Req>> StreamStreamCall<Req, Resp, C> {
     /// Sends one request; completes when the connection accepted it (back-pressure).
     pub async fn write(&mut self, request: impl Borrow<Req>) -> Result<(), WriteError> {
         self.requests
-            .write(&self.inner, request.borrow(), WriteOptions::default())
+            .write(
+                &self.inner,
+                &self.codec,
+                request.borrow(),
+                WriteOptions::default(),
+            )
             .await
     }
     /// Sends one request with per-message options (e.g. uncompressed).
@@ -766,49 +940,52 @@ impl<Req: Msg, Resp: Msg> StreamStreamCall<Req, Resp> {
         options: WriteOptions,
     ) -> Result<(), WriteError> {
         self.requests
-            .write(&self.inner, request.borrow(), options)
+            .write(&self.inner, &self.codec, request.borrow(), options)
             .await
     }
     /// No more requests (half-close).
     pub async fn done_writing(&mut self) -> Result<(), WriteError> {
         self.requests.done_writing(&self.inner)
     }
+}
+
+impl<Req, Resp: 'static, C: Codec<Resp>> StreamStreamCall<Req, Resp, C> {
     /// The next response; `None` after the last one (the call succeeded) or after the error.
     pub async fn read(&mut self) -> Option<Result<Resp, RpcError>> {
-        poll_fn(|cx| poll_stream(&self.inner, &mut self.ended, cx)).await
+        poll_fn(|cx| poll_stream(&self.inner, &self.codec, &mut self.ended, cx)).await
     }
 }
 
-impl<Req: Msg, Resp: Msg> Stream for StreamStreamCall<Req, Resp> {
+impl<Req, Resp: 'static, C: Codec<Resp>> Stream for StreamStreamCall<Req, Resp, C> {
     type Item = Result<Resp, RpcError>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        poll_stream(&this.inner, &mut this.ended, cx)
+        poll_stream(&this.inner, &this.codec, &mut this.ended, cx)
     }
 }
 
-impl<Resp> Drop for UnaryCall<Resp> {
+impl<Resp, C> Drop for UnaryCall<Resp, C> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
         self.inner.cancel_unless_done();
     }
 }
 
-impl<Resp> Drop for UnaryStreamCall<Resp> {
+impl<Resp, C> Drop for UnaryStreamCall<Resp, C> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
         self.inner.cancel_unless_done();
     }
 }
 
-impl<Req, Resp> Drop for StreamUnaryCall<Req, Resp> {
+impl<Req, Resp, C> Drop for StreamUnaryCall<Req, Resp, C> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
         self.inner.cancel_unless_done();
     }
 }
 
-impl<Req, Resp> Drop for StreamStreamCall<Req, Resp> {
+impl<Req, Resp, C> Drop for StreamStreamCall<Req, Resp, C> {
     /// Dropping a call before it ended cancels it, so the server stops working on it.
     fn drop(&mut self) {
         self.inner.cancel_unless_done();

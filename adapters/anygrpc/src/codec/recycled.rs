@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// The most bytes of capacity a recycler keeps idle: as much as a call may have run ahead of
 /// the connection (sixteen 64 KiB messages), so a steady stream never allocates.
@@ -23,7 +23,7 @@ pub(crate) struct Recycler {
 
 #[derive(Debug, Default)]
 struct Idle {
-    buffers: Vec<Vec<u8>>,
+    buffers: Vec<BytesMut>,
     /// The sum of `buffers`' capacities.
     bytes: usize,
 }
@@ -31,7 +31,7 @@ struct Idle {
 impl Recycler {
     /// An empty buffer with room for at least `len` bytes: an idle one when one is large
     /// enough, else a new one.
-    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+    pub(crate) fn take(&self, len: usize) -> BytesMut {
         let mut idle = self.idle();
         match idle.buffers.iter().rposition(|b| b.capacity() >= len) {
             Some(at) => {
@@ -39,19 +39,19 @@ impl Recycler {
                 idle.bytes -= buffer.capacity();
                 buffer
             }
-            None => Vec::with_capacity(len),
+            None => BytesMut::with_capacity(len),
         }
     }
 
     /// `buffer` as `Bytes` that give it back to this recycler when the last of them goes.
-    pub(crate) fn share(self: &Arc<Self>, buffer: Vec<u8>) -> Bytes {
+    pub(crate) fn share(self: &Arc<Self>, buffer: BytesMut) -> Bytes {
         Bytes::from_owner(Lent {
             buffer,
             home: Arc::clone(self),
         })
     }
 
-    fn give_back(&self, mut buffer: Vec<u8>) {
+    fn give_back(&self, mut buffer: BytesMut) {
         let mut idle = self.idle();
         if idle.bytes + buffer.capacity() <= KEPT_BYTES {
             buffer.clear();
@@ -75,7 +75,7 @@ impl Recycler {
 
 /// A buffer lent out as `Bytes`, going home when dropped.
 struct Lent {
-    buffer: Vec<u8>,
+    buffer: BytesMut,
     home: Arc<Recycler>,
 }
 
@@ -130,7 +130,7 @@ mod tests {
         let idle = recycler.idle();
         assert_eq!(
             idle.bytes,
-            idle.buffers.iter().map(Vec::capacity).sum::<usize>()
+            idle.buffers.iter().map(BytesMut::capacity).sum::<usize>()
         );
     }
 }

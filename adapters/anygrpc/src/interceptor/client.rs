@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anygrpc_core::{Encoding, Metadata, Status};
+use anygrpc_core::{Compression, Metadata, Status};
 use futures_core::Stream;
 
 use super::{AnyMsg, CallCredentials, ResponseStream};
@@ -29,8 +29,8 @@ pub struct ClientCallDetails {
     /// Whether the call waits for the channel to be ready (`None`: as its method's service
     /// config says, failing fast by default).
     pub wait_for_ready: Option<bool>,
-    /// Compression of request messages.
-    pub compression: Option<Encoding>,
+    /// Compression of request messages (encoding and level).
+    pub compression: Option<Compression>,
     /// The `:authority` of the call, when it overrides the channel's.
     pub authority: Option<String>,
 }

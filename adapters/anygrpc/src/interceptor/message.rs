@@ -2,64 +2,87 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
-use std::sync::OnceLock;
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
 
 use anygrpc_core::Status;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::client::Msg;
+use crate::codec::{Codec, ProstCodec};
 
-/// What `AnyMsg` needs of a message, object-safe.
-trait ErasedMsg: Any + Send + Sync {
-    fn as_any(&self) -> &dyn Any;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
-    fn encode(&self) -> Bytes;
-    /// Decodes the wire form of a message of this type.
-    fn decoder(&self) -> fn(&Bytes) -> Option<Box<dyn ErasedMsg>>;
+/// A message value, type-erased.
+type Value = Box<dyn Any + Send + Sync>;
+
+/// A message type and the codec its calls use, type-erased: what an [`AnyMsg`] needs to
+/// decode its wire form and encode its value.
+pub(crate) trait ErasedCodec: Send + Sync + 'static {
+    fn message_type(&self) -> TypeId;
+    fn type_name(&self) -> &'static str;
+    fn decode(&self, bytes: &Bytes) -> Option<Value>;
+    fn encode(&self, value: &(dyn Any + Send + Sync)) -> Result<Bytes, Status>;
 }
 
-impl<M: Msg> ErasedMsg for M {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
-    }
-    fn encode(&self) -> Bytes {
-        Bytes::from(self.encode_to_vec())
-    }
-    fn decoder(&self) -> fn(&Bytes) -> Option<Box<dyn ErasedMsg>> {
-        decode_as::<M>
+/// Messages of type `T` with the codec `C`.
+pub(crate) struct Erased<T, C> {
+    codec: C,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: Send + Sync + 'static, C: Codec<T>> Erased<T, C> {
+    /// `T` with `codec`, shared.
+    pub(crate) fn shared(codec: C) -> Arc<dyn ErasedCodec> {
+        Arc::new(Self {
+            codec,
+            _type: PhantomData,
+        })
     }
 }
 
-/// Decodes the bytes of an `M` into a boxed `M`.
-fn decode_as<M: Msg>(bytes: &Bytes) -> Option<Box<dyn ErasedMsg>> {
-    M::decode(bytes.clone())
-        .ok()
-        .map(|m| Box::new(m) as Box<dyn ErasedMsg>)
+impl<T: Send + Sync + 'static, C: Codec<T>> ErasedCodec for Erased<T, C> {
+    fn message_type(&self) -> TypeId {
+        TypeId::of::<T>()
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+    fn decode(&self, bytes: &Bytes) -> Option<Value> {
+        self.codec
+            .decode(bytes.clone())
+            .ok()
+            .map(|value| Box::new(value) as Value)
+    }
+    fn encode(&self, value: &(dyn Any + Send + Sync)) -> Result<Bytes, Status> {
+        let Some(value) = value.downcast_ref::<T>() else {
+            return Err(Status::internal(
+                "a message of another type than its codec's",
+            ));
+        };
+        if let Some(bytes) = self.codec.encoded_bytes(value) {
+            return Ok(bytes);
+        }
+        let mut buffer = BytesMut::new();
+        self.codec.encode(value, &mut buffer)?;
+        Ok(buffer.freeze())
+    }
 }
 
 enum Repr {
-    Value(Box<dyn ErasedMsg>, &'static str),
-    /// The wire form of a message of type `type_id`, decoded the first time it is looked
-    /// at: an interceptor that only passes a message on never decodes or re-encodes it.
+    Value(Value),
+    /// The wire form, decoded the first time it is looked at: an interceptor that only
+    /// passes a message on never decodes or re-encodes it.
     Encoded {
         bytes: Bytes,
-        type_id: TypeId,
-        type_name: &'static str,
-        decode: fn(&Bytes) -> Option<Box<dyn ErasedMsg>>,
-        decoded: OnceLock<Option<Box<dyn ErasedMsg>>>,
+        decoded: OnceLock<Option<Value>>,
     },
+    /// The clone of a value its codec could not encode: sending it fails the same way.
+    Unencodable(Status),
 }
 
 /// A request or response message of the intercepted method's type, which interceptors of
 /// every method share: [`downcast_ref`](Self::downcast_ref) reads it as the type it is,
-/// [`AnyMsg::new`] makes a replacement, [`to_bytes`](Self::to_bytes) gives its wire form.
+/// [`AnyMsg::new`] (or [`with_codec`](Self::with_codec) for a method with a codec of its own)
+/// makes a replacement, [`to_bytes`](Self::to_bytes) gives its wire form.
 ///
 /// A message the call received (or was given) stays in its wire form until an interceptor
 /// looks inside, so passing it on costs nothing. A clone shares that wire form (a value is
@@ -71,176 +94,190 @@ enum Repr {
 /// let message = AnyMsg::new(String::from("hello"));
 /// assert_eq!(message.downcast_ref::<String>().map(String::as_str), Some("hello"));
 /// assert!(message.downcast_ref::<u32>().is_none());
+/// let again = message.clone();
 /// assert_eq!(message.downcast::<String>().ok().as_deref(), Some("hello"));
+/// assert_eq!(again.downcast::<String>().ok().as_deref(), Some("hello"));
 /// ```
-pub struct AnyMsg(Repr);
+pub struct AnyMsg {
+    repr: Repr,
+    codec: Arc<dyn ErasedCodec>,
+}
 
 impl AnyMsg {
-    /// Wraps `message`.
-    pub fn new<M: Msg>(message: M) -> Self {
-        Self(Repr::Value(Box::new(message), std::any::type_name::<M>()))
+    /// Wraps a protobuf `message` (the default codec).
+    pub fn new<M: Msg + Sync>(message: M) -> Self {
+        Self::with_codec(message, ProstCodec)
     }
 
-    /// The wire form `bytes` of an `M`, decoded when first looked at.
-    pub(crate) fn encoded<M: Msg>(bytes: Bytes) -> Self {
-        Self(Repr::Encoded {
-            bytes,
-            type_id: TypeId::of::<M>(),
-            type_name: std::any::type_name::<M>(),
-            decode: decode_as::<M>,
-            decoded: OnceLock::new(),
-        })
+    /// Wraps `message` of a method whose messages travel with `codec`.
+    pub fn with_codec<T: Send + Sync + 'static, C: Codec<T>>(message: T, codec: C) -> Self {
+        Self {
+            repr: Repr::Value(Box::new(message)),
+            codec: Erased::<T, C>::shared(codec),
+        }
     }
 
-    fn decoded(&self) -> Option<&dyn ErasedMsg> {
-        match &self.0 {
-            Repr::Value(value, _) => Some(value.as_ref()),
-            Repr::Encoded {
+    /// The wire form `bytes` of a message of `codec`'s type, decoded when first looked at.
+    pub(crate) fn from_wire(bytes: Bytes, codec: Arc<dyn ErasedCodec>) -> Self {
+        Self {
+            repr: Repr::Encoded {
                 bytes,
-                decode,
-                decoded,
-                ..
-            } => decoded.get_or_init(|| decode(bytes)).as_deref(),
+                decoded: OnceLock::new(),
+            },
+            codec,
         }
     }
 
-    /// `true` when the message is an `M`.
-    pub fn is<M: Msg>(&self) -> bool {
-        match &self.0 {
-            Repr::Value(value, _) => value.as_any().is::<M>(),
-            Repr::Encoded { type_id, .. } => *type_id == TypeId::of::<M>(),
+    fn value(&self) -> Option<&(dyn Any + Send + Sync)> {
+        match &self.repr {
+            Repr::Value(value) => Some(value.as_ref()),
+            Repr::Encoded { bytes, decoded } => {
+                decoded.get_or_init(|| self.codec.decode(bytes)).as_deref()
+            }
+            Repr::Unencodable(_) => None,
         }
+    }
+
+    /// `true` when the message is a `T`.
+    pub fn is<T: 'static>(&self) -> bool {
+        self.codec.message_type() == TypeId::of::<T>()
     }
 
     /// The message's type name, for logs.
     pub fn type_name(&self) -> &'static str {
-        match &self.0 {
-            Repr::Value(_, type_name) | Repr::Encoded { type_name, .. } => type_name,
-        }
+        self.codec.type_name()
     }
 
-    /// The message as an `M`; `None` when it is of another type (or its wire form does not
+    /// The message as a `T`; `None` when it is of another type (or its wire form does not
     /// decode).
-    pub fn downcast_ref<M: Msg>(&self) -> Option<&M> {
-        if !self.is::<M>() {
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        if !self.is::<T>() {
             return None;
         }
-        self.decoded()?.as_any().downcast_ref()
+        self.value()?.downcast_ref()
     }
 
-    /// The message as an `M`, to change in place; `None` when it is of another type.
-    pub fn downcast_mut<M: Msg>(&mut self) -> Option<&mut M> {
-        if !self.is::<M>() {
+    /// The message as a `T`, to change in place; `None` when it is of another type.
+    pub fn downcast_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        if !self.is::<T>() {
             return None;
         }
-        if let Repr::Encoded { bytes, decoded, .. } = &mut self.0 {
+        if let Repr::Encoded { bytes, decoded } = &mut self.repr {
             let value = match decoded.take() {
                 Some(Some(value)) => Some(value),
-                _ => decode_as::<M>(bytes),
+                _ => self.codec.decode(bytes),
             }?;
-            self.0 = Repr::Value(value, std::any::type_name::<M>());
+            self.repr = Repr::Value(value);
         }
-        match &mut self.0 {
-            Repr::Value(value, _) => value.as_any_mut().downcast_mut(),
-            Repr::Encoded { .. } => None,
+        match &mut self.repr {
+            Repr::Value(value) => value.downcast_mut(),
+            Repr::Encoded { .. } | Repr::Unencodable(_) => None,
         }
     }
 
-    /// The message as an `M`, or itself back when it is of another type.
-    pub fn downcast<M: Msg>(self) -> Result<M, Self> {
-        if !self.is::<M>() {
+    /// The message as a `T`, or itself back when it is of another type (or does not decode).
+    pub fn downcast<T: 'static>(self) -> Result<T, Self> {
+        if !self.is::<T>() {
             return Err(self);
         }
-        /// `value` is an `M`: `is::<M>` said so.
-        fn unbox<M: Msg>(value: Box<dyn ErasedMsg>) -> M {
-            match value.into_any().downcast::<M>() {
-                Ok(m) => *m,
-                Err(_) => unreachable!("checked by `is::<M>`"),
+        let Self { repr, codec } = self;
+        let value = match repr {
+            Repr::Value(value) => value,
+            Repr::Encoded { bytes, decoded } => {
+                let decoded = decoded
+                    .into_inner()
+                    .flatten()
+                    .or_else(|| codec.decode(&bytes));
+                match decoded {
+                    Some(value) => value,
+                    None => {
+                        return Err(Self::from_wire(bytes, codec));
+                    }
+                }
             }
-        }
-        match self.0 {
-            Repr::Value(value, _) => Ok(unbox(value)),
-            Repr::Encoded {
-                bytes,
-                type_id,
-                type_name,
-                decode,
-                mut decoded,
-            } => match decoded.take() {
-                Some(Some(value)) => Ok(unbox(value)),
-                _ => M::decode(bytes.clone()).map_err(|_| {
-                    Self(Repr::Encoded {
-                        bytes,
-                        type_id,
-                        type_name,
-                        decode,
-                        decoded: OnceLock::new(),
-                    })
-                }),
-            },
-        }
+            Repr::Unencodable(status) => {
+                return Err(Self {
+                    repr: Repr::Unencodable(status),
+                    codec,
+                });
+            }
+        };
+        value
+            .downcast::<T>()
+            .map(|value| *value)
+            .map_err(|value| Self {
+                repr: Repr::Value(value),
+                codec,
+            })
     }
 
-    /// The message as the method's type `M`, or the status a call whose interceptor gave it
+    /// The message as the method's type `T`, or the status a call whose interceptor gave it
     /// another type ends with.
-    pub(crate) fn into_typed<M: Msg>(self) -> Result<M, Status> {
-        self.downcast::<M>().map_err(|other| {
+    pub(crate) fn into_typed<T: 'static>(self) -> Result<T, Status> {
+        self.downcast::<T>().map_err(|other| {
             Status::internal(format!(
                 "an interceptor gave a {} where a {} was expected (or it does not decode)",
                 other.type_name(),
-                std::any::type_name::<M>()
+                std::any::type_name::<T>()
             ))
         })
     }
 
-    /// The message's wire form (protobuf): the bytes it arrived as, or its encoding.
+    /// The message's wire form: the bytes it arrived as, or its encoding by its codec.
     pub fn to_bytes(&self) -> Bytes {
-        match &self.0 {
-            Repr::Value(value, _) => value.encode(),
-            Repr::Encoded { bytes, .. } => bytes.clone(),
+        self.try_to_bytes().unwrap_or_default()
+    }
+
+    /// The wire form, or why the codec could not encode the value.
+    pub(crate) fn try_to_bytes(&self) -> Result<Bytes, Status> {
+        match &self.repr {
+            Repr::Value(value) => self.codec.encode(value.as_ref()),
+            Repr::Encoded { bytes, .. } => Ok(bytes.clone()),
+            Repr::Unencodable(status) => Err(status.clone()),
         }
     }
 }
 
 impl Clone for AnyMsg {
     fn clone(&self) -> Self {
-        match &self.0 {
-            Repr::Value(value, type_name) => Self(Repr::Encoded {
-                bytes: value.encode(),
-                type_id: value.as_any().type_id(),
-                type_name,
-                decode: value.decoder(),
-                decoded: OnceLock::new(),
-            }),
-            Repr::Encoded {
-                bytes,
-                type_id,
-                type_name,
-                decode,
-                ..
-            } => Self(Repr::Encoded {
-                bytes: bytes.clone(),
-                type_id: *type_id,
-                type_name,
-                decode: *decode,
-                decoded: OnceLock::new(),
-            }),
+        match self.try_to_bytes() {
+            Ok(bytes) => Self::from_wire(bytes, self.codec.clone()),
+            Err(status) => Self {
+                repr: Repr::Unencodable(status),
+                codec: self.codec.clone(),
+            },
         }
     }
 }
 
 impl fmt::Debug for AnyMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Repr::Value(_, type_name) => f.debug_struct("AnyMsg").field("type", type_name).finish(),
-            Repr::Encoded {
-                bytes, type_name, ..
-            } => f
-                .debug_struct("AnyMsg")
-                .field("type", type_name)
-                .field("encoded_len", &bytes.len())
-                .finish(),
+        let mut debug = f.debug_struct("AnyMsg");
+        debug.field("type", &self.type_name());
+        if let Repr::Encoded { bytes, .. } = &self.repr {
+            debug.field("encoded_len", &bytes.len());
         }
+        debug.finish()
+    }
+}
+
+/// The codec of a call whose messages are [`AnyMsg`]s (the call a continuation starts): they
+/// go out in their own wire form, and responses come back in theirs, typed by `responses`.
+#[derive(Clone)]
+pub(crate) struct AnyCodec {
+    pub(crate) responses: Arc<dyn ErasedCodec>,
+}
+
+impl Codec<AnyMsg> for AnyCodec {
+    fn encode(&self, item: &AnyMsg, dst: &mut BytesMut) -> Result<(), Status> {
+        dst.extend_from_slice(&item.try_to_bytes()?);
+        Ok(())
+    }
+    fn encoded_bytes(&self, item: &AnyMsg) -> Option<Bytes> {
+        item.try_to_bytes().ok()
+    }
+    fn decode(&self, src: Bytes) -> Result<AnyMsg, Status> {
+        Ok(AnyMsg::from_wire(src, self.responses.clone()))
     }
 }
 
@@ -248,29 +285,32 @@ impl fmt::Debug for AnyMsg {
 mod tests {
     use super::*;
 
+    fn wire(text: &str) -> Bytes {
+        Bytes::from(prost::Message::encode_to_vec(&String::from(text)))
+    }
+
+    fn strings() -> Arc<dyn ErasedCodec> {
+        Erased::<String, ProstCodec>::shared(ProstCodec)
+    }
+
     #[test]
     fn a_received_message_is_decoded_only_when_looked_at() {
-        let wire = Bytes::from(prost::Message::encode_to_vec(&String::from("hi")));
-        let message = AnyMsg::encoded::<String>(wire.clone());
+        let message = AnyMsg::from_wire(wire("hi"), strings());
         assert!(message.is::<String>());
         assert!(!message.is::<u64>());
-        assert_eq!(message.to_bytes(), wire, "passed on as it came");
+        assert_eq!(message.to_bytes(), wire("hi"), "passed on as it came");
         assert_eq!(
             message.downcast_ref::<String>().map(String::as_str),
             Some("hi")
         );
         assert!(message.type_name().contains("String"));
 
-        let mut message = AnyMsg::encoded::<String>(wire);
+        let mut message = AnyMsg::from_wire(wire("hi"), strings());
         message
             .downcast_mut::<String>()
             .expect("a String")
             .push('!');
-        assert_eq!(
-            message.to_bytes(),
-            Bytes::from(prost::Message::encode_to_vec(&String::from("hi!"))),
-            "changed: encoded anew"
-        );
+        assert_eq!(message.to_bytes(), wire("hi!"), "changed: encoded anew");
         assert_eq!(message.into_typed::<String>().as_deref(), Ok("hi!"));
     }
 
@@ -281,10 +321,13 @@ mod tests {
         assert!(copy.is::<String>());
         assert_eq!(copy.to_bytes(), value.to_bytes());
         assert_eq!(copy.downcast::<String>().ok().as_deref(), Some("again"));
-        let wire = AnyMsg::encoded::<String>(value.to_bytes());
-        let copy = wire.clone();
-        assert_eq!(copy.to_bytes().as_ptr(), wire.to_bytes().as_ptr(), "shared");
-        assert_eq!(copy.into_typed::<String>().as_deref(), Ok("again"));
+        let received = AnyMsg::from_wire(wire("again"), strings());
+        let copy = received.clone();
+        assert_eq!(
+            copy.to_bytes().as_ptr(),
+            received.to_bytes().as_ptr(),
+            "shared"
+        );
     }
 
     #[test]
@@ -293,8 +336,15 @@ mod tests {
         assert_eq!(status.code(), anygrpc_core::Code::Internal);
         assert!(AnyMsg::new(7u32).downcast::<String>().is_err());
         assert_eq!(AnyMsg::new(7u32).downcast::<u32>().ok(), Some(7));
-        let garbage = AnyMsg::encoded::<String>(Bytes::from_static(&[0xff, 0xff]));
+        let garbage = AnyMsg::from_wire(Bytes::from_static(&[0xff, 0xff]), strings());
         assert!(garbage.downcast_ref::<String>().is_none());
         assert!(garbage.into_typed::<String>().is_err());
+    }
+
+    #[test]
+    fn a_message_of_a_codec_of_its_own_keeps_it() {
+        let raw = AnyMsg::with_codec(Bytes::from_static(b"\x01\x02"), crate::codec::RawCodec);
+        assert_eq!(raw.to_bytes(), Bytes::from_static(b"\x01\x02"));
+        assert!(raw.is::<Bytes>());
     }
 }

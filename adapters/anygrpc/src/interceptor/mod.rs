@@ -30,6 +30,7 @@ pub(crate) use client::{Interceptors, Terminal};
 pub use credentials::{AuthMetadataContext, BearerToken, CallCredentials};
 pub use extensions::Extensions;
 pub use message::AnyMsg;
+pub(crate) use message::{AnyCodec, Erased, ErasedCodec};
 pub use observe::ClientInterceptor;
 pub(crate) use observe::Observing;
 pub(crate) use response_stream::ResponseSource;

@@ -10,13 +10,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anygrpc_core::grpc::RequestHead;
-use anygrpc_core::{Code, Encoding, Message, Metadata, Status};
+use anygrpc_core::{Code, Compression, Message, Metadata, Status};
 use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::auth::AuthContext;
-use crate::client::{Msg, WriteOptions};
-use crate::codec;
+use crate::client::WriteOptions;
+use crate::codec::{self, Codec, ProstCodec};
 use crate::conn::engine::IncomingCall;
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::policy::Urgency;
@@ -61,7 +61,9 @@ fn unaccepted_bytes(state: &mut crate::conn::slot::CallState) -> usize {
 #[derive(Default)]
 struct ResponseState {
     headers_sent: bool,
-    encoding: Option<Encoding>,
+    /// What response messages are compressed with: the server's default or the handler's
+    /// choice, always one the client accepts; `None` sends them plain.
+    compression: Option<Compression>,
     finished: bool,
     /// The end the handler gave, held for the server's interceptors, which decide the
     /// status sent (`hold_end`).
@@ -74,7 +76,7 @@ impl std::fmt::Debug for ResponseState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseState")
             .field("headers_sent", &self.headers_sent)
-            .field("encoding", &self.encoding)
+            .field("compression", &self.compression)
             .field("finished", &self.finished)
             .field("held", &self.held)
             .field("callbacks", &self.callbacks.len())
@@ -157,7 +159,7 @@ impl CallHandle {
             return false;
         }
         response.headers_sent = true;
-        let encoding = response.encoding;
+        let encoding = response.compression.map(|c| c.encoding);
         drop(response);
         if let Some(stats) = &self.response.stats {
             stats.record(&CallEvent::HeadersSent {
@@ -175,21 +177,23 @@ impl CallHandle {
     /// Sends one raw message, waiting until the connection accepted it.
     async fn send_bytes(&self, message: Bytes, options: WriteOptions) -> Result<(), Status> {
         self.ensure_headers(Metadata::new());
-        let encoding = if options.no_compression {
-            None
-        } else {
-            self.response().encoding
+        let compression = {
+            let response = self.response();
+            if response.finished {
+                return Err(Status::internal("a message sent after the call ended"));
+            }
+            response.compression.filter(|_| !options.no_compression)
         };
-        let size = message.len();
-        let (message, compressed) = codec::compress(message, encoding)?;
-        let len = message.len();
+        let encoded = codec::compress(message, compression)?;
+        let len = encoded.bytes.len();
         if let Some(stats) = &self.response.stats {
             stats.record(&CallEvent::MessageSent {
-                size,
+                size: encoded.size,
                 wire_size: len,
-                compressed,
+                compressed: encoded.compressed,
             });
         }
+        let (message, compressed) = encoded.wire();
         let seq = {
             let mut state = self.slot.lock();
             state.sends_submitted += 1;
@@ -411,6 +415,27 @@ impl ServerCall {
         &self.extensions
     }
 
+    /// Compresses the response messages with `compression` (the server's default) when the
+    /// client announced it in `grpc-accept-encoding`; plain otherwise.
+    pub(crate) fn compress_responses(self, compression: Option<Compression>) -> Self {
+        let accepted = compression
+            .and_then(Compression::non_identity)
+            .filter(|c| self.head.accept_encoding.contains(c.encoding));
+        self.handle.response().compression = accepted;
+        self
+    }
+
+    /// The client's metadata.
+    pub fn invocation_metadata(&self) -> &Metadata {
+        &self.head.metadata
+    }
+
+    /// Time left before the client's deadline; `None` without one.
+    pub fn time_remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(self.handle.runtime.now()))
+    }
+
     /// `/package.Service/Method`.
     pub fn path(&self) -> &str {
         &self.path
@@ -429,19 +454,64 @@ impl ServerCall {
             .await
     }
 
-    /// Splits the call into its context and typed request stream and response sink.
-    pub fn into_parts<Req: Msg, Resp: Msg>(
+    /// Splits the call into its context and typed request stream and response sink, its
+    /// messages protobuf through prost. End it with [`ServicerContext::finish`].
+    pub fn into_parts<Req, Resp>(self) -> (ServicerContext, RequestStream<Req>, ResponseSink<Resp>)
+    where
+        ProstCodec: Codec<Req> + Codec<Resp>,
+    {
+        self.into_parts_with(ProstCodec)
+    }
+
+    /// Splits the call as [`into_parts`](Self::into_parts) does, its messages encoded and
+    /// decoded by `codec` ([`RawCodec`](crate::RawCodec): raw `Bytes` both ways, for a proxy).
+    ///
+    /// ```no_run
+    /// # fn run(server: anygrpc::Server) {
+    /// use anygrpc::{RawCodec, ServerCall};
+    /// use bytes::Bytes;
+    /// // Echoes the raw request messages of any method of `pkg.Echo`.
+    /// server.add_generic_handler("/pkg.Echo/", |call: ServerCall| {
+    ///     Box::pin(async move {
+    ///         let (context, mut requests, mut responses) =
+    ///             call.into_parts_with::<Bytes, Bytes, _>(RawCodec);
+    ///         let mut result = Ok(());
+    ///         while let Some(request) = requests.read().await {
+    ///             result = match request {
+    ///                 Ok(bytes) => responses.send(bytes).await,
+    ///                 Err(status) => Err(status),
+    ///             };
+    ///             if result.is_err() {
+    ///                 break;
+    ///             }
+    ///         }
+    ///         context.finish(result);
+    ///     })
+    /// });
+    /// # }
+    /// ```
+    pub fn into_parts_with<Req, Resp, C>(
         self,
-    ) -> (ServicerContext, RequestStream<Req>, ResponseSink<Resp>) {
+        codec: C,
+    ) -> (
+        ServicerContext,
+        RequestStream<Req, C>,
+        ResponseSink<Resp, C>,
+    )
+    where
+        C: Codec<Req> + Codec<Resp>,
+    {
         let requests = RequestStream {
             handle: self.handle.clone(),
             ended: false,
             last_compressed: false,
+            codec: codec.clone(),
             _req: PhantomData,
         };
         let responses = ResponseSink {
             handle: self.handle.clone(),
             buffer: codec::EncodeBuffer::default(),
+            codec,
             _resp: PhantomData,
         };
         let context = ServicerContext {
@@ -469,14 +539,18 @@ impl ServerCall {
 /// The requests of a call, as a `Stream` (also `read()`). Ends after the client half-closes;
 /// a cancelled call yields one `Err` (CANCELLED, DEADLINE_EXCEEDED, ...) then ends.
 #[derive(Debug)]
-pub struct RequestStream<Req> {
+pub struct RequestStream<Req, C = ProstCodec> {
     handle: CallHandle,
     ended: bool,
     last_compressed: bool,
+    codec: C,
     _req: PhantomData<fn() -> Req>,
 }
 
-impl<Req: Msg> RequestStream<Req> {
+/// Nothing of a request stream is pinned (its codec is only ever borrowed).
+impl<Req, C> Unpin for RequestStream<Req, C> {}
+
+impl<Req, C: Codec<Req>> RequestStream<Req, C> {
     /// `true` when the last request read arrived compressed.
     pub fn last_compressed(&self) -> bool {
         self.last_compressed
@@ -497,7 +571,8 @@ impl<Req: Msg> RequestStream<Req> {
                 self.last_compressed = message.encoding.is_some();
             }
             let max = self.handle.max_recv;
-            let item = next.map(|m| m.and_then(|m| codec::decode::<Req>(&m, max)));
+            let codec = &self.codec;
+            let item = next.map(|m| m.and_then(|m| codec::decode(codec, &m, max)));
             if !matches!(item, Some(Ok(_))) {
                 self.ended = true;
             }
@@ -506,7 +581,7 @@ impl<Req: Msg> RequestStream<Req> {
     }
 }
 
-impl<Req> RequestStream<Req> {
+impl<Req, C> RequestStream<Req, C> {
     /// Waits for the end of the requests after the one request of a unary-request call:
     /// another message instead (dropped undecoded) is INTERNAL; a cancelled call, its status.
     pub(crate) async fn expect_end(&mut self) -> Result<(), Status> {
@@ -525,7 +600,7 @@ impl<Req> RequestStream<Req> {
     }
 }
 
-impl<Req: Msg> Stream for RequestStream<Req> {
+impl<Req, C: Codec<Req>> Stream for RequestStream<Req, C> {
     type Item = Result<Req, Status>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_read(cx)
@@ -535,13 +610,14 @@ impl<Req: Msg> Stream for RequestStream<Req> {
 /// Where a handler sends response messages. `send` completes when the connection accepted the
 /// message (back-pressure) and fails once the call was cancelled.
 #[derive(Debug)]
-pub struct ResponseSink<Resp> {
+pub struct ResponseSink<Resp, C = ProstCodec> {
     handle: CallHandle,
     buffer: codec::EncodeBuffer,
+    codec: C,
     _resp: PhantomData<fn(Resp)>,
 }
 
-impl<Resp: Msg> ResponseSink<Resp> {
+impl<Resp, C: Codec<Resp>> ResponseSink<Resp, C> {
     /// Sends one response: owned, or borrowed to send the same one again without a clone.
     pub async fn send(&mut self, response: impl Borrow<Resp>) -> Result<(), Status> {
         self.send_with(response, WriteOptions::default()).await
@@ -552,8 +628,10 @@ impl<Resp: Msg> ResponseSink<Resp> {
         response: impl Borrow<Resp>,
         options: WriteOptions,
     ) -> Result<(), Status> {
-        let (bytes, _) = self.buffer.encode(response.borrow(), None, usize::MAX)?;
-        self.handle.send_bytes(bytes, options).await
+        let encoded = self
+            .buffer
+            .encode(&self.codec, response.borrow(), None, usize::MAX)?;
+        self.handle.send_bytes(encoded.bytes, options).await
     }
 }
 
@@ -706,19 +784,29 @@ impl ServicerContext {
         })
         .await
     }
-    /// Compresses response messages with `encoding` when the client accepts it (ignored
-    /// otherwise, or once the response head was sent).
-    pub fn set_compression(&mut self, encoding: Encoding) {
-        if self.head.accept_encoding.contains(encoding) {
+    /// Compresses this call's response messages with `compression` (an
+    /// [`Encoding`](crate::Encoding), or a [`Compression`] with a level), in place of the
+    /// server's default; `Encoding::Identity` sends them plain. Ignored when the client did
+    /// not announce the encoding in `grpc-accept-encoding` (a peer never gets an encoding it
+    /// cannot read), or once the response head was sent. Works for all four call kinds: a
+    /// unary handler calls it before it returns its response.
+    pub fn set_compression(&mut self, compression: impl Into<Compression>) {
+        let compression = compression.into();
+        if self.head.accept_encoding.contains(compression.encoding)
+            || compression.encoding == anygrpc_core::Encoding::Identity
+        {
             let mut response = self.handle.response();
             if !response.headers_sent {
-                response.encoding = Some(encoding).filter(|e| *e != Encoding::Identity);
+                response.compression = compression.non_identity();
             }
         }
     }
 
-    /// Ends the call: the handler's error, or the code/details set on the context, or OK.
-    pub(crate) fn finish(self, result: Result<(), Status>) {
+    /// Ends the call: with `result`'s error, or else the code and details set on the
+    /// context (OK without them), and the trailing metadata set on it. For a call split with
+    /// [`ServerCall::into_parts`]; the typed handlers end theirs themselves. Later sends
+    /// fail.
+    pub fn finish(self, result: Result<(), Status>) {
         let status = match result {
             Err(status) => status,
             Ok(()) => match self.code {

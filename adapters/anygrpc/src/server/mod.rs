@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::Poll;
 use std::time::Duration;
 
-use anygrpc_core::{Config, Connection, Metadata, Side, Status};
+use anygrpc_core::{Compression, Config, Connection, Metadata, Side, Status};
 use futures_util::FutureExt;
 
 use crate::conn::engine::{Dispatch, IncomingCall};
@@ -36,6 +36,40 @@ pub use service::Service;
 struct Registry {
     services: HashMap<String, Arc<dyn Service>>,
     generic: HashMap<String, Arc<GenericHandler>>,
+    /// Generic handlers for every path under a prefix, longest prefix first.
+    prefixes: Vec<(String, Arc<GenericHandler>)>,
+}
+
+impl Registry {
+    /// What serves `path`: an exact generic handler, else the service named by the path,
+    /// else the generic handler of the longest prefix of the path.
+    fn route(&self, path: &str) -> Option<Found> {
+        if let Some(handler) = self.generic.get(path) {
+            return Some(Found::Generic(handler.clone()));
+        }
+        let (service, method) = split_path(path);
+        if let Some(service) = self.services.get(service) {
+            return Some(Found::Service(service.clone(), method.to_string()));
+        }
+        self.prefixes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(_, handler)| Found::Generic(handler.clone()))
+    }
+
+    /// Adds a generic handler for `pattern`: an exact path, or a prefix when it ends in `/`.
+    fn add_generic(&mut self, pattern: &str, handler: GenericHandler) {
+        let handler = Arc::new(handler);
+        if !pattern.ends_with('/') {
+            self.generic.insert(pattern.to_string(), handler);
+            return;
+        }
+        self.prefixes.retain(|(prefix, _)| prefix != pattern);
+        self.prefixes.push((pattern.to_string(), handler));
+        // Longest first, so the first match is the longest one.
+        self.prefixes
+            .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    }
 }
 
 #[derive(Default)]
@@ -59,6 +93,8 @@ struct ServerInner {
     registry: RwLock<Registry>,
     interceptors: RwLock<Arc<[Arc<dyn ServerInterceptor>]>>,
     stats: RwLock<StatsHandlers>,
+    /// What response messages are compressed with unless the handler chooses.
+    compression: RwLock<Option<Compression>>,
     state: Mutex<ServerState>,
 }
 
@@ -107,6 +143,7 @@ impl Server {
                 registry: RwLock::default(),
                 interceptors: RwLock::new(Arc::new([])),
                 stats: RwLock::default(),
+                compression: RwLock::default(),
                 state: Mutex::default(),
             }),
         }
@@ -168,8 +205,26 @@ impl Server {
         self
     }
 
-    /// Registers a raw handler for one full method path (`/pkg.Service/Method`): bytes in,
-    /// bytes out through [`ServerCall`]. Takes precedence over services.
+    /// Registers a raw handler (bytes in, bytes out through [`ServerCall`]) for one full
+    /// method path (`/pkg.Service/Method`), or for every path under a prefix ending in `/`:
+    /// `/pkg.Service/` (every method of a service) or `/` (every call: a generic proxy).
+    ///
+    /// A call goes to the handler of its exact path, else to the service it names (added with
+    /// [`add_service`](Self::add_service)), else to the handler of the longest prefix of its
+    /// path, else it ends UNIMPLEMENTED. A pattern added again replaces the earlier one.
+    ///
+    /// ```no_run
+    /// # fn run(server: anygrpc::Server) {
+    /// use anygrpc::{ServerCall, Status, Metadata};
+    /// // Every call no service or exact handler takes, whatever its path.
+    /// server.add_generic_handler("/", |call: ServerCall| {
+    ///     Box::pin(async move {
+    ///         let status = Status::not_found(format!("nothing behind {}", call.path()));
+    ///         call.finish(status, Metadata::new());
+    ///     })
+    /// });
+    /// # }
+    /// ```
     pub fn add_generic_handler<F>(&self, path: &str, handler: F) -> &Self
     where
         F: Fn(ServerCall) -> BoxFuture<'static, ()> + Send + Sync + 'static,
@@ -179,9 +234,29 @@ impl Server {
             .registry
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        registry
-            .generic
-            .insert(path.to_string(), Arc::new(Box::new(handler)));
+        registry.add_generic(path, Box::new(handler));
+        self
+    }
+
+    /// Compresses every call's response messages with `compression` (an [`Encoding`](
+    /// crate::Encoding) at its default level, or a [`Compression`] with a level) when the
+    /// client announced that encoding in `grpc-accept-encoding`; calls whose client did not
+    /// get plain responses. A handler's [`ServicerContext::set_compression`] overrides it for
+    /// its call. Applies to the calls that start after it.
+    ///
+    /// ```no_run
+    /// # fn run(runtime: anygrpc::RuntimeRef) {
+    /// use anygrpc::{Compression, CompressionLevel, Encoding, Server};
+    /// let server = Server::new(runtime);
+    /// server.default_compression(Compression::new(Encoding::Gzip).with_level(CompressionLevel::Fastest));
+    /// # }
+    /// ```
+    pub fn default_compression(&self, compression: impl Into<Compression>) -> &Self {
+        *self
+            .inner
+            .compression
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(compression.into());
         self
     }
 
@@ -420,7 +495,9 @@ impl Dispatch for Dispatcher {
         let span = call.slot.lock().span.span().clone();
         let max_recv = inner.config.max_recv_message_size;
         let intercepted = !interceptors.is_empty();
-        let mut call = ServerCall::new(call, max_recv, intercepted, stats);
+        let default_compression = *inner.compression.read().unwrap_or_else(|p| p.into_inner());
+        let mut call = ServerCall::new(call, max_recv, intercepted, stats)
+            .compress_responses(default_compression);
         let handle = call.handle();
         let task: BoxFuture<'static, ()> = if intercepted {
             let details = call.details();
@@ -472,22 +549,12 @@ impl Dispatch for Dispatcher {
 /// method, or the handler's factory panicked).
 fn route(server: &Server, call: ServerCall) -> Result<BoxFuture<'static, ()>, Status> {
     let path = call.path().to_string();
-    let found = {
-        let registry = server
-            .inner
-            .registry
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(handler) = registry.generic.get(&path) {
-            Some(Found::Generic(handler.clone()))
-        } else {
-            let (service, method) = split_path(&path);
-            registry
-                .services
-                .get(service)
-                .map(|service| Found::Service(service.clone(), method.to_string()))
-        }
-    };
+    let found = server
+        .inner
+        .registry
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .route(&path);
     // The handler's future is made by the application's code: a panic there fails this
     // call, as one in the future does.
     let task = guarded("the handler", Status::unknown, || {
@@ -573,6 +640,80 @@ mod tests {
         assert_eq!(most, 1, "the accept loop's one waker");
         rt.block_on(server.stop(None));
         assert_eq!(server.lock().wakers.len(), 0);
+    }
+
+    #[test]
+    fn exact_paths_then_services_then_the_longest_prefix() {
+        struct Named;
+        impl Service for Named {
+            fn name(&self) -> &'static str {
+                "pkg.Local"
+            }
+            fn call(&self, _: &str, _: ServerCall) -> Option<BoxFuture<'static, ()>> {
+                None
+            }
+        }
+        let handler = |_: ServerCall| -> BoxFuture<'static, ()> { Box::pin(async {}) };
+        let mut registry = Registry::default();
+        registry
+            .services
+            .insert("pkg.Local".into(), Arc::new(Named) as Arc<dyn Service>);
+        for pattern in [
+            "/",
+            "/pkg.Remote/",
+            "/pkg.Remote/Exact",
+            "/pkg.Local/",
+            "/pkg.",
+        ] {
+            registry.add_generic(pattern, Box::new(handler));
+        }
+        let generic = |pattern: &str| -> Arc<GenericHandler> {
+            match pattern.ends_with('/') {
+                true => registry
+                    .prefixes
+                    .iter()
+                    .find(|(p, _)| p == pattern)
+                    .map(|(_, h)| h.clone())
+                    .expect("a prefix"),
+                false => registry
+                    .generic
+                    .get(pattern)
+                    .cloned()
+                    .expect("an exact path"),
+            }
+        };
+        let routed = |path: &str| -> Option<String> {
+            match registry.route(path)? {
+                Found::Service(service, method) => Some(format!("{}:{method}", service.name())),
+                Found::Generic(found) => ["/", "/pkg.Remote/", "/pkg.Remote/Exact", "/pkg.Local/"]
+                    .into_iter()
+                    .find(|p| Arc::ptr_eq(&generic(p), &found))
+                    .map(str::to_string),
+            }
+        };
+        assert_eq!(
+            routed("/pkg.Remote/Exact").as_deref(),
+            Some("/pkg.Remote/Exact")
+        );
+        assert_eq!(routed("/pkg.Remote/Other").as_deref(), Some("/pkg.Remote/"));
+        assert_eq!(
+            routed("/pkg.Local/Any").as_deref(),
+            Some("pkg.Local:Any"),
+            "services win"
+        );
+        assert_eq!(
+            routed("/other.Svc/M").as_deref(),
+            Some("/"),
+            "the catch-all"
+        );
+        // "/pkg." does not end in `/`: an exact path, not a prefix.
+        assert_eq!(routed("/pkg.Other/M").as_deref(), Some("/"));
+        assert!(registry.generic.contains_key("/pkg."));
+        // Adding a prefix again replaces it; removing the catch-all leaves nothing.
+        registry.add_generic("/pkg.Remote/", Box::new(handler));
+        assert_eq!(registry.prefixes.len(), 3);
+        registry.prefixes.retain(|(p, _)| p != "/");
+        assert!(registry.route("/other.Svc/M").is_none());
     }
 
     #[test]

@@ -526,3 +526,50 @@ pub async fn an_intercepted_call_is_cancelled_and_times_out_like_any(env: Env) {
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert_eq!(*log.lock().unwrap(), ["dropped", "dropped"]);
 }
+
+/// Records the sizes of the raw requests and responses it passes on.
+struct RawSizes(Arc<Mutex<Vec<usize>>>);
+
+impl UnaryUnaryClientInterceptor for RawSizes {
+    fn intercept_unary_unary(
+        &self,
+        next: UnaryUnaryContinuation,
+        details: ClientCallDetails,
+        request: AnyMsg,
+    ) -> BoxFuture<'_, UnaryOutcome> {
+        Box::pin(async move {
+            let sent = request
+                .downcast_ref::<bytes::Bytes>()
+                .map_or(0, |b| b.len());
+            self.0.lock().unwrap().push(sent);
+            let outcome = next.call(details, request).await;
+            if let Ok(response) = &outcome.result {
+                let got = response
+                    .downcast_ref::<bytes::Bytes>()
+                    .map_or(0, |b| b.len());
+                self.0.lock().unwrap().push(got);
+            }
+            outcome
+        })
+    }
+}
+
+pub async fn interceptors_wrap_calls_of_any_codec(env: Env) {
+    let srv = env.start_server().await;
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let channel = env
+        .channel_builder(srv.port)
+        .unary_unary_interceptor(RawSizes(sizes.clone()))
+        .build()
+        .expect("a valid target");
+    let request = bytes::Bytes::from(prost::Message::encode_to_vec(&Ping::text("raw")));
+    let reply = channel
+        .unary_unary::<bytes::Bytes, bytes::Bytes>(ECHO)
+        .with_codec(anygrpc::RawCodec)
+        .call(request.clone())
+        .await
+        .expect("answered");
+    let ping: Ping = prost::Message::decode(reply.clone()).expect("a Ping");
+    assert_eq!(ping.text, "raw");
+    assert_eq!(*sizes.lock().unwrap(), [request.len(), reply.len()]);
+}

@@ -3,6 +3,8 @@
 mod balancing;
 mod calls;
 mod cardinality;
+mod codecs;
+mod compression;
 mod hedging;
 mod interceptors;
 mod lifecycle;
@@ -16,6 +18,8 @@ mod time;
 pub use balancing::*;
 pub use calls::*;
 pub use cardinality::*;
+pub use codecs::*;
+pub use compression::*;
 pub use hedging::*;
 pub use interceptors::*;
 pub use lifecycle::*;
