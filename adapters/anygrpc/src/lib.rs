@@ -8,6 +8,7 @@ mod client;
 mod codec;
 mod conn;
 mod interceptor;
+mod pipe;
 mod read_buffer;
 mod runtime;
 mod server;
@@ -17,6 +18,8 @@ mod stats;
 pub mod testing;
 mod tls;
 mod trace;
+#[cfg(unix)]
+mod unix_socket;
 mod user_code;
 mod wakers;
 
@@ -25,10 +28,10 @@ pub use anygrpc_core::{Code, Config, Encoding, Metadata, PingPolicy, Status};
 pub use auth::AuthContext;
 pub use client::{
     BackoffConfig, CHANNEL_OPTIONS, CallOptions, Channel, ChannelBuilder, ChannelOptionError,
-    ChannelOptionValue, Connectivity, LoadBalancing, Msg, RpcError, ServiceConfig,
-    ServiceConfigError, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, Target,
-    TargetError, UnaryCall, UnaryStream, UnaryStreamCall, UnaryUnary, UsageError, WriteError,
-    WriteOptions,
+    ChannelOptionValue, ConnectRequest, Connectivity, Connector, HttpProxy, LoadBalancing, Msg,
+    ProxyError, RpcError, ServiceConfig, ServiceConfigError, StreamStream, StreamStreamCall,
+    StreamUnary, StreamUnaryCall, Target, TargetError, UnaryCall, UnaryStream, UnaryStreamCall,
+    UnaryUnary, UsageError, WriteError, WriteOptions,
 };
 /// The parts of a parsed [`ServiceConfig`] (gRFC A2), for code that reads what a config says.
 pub mod service_config {
@@ -74,7 +77,9 @@ pub use tls::{ChannelCredentials, CredentialsError, ServerCredentials, rustls};
 /// peers with [`grpc_peer`](__private::grpc_peer).
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::runtime::grpc_peer;
+    pub use crate::runtime::{grpc_peer, grpc_unix_peer};
+    #[cfg(unix)]
+    pub use crate::unix_socket::UnixSocketFile;
 
     /// `true` while this thread runs a connection driver's turn. The application's code
     /// never runs then (`conn`'s contract); the test suites check it from every kind of it.

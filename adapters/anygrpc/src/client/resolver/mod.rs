@@ -38,6 +38,11 @@ pub enum Endpoint {
     Tcp(SocketAddr),
     /// A Unix domain socket's path.
     Unix(String),
+    /// A place only the channel's [`Connector`](crate::Connector) knows how to reach (an
+    /// in-process server, a vsock port, a socket handed over by a supervisor): the runtime
+    /// cannot dial it, so a channel without such a connector fails its connection attempts
+    /// with `Unsupported`.
+    Named(String),
 }
 
 impl fmt::Display for Endpoint {
@@ -45,6 +50,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp(addr) => write!(f, "{addr}"),
             Endpoint::Unix(path) => write!(f, "unix:{path}"),
+            Endpoint::Named(name) => f.write_str(name),
         }
     }
 }
