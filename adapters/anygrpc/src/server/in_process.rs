@@ -123,7 +123,8 @@ impl Server {
     /// over an in-memory pipe, on any runtime. Calls behave as over TCP (deadlines,
     /// cancellation, metadata, graceful [`stop`](Self::stop)); they are served once the
     /// server has [`start`](Self::start)ed, and fail UNAVAILABLE after it stopped. Services
-    /// see the peer as `in-process`.
+    /// see the peer as `in-process`. Each channel made adds a listener of its own to the
+    /// server until it stops: make one and clone it (clones share their connection).
     ///
     /// ```
     /// # use anygrpc::testing::MemoryRuntime;
