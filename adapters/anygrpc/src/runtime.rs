@@ -14,10 +14,33 @@ use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::client::Endpoint;
-
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a connection to one address is opened.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix domain socket's path.
+    Unix(String),
+    /// A place only the channel's [`Connector`](crate::Connector) knows how to reach (an
+    /// in-process server, a vsock port, a socket handed over by a supervisor): the runtime
+    /// cannot dial it, so a channel without such a connector fails its connection attempts
+    /// with `Unsupported`.
+    Named(String),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{path}"),
+            Endpoint::Named(name) => f.write_str(name),
+        }
+    }
+}
 
 /// A byte stream to a peer: a TCP or Unix socket, a TLS stream, an in-memory pipe.
 pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {

@@ -792,6 +792,70 @@ mod tests {
         assert!(e.contains("https_proxy"), "{e}");
     }
 
+    #[test]
+    fn the_plan_resolves_the_proxy_for_dns_names_and_leaves_the_rest_alone() {
+        let uri = |t: &str| TargetUri::parse(t).unwrap();
+        let with_env = |vars: &'static [(&'static str, &'static str)]| ProxySetting {
+            env: ProxyEnv::custom(move |name| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }),
+            ..ProxySetting::default()
+        };
+        let proxied = with_env(&[
+            ("https_proxy", "http://proxy.corp:3128"),
+            ("no_proxy", "inside.corp"),
+        ]);
+        // A dns name: the proxy's name is what gets resolved.
+        let (resolved, connector) = plan(uri("dns:///backend.example:443"), &proxied, None);
+        assert_eq!(resolved.endpoint, "proxy.corp:3128");
+        assert!(connector.is_some());
+        // Exempt, unix, disabled, or the application's own connector: untouched.
+        let (resolved, connector) = plan(uri("dns:///a.inside.corp:443"), &proxied, None);
+        assert_eq!(resolved.endpoint, "a.inside.corp:443");
+        assert!(connector.is_none());
+        let (resolved, connector) = plan(uri("unix:///run/s.sock"), &proxied, None);
+        assert_eq!(resolved.as_str(), "unix:///run/s.sock");
+        assert!(connector.is_none());
+        let off = ProxySetting {
+            enabled: false,
+            ..proxied.clone()
+        };
+        assert!(
+            plan(uri("dns:///backend.example:443"), &off, None)
+                .1
+                .is_none()
+        );
+        let own = SharedConnector(Arc::new(|request: ConnectRequest| {
+            request.connect_directly()
+        }));
+        let (resolved, connector) = plan(
+            uri("dns:///backend.example:443"),
+            &proxied,
+            Some(own.clone()),
+        );
+        assert_eq!(resolved.endpoint, "backend.example:443");
+        assert!(
+            Arc::ptr_eq(&connector.unwrap().0, &own.0),
+            "the application's connector"
+        );
+        // Literal addresses keep their resolution; the connector tunnels to each.
+        let (resolved, connector) = plan(uri("ipv4:10.1.2.3:80"), &proxied, None);
+        assert_eq!(resolved.as_str(), "ipv4:10.1.2.3:80");
+        assert!(connector.is_some());
+        assert_eq!(
+            target_host(&uri("dns:///backend.example:443")).as_deref(),
+            Some("backend.example:443")
+        );
+        assert_eq!(
+            target_host(&uri("ipv6:[::1]:80")).as_deref(),
+            Some("[::1]:80")
+        );
+        assert_eq!(target_host(&uri("unix:/run/s.sock")), None);
+        assert_eq!(target_host(&uri("consul:///svc")), None);
+    }
+
     /// A transport over an in-memory pipe, and the proxy's end of it.
     fn pair() -> (Box<dyn Transport>, crate::pipe::MemoryStream) {
         let (a, b, _) = crate::pipe::named_pipe("proxy", "client", 64 * 1024);

@@ -19,12 +19,12 @@ use std::time::Duration;
 use anygrpc_core::{Config, Connection, Metadata, Side, Status};
 use futures_util::FutureExt;
 
-use crate::client::Endpoint;
 use crate::conn::engine::{Dispatch, IncomingCall};
 use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::io::Driver;
 use crate::conn::policy::Urgency;
 use crate::interceptor::{ServerCallDetails, ServerHooks, ServerInterceptor};
+use crate::runtime::Endpoint;
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
 use crate::stats::{CallEvent, CallInfo, CallRecorder, StatsHandler, StatsHandlers, StatsSide};
 use crate::user_code::guarded;

@@ -43,7 +43,7 @@ pub async fn runtime_conformance(rt: RuntimeRef) {
 /// A runtime whose sockets are not files (the in-memory one) passes the same checks.
 #[cfg(unix)]
 pub async fn check_unix_sockets(rt: &RuntimeRef) {
-    use crate::client::Endpoint;
+    use crate::runtime::Endpoint;
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("anygrpc-conf-{}-{run}", std::process::id()));

@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
-use crate::client::Endpoint;
 use crate::pipe::{MemoryStream, PipeControl, named_pipe, pipe};
+use crate::runtime::Endpoint;
 use crate::runtime::{Listener, Transport};
 
 /// First port handed out for port 0 and for the connecting side of connections (the IANA

@@ -50,7 +50,7 @@ impl Listener for TlsListener {
         self.inner.local_addr()
     }
 
-    fn local_endpoint(&self) -> io::Result<crate::client::Endpoint> {
+    fn local_endpoint(&self) -> io::Result<crate::runtime::Endpoint> {
         self.inner.local_endpoint()
     }
 }
