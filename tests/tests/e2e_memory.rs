@@ -716,6 +716,7 @@ fn channel_options_every_listed_one_is_taken() {
         let value: anygrpc::ChannelOptionValue = match key {
             "grpc.service_config" => "{}".into(),
             "grpc.lb_policy_name" => "round_robin".into(),
+            "grpc.http_proxy" => "http://proxy.test:3128".into(),
             "grpc.default_authority"
             | "grpc.primary_user_agent"
             | "grpc.ssl_target_name_override" => "x.test".into(),

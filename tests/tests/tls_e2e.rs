@@ -2,6 +2,13 @@
 //! the client's identity seen by the handler, `server_host_override`, and the failures (each
 //! ends with UNAVAILABLE naming the TLS error, within a bounded time).
 
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the e2e suite's proxy, shared by path"
+)]
+#[path = "e2e/proxy.rs"]
+mod proxy;
 mod tls;
 
 use std::sync::Arc;
@@ -131,6 +138,29 @@ fn unary_over_tls_with_custom_roots() {
                 None,
             );
             assert!(call(&again).await.is_ok());
+            server.stop(None).await;
+        })
+    });
+}
+
+#[test]
+fn tls_runs_inside_an_http_connect_tunnel_with_the_targets_name() {
+    on_every_runtime(|runtime, pki| {
+        Box::pin(async move {
+            let (server, port) =
+                serve(&runtime, Some(server_credentials(&pki.server, None, false))).await;
+            let tunnel = proxy::TestProxy::start(&runtime, proxy::ProxyMode::Tunnel).await;
+            let channel = Channel::builder(format!("localhost:{port}"), runtime.clone())
+                .credentials(client_credentials(&pki, None))
+                .proxy_env(proxy::env_of(&[("https_proxy", &tunnel.url(None))]))
+                .build()
+                .expect("target");
+            // The certificate names `localhost`: verified through the tunnel.
+            let reply = call(&channel).await.expect("TLS through the proxy");
+            assert_eq!(reply, format!("ssl|unauthenticated|localhost:{port}"));
+            let asked = tunnel.asked();
+            assert_eq!(asked.len(), 1, "{asked:?}");
+            assert_eq!(asked[0].line, format!("CONNECT localhost:{port} HTTP/1.1"));
             server.stop(None).await;
         })
     });

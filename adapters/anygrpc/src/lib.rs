@@ -10,6 +10,7 @@ mod codec;
 mod conn;
 mod error;
 pub mod interceptor;
+mod pipe;
 mod read_buffer;
 mod runtime;
 mod server;
@@ -20,6 +21,8 @@ mod stats;
 pub mod testing;
 mod tls;
 mod trace;
+#[cfg(unix)]
+mod unix_socket;
 mod user_code;
 mod wakers;
 
@@ -30,10 +33,10 @@ pub use anygrpc_core::{
 pub use auth::AuthContext;
 pub use client::{
     BackoffConfig, CHANNEL_OPTIONS, CallOptions, Channel, ChannelBuilder, ChannelOptionError,
-    ChannelOptionValue, Connectivity, LoadBalancing, Msg, RpcError, ServiceConfig,
-    ServiceConfigError, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, Target,
-    TargetError, UnaryCall, UnaryStream, UnaryStreamCall, UnaryUnary, UsageError, WriteError,
-    WriteOptions,
+    ChannelOptionValue, ConnectRequest, Connectivity, Connector, HttpProxy, LoadBalancing, Msg,
+    ProxyError, RpcError, ServiceConfig, ServiceConfigError, StreamStream, StreamStreamCall,
+    StreamUnary, StreamUnaryCall, Target, TargetError, UnaryCall, UnaryStream, UnaryStreamCall,
+    UnaryUnary, UsageError, WriteError, WriteOptions,
 };
 pub use codec::{Codec, ProstCodec, RawCodec};
 pub use error::{Error, Result};
@@ -86,7 +89,9 @@ pub use tls::{ChannelCredentials, CredentialsError, ServerCredentials, rustls};
 /// peers with [`grpc_peer`](__private::grpc_peer).
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::runtime::grpc_peer;
+    pub use crate::runtime::{grpc_peer, grpc_unix_peer};
+    #[cfg(unix)]
+    pub use crate::unix_socket::UnixSocketFile;
 
     /// `true` while this thread runs a connection driver's turn. The application's code
     /// never runs then (`conn`'s contract); the test suites check it from every kind of it.

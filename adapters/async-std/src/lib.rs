@@ -115,8 +115,78 @@ impl Runtime for AsyncStdRuntime {
         })
     }
 
+    #[cfg(unix)]
+    fn listen_unix(&self, path: String) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        Box::pin(async move {
+            let file = anygrpc::__private::UnixSocketFile::claim(&path)?;
+            let listener = async_std::os::unix::net::UnixListener::bind(&path).await?;
+            Ok(Box::new(AsyncStdUnixListener {
+                listener: Arc::new(listener),
+                accept: None,
+                file: file.bound()?,
+                path,
+            }) as Box<dyn Listener>)
+        })
+    }
+
     fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
         Box::pin(async move { Ok((host.as_str(), port).to_socket_addrs().await?.collect()) })
+    }
+}
+
+/// A Unix-socket listener; keeps the pending accept between polls, and removes its socket
+/// file when dropped.
+#[cfg(unix)]
+struct AsyncStdUnixListener {
+    listener: Arc<async_std::os::unix::net::UnixListener>,
+    accept: Option<UnixAccept>,
+    file: anygrpc::__private::UnixSocketFile,
+    path: String,
+}
+
+#[cfg(unix)]
+type UnixAccept = BoxFuture<
+    'static,
+    io::Result<(
+        async_std::os::unix::net::UnixStream,
+        async_std::os::unix::net::SocketAddr,
+    )>,
+>;
+
+#[cfg(unix)]
+impl fmt::Debug for AsyncStdUnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncStdUnixListener")
+            .field("path", &self.file.path())
+            .finish()
+    }
+}
+
+#[cfg(unix)]
+impl Listener for AsyncStdUnixListener {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Box<dyn Transport>>> {
+        let accept = self.accept.get_or_insert_with(|| {
+            let listener = Arc::clone(&self.listener);
+            Box::pin(async move { listener.accept().await })
+        });
+        let result = ready!(accept.as_mut().poll(cx));
+        self.accept = None;
+        let (stream, peer) = result?;
+        Poll::Ready(Ok(Box::new(Stream {
+            io: stream,
+            peer: anygrpc::__private::grpc_unix_peer(peer.as_pathname()),
+        })))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a unix socket has no socket address",
+        ))
+    }
+
+    fn local_endpoint(&self) -> io::Result<anygrpc::resolver::Endpoint> {
+        Ok(anygrpc::resolver::Endpoint::Unix(self.path.clone()))
     }
 }
 

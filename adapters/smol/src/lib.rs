@@ -136,8 +136,71 @@ impl Runtime for SmolRuntime {
         })
     }
 
+    #[cfg(unix)]
+    fn listen_unix(&self, path: String) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        Box::pin(async move {
+            let file = anygrpc::__private::UnixSocketFile::claim(&path)?;
+            let listener = async_net::unix::UnixListener::bind(&path)?;
+            Ok(Box::new(SmolUnixListener {
+                listener,
+                accept: None,
+                file: file.bound()?,
+                path,
+            }) as Box<dyn Listener>)
+        })
+    }
+
     fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
         Box::pin(async_net::resolve((host, port)))
+    }
+}
+
+/// A Unix-socket listener; keeps the pending accept between polls, and removes its socket
+/// file when dropped.
+#[cfg(unix)]
+struct SmolUnixListener {
+    listener: async_net::unix::UnixListener,
+    accept: Option<UnixAccept>,
+    file: anygrpc::__private::UnixSocketFile,
+    path: String,
+}
+
+#[cfg(unix)]
+type UnixAccept =
+    BoxFuture<'static, io::Result<(async_net::unix::UnixStream, async_net::unix::SocketAddr)>>;
+
+#[cfg(unix)]
+impl fmt::Debug for SmolUnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmolUnixListener")
+            .field("path", &self.file.path())
+            .finish()
+    }
+}
+
+#[cfg(unix)]
+impl Listener for SmolUnixListener {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Box<dyn Transport>>> {
+        let accept = self.accept.get_or_insert_with(|| {
+            let listener = self.listener.clone();
+            Box::pin(async move { listener.accept().await })
+        });
+        let result = ready!(accept.as_mut().poll(cx));
+        self.accept = None;
+        let (stream, peer) = result?;
+        let peer = anygrpc::__private::grpc_unix_peer(peer.as_pathname());
+        Poll::Ready(Ok(Box::new(SmolStream::new(stream.into(), peer))))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a unix socket has no socket address",
+        ))
+    }
+
+    fn local_endpoint(&self) -> io::Result<anygrpc::resolver::Endpoint> {
+        Ok(anygrpc::resolver::Endpoint::Unix(self.path.clone()))
     }
 }
 

@@ -188,6 +188,21 @@ impl Runtime for TokioRuntime {
         }))
     }
 
+    #[cfg(unix)]
+    fn listen_unix(&self, path: String) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        let handle = self.handle.clone();
+        self.entered(Box::pin(async move {
+            let file = anygrpc::__private::UnixSocketFile::claim(&path)?;
+            let listener = tokio::net::UnixListener::bind(&path)?;
+            Ok(Box::new(TokioUnixListener {
+                listener,
+                handle,
+                file: file.bound()?,
+                path,
+            }) as Box<dyn Listener>)
+        }))
+    }
+
     fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
         self.entered(Box::pin(async move {
             Ok(tokio::net::lookup_host((host.as_str(), port))
@@ -284,6 +299,47 @@ impl Listener for TokioListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+}
+
+/// A Unix-socket listener; removes its socket file when dropped.
+#[cfg(unix)]
+struct TokioUnixListener {
+    listener: tokio::net::UnixListener,
+    handle: Handle,
+    file: anygrpc::__private::UnixSocketFile,
+    path: String,
+}
+
+#[cfg(unix)]
+impl fmt::Debug for TokioUnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokioUnixListener")
+            .field("path", &self.file.path())
+            .finish()
+    }
+}
+
+#[cfg(unix)]
+impl Listener for TokioUnixListener {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Box<dyn Transport>>> {
+        let _context = self.handle.enter();
+        let (stream, peer) = ready!(self.listener.poll_accept(cx))?;
+        Poll::Ready(Ok(Box::new(Compat {
+            io: stream,
+            peer: anygrpc::__private::grpc_unix_peer(peer.as_pathname()),
+        })))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a unix socket has no socket address",
+        ))
+    }
+
+    fn local_endpoint(&self) -> io::Result<anygrpc::resolver::Endpoint> {
+        Ok(anygrpc::resolver::Endpoint::Unix(self.path.clone()))
     }
 }
 

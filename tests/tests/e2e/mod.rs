@@ -16,6 +16,7 @@
 
 pub mod cases;
 pub mod memory;
+pub mod proxy;
 pub mod service;
 
 use std::future::Future;
@@ -224,6 +225,12 @@ macro_rules! e2e_suite {
             a_unary_response_is_compressed_as_its_handler_sets,
             a_servers_default_compression_covers_every_call_kind,
             a_zstd_bomb_stops_at_the_receive_limit,
+            unix_ports_serve_calls_and_their_files_go_at_stop,
+            added_listeners_and_handed_over_connections_are_served_and_drained,
+            calls_go_through_an_http_connect_proxy,
+            no_proxy_bypasses_the_proxy,
+            a_proxy_refusal_fails_unavailable_with_its_status_line,
+            in_process_channels_behave_as_over_tcp,
         );
     };
     (@cases $run:path; $($name:ident),* $(,)?) => {

@@ -18,9 +18,11 @@ use super::balancer::Picked;
 use super::balancer::subchannel::SubchannelTable;
 use super::balancer::{Balancing, PolicyBuilder, PolicyChoice, PolicyRegistry};
 use super::call::{CallCore, CallOptions};
+use super::connector::{ConnectRequest, Connector, SharedConnector, dial};
 use super::intercepted::{ClientInterceptors, append};
 use super::kinds::{StreamStream, StreamUnary, UnaryStream, UnaryUnary};
-use super::resolver::{Endpoint, ResolverBuilder, ResolverRegistry, TargetUri};
+use super::proxy::{HttpProxy, ProxyEnv, ProxySetting};
+use super::resolver::{Address, ResolverBuilder, ResolverRegistry, TargetUri};
 use super::retry::{self, Decision, Retries, Throttle};
 use super::service_config::{
     LoadBalancingConfig, Reliability, RetryPolicy, ServiceConfig, ServiceConfigError,
@@ -119,6 +121,10 @@ struct ChannelOptions {
     credentials: Option<crate::tls::ChannelCredentials>,
     #[cfg(feature = "tls")]
     server_host_override: Option<String>,
+    /// Opens the connections in place of the runtime.
+    connector: Option<SharedConnector>,
+    /// Whether and where an HTTP CONNECT proxy is looked up.
+    proxy: ProxySetting,
 }
 
 impl fmt::Debug for dyn CallCredentials {
@@ -381,6 +387,46 @@ impl ChannelBuilder {
         self.options.server_host_override = Some(name.into());
         self
     }
+    /// Opens the channel's connections with `connector` instead of the runtime's dial: it is
+    /// given each address to reach with the target's host name and the channel's authority
+    /// ([`ConnectRequest`]), and returns the byte stream (TLS, if the channel has
+    /// credentials, runs over it). A channel with its own connector does not read the
+    /// environment's proxy settings; an [`http_proxy`](Self::http_proxy) given explicitly
+    /// dials the proxy through the connector.
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.options.connector = Some(SharedConnector(Arc::new(connector)));
+        self
+    }
+    /// Sends every TCP connection through `proxy` (HTTP CONNECT, gRFC A1) instead of the
+    /// proxy the environment names, ignoring `no_proxy` (C-core's `grpc.http_proxy`).
+    pub fn http_proxy(mut self, proxy: HttpProxy) -> Self {
+        self.options.proxy.explicit = Some(proxy);
+        self
+    }
+    /// Whether connections may go through an HTTP CONNECT proxy (default `true`; C-core's
+    /// `grpc.enable_http_proxy`). When on, and no proxy is given, the proxy is the first
+    /// set of the environment variables `grpc_proxy`, `https_proxy`, `http_proxy` (each
+    /// lowercase, then uppercase), read when the channel is built; hosts that `no_grpc_proxy`
+    /// or `no_proxy` list (names and their subdomains, `.suffixes`, IPs, CIDR blocks, `*`)
+    /// are reached directly, and `unix:` targets always are. For a `dns` target the proxy's
+    /// name is resolved instead of the target's, and CONNECT names the target's host and
+    /// port as written; for other targets, it names each resolved address. A proxy URL
+    /// that cannot be used fails the connection attempts (UNAVAILABLE, naming the
+    /// variable) rather than bypassing the proxy.
+    pub fn enable_http_proxy(mut self, enable: bool) -> Self {
+        self.options.proxy.enabled = enable;
+        self
+    }
+    /// Reads the proxy variables through `lookup` instead of the process environment (for
+    /// tests, or settings kept elsewhere): it is asked for each variable by name, and
+    /// `None` or an empty value means unset.
+    pub fn proxy_env(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.options.proxy.env = ProxyEnv::custom(lookup);
+        self
+    }
     /// The channel. Nothing connects until the first call (or `state(true)`).
     pub fn build(self) -> Result<Channel, TargetError> {
         let resolvers = &self.options.resolvers;
@@ -404,6 +450,9 @@ impl ChannelBuilder {
         #[cfg(feature = "tls")]
         let authority = authority.or_else(|| self.options.server_host_override.clone());
         let authority = authority.unwrap_or_else(|| resolver.default_authority(&uri));
+        let target_host = super::proxy::target_host(&uri).unwrap_or_else(|| authority.clone());
+        let (uri, connector) =
+            super::proxy::plan(uri, &self.options.proxy, self.options.connector.clone());
         // Jitter only needs to differ between channels, not to be unpredictable.
         static CHANNELS: std::sync::atomic::AtomicU64 =
             std::sync::atomic::AtomicU64::new(0x9e37_79b9);
@@ -430,6 +479,8 @@ impl ChannelBuilder {
                 policy,
                 target_text,
                 authority,
+                target_host,
+                connector,
                 config: Arc::new(self.options.config.clone()),
                 options: self.options.clone(),
                 retry_budget: RetryBudget::new(self.options.retry_buffer.per_channel),
@@ -464,6 +515,10 @@ pub(crate) struct ChannelInner {
     /// The target as given, for stats handlers.
     target_text: String,
     authority: String,
+    /// The target's `host:port` before resolution, for connectors (see [`ConnectRequest`]).
+    target_host: String,
+    /// Opens the connections in place of the runtime (the application's, or a proxy's).
+    connector: Option<SharedConnector>,
     pub(super) config: Arc<Config>,
     options: ChannelOptions,
     /// The builder's service config's retry throttle, shared by the channel's calls.
@@ -667,6 +722,8 @@ impl Channel {
                 credentials: None,
                 #[cfg(feature = "tls")]
                 server_host_override: None,
+                connector: None,
+                proxy: ProxySetting::default(),
             },
         }
     }
@@ -1369,18 +1426,26 @@ impl Channel {
         connect
     }
 
-    /// Opens one connection (the only place that does): connects to `endpoint`, runs the TLS
-    /// handshake when the channel has credentials, both under `timeout`, then spawns the
-    /// connection's driver.
+    /// Opens one connection (the only place that does): connects to `address` (through the
+    /// channel's connector if it has one), runs the TLS handshake when the channel has
+    /// credentials, both under `timeout`, then spawns the connection's driver.
     pub(super) async fn open(
         &self,
-        endpoint: Endpoint,
+        address: Arc<Address>,
         timeout: Duration,
     ) -> io::Result<Arc<ConnHandle>> {
         let runtime = &self.inner.runtime;
-        let connect = match endpoint {
-            Endpoint::Tcp(addr) => runtime.connect(addr),
-            Endpoint::Unix(path) => runtime.connect_unix(path),
+        let connect = match &self.inner.connector {
+            Some(connector) => connect_guarded(
+                connector,
+                ConnectRequest {
+                    address: Address::clone(&address),
+                    target_host: self.inner.target_host.clone(),
+                    authority: self.inner.authority.clone(),
+                    runtime: runtime.clone(),
+                },
+            ),
+            None => dial(runtime, &address.endpoint),
         };
         let io = with_timeout(runtime, self.secured(connect), timeout).await?;
         let conn = Connection::new(Side::Client, self.inner.config.clone(), runtime.now());
@@ -1393,6 +1458,24 @@ impl Channel {
         );
         runtime.spawn(Box::pin(driver));
         Ok(shared)
+    }
+}
+
+/// `connector`'s connection: a panic in it (or in its future) fails this attempt only.
+fn connect_guarded(
+    connector: &SharedConnector,
+    request: ConnectRequest,
+) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
+    use futures_util::FutureExt;
+    let panicked = || io::Error::other("the channel's connector panicked");
+    let connector = std::panic::AssertUnwindSafe(|| connector.0.connect(request));
+    match std::panic::catch_unwind(connector) {
+        Ok(connect) => Box::pin(
+            std::panic::AssertUnwindSafe(connect)
+                .catch_unwind()
+                .map(move |result| result.unwrap_or_else(|_| Err(panicked()))),
+        ),
+        Err(_) => Box::pin(std::future::ready(Err(panicked()))),
     }
 }
 

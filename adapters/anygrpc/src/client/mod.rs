@@ -6,11 +6,13 @@ mod backoff;
 mod balancer;
 mod call;
 mod channel;
+mod connector;
 mod hedged;
 mod hedging;
 mod intercepted;
 mod kinds;
 mod options;
+mod proxy;
 mod resolver;
 mod retry;
 mod service_config;
@@ -24,11 +26,13 @@ pub use balancer::{
 };
 pub use call::{CallOptions, RpcError, UsageError, WriteError, WriteOptions};
 pub use channel::{Channel, ChannelBuilder, Connectivity, LoadBalancing};
+pub use connector::{ConnectRequest, Connector};
 pub use kinds::{
     Msg, StreamStream, StreamStreamCall, StreamUnary, StreamUnaryCall, UnaryCall, UnaryStream,
     UnaryStreamCall, UnaryUnary,
 };
 pub use options::{CHANNEL_OPTIONS, ChannelOptionError, ChannelOptionValue};
+pub use proxy::{HttpProxy, ProxyError};
 pub use resolver::register as resolver_register;
 pub use resolver::{
     Address, Attributes, Endpoint, ManualResolver, Resolver, ResolverBuilder, ResolverHandle,

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::channel::{ChannelBuilder, LoadBalancing};
+use super::proxy::HttpProxy;
 
 /// The value of a channel option: grpc.aio's options are strings or integers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +79,8 @@ pub const CHANNEL_OPTIONS: &[&str] = &[
     "grpc.client_idle_timeout_ms",
     "grpc.default_authority",
     "grpc.primary_user_agent",
+    "grpc.enable_http_proxy",
+    "grpc.http_proxy",
     #[cfg(feature = "tls")]
     "grpc.ssl_target_name_override",
 ];
@@ -91,6 +94,7 @@ impl ChannelBuilder {
     /// `grpc.keepalive_time_ms`, `grpc.keepalive_timeout_ms`,
     /// `grpc.keepalive_permit_without_calls`, `grpc.client_idle_timeout_ms` (0: never idle),
     /// `grpc.default_authority`, `grpc.primary_user_agent` (accepted; anygrpc sends its own),
+    /// `grpc.enable_http_proxy` (0: never through a proxy), `grpc.http_proxy` (a proxy URL),
     /// and with TLS `grpc.ssl_target_name_override`. Any other name (see
     /// [`CHANNEL_OPTIONS`]), or a value of the wrong kind or range, is an error naming the
     /// option.
@@ -168,6 +172,11 @@ impl ChannelBuilder {
                 self.idle_timeout((!timeout.is_zero()).then_some(timeout))
             }
             "grpc.default_authority" => self.authority(text(&value)?),
+            "grpc.enable_http_proxy" => self.enable_http_proxy(switch(&value)?),
+            "grpc.http_proxy" => {
+                let proxy = HttpProxy::parse(&text(&value)?).map_err(|e| fail(e.to_string()))?;
+                self.http_proxy(proxy)
+            }
             "grpc.primary_user_agent" => {
                 text(&value)?;
                 self

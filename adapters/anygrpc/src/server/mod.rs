@@ -3,6 +3,7 @@
 
 mod call;
 pub(crate) mod handlers;
+mod in_process;
 mod service;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use crate::conn::handle::{Command, ConnHandle, Kick};
 use crate::conn::io::Driver;
 use crate::conn::policy::Urgency;
 use crate::interceptor::{ServerInterceptor, ServerNext, ServerTerminal};
+use crate::runtime::Endpoint;
 use crate::runtime::{BoxFuture, Listener, RuntimeRef, accept};
 use crate::stats::{CallEvent, CallInfo, StatsHandler, StatsHandlers, StatsSide};
 use crate::user_code::guarded;
@@ -260,17 +262,20 @@ impl Server {
         self
     }
 
-    /// Binds a cleartext port (`127.0.0.1:0`, `[::]:50051`, `localhost:0`) and returns the
-    /// bound port. Serving starts with [`start`](Self::start).
+    /// Binds a cleartext port and returns the bound port: `127.0.0.1:0`, `[::]:50051`,
+    /// `localhost:0`, or a Unix-domain socket as gRPC names them (`unix:/abs/path`,
+    /// `unix:///abs/path`, `unix:relative/path`; a Unix socket has no port: `Ok(0)`). A stale
+    /// socket file at the path is replaced; the file is removed when the server stops.
+    /// Serving starts with [`start`](Self::start).
     pub async fn add_insecure_port(&self, address: &str) -> io::Result<u16> {
-        let addr = parse_bind_address(address)?;
-        let listener = self.inner.runtime.listen(addr).await?;
-        self.add_listener(listener)
+        let listener = self.bind(address).await?;
+        self.add_bound(listener)
     }
 
-    /// Binds a TLS port secured by `credentials` and returns the bound port. Each connection
-    /// runs its handshake in its own task; clients that do not negotiate ALPN `h2` (or fail
-    /// the required client-certificate check) are dropped.
+    /// Binds a TLS port secured by `credentials` (the addresses of
+    /// [`add_insecure_port`](Self::add_insecure_port)) and returns the bound port. Each
+    /// connection runs its handshake in its own task; clients that do not negotiate ALPN `h2`
+    /// (or fail the required client-certificate check) are dropped.
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub async fn add_secure_port(
@@ -278,17 +283,113 @@ impl Server {
         address: &str,
         credentials: crate::tls::ServerCredentials,
     ) -> io::Result<u16> {
-        let addr = parse_bind_address(address)?;
-        let listener = self.inner.runtime.listen(addr).await?;
-        self.add_listener(Box::new(crate::tls::TlsListener::new(
-            listener,
-            &credentials,
-            self.inner.runtime.clone(),
-        )))
+        let listener = self.bind(address).await?;
+        self.add_bound(self.secured(listener, &credentials))
     }
 
-    fn add_listener(&self, listener: Box<dyn Listener>) -> io::Result<u16> {
-        let port = listener.local_addr()?.port();
+    /// Serves the connections of a listener the application made (a socket it bound itself,
+    /// one passed by systemd socket activation, an in-memory one) like those of its own
+    /// ports: accepted from [`start`](Self::start) on (at once if started), refused and
+    /// closed by [`stop`](Self::stop), which drops the listener. Returns where it listens.
+    ///
+    /// ```
+    /// # use anygrpc::{Server, testing::MemoryRuntime};
+    /// # let rt = MemoryRuntime::new();
+    /// use anygrpc::Runtime;
+    /// let server = Server::new(rt.handle());
+    /// let listener = rt.block_on(rt.listen("127.0.0.1:0".parse().unwrap())).unwrap();
+    /// let endpoint = server.add_listener(listener).unwrap();
+    /// assert!(matches!(endpoint, anygrpc::resolver::Endpoint::Tcp(_)));
+    /// server.start();
+    /// # rt.block_on(server.stop(None));
+    /// ```
+    pub fn add_listener(&self, listener: Box<dyn Listener>) -> io::Result<Endpoint> {
+        let endpoint = listener.local_endpoint()?;
+        self.add_started(listener);
+        Ok(endpoint)
+    }
+
+    /// [`add_listener`](Self::add_listener) with every accepted connection secured by
+    /// `credentials` (as [`add_secure_port`](Self::add_secure_port)).
+    #[cfg(feature = "tls")]
+    pub fn add_secure_listener(
+        &self,
+        listener: Box<dyn Listener>,
+        credentials: crate::tls::ServerCredentials,
+    ) -> io::Result<Endpoint> {
+        self.add_listener(self.secured(listener, &credentials))
+    }
+
+    /// Serves one connection the application accepted itself (over any byte stream: a
+    /// socket, a pipe, a tunnel) as if a port of the server had accepted it: its calls reach
+    /// the services at once, even before [`start`](Self::start); [`stop`](Self::stop) drains
+    /// and closes it with the others, and a stopped server closes it at once.
+    ///
+    /// ```
+    /// # use anygrpc::{Server, testing::{MemoryRuntime, pipe}};
+    /// # let rt = MemoryRuntime::new();
+    /// let server = Server::new(rt.handle());
+    /// let (client, server_end, _) = pipe(
+    ///     "127.0.0.1:1".parse().unwrap(),
+    ///     "127.0.0.1:2".parse().unwrap(),
+    ///     64 * 1024,
+    /// );
+    /// server.serve_connection(Box::new(server_end));
+    /// # drop(client);
+    /// # rt.block_on(server.stop(None));
+    /// ```
+    pub fn serve_connection(&self, transport: Box<dyn crate::Transport>) {
+        self.connection(transport);
+    }
+
+    /// [`serve_connection`](Self::serve_connection) for a connection whose TLS handshake
+    /// has not run yet: it runs first, with `credentials`, in the connection's own task.
+    #[cfg(feature = "tls")]
+    pub fn serve_secure_connection(
+        &self,
+        transport: Box<dyn crate::Transport>,
+        credentials: &crate::tls::ServerCredentials,
+    ) {
+        self.connection(crate::tls::secure_accepted(
+            transport,
+            credentials,
+            &self.inner.runtime,
+        ));
+    }
+
+    #[cfg(feature = "tls")]
+    fn secured(
+        &self,
+        listener: Box<dyn Listener>,
+        credentials: &crate::tls::ServerCredentials,
+    ) -> Box<dyn Listener> {
+        Box::new(crate::tls::TlsListener::new(
+            listener,
+            credentials,
+            self.inner.runtime.clone(),
+        ))
+    }
+
+    /// Binds what `address` names: a `unix:` socket, or a TCP address.
+    async fn bind(&self, address: &str) -> io::Result<Box<dyn Listener>> {
+        match parse_bind_address(address)? {
+            BindAddress::Tcp(addr) => self.inner.runtime.listen(addr).await,
+            BindAddress::Unix(path) => self.inner.runtime.listen_unix(path).await,
+        }
+    }
+
+    /// Adds a listener of the server's own ports; its port (0 for a Unix socket).
+    fn add_bound(&self, listener: Box<dyn Listener>) -> io::Result<u16> {
+        let port = match listener.local_endpoint()? {
+            Endpoint::Tcp(addr) => addr.port(),
+            _ => 0,
+        };
+        self.add_started(listener);
+        Ok(port)
+    }
+
+    /// Serves `listener` now if the server started, else from `start`.
+    fn add_started(&self, listener: Box<dyn Listener>) {
         let mut state = self.lock();
         if state.started {
             drop(state);
@@ -296,7 +397,6 @@ impl Server {
         } else {
             state.listeners.push(listener);
         }
-        Ok(port)
     }
 
     /// Starts serving every added port.
@@ -446,18 +546,39 @@ impl Drop for Serving {
     }
 }
 
-/// Accepts `host:port` with a literal IP or a name resolved by the standard library (bind
-/// addresses are local, so this blocking lookup is instant).
-fn parse_bind_address(address: &str) -> io::Result<SocketAddr> {
-    if let Ok(addr) = address.parse() {
-        return Ok(addr);
+/// What a server port names.
+#[derive(Debug, PartialEq, Eq)]
+enum BindAddress {
+    Tcp(SocketAddr),
+    /// `unix:path`, `unix:///abs` (gRPC naming doc).
+    Unix(String),
+}
+
+/// Accepts `unix:` paths, and `host:port` with a literal IP or a name resolved by the
+/// standard library (bind addresses are local, so this blocking lookup is instant).
+fn parse_bind_address(address: &str) -> io::Result<BindAddress> {
+    if address.starts_with("unix:") {
+        return match crate::client::Target::parse(address) {
+            Ok(crate::client::Target::Unix(path)) => Ok(BindAddress::Unix(path)),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{address:?}: a unix: address needs a path"),
+            )),
+        };
     }
-    address.to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("no address for {address:?}"),
-        )
-    })
+    if let Ok(addr) = address.parse() {
+        return Ok(BindAddress::Tcp(addr));
+    }
+    address
+        .to_socket_addrs()?
+        .next()
+        .map(BindAddress::Tcp)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no address for {address:?}"),
+            )
+        })
 }
 
 /// The pause after a failed accept, doubling up to [`ACCEPT_RETRY_MAX`] while failures go on
@@ -718,9 +839,28 @@ mod tests {
 
     #[test]
     fn bind_addresses() {
-        assert_eq!(parse_bind_address("127.0.0.1:0").unwrap().port(), 0);
-        assert!(parse_bind_address("[::]:50051").unwrap().is_ipv6());
+        let tcp = |a: &str| match parse_bind_address(a) {
+            Ok(BindAddress::Tcp(addr)) => addr,
+            other => panic!("{a}: {other:?}"),
+        };
+        assert_eq!(tcp("127.0.0.1:0").port(), 0);
+        assert!(tcp("[::]:50051").is_ipv6());
         assert!(parse_bind_address("localhost:0").is_ok());
         assert!(parse_bind_address("not an address").is_err());
+        let unix = |a: &str| parse_bind_address(a).unwrap();
+        assert_eq!(
+            unix("unix:/run/a.sock"),
+            BindAddress::Unix("/run/a.sock".into())
+        );
+        assert_eq!(
+            unix("unix:///run/a.sock"),
+            BindAddress::Unix("/run/a.sock".into())
+        );
+        assert_eq!(
+            unix("unix:rel/a.sock"),
+            BindAddress::Unix("rel/a.sock".into())
+        );
+        let err = parse_bind_address("unix:").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::future::{Either, join, select};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::pipe::grpc_peer;
+use crate::pipe::grpc_peer;
 use crate::runtime::{RuntimeRef, accept};
 
 /// Bytes the client sends in [`check_sockets`]: more than an in-memory pipe holds, so that
@@ -32,6 +32,81 @@ pub async fn runtime_conformance(rt: RuntimeRef) {
     within(&rt, "check_spawn", check_spawn(&rt)).await;
     within(&rt, "check_resolve", check_resolve(&rt)).await;
     within(&rt, "check_refused", check_refused(&rt)).await;
+    #[cfg(unix)]
+    within(&rt, "check_unix_sockets", check_unix_sockets(&rt)).await;
+}
+
+/// Listen on a Unix socket path (replacing a stale socket file left there), report it as
+/// the listener's endpoint, connect, talk both ways, name peers as gRPC does (`unix:<path>`
+/// on the client, `unix:` for the unnamed client on the server); a second listener on the
+/// live path is `AddrInUse`; dropping the listener removes its file and refuses connections.
+/// A runtime whose sockets are not files (the in-memory one) passes the same checks.
+#[cfg(unix)]
+pub async fn check_unix_sockets(rt: &RuntimeRef) {
+    use crate::runtime::Endpoint;
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("anygrpc-conf-{}-{run}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let path = dir.join("s.sock");
+    let path_text = path.to_str().expect("a UTF-8 temp path").to_string();
+    use std::os::unix::fs::MetadataExt;
+    let inode = |path: &std::path::Path| std::fs::symlink_metadata(path).ok().map(|m| m.ino());
+    // A socket nobody listens on any more.
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("a stale socket"));
+    let stale = inode(&path);
+    let mut listener = rt
+        .listen_unix(path_text.clone())
+        .await
+        .expect("listen on a unix path with a stale socket file");
+    // A runtime with real sockets replaced the stale file by its own.
+    let on_disk = inode(&path).is_some_and(|now| Some(now) != stale);
+    assert_eq!(
+        listener.local_endpoint().expect("the listener's endpoint"),
+        Endpoint::Unix(path_text.clone())
+    );
+    let server = async {
+        let mut conn = accept(&mut *listener)
+            .await
+            .expect("accept on the unix socket");
+        let mut hello = [0; 5];
+        conn.read_exact(&mut hello).await.expect("server reads");
+        conn.write_all(conn.peer().as_bytes())
+            .await
+            .expect("server replies with the peer it saw");
+        conn.close().await.expect("server closes");
+    };
+    let client = async {
+        let mut conn = rt
+            .connect_unix(path_text.clone())
+            .await
+            .expect("connect to the unix socket");
+        assert_eq!(
+            conn.peer(),
+            format!("unix:{path_text}"),
+            "the client's peer"
+        );
+        conn.write_all(b"hello").await.expect("client writes");
+        let mut seen = String::new();
+        conn.read_to_string(&mut seen).await.expect("client reads");
+        seen
+    };
+    let ((), seen) = join(server, client).await;
+    assert_eq!(seen, "unix:", "the server sees an unnamed client");
+    // Checking that the path is live connects to it: after the exchange, not before.
+    let second = rt.listen_unix(path_text.clone()).await;
+    assert_eq!(
+        second.map(|_| ()).expect_err("the path is live").kind(),
+        io::ErrorKind::AddrInUse
+    );
+    drop(listener);
+    if on_disk {
+        assert!(!path.exists(), "the listener removed its socket file");
+    }
+    let refused = rt.connect_unix(path_text).await;
+    assert!(refused.is_err(), "nothing listens after the drop");
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir(&dir);
 }
 
 async fn within(rt: &RuntimeRef, name: &str, check: impl Future<Output = ()>) {

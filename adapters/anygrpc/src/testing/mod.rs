@@ -34,7 +34,6 @@ mod clock;
 mod conformance;
 mod executor;
 mod net;
-mod pipe;
 
 use std::fmt;
 use std::future::Future;
@@ -46,11 +45,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+pub use crate::pipe::{DEFAULT_PIPE_CAPACITY, MemoryStream, PipeControl, grpc_peer, pipe};
+#[cfg(unix)]
+pub use conformance::check_unix_sockets;
 pub use conformance::{
     check_refused, check_resolve, check_sockets, check_spawn, check_timers, runtime_conformance,
 };
 pub use net::{ACCEPT_BACKLOG, MemoryListener};
-pub use pipe::{DEFAULT_PIPE_CAPACITY, MemoryStream, PipeControl, grpc_peer, pipe};
 
 use crate::runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 
@@ -296,6 +297,26 @@ impl Runtime for MemoryRuntime {
             .shared
             .network
             .listen(addr)
+            .map(|l| Box::new(l) as Box<dyn Listener>);
+        Box::pin(std::future::ready(result))
+    }
+
+    /// Unix sockets live in the runtime's table, not in the file system: paths need not
+    /// exist, and a dropped listener frees its path.
+    fn connect_unix(&self, path: String) -> BoxFuture<'static, io::Result<Box<dyn Transport>>> {
+        let result = self
+            .shared
+            .network
+            .connect_unix(&path)
+            .map(|s| Box::new(s) as Box<dyn Transport>);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn listen_unix(&self, path: String) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        let result = self
+            .shared
+            .network
+            .listen_unix(path)
             .map(|l| Box::new(l) as Box<dyn Listener>);
         Box::pin(std::future::ready(result))
     }

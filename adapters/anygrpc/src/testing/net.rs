@@ -8,7 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
-use super::pipe::{MemoryStream, PipeControl, pipe};
+use crate::pipe::{MemoryStream, PipeControl, named_pipe, pipe};
+use crate::runtime::Endpoint;
 use crate::runtime::{Listener, Transport};
 
 /// First port handed out for port 0 and for the connecting side of connections (the IANA
@@ -35,6 +36,8 @@ struct AcceptQueue {
 #[derive(Debug)]
 struct NetState {
     listeners: HashMap<SocketAddr, Arc<Mutex<AcceptQueue>>>,
+    /// Unix-socket listeners by path (no files: the paths live in this table only).
+    unix_listeners: HashMap<String, Arc<Mutex<AcceptQueue>>>,
     hosts: HashMap<String, Vec<IpAddr>>,
     next_port: u16,
     /// Every connection made, for the test to freeze or break (pruned when both ends are gone).
@@ -106,6 +109,7 @@ impl Network {
         );
         let state = NetState {
             listeners: HashMap::new(),
+            unix_listeners: HashMap::new(),
             hosts,
             next_port: FIRST_EPHEMERAL_PORT,
             controls: Vec::new(),
@@ -137,10 +141,68 @@ impl Network {
         let queue = Arc::new(Mutex::new(AcceptQueue::default()));
         state.listeners.insert(addr, Arc::clone(&queue));
         Ok(MemoryListener {
-            addr,
+            at: Endpoint::Tcp(addr),
             queue,
             network: Arc::downgrade(&self.state),
         })
+    }
+
+    /// A Unix-socket listener at `path`; a path another listener holds is `AddrInUse` (a
+    /// live socket: there are no stale ones in memory, a dropped listener frees its path).
+    pub(crate) fn listen_unix(&self, path: String) -> io::Result<MemoryListener> {
+        let mut state = lock(&self.state);
+        if path.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an empty unix socket path",
+            ));
+        }
+        if state.unix_listeners.contains_key(&path) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("a server already listens on {path}"),
+            ));
+        }
+        let queue = Arc::new(Mutex::new(AcceptQueue::default()));
+        state
+            .unix_listeners
+            .insert(path.clone(), Arc::clone(&queue));
+        Ok(MemoryListener {
+            at: Endpoint::Unix(path),
+            queue,
+            network: Arc::downgrade(&self.state),
+        })
+    }
+
+    /// A connection to the Unix-socket listener at `path`: the client names its peer
+    /// `unix:<path>`, the server an unnamed client, `unix:`.
+    pub(crate) fn connect_unix(&self, path: &str) -> io::Result<MemoryStream> {
+        let mut state = lock(&self.state);
+        let Some(queue) = state.unix_listeners.get(path).cloned() else {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("nothing listens on unix:{path}"),
+            ));
+        };
+        let mut queue = lock(&queue);
+        if queue.pending.len() >= ACCEPT_BACKLOG {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("backlog of unix:{path} is full"),
+            ));
+        }
+        let (client, server, control) = named_pipe(
+            &crate::runtime::grpc_unix_peer(Some(path.as_ref())),
+            "unix:",
+            state.capacity,
+        );
+        state.controls.retain(|c| !c.is_closed());
+        state.controls.push(control);
+        queue.pending.push_back(server);
+        if let Some(w) = queue.waker.take() {
+            w.wake();
+        }
+        Ok(client)
     }
 
     pub(crate) fn connect(&self, addr: SocketAddr) -> io::Result<MemoryStream> {
@@ -219,7 +281,7 @@ impl Network {
 /// A listener on the in-memory network; dropping it frees its address and drops the
 /// connections it had not accepted (their clients read EOF).
 pub struct MemoryListener {
-    addr: SocketAddr,
+    at: Endpoint,
     queue: Arc<Mutex<AcceptQueue>>,
     network: Weak<Mutex<NetState>>,
 }
@@ -227,7 +289,7 @@ pub struct MemoryListener {
 impl fmt::Debug for MemoryListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryListener")
-            .field("addr", &self.addr)
+            .field("at", &self.at)
             .finish()
     }
 }
@@ -245,7 +307,17 @@ impl Listener for MemoryListener {
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
+        match &self.at {
+            Endpoint::Tcp(addr) => Ok(*addr),
+            other => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{other} has no socket address"),
+            )),
+        }
+    }
+
+    fn local_endpoint(&self) -> io::Result<Endpoint> {
+        Ok(self.at.clone())
     }
 }
 
@@ -253,12 +325,19 @@ impl Drop for MemoryListener {
     fn drop(&mut self) {
         if let Some(network) = self.network.upgrade() {
             let mut state = lock(&network);
-            if state
-                .listeners
-                .get(&self.addr)
-                .is_some_and(|q| Arc::ptr_eq(q, &self.queue))
-            {
-                state.listeners.remove(&self.addr);
+            let ours = |q: &Arc<Mutex<AcceptQueue>>| Arc::ptr_eq(q, &self.queue);
+            match &self.at {
+                Endpoint::Tcp(addr) => {
+                    if state.listeners.get(addr).is_some_and(ours) {
+                        state.listeners.remove(addr);
+                    }
+                }
+                Endpoint::Unix(path) => {
+                    if state.unix_listeners.get(path).is_some_and(ours) {
+                        state.unix_listeners.remove(path);
+                    }
+                }
+                Endpoint::Named(_) => {}
             }
         }
         let pending = std::mem::take(&mut lock(&self.queue).pending);
@@ -314,6 +393,40 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
         drop((client, server));
         assert!(net.connections().is_empty());
+    }
+
+    #[test]
+    fn unix_paths_listen_connect_and_are_freed_on_drop() {
+        let net = Network::new(64);
+        let mut listener = net.listen_unix("/run/a.sock".into()).unwrap();
+        assert_eq!(
+            listener.local_endpoint().unwrap(),
+            Endpoint::Unix("/run/a.sock".into())
+        );
+        assert_eq!(
+            listener.local_addr().unwrap_err().kind(),
+            io::ErrorKind::Unsupported
+        );
+        assert_eq!(
+            net.listen_unix("/run/a.sock".into()).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+        let client = net.connect_unix("/run/a.sock").unwrap();
+        assert_eq!(client.peer(), "unix:/run/a.sock");
+        let Poll::Ready(Ok(server)) = accept_now(&mut listener) else {
+            panic!("no connection")
+        };
+        assert_eq!(server.peer(), "unix:", "an unnamed client socket");
+        assert_eq!(
+            net.connect_unix("/run/b.sock").unwrap_err().kind(),
+            io::ErrorKind::ConnectionRefused
+        );
+        drop(listener);
+        assert_eq!(
+            net.connect_unix("/run/a.sock").unwrap_err().kind(),
+            io::ErrorKind::ConnectionRefused
+        );
+        assert!(net.listen_unix("/run/a.sock".into()).is_ok());
     }
 
     #[test]

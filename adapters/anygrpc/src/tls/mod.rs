@@ -27,7 +27,7 @@ pub use credentials::{ChannelCredentials, CredentialsError, ServerCredentials};
 #[cfg(feature = "tls")]
 pub use futures_rustls::rustls;
 #[cfg(feature = "tls")]
-pub(crate) use server::TlsListener;
+pub(crate) use server::{TlsListener, secure_accepted};
 
 /// The ALPN protocol id of HTTP/2 over TLS (RFC 9113 §3.2): offered by clients, required of
 /// both sides (gRPC over TLS is h2 only).

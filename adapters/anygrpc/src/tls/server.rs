@@ -43,18 +43,40 @@ impl TlsListener {
 impl Listener for TlsListener {
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Box<dyn Transport>>> {
         let io = ready!(self.inner.poll_accept(cx))?;
-        let peer = io.peer();
-        Poll::Ready(Ok(Box::new(ServerTls {
-            peer,
-            state: State::Handshake(Box::new(self.acceptor.accept(io).into_fallible())),
-            auth: None,
-            runtime: self.runtime.clone(),
-        })))
+        Poll::Ready(Ok(secure(io, &self.acceptor, &self.runtime)))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
+
+    fn local_endpoint(&self) -> io::Result<crate::runtime::Endpoint> {
+        self.inner.local_endpoint()
+    }
+}
+
+/// `io` as a server-side TLS transport whose handshake runs on its first read or write.
+fn secure(
+    io: Box<dyn Transport>,
+    acceptor: &TlsAcceptor,
+    runtime: &RuntimeRef,
+) -> Box<dyn Transport> {
+    let peer = io.peer();
+    Box::new(ServerTls {
+        peer,
+        state: State::Handshake(Box::new(acceptor.accept(io).into_fallible())),
+        auth: None,
+        runtime: runtime.clone(),
+    })
+}
+
+/// An accepted transport secured with `credentials` (see [`TlsListener`]).
+pub(crate) fn secure_accepted(
+    io: Box<dyn Transport>,
+    credentials: &ServerCredentials,
+    runtime: &RuntimeRef,
+) -> Box<dyn Transport> {
+    secure(io, &TlsAcceptor::from(credentials.config.clone()), runtime)
 }
 
 enum State {

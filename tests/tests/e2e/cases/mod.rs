@@ -14,6 +14,8 @@ mod scaling;
 mod service_config;
 mod status;
 mod time;
+#[cfg(unix)]
+mod transports;
 
 pub use balancing::*;
 pub use calls::*;
@@ -29,3 +31,5 @@ pub use scaling::*;
 pub use service_config::*;
 pub use status::*;
 pub use time::*;
+#[cfg(unix)]
+pub use transports::*;

@@ -234,11 +234,11 @@ impl SubchannelTable {
         entry.state = Connectivity::Connecting;
         entry.attempt += 1;
         let (attempt, timeout) = (entry.attempt, entry.backoff.connect_timeout());
-        let endpoint = entry.handle.address.endpoint.clone();
+        let address = entry.handle.address.clone();
         let (channel, sub) = (channel.clone(), sub.clone());
         let runtime = channel.inner.runtime.clone();
         runtime.spawn(Box::pin(async move {
-            let opened = channel.open(endpoint, timeout).await;
+            let opened = channel.open(address, timeout).await;
             channel.attempt_ended(&sub, attempt, opened);
         }));
     }
@@ -286,11 +286,11 @@ fn shut_down(conn: Option<Arc<ConnHandle>>) {
 impl Channel {
     /// Opens another connection for `sub` (connection scaling), whose calls wait for it.
     pub(super) fn scale_up(&self, sub: &Subchannel) {
-        let endpoint = sub.address.endpoint.clone();
+        let address = sub.address.clone();
         let timeout = self.inner.options_backoff().min_connect_timeout;
         let (channel, sub) = (self.clone(), sub.clone());
         self.inner.runtime.spawn(Box::pin(async move {
-            let opened = channel.open(endpoint, timeout).await;
+            let opened = channel.open(address, timeout).await;
             channel.scaled_attempt_ended(&sub, opened);
         }));
     }

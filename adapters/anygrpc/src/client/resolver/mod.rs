@@ -26,28 +26,10 @@ use anygrpc_core::Status;
 use super::backoff::BackoffConfig;
 use super::channel::{Channel, ChannelInner};
 use super::service_config::{ServiceConfig, ServiceConfigError};
+pub use crate::runtime::Endpoint;
 use crate::runtime::RuntimeRef;
 
 pub use manual::ManualResolver;
-
-/// Where a connection to one address is opened.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Endpoint {
-    /// A TCP address.
-    Tcp(SocketAddr),
-    /// A Unix domain socket's path.
-    Unix(String),
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::Tcp(addr) => write!(f, "{addr}"),
-            Endpoint::Unix(path) => write!(f, "unix:{path}"),
-        }
-    }
-}
 
 /// String attributes a resolver attaches to an address or to a whole update, for the
 /// balancing policy to read (a weight, a zone, a locality); ordered, so equal sets compare

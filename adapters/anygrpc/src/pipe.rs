@@ -1,4 +1,6 @@
-//! In-memory duplex pipes: the sockets of [`MemoryRuntime`](super::MemoryRuntime).
+//! In-memory duplex pipes: the connections of in-process channels
+//! ([`Server::in_process_channel`](crate::Server::in_process_channel)) and the sockets of the
+//! `testing` feature's `MemoryRuntime`. They need only wakers, no executor and no reactor.
 //!
 //! A pipe is two bounded byte queues, one per direction, shared by its two ends. A writer gets
 //! `Pending` while the peer's queue is full (back-pressure, like a socket's send buffer), a reader
@@ -6,6 +8,15 @@
 //! peer dropped its end. A [`PipeControl`] can freeze the pipe (bytes stay queued, undelivered:
 //! a silent network, for keepalive tests) or break it (every read and write on both ends fails
 //! with `ConnectionReset`: a lost connection).
+
+#![cfg_attr(
+    not(feature = "testing"),
+    allow(
+        dead_code,
+        unreachable_pub,
+        reason = "freezing, breaking and addressed pipes are the `testing` feature's"
+    )
+)]
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -89,6 +100,9 @@ pub struct MemoryStream {
     side: usize,
     local: SocketAddr,
     peer: SocketAddr,
+    /// How [`Transport::peer`] names the other end, when not by its address (`unix:`,
+    /// `in-process`).
+    peer_name: Option<Arc<str>>,
 }
 
 impl fmt::Debug for MemoryStream {
@@ -118,14 +132,31 @@ pub fn pipe(
         side: 0,
         local: a,
         peer: b,
+        peer_name: None,
     };
     let end_b = MemoryStream {
         shared: Arc::clone(&shared),
         side: 1,
         local: b,
         peer: a,
+        peer_name: None,
     };
     (end_a, end_b, PipeControl { shared, a, b })
+}
+
+/// A pipe whose ends name their peers `a_peer` and `b_peer` (gRPC peer strings such as
+/// `unix:/run/s.sock` or `in-process`) instead of by socket address; both report the
+/// unspecified address `0.0.0.0:0`.
+pub(crate) fn named_pipe(
+    a_peer: &str,
+    b_peer: &str,
+    capacity: usize,
+) -> (MemoryStream, MemoryStream, PipeControl) {
+    let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+    let (mut a, mut b, control) = pipe(nowhere, nowhere, capacity);
+    a.peer_name = Some(a_peer.into());
+    b.peer_name = Some(b_peer.into());
+    (a, b, control)
 }
 
 impl MemoryStream {
@@ -261,7 +292,10 @@ impl Drop for MemoryStream {
 
 impl Transport for MemoryStream {
     fn peer(&self) -> String {
-        grpc_peer(self.peer)
+        match &self.peer_name {
+            Some(name) => name.to_string(),
+            None => grpc_peer(self.peer),
+        }
     }
 }
 
@@ -382,6 +416,13 @@ mod tests {
             x.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"pong");
         });
+    }
+
+    #[test]
+    fn named_pipes_name_their_peers() {
+        let (x, y, _) = named_pipe("unix:", "unix:/run/s.sock", 4);
+        assert_eq!(x.peer(), "unix:");
+        assert_eq!(y.peer(), "unix:/run/s.sock");
     }
 
     #[test]
