@@ -206,3 +206,18 @@ fn graceful_shutdown() {
         ],
     );
 }
+
+#[test]
+fn unix_socket() {
+    let out = run("unix_socket", env!("CARGO_BIN_EXE_unix_socket"));
+    expect(
+        "unix_socket",
+        &out,
+        &[
+            "server listening on unix:",
+            "socket file exists: true",
+            "reply: Hello, unix (peer unix:)!",
+            "socket file exists after stop: false",
+        ],
+    );
+}
