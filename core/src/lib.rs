@@ -63,6 +63,7 @@
 //! assert_eq!(status.map(|s| s.code()), Some(Code::Ok));
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod config;
@@ -78,6 +79,7 @@ pub mod hpack;
 mod queue;
 mod reader;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use config::{Config, PingPolicy};

@@ -15,6 +15,7 @@
 //! }
 //! # let _ = hello;
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations)]
 
 use std::fmt;
@@ -55,6 +56,7 @@ pub fn insecure_channel(target: &str) -> Result<Channel, TargetError> {
 /// For options (`server_host_override`, ...), use [`Channel::builder`] with [`runtime()`] and
 /// [`ChannelBuilder::credentials`]. Feature `tls` (on by default).
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub fn secure_channel(
     target: &str,
     credentials: ChannelCredentials,

@@ -5,6 +5,7 @@
 //! hand-written loop. Only [`Runtime::spawn`] uses smol's global executor.
 //!
 //! Everything of [`anygrpc`] is re-exported: change one `use` line to switch executors.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations)]
 
 use std::fmt;
@@ -76,6 +77,7 @@ pub fn insecure_channel(target: &str) -> Result<Channel, TargetError> {
 /// For options (`server_host_override`, ...), use [`Channel::builder`] with [`runtime()`] and
 /// [`ChannelBuilder::credentials`]. Feature `tls` (on by default).
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub fn secure_channel(
     target: &str,
     credentials: ChannelCredentials,

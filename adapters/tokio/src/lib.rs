@@ -40,6 +40,7 @@
 //!     })
 //! }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations)]
 
 use std::fmt;
@@ -114,6 +115,7 @@ pub fn insecure_channel(target: &str) -> Result<Channel, TargetError> {
 /// For options (`server_host_override`, ...), use [`Channel::builder`] with [`runtime()`] and
 /// [`ChannelBuilder::credentials`]. Feature `tls` (on by default).
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub fn secure_channel(
     target: &str,
     credentials: ChannelCredentials,

@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock};
 use anygrpc_core::Status;
 use bytes::{Bytes, BytesMut};
 
-use crate::client::Msg;
 use crate::codec::{Codec, ProstCodec};
 
 /// A message value, type-erased.
@@ -105,7 +104,7 @@ pub struct AnyMsg {
 
 impl AnyMsg {
     /// Wraps a protobuf `message` (the default codec).
-    pub fn new<M: Msg + Sync>(message: M) -> Self {
+    pub fn new<M: prost::Message + Default + Send + Sync + 'static>(message: M) -> Self {
         Self::with_codec(message, ProstCodec)
     }
 

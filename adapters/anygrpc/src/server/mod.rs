@@ -312,6 +312,7 @@ impl Server {
     /// [`add_listener`](Self::add_listener) with every accepted connection secured by
     /// `credentials` (as [`add_secure_port`](Self::add_secure_port)).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn add_secure_listener(
         &self,
         listener: Box<dyn Listener>,
@@ -345,6 +346,7 @@ impl Server {
     /// [`serve_connection`](Self::serve_connection) for a connection whose TLS handshake
     /// has not run yet: it runs first, with `credentials`, in the connection's own task.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn serve_secure_connection(
         &self,
         transport: Box<dyn crate::Transport>,
