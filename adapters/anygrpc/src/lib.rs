@@ -9,7 +9,7 @@ mod client;
 mod codec;
 mod conn;
 mod error;
-pub mod interceptor;
+mod interceptor;
 mod pipe;
 mod read_buffer;
 mod runtime;
@@ -71,11 +71,12 @@ pub mod balancer {
 pub use futures_core;
 pub use interceptor::{
     AnyMsg, AuthMetadataContext, BearerToken, CallCredentials, ClientCallDetails,
-    ClientInterceptor, Extensions, RequestMessages, ResponseStream, ServerCallDetails,
-    ServerInterceptor, ServerNext, StreamStreamClientInterceptor, StreamStreamContinuation,
-    StreamUnaryClientInterceptor, StreamUnaryContinuation, UnaryOutcome,
-    UnaryStreamClientInterceptor, UnaryStreamContinuation, UnaryUnaryClientInterceptor,
-    UnaryUnaryContinuation,
+    ClientInterceptor, Continuation, Extensions, InterceptedKind, RequestMessages, ResponseStream,
+    ServerCallDetails, ServerInterceptor, ServerNext, StreamStreamClientInterceptor,
+    StreamStreamContinuation, StreamStreamKind, StreamUnaryClientInterceptor,
+    StreamUnaryContinuation, StreamUnaryKind, UnaryOutcome, UnaryStreamClientInterceptor,
+    UnaryStreamContinuation, UnaryStreamKind, UnaryUnaryClientInterceptor, UnaryUnaryContinuation,
+    UnaryUnaryKind,
 };
 pub use runtime::{BoxFuture, Listener, Runtime, RuntimeRef, Transport};
 pub use server::{RequestStream, ResponseSink, Server, ServerCall, Service, ServicerContext};

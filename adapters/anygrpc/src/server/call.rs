@@ -66,8 +66,8 @@ struct ResponseState {
     compression: Option<Compression>,
     finished: bool,
     /// The end the handler gave, held for the server's interceptors, which decide the
-    /// status sent (`hold_end`).
-    held: Option<(Status, Metadata)>,
+    /// status sent (`hold_end`); boxed, as most servers have no interceptors.
+    held: Option<Box<(Status, Metadata)>>,
     /// The handler's done callbacks, run once the end is sent.
     callbacks: Vec<DoneCallback>,
 }
@@ -249,7 +249,7 @@ impl CallHandle {
         if self.response.hold_end {
             let mut response = self.response();
             if response.held.is_none() && !response.finished {
-                response.held = Some((status, metadata));
+                response.held = Some(Box::new((status, metadata)));
             }
             return;
         }
@@ -258,20 +258,14 @@ impl CallHandle {
 
     /// The status the handler ended the call with, held for the interceptors.
     pub(crate) fn held_status(&self) -> Option<Status> {
-        self.response()
-            .held
-            .as_ref()
-            .map(|(status, _)| status.clone())
+        self.response().held.as_ref().map(|held| held.0.clone())
     }
 
     /// Ends the call with the status its interceptors decided, and the trailing metadata its
     /// handler set.
     pub(crate) fn end_with(&self, status: Status) {
         let held = self.response().held.take();
-        self.send_end(
-            status,
-            held.map(|(_, metadata)| metadata).unwrap_or_default(),
-        );
+        self.send_end(status, held.map(|held| held.1).unwrap_or_default());
     }
 
     /// Sends the end (once), then runs the done callbacks.
