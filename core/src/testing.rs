@@ -111,7 +111,7 @@ impl Pair {
     /// Starts a client call of `path` (authority `test.local`).
     pub fn start(&mut self, path: &str) -> StreamId {
         self.client
-            .start_call(CallRequest::new(path, "test.local"), self.now)
+            .start_call(CallRequest::new(path.to_string(), "test.local"), self.now)
             .expect("start_call")
     }
 

@@ -75,7 +75,7 @@ pub fn unary_call(
     request: Bytes,
     timeout: Option<Duration>,
 ) -> Result<UnaryReply, RpcError> {
-    let mut call = CallRequest::new(path, target);
+    let mut call = CallRequest::new(path.to_string(), target);
     call.timeout = timeout;
     unary_call_with(target, call, request)
 }

@@ -1,6 +1,7 @@
 //! Application commands: start calls, send messages, headers and trailers, cancel, release.
 
 use core::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -93,9 +94,10 @@ impl Connection {
     /// until then the call waits in order (it is not failed). The deadline counts from `now`.
     pub fn start_call(
         &mut self,
-        request: CallRequest,
+        request: impl Into<Arc<CallRequest>>,
         now: Instant,
     ) -> Result<StreamId, CallError> {
+        let request = request.into();
         if self.side != Side::Client {
             return Err(CallError::WrongSide);
         }
@@ -121,7 +123,7 @@ impl Connection {
         if let Some(deadline) = stream.deadline {
             self.deadlines.insert((deadline, id));
         }
-        stream.pending_headers = Some(PendingHeaders::Request(Box::new(request)));
+        stream.pending_headers = Some(PendingHeaders::Request(request));
         self.streams.insert(id, stream);
         self.pending_open.push_back(id);
         self.open_pending_calls();

@@ -10,6 +10,7 @@ mod streams;
 mod timers;
 mod transmit;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,13 +54,15 @@ pub enum Scheme {
     Https,
 }
 
-/// Everything a client needs to start a call.
+/// Everything a client needs to start a call. [`Connection::start_call`] takes it shared
+/// (`Arc`), so a caller that may send the call again (a retry) keeps it without a copy; a
+/// static `path` and an authority shared by a channel's calls cost no allocation.
 #[derive(Debug, Clone)]
 pub struct CallRequest {
     /// `:path`, `/package.Service/Method`.
-    pub path: String,
+    pub path: Cow<'static, str>,
     /// `:authority`, usually `host:port`.
-    pub authority: String,
+    pub authority: Arc<str>,
     /// `:scheme`.
     pub scheme: Scheme,
     /// The call's timeout, sent as `grpc-timeout` (the time left when the headers are written)
@@ -75,7 +78,7 @@ pub struct CallRequest {
 
 impl CallRequest {
     /// A request for `path` on `authority` over cleartext, without timeout or metadata.
-    pub fn new(path: impl Into<String>, authority: impl Into<String>) -> Self {
+    pub fn new(path: impl Into<Cow<'static, str>>, authority: impl Into<Arc<str>>) -> Self {
         Self {
             path: path.into(),
             authority: authority.into(),

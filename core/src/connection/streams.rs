@@ -3,6 +3,7 @@
 use crate::queue::InlineQueue;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -28,7 +29,7 @@ pub(crate) struct Chunk {
 #[derive(Debug)]
 pub(crate) enum PendingHeaders {
     /// Client: the request head.
-    Request(Box<CallRequest>),
+    Request(Arc<CallRequest>),
     /// Server: the response head.
     Response {
         metadata: Metadata,

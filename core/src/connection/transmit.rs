@@ -333,7 +333,7 @@ impl Connection {
                     path: &request.path,
                     // RFC 9113 §8.3.1: an empty :authority is malformed; without one the
                     // request simply names no authority.
-                    authority: Some(request.authority.as_str()).filter(|a| !a.is_empty()),
+                    authority: Some(&*request.authority).filter(|a| !a.is_empty()),
                     scheme: match request.scheme {
                         Scheme::Http => "http",
                         Scheme::Https => "https",

@@ -414,7 +414,10 @@ impl Raw {
     pub fn start_unary(&mut self, path: &str) -> u32 {
         let id = self
             .conn
-            .start_call(anygrpc_core::CallRequest::new(path, "test.local"), self.now)
+            .start_call(
+                anygrpc_core::CallRequest::new(path.to_string(), "test.local"),
+                self.now,
+            )
             .expect("start_call");
         self.conn
             .send_message(id, Bytes::from_static(b"ping"), false)

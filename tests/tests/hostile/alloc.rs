@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes currently allocated through [`Counting`].
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
+/// Allocations made through [`Counting`] (each `alloc`, `alloc_zeroed` and `realloc`).
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 /// Highest value [`CURRENT`] reached since the last [`Watermark::start`].
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
@@ -22,6 +24,7 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 pub struct Counting;
 
 fn grew(by: usize) {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     let now = CURRENT.fetch_add(by, Ordering::Relaxed) + by;
     PEAK.fetch_max(now, Ordering::Relaxed);
 }
@@ -70,6 +73,11 @@ unsafe impl GlobalAlloc for Counting {
         }
         new
     }
+}
+
+/// Allocations made so far.
+pub fn allocations() -> usize {
+    ALLOCATIONS.load(Ordering::Relaxed)
 }
 
 /// Bytes allocated right now.

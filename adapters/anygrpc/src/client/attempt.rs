@@ -15,8 +15,9 @@ use crate::conn::slot::CallSlot;
 /// One try of a call, before it is bound to a connection.
 #[derive(Debug, Clone)]
 pub(super) struct Attempt {
-    /// The request head.
-    pub(super) request: CallRequest,
+    /// The request head, shared with the call's later attempts (copied only by one that
+    /// changes it).
+    pub(super) request: Arc<CallRequest>,
     /// The first request message, encoded, and whether it is compressed.
     pub(super) message: Option<(Bytes, bool)>,
     /// A retried attempt: the messages the application wrote after the first, sent again.
@@ -58,7 +59,7 @@ mod tests {
 
     fn attempt(message: bool, half_close: bool) -> Attempt {
         Attempt {
-            request: CallRequest::new("/a.B/C", "x"),
+            request: Arc::new(CallRequest::new("/a.B/C", "x")),
             message: message.then(|| (Bytes::from_static(b"m"), false)),
             replayed: Vec::new(),
             half_close,

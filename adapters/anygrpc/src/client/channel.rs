@@ -478,6 +478,7 @@ impl ChannelBuilder {
                 resolver,
                 policy,
                 target_text,
+                call_authority: Arc::from(authority.as_str()),
                 authority,
                 target_host,
                 connector,
@@ -515,6 +516,8 @@ pub(crate) struct ChannelInner {
     /// The target as given, for stats handlers.
     target_text: String,
     authority: String,
+    /// The same, shared by the calls' request heads (no copy per call).
+    call_authority: Arc<str>,
     /// The target's `host:port` before resolution, for connectors (see [`ConnectRequest`]).
     target_host: String,
     /// Opens the connections in place of the runtime (the application's, or a proxy's).
@@ -675,7 +678,7 @@ impl fmt::Debug for Channel {
 
 /// A call ready to go once its credentials gave their metadata.
 struct Launch {
-    path: String,
+    path: Cow<'static, str>,
     options: CallOptions,
     compression: Option<anygrpc_core::Compression>,
     message: Option<codec::Encoded>,
@@ -829,14 +832,19 @@ impl Channel {
     /// go to the connection in one step when it is ready; otherwise a task waits for it.
     /// `single_response`: the call takes exactly one response message (unary and
     /// client-streaming calls), any other number is INTERNAL.
+    #[allow(
+        clippy::ptr_arg,
+        reason = "the path is cloned into the request head: a static one stays borrowed, uncopied"
+    )]
     pub(crate) fn start_call<Req, C: crate::codec::Codec<Req>>(
         &self,
-        path: &str,
+        called: &Cow<'static, str>,
         mut options: CallOptions,
         first: Option<(&C, &Req)>,
         half_close: bool,
         single_response: bool,
     ) -> CallCore {
+        let path: &str = called;
         let runtime = &self.inner.runtime;
         let slot = CallSlot::new();
         {
@@ -914,7 +922,7 @@ impl Channel {
             }
         };
         let launch = Launch {
-            path: path.to_string(),
+            path: called.clone(),
             options,
             compression,
             message,
@@ -1065,17 +1073,17 @@ impl Channel {
             .or(self.inner.options.service_config.as_deref())
             .and_then(|config| config.method_config(&path))
             .and_then(|method| method.reliability.as_ref());
-        let request = CallRequest {
+        let request = Arc::new(CallRequest {
             path,
             authority: options
                 .authority
-                .unwrap_or_else(|| self.inner.authority.clone()),
+                .map_or_else(|| self.inner.call_authority.clone(), Arc::from),
             scheme: self.scheme(),
             timeout: options.timeout,
             metadata: options.metadata,
             encoding: compression.map(|c| c.encoding),
             accept_encoding: EncodingSet::supported(),
-        };
+        });
         let attempt = Attempt {
             request,
             message: message.clone().map(codec::Encoded::wire),
@@ -1206,8 +1214,8 @@ impl Channel {
             attempt.half_close = replay.half_closed();
             if delay.is_some() {
                 let previous = retries.as_ref().map_or(1, Retries::attempts) - 1;
-                attempt
-                    .request
+                // The one copy of the request head, for the attempt that differs.
+                Arc::make_mut(&mut attempt.request)
                     .metadata
                     .insert(retry::PREVIOUS_ATTEMPTS, &previous.to_string())
                     .ok()?;
@@ -1283,7 +1291,8 @@ impl Channel {
         // The attempt gets what is left of the call's deadline, not the whole timeout again.
         let left = |attempt: &mut Attempt, now: Instant| {
             if let Some(deadline) = attempt.deadline {
-                attempt.request.timeout = Some(deadline.saturating_duration_since(now));
+                Arc::make_mut(&mut attempt.request).timeout =
+                    Some(deadline.saturating_duration_since(now));
             }
         };
         let Some(delay) = next.delay else {

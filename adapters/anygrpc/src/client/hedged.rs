@@ -130,13 +130,13 @@ impl HedgedCall {
         if n > 0 {
             // Later attempts carry the count before them, as retries do; a value that does
             // not fit the metadata cannot happen for a small number.
-            let _ = attempt
-                .request
+            let _ = Arc::make_mut(&mut attempt.request)
                 .metadata
                 .insert(retry::PREVIOUS_ATTEMPTS, &n.to_string());
         }
         if let Some(deadline) = attempt.deadline {
-            attempt.request.timeout = Some(deadline.saturating_duration_since(now));
+            Arc::make_mut(&mut attempt.request).timeout =
+                Some(deadline.saturating_duration_since(now));
         }
         if let Some(stats) = &self.stats {
             stats.record(&CallEvent::AttemptStarted { transparent_retry });

@@ -203,6 +203,7 @@ pub(crate) fn unary_unary_terminal<Resp: Send + Sync + 'static, C: Codec<Resp>>(
     let (channel, codec) = (channel.clone(), any_codec::<Resp, C>(codec));
     Arc::new(move |details: ClientCallDetails, request: AnyMsg| {
         let (path, options) = details.into_options();
+        let path = std::borrow::Cow::Owned(path);
         let core = channel.start_call(&path, options, Some((&codec, &request)), true, true);
         Box::pin(unary_outcome(Started(core), codec.responses.clone()))
     })
@@ -216,6 +217,7 @@ pub(crate) fn unary_stream_terminal<Resp: Send + Sync + 'static, C: Codec<Resp>>
     let (channel, codec) = (channel.clone(), any_codec::<Resp, C>(codec));
     Arc::new(move |details: ClientCallDetails, request: AnyMsg| {
         let (path, options) = details.into_options();
+        let path = std::borrow::Cow::Owned(path);
         let core = channel.start_call(&path, options, Some((&codec, &request)), true, false);
         let responses = ResponseStream::from_source(DirectResponses {
             call: Started(core),
@@ -235,6 +237,7 @@ pub(crate) fn stream_unary_terminal<Resp: Send + Sync + 'static, C: Codec<Resp>>
     Arc::new(
         move |details: ClientCallDetails, requests: RequestMessages| {
             let (path, options) = details.into_options();
+            let path = std::borrow::Cow::Owned(path);
             let core = channel.start_call::<AnyMsg, AnyCodec>(&path, options, None, false, true);
             super::kinds::feed(&core, codec.clone(), requests);
             Box::pin(unary_outcome(Started(core), codec.responses.clone()))
@@ -251,6 +254,7 @@ pub(crate) fn stream_stream_terminal<Resp: Send + Sync + 'static, C: Codec<Resp>
     Arc::new(
         move |details: ClientCallDetails, requests: RequestMessages| {
             let (path, options) = details.into_options();
+            let path = std::borrow::Cow::Owned(path);
             let core = channel.start_call::<AnyMsg, AnyCodec>(&path, options, None, false, false);
             super::kinds::feed(&core, codec.clone(), requests);
             let responses = ResponseStream::from_source(DirectResponses {

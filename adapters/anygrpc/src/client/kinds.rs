@@ -322,7 +322,7 @@ fn intercepted_request<Req: Send + Sync + 'static, C: Codec<Req>>(
 #[allow(clippy::too_many_arguments, reason = "the parts of one call start")]
 fn start_unary_request<Req, Resp, C, K, R>(
     channel: &Channel,
-    path: &str,
+    path: &Path,
     options: CallOptions,
     codec: &C,
     request: &Req,
@@ -365,7 +365,7 @@ where
 #[allow(clippy::too_many_arguments, reason = "the parts of one call start")]
 fn start_streaming<Req, Resp, C, K, R>(
     channel: &Channel,
-    path: &str,
+    path: &Path,
     options: CallOptions,
     codec: &C,
     from: Option<RequestsFrom<Req>>,

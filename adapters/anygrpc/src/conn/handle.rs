@@ -22,7 +22,7 @@ pub(crate) enum Command {
     /// Client: start the call.
     Start {
         slot: Arc<CallSlot>,
-        request: CallRequest,
+        request: Arc<CallRequest>,
     },
     /// Send one message (already encoded and, if `compressed`, compressed).
     Send {

@@ -132,7 +132,7 @@ fn unary(pair: &mut Pair, request: &'static str) -> Arc<CallSlot> {
     let commands = vec![
         Command::Start {
             slot: slot.clone(),
-            request: CallRequest::new("/a.B/C", "memory"),
+            request: CallRequest::new("/a.B/C", "memory").into(),
         },
         Command::Send {
             slot: slot.clone(),
@@ -294,7 +294,7 @@ fn the_end_of_a_connection_ends_its_calls_and_refuses_more() {
         &pair.client_handle,
         vec![Command::Start {
             slot: queued.clone(),
-            request: CallRequest::new("/a.B/C", "memory"),
+            request: CallRequest::new("/a.B/C", "memory").into(),
         }],
         Urgency::Open,
     );
@@ -428,7 +428,7 @@ fn a_command_of_a_call_now_bound_elsewhere_is_dropped() {
     let start = vec![
         Command::Start {
             slot: slot.clone(),
-            request: CallRequest::new("/a.B/C", "memory"),
+            request: CallRequest::new("/a.B/C", "memory").into(),
         },
         Command::Send {
             slot: slot.clone(),

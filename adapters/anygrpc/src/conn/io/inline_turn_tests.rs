@@ -113,7 +113,7 @@ fn started(rt: &MemoryRuntime) -> (DriverTask, Arc<ConnHandle>, MemoryStream) {
 fn start(shared: &Arc<ConnHandle>) -> Command {
     Command::Start {
         slot: CallSlot::bound_to(shared),
-        request: CallRequest::new("/a.B/C", "x"),
+        request: CallRequest::new("/a.B/C", "x").into(),
     }
 }
 
@@ -172,7 +172,7 @@ fn start_call(task: &mut DriverTask, shared: &Arc<ConnHandle>) -> Arc<CallSlot> 
         .enqueue(
             [Command::Start {
                 slot: slot.clone(),
-                request: CallRequest::new("/a.B/C", "x"),
+                request: CallRequest::new("/a.B/C", "x").into(),
             }],
             Urgency::Open,
         )
