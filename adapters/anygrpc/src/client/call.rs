@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -242,8 +242,6 @@ pub(crate) struct CallCore {
     pub(crate) max_recv: usize,
     pub(crate) max_send: usize,
     pub(crate) compression: Option<Compression>,
-    /// Whether the last response read arrived compressed.
-    pub(crate) last_compressed: Arc<AtomicBool>,
     /// Where the call's events go, when the channel has stats handlers.
     pub(crate) stats: Option<crate::stats::CallRecorder>,
 }
@@ -262,7 +260,8 @@ impl CallCore {
 
     /// Notes that the application reads `message`.
     pub(crate) fn received(&self, message: &Message) {
-        self.last_compressed
+        self.slot
+            .last_compressed
             .store(message.encoding.is_some(), Ordering::Relaxed);
     }
 

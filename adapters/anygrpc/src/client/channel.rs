@@ -901,7 +901,6 @@ impl Channel {
             max_recv,
             max_send,
             compression,
-            last_compressed: Default::default(),
             stats,
         };
         let fail = |status| {

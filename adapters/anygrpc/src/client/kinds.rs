@@ -289,6 +289,7 @@ impl<R: Returned> Inner<R> {
     fn last_response_compressed(&self) -> bool {
         match self {
             Inner::Direct(core) => core
+                .slot
                 .last_compressed
                 .load(std::sync::atomic::Ordering::Relaxed),
             Inner::Intercepted(_) => false,

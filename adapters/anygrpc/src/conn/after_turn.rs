@@ -22,11 +22,14 @@ struct Queue {
 thread_local! {
     /// Set while this thread runs a turn: the work queued for after it.
     static QUEUE: RefCell<Option<Queue>> = const { RefCell::new(None) };
+    /// The list of the last turn, emptied, for the next (no allocation per turn).
+    static SPARE: RefCell<Vec<Work>> = const { RefCell::new(Vec::new()) };
 }
 // Under loom the model's threads may share an OS thread: each needs its own queue.
 #[cfg(all(loom, test))]
 loom::thread_local! {
     static QUEUE: RefCell<Option<Queue>> = RefCell::new(None);
+    static SPARE: RefCell<Vec<Work>> = RefCell::new(Vec::new());
 }
 
 /// Replaces this thread's queue with `queue`, giving back the one before.
@@ -82,8 +85,12 @@ impl std::fmt::Debug for Turn {
 impl Turn {
     /// A turn starts on this thread.
     pub(crate) fn start() -> Self {
+        let queue = Queue {
+            work: SPARE.with(RefCell::take),
+            again: false,
+        };
         Self {
-            outer: replace(Some(Queue::default())),
+            outer: replace(Some(queue)),
             done: false,
         }
     }
@@ -96,10 +103,17 @@ impl Turn {
 
     fn run(&mut self) -> bool {
         self.done = true;
-        let queued = replace(self.outer.take()).unwrap_or_default();
-        for work in queued.work {
+        let mut queued = replace(self.outer.take()).unwrap_or_default();
+        for work in queued.work.drain(..) {
             defer(work);
         }
+        // Kept for the next turn on this thread (the larger, if an inner turn left one).
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.capacity() < queued.work.capacity() {
+                *spare = std::mem::take(&mut queued.work);
+            }
+        });
         queued.again
     }
 }

@@ -28,6 +28,8 @@ use crate::runtime::{BoxFuture, RuntimeRef};
 thread_local! {
     /// Connections given commands during the handler poll running on this thread.
     static DEFERRED: RefCell<Option<Vec<Arc<ConnHandle>>>> = const { RefCell::new(None) };
+    /// The list of the last handler poll, emptied, for the next (no allocation per poll).
+    static SPARE: RefCell<Vec<Arc<ConnHandle>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `true` while a handler poll runs on this thread: what it queues is kicked after it.
@@ -60,7 +62,7 @@ fn as_handler_poll<R>(poll: impl FnOnce() -> R) -> (R, Vec<Arc<ConnHandle>>) {
             }
         }
     }
-    let mut restore = Restore(Some(DEFERRED.replace(Some(Vec::new()))));
+    let mut restore = Restore(Some(DEFERRED.replace(Some(SPARE.take()))));
     let result = poll();
     let outer = restore.0.take().unwrap_or_default();
     let deferred = DEFERRED.replace(outer).unwrap_or_default();
@@ -68,8 +70,8 @@ fn as_handler_poll<R>(poll: impl FnOnce() -> R) -> (R, Vec<Arc<ConnHandle>>) {
 }
 
 /// Kicks the connections a handler poll gave commands, but `skip` (whose next turn follows).
-fn kick(deferred: Vec<Arc<ConnHandle>>, skip: Option<&Arc<ConnHandle>>) {
-    for conn in deferred {
+fn kick(mut deferred: Vec<Arc<ConnHandle>>, skip: Option<&Arc<ConnHandle>>) {
+    for conn in deferred.drain(..) {
         if skip.is_some_and(|skip| Arc::ptr_eq(skip, &conn)) {
             continue;
         }
@@ -77,6 +79,12 @@ fn kick(deferred: Vec<Arc<ConnHandle>>, skip: Option<&Arc<ConnHandle>>) {
             .enqueue(std::iter::empty(), Urgency::AfterHandlerPoll)
             .map(Kick::run);
     }
+    // Kept for the next poll on this thread (the larger of the two, if a nested poll left one).
+    SPARE.with_borrow_mut(|spare| {
+        if spare.capacity() < deferred.capacity() {
+            *spare = deferred;
+        }
+    });
 }
 
 /// The calls one turn of a server connection received, to be served after it.

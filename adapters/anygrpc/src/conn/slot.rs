@@ -213,6 +213,9 @@ impl SubmittedSizes {
 #[derive(Debug, Default)]
 pub(crate) struct CallSlot {
     state: Mutex<CallState>,
+    /// Client: whether the last response the application read arrived compressed (read
+    /// without the lock, by `last_response_compressed`).
+    pub(crate) last_compressed: std::sync::atomic::AtomicBool,
 }
 
 impl CallSlot {

@@ -671,23 +671,27 @@ impl Dispatch for Dispatcher {
 /// The handler's future for `call`, or the status it ends with when there is none (no such
 /// method, or the handler's factory panicked).
 fn route(server: &Server, call: ServerCall) -> Result<BoxFuture<'static, ()>, Status> {
-    let path = call.path().to_string();
     let found = server
         .inner
         .registry
         .read()
         .unwrap_or_else(|p| p.into_inner())
-        .route(&path);
+        .route(call.path());
+    let not_found = |path: &str| Status::unimplemented(format!("method not found: {path}"));
+    let Some(found) = found else {
+        return Err(not_found(call.path()));
+    };
     // The handler's future is made by the application's code: a panic there fails this
     // call, as one in the future does.
-    let task = guarded("the handler", Status::unknown, || {
-        Ok(match found {
-            Some(Found::Generic(handler)) => Some(handler(call)),
-            Some(Found::Service(service, method)) => service.call(&method, call),
-            None => None,
-        })
-    })?;
-    task.ok_or_else(|| Status::unimplemented(format!("method not found: {path}")))
+    guarded("the handler", Status::unknown, || match found {
+        Found::Generic(handler) => Ok(handler(call)),
+        Found::Service(service, method) => {
+            let name = service.name();
+            service
+                .call(&method, call)
+                .ok_or_else(|| not_found(&format!("/{name}/{method}")))
+        }
+    })
 }
 
 /// What a call's path routes to, taken out of the registry before the application's code runs
