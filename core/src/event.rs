@@ -47,6 +47,23 @@ impl Message {
             }
         }
     }
+
+    /// As [`decode`](Self::decode), taking the message: an uncompressed one hands over its
+    /// bytes as they are (a clone of a freshly received `Bytes` would allocate).
+    pub fn into_payload(self, limit: usize) -> Result<Bytes, Status> {
+        match self.encoding {
+            None | Some(Encoding::Identity) => {
+                if self.data.len() > limit {
+                    return Err(Status::resource_exhausted(format!(
+                        "message of {} bytes exceeds the limit of {limit}",
+                        self.data.len()
+                    )));
+                }
+                Ok(self.data)
+            }
+            Some(_) => self.decode(limit),
+        }
+    }
 }
 
 /// Something that happened on the connection. Complete when emitted.

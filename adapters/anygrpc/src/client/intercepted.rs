@@ -131,7 +131,7 @@ impl ResponseSource for DirectResponses {
         }
         let core = &self.call.0;
         match std::task::ready!(core.poll_message(cx)) {
-            Some(message) => match message.decode(core.max_recv) {
+            Some(message) => match message.into_payload(core.max_recv) {
                 Ok(bytes) => {
                     Poll::Ready(Some(Ok(AnyMsg::from_wire(bytes, self.responses.clone()))))
                 }
@@ -173,7 +173,7 @@ async fn unary_outcome(call: Started, responses: Arc<dyn ErasedCodec>) -> UnaryO
         let message = core.slot.lock().inbox.pop_front();
         match message {
             Some(message) => message
-                .decode(core.max_recv)
+                .into_payload(core.max_recv)
                 .map(|bytes| AnyMsg::from_wire(bytes, responses)),
             None => Err(crate::conn::slot::no_response()),
         }

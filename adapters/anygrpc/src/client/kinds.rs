@@ -47,7 +47,7 @@ fn unary_result<Resp, C: Codec<Resp>>(
         return Err(core.error(crate::conn::slot::Outcome { status, ..outcome }));
     };
     core.received(&message);
-    codec::decode(codec, &message, core.max_recv)
+    codec::decode(codec, message, core.max_recv)
         .map_err(|status| core.error(crate::conn::slot::Outcome { status, ..outcome }))
 }
 
@@ -65,7 +65,7 @@ fn poll_next_response<Resp, C: Codec<Resp>>(
         Poll::Pending => Poll::Pending,
         Poll::Ready(Some(message)) => {
             core.received(&message);
-            match codec::decode(codec, &message, core.max_recv) {
+            match codec::decode(codec, message, core.max_recv) {
                 Ok(value) => Poll::Ready(Some(Ok(value))),
                 Err(status) => {
                     // A message we cannot decode ends the call (grpc-go does the same).

@@ -143,10 +143,10 @@ pub(crate) fn compress(bytes: Bytes, compression: Option<Compression>) -> Result
 /// bytes.
 pub(crate) fn decode<T, C: Codec<T>>(
     codec: &C,
-    message: &Message,
+    message: Message,
     limit: usize,
 ) -> Result<T, Status> {
-    codec.decode(message.decode(limit)?)
+    codec.decode(message.into_payload(limit)?)
 }
 
 #[cfg(test)]
@@ -187,7 +187,7 @@ mod tests {
             data: raw.clone(),
             encoding: None,
         };
-        let got = decode(&RawCodec, &message, usize::MAX).unwrap();
+        let got = decode(&RawCodec, message, usize::MAX).unwrap();
         assert_eq!(
             got.as_ptr(),
             raw.as_ptr(),
@@ -328,7 +328,7 @@ mod tests {
                 encoding: if compressed { encoding } else { None },
             };
             assert_eq!(
-                decode::<String, _>(&ProstCodec, &message, 1 << 20).unwrap(),
+                decode::<String, _>(&ProstCodec, message.clone(), 1 << 20).unwrap(),
                 value
             );
         }
@@ -347,7 +347,7 @@ mod tests {
             encoding: None,
         };
         assert_eq!(
-            decode::<String, _>(&ProstCodec, &message, 5)
+            decode::<String, _>(&ProstCodec, message, 5)
                 .unwrap_err()
                 .code(),
             anygrpc_core::Code::ResourceExhausted
@@ -361,7 +361,7 @@ mod tests {
             encoding: None,
         };
         assert_eq!(
-            decode::<String, _>(&ProstCodec, &message, 100)
+            decode::<String, _>(&ProstCodec, message, 100)
                 .unwrap_err()
                 .code(),
             anygrpc_core::Code::Internal

@@ -438,7 +438,7 @@ impl ServerCall {
     /// The next request message, decompressed; `None` after the client half-closed.
     pub async fn recv(&mut self) -> Option<Result<Bytes, Status>> {
         let next = poll_fn(|cx| self.handle.poll_message(cx)).await?;
-        Some(next.and_then(|m| m.decode(self.handle.max_recv)))
+        Some(next.and_then(|m| m.into_payload(self.handle.max_recv)))
     }
 
     /// Sends one response message (the response head first, if not sent yet).
@@ -566,7 +566,7 @@ impl<Req, C: Codec<Req>> RequestStream<Req, C> {
             }
             let max = self.handle.max_recv;
             let codec = &self.codec;
-            let item = next.map(|m| m.and_then(|m| codec::decode(codec, &m, max)));
+            let item = next.map(|m| m.and_then(|m| codec::decode(codec, m, max)));
             if !matches!(item, Some(Ok(_))) {
                 self.ended = true;
             }

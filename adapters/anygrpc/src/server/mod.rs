@@ -622,7 +622,7 @@ impl Dispatch for Dispatcher {
         let mut call = ServerCall::new(call, max_recv, intercepted, stats)
             .compress_responses(default_compression);
         let handle = call.handle();
-        let task: BoxFuture<'static, ()> = if intercepted {
+        if intercepted {
             let details = call.details();
             let server = self.server.clone();
             let terminal: ServerTerminal = Box::new(move |details| {
@@ -643,29 +643,42 @@ impl Dispatch for Dispatcher {
                 }
             });
             let chain = ServerNext::chain(interceptors, terminal);
-            Box::pin(async move {
-                let status = chain.run(details).await;
-                handle.end_with(status);
-            })
-        } else {
-            match route(&self.server, call) {
-                Err(status) => {
-                    handle.finish(status, Metadata::new());
-                    return None;
-                }
-                Ok(task) => Box::pin(async move {
+            return Some(in_span(
+                async move {
+                    let status = chain.run(details).await;
+                    handle.end_with(status);
+                },
+                #[cfg(feature = "tracing")]
+                span,
+            ));
+        }
+        match route(&self.server, call) {
+            Err(status) => {
+                handle.finish(status, Metadata::new());
+                None
+            }
+            Ok(task) => Some(in_span(
+                async move {
                     // A panicking handler ends its own call, never the server.
                     if AssertUnwindSafe(task).catch_unwind().await.is_err() {
                         handle.finish(Status::unknown("the handler panicked"), Metadata::new());
                     }
-                }),
-            }
-        };
-        // What the handler logs belongs to its call's span.
-        #[cfg(feature = "tracing")]
-        let task = Box::pin(tracing::Instrument::instrument(task, span));
-        Some(task)
+                },
+                #[cfg(feature = "tracing")]
+                span,
+            )),
+        }
     }
+}
+
+/// A call's task, boxed once, running in its call's span (what the handler logs belongs to it).
+fn in_span(
+    task: impl Future<Output = ()> + Send + 'static,
+    #[cfg(feature = "tracing")] span: tracing::Span,
+) -> BoxFuture<'static, ()> {
+    #[cfg(feature = "tracing")]
+    let task = tracing::Instrument::instrument(task, span);
+    Box::pin(task)
 }
 
 /// The handler's future for `call`, or the status it ends with when there is none (no such
