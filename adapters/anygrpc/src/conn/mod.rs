@@ -81,3 +81,4 @@ pub(crate) mod io;
 pub(crate) mod policy;
 pub(crate) mod replay;
 pub(crate) mod slot;
+mod small_deque;

@@ -1,7 +1,7 @@
 //! The small shared state of one call: what the connection driver delivered (messages, head,
 //! outcome) and how to reach the driver. Locked for one push or pop, never across an await.
 
-use std::collections::VecDeque;
+use crate::conn::small_deque::SmallDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -98,7 +98,7 @@ pub(crate) struct CallState {
     /// Commands issued before the call was bound to a connection, in order.
     pub(crate) unbound: Vec<Command>,
     /// Received messages not read yet.
-    pub(crate) inbox: VecDeque<Message>,
+    pub(crate) inbox: SmallDeque<Message>,
     /// No more messages will arrive (server: client half-closed; client: call ended).
     pub(crate) recv_closed: bool,
     /// Client: the call takes exactly one response message (unary and client-streaming), so
@@ -181,7 +181,7 @@ impl std::fmt::Debug for CallState {
 /// they come and go (so the bound on bytes run ahead costs the same at any depth).
 #[derive(Debug, Default)]
 pub(crate) struct SubmittedSizes {
-    sizes: VecDeque<usize>,
+    sizes: SmallDeque<usize>,
     total: usize,
 }
 
@@ -420,7 +420,7 @@ impl CallSlot {
         }
         attempt.handed_over = true;
         let headers = attempt.headers.take();
-        let inbox = std::mem::take(&mut attempt.inbox);
+        let mut inbox = std::mem::take(&mut attempt.inbox);
         let outcome = attempt.outcome.clone();
         drop(attempt);
         let mut writes = Vec::new();
@@ -429,7 +429,7 @@ impl CallSlot {
                 return;
             }
             c.headers = headers;
-            c.inbox.extend(inbox);
+            c.inbox.extend(inbox.drain());
             if let Some((conn, stream)) = route {
                 c.conn = Some(conn);
                 c.stream = Some(stream);
