@@ -32,24 +32,31 @@ pub(super) struct Attempt {
 }
 
 impl Attempt {
-    /// The commands that start the attempt for the call of `slot`, in order.
-    pub(super) fn into_commands(self, slot: &Arc<CallSlot>) -> Vec<Command> {
-        let mut commands = Vec::with_capacity(3 + self.replayed.len());
-        commands.push(Command::Start {
+    /// The commands that start the attempt for the call of `slot`, in order (made as they
+    /// are handed over: a call bound at once collects them in no list of its own).
+    pub(super) fn into_commands(
+        self,
+        slot: &Arc<CallSlot>,
+    ) -> impl Iterator<Item = Command> + use<> {
+        let start = Command::Start {
             slot: slot.clone(),
             request: self.request,
-        });
-        for (message, compressed) in self.message.into_iter().chain(self.replayed) {
-            commands.push(Command::Send {
-                slot: slot.clone(),
-                message,
-                compressed,
-            });
-        }
-        if self.half_close {
-            commands.push(Command::HalfClose { slot: slot.clone() });
-        }
-        commands
+        };
+        let sends = {
+            let slot = slot.clone();
+            self.message
+                .into_iter()
+                .chain(self.replayed)
+                .map(move |(message, compressed)| Command::Send {
+                    slot: slot.clone(),
+                    message,
+                    compressed,
+                })
+        };
+        let half_close = self
+            .half_close
+            .then(|| Command::HalfClose { slot: slot.clone() });
+        std::iter::once(start).chain(sends).chain(half_close)
     }
 }
 
@@ -73,13 +80,11 @@ mod tests {
         let slot = CallSlot::new();
         let names: Vec<String> = attempt(true, true)
             .into_commands(&slot)
-            .iter()
             .map(|c| format!("{c:?}"))
             .collect();
         assert_eq!(names, ["Start", "Send", "HalfClose"]);
         let names: Vec<String> = attempt(false, false)
             .into_commands(&slot)
-            .iter()
             .map(|c| format!("{c:?}"))
             .collect();
         assert_eq!(names, ["Start"]);
@@ -95,9 +100,8 @@ mod tests {
         ];
         let sent: Vec<String> = retried
             .into_commands(&slot)
-            .iter()
             .map(|c| match c {
-                Command::Send { message, .. } => String::from_utf8_lossy(message).into_owned(),
+                Command::Send { message, .. } => String::from_utf8_lossy(&message).into_owned(),
                 other => format!("{other:?}"),
             })
             .collect();

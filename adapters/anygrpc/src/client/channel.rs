@@ -1140,7 +1140,7 @@ impl Channel {
                 from_attempt: true,
             }),
             Pick::Wait => {
-                requeue(&slot, commands);
+                requeue(&slot, commands.collect());
                 self.spawn_acquire(slot, wait_for_ready, deadline);
             }
         }
@@ -1497,7 +1497,11 @@ fn requeue(slot: &CallSlot, mut commands: Vec<Command>) {
 
 /// Binds a call to its picked connection and hands it its commands; gives them back if the
 /// connection closed meanwhile. A stream claimed for it is given back if it will not start.
-fn bind(slot: &Arc<CallSlot>, picked: &Picked, commands: Vec<Command>) -> Result<(), Vec<Command>> {
+fn bind(
+    slot: &Arc<CallSlot>,
+    picked: &Picked,
+    commands: impl IntoIterator<Item = Command>,
+) -> Result<(), Vec<Command>> {
     let conn = &picked.conn;
     let mut state = slot.lock();
     if state.outcome.is_some() {
@@ -1507,10 +1511,10 @@ fn bind(slot: &Arc<CallSlot>, picked: &Picked, commands: Vec<Command>) -> Result
         }
         return Ok(());
     }
-    let mut commands = commands;
-    commands.append(&mut state.unbound);
+    // What the application queued meanwhile goes after the attempt's own commands.
+    let unbound = std::mem::take(&mut state.unbound);
     state.claimed = picked.claimed;
-    match conn.enqueue(commands, Urgency::Open) {
+    match conn.enqueue(commands.into_iter().chain(unbound), Urgency::Open) {
         Ok(kick) => {
             state.conn = Some(conn.clone());
             drop(state);
