@@ -40,7 +40,7 @@ fn payload(size: i32) -> Result<Payload, Status> {
         .map_err(|_| Status::invalid_argument(format!("negative response size {size}")))?;
     Ok(Payload {
         r#type: 0,
-        body: zeros(size),
+        body: zeros(size).into(),
     })
 }
 
@@ -285,7 +285,7 @@ fn expect_code<T>(what: &str, result: Result<T, Status>, want: Code) -> Result<S
 fn body(size: usize) -> Option<Payload> {
     Some(Payload {
         r#type: 0,
-        body: zeros(size),
+        body: zeros(size).into(),
     })
 }
 

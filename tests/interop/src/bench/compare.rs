@@ -1,6 +1,8 @@
 //! `bench compare`: runs anygrpc (on each executor), tonic and the raw-TCP floor side by side
 //! in one invocation, pairs alternating round by round (A B A B), the server pinned to CPU 0
 //! and the client to CPU 1 with `taskset`, and prints the figures and the ratios as Markdown.
+//! Both processes' CPU comes from `/proc/<pid>/stat`, sampled by the client at its measured
+//! window's edges (its own and the server's, `--server_pid`).
 //! Given `--baseline=PATH`, another `bench` binary (built from an earlier commit), it runs that
 //! binary's anygrpc pairs beside this one's in every round and adds the after ÷ before table.
 
@@ -172,12 +174,14 @@ fn run_pair(
             format!("--server_port={port}"),
             format!("--scenario={}", scenario.name),
             format!("--duration_s={}", options.duration_s),
+            format!("--server_pid={pid}"),
         ])
         .stdout(Stdio::piped());
     let child = command
         .spawn()
         .map_err(|e| format!("cannot start client: {e}"))?;
-    // The server's CPU over (about) the client's measured window.
+    // The server's CPU over about the client's measured window, for a baseline binary whose
+    // client does not sample it itself at its window's edges (`--server_pid`).
     std::thread::sleep(WARM_UP + Duration::from_millis(50));
     let cpu0 = cpu_seconds_of(&pid);
     std::thread::sleep(Duration::from_secs_f64(options.duration_s));
@@ -193,9 +197,13 @@ fn run_pair(
     );
     let report = Report::from_json(line)
         .ok_or_else(|| format!("{} client printed {stdout:?}", client.label(options)))?;
-    let calls = report.rate * options.duration_s;
+    let server_cpu = if report.server_cpu_s.is_finite() {
+        report.server_cpu_s
+    } else {
+        cpu1 - cpu0
+    };
     Ok(Run {
-        server_cpu_per_1k: (cpu1 - cpu0) / calls * 1000.0,
+        server_cpu_per_1k: server_cpu / report.count as f64 * 1000.0,
         report,
     })
 }
@@ -563,6 +571,7 @@ mod tests {
                 concurrency: 1,
                 req_bytes: 0,
                 resp_bytes: 0,
+                server_cpu_s: f64::NAN,
             },
             server_cpu_per_1k: server_cpu,
         }

@@ -7,8 +7,8 @@ pub mod compare;
 pub mod floor;
 pub mod tonic_side;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The warm-up before every measured window.
@@ -123,8 +123,25 @@ pub fn cpu_seconds() -> f64 {
     cpu_seconds_of("self")
 }
 
+/// The server process whose CPU every [`Window`] samples at its edges, beside this one's.
+static SERVER_PID: OnceLock<String> = OnceLock::new();
+
+/// Makes every [`Window`] also sample process `pid` (the server, on this machine) at the same
+/// instants as this process, so both CPU figures cover exactly the measured window
+/// (`bench client --server_pid=N`, which `bench compare` passes).
+pub fn watch_server(pid: u32) {
+    let _ = SERVER_PID.set(pid.to_string());
+}
+
+/// CPU seconds sampled at a window's two edges: this process's and the watched server's.
+#[derive(Debug, Clone, Copy)]
+struct Edges {
+    own: (f64, f64),
+    server: (f64, f64),
+}
+
 /// The measured window: warm-up ends at `start`, measurement at `end`. The first event past
-/// each edge samples this process's CPU time.
+/// each edge samples this process's CPU time (and the server's, see [`watch_server`]).
 #[derive(Debug)]
 pub struct Window {
     /// End of the warm-up.
@@ -133,8 +150,13 @@ pub struct Window {
     pub end: Instant,
     started: AtomicBool,
     ended: AtomicBool,
-    cpu: Mutex<(f64, f64)>,
+    cpu: Mutex<Edges>,
 }
+
+const UNSAMPLED: Edges = Edges {
+    own: (f64::NAN, f64::NAN),
+    server: (f64::NAN, f64::NAN),
+};
 
 impl Window {
     /// A window of `duration` after the warm-up, starting now.
@@ -145,17 +167,23 @@ impl Window {
             end: start + duration,
             started: AtomicBool::new(false),
             ended: AtomicBool::new(false),
-            cpu: Mutex::new((f64::NAN, f64::NAN)),
+            cpu: Mutex::new(UNSAMPLED),
         }
     }
 
     /// Notes an event at `at`; true when it falls inside the window.
     pub fn tick(&self, at: Instant) -> bool {
         if at >= self.start && !self.started.swap(true, Ordering::Relaxed) {
-            self.sample(|c, now| c.0 = now);
+            self.sample(|c, own, server| {
+                c.own.0 = own;
+                c.server.0 = server;
+            });
         }
         if at >= self.end && !self.ended.swap(true, Ordering::Relaxed) {
-            self.sample(|c, now| c.1 = now);
+            self.sample(|c, own, server| {
+                c.own.1 = own;
+                c.server.1 = server;
+            });
         }
         at >= self.start && at < self.end
     }
@@ -167,16 +195,24 @@ impl Window {
         now >= self.end
     }
 
-    fn sample(&self, set: impl FnOnce(&mut (f64, f64), f64)) {
-        let now = cpu_seconds();
+    fn sample(&self, set: impl FnOnce(&mut Edges, f64, f64)) {
+        let own = cpu_seconds();
+        let server = SERVER_PID.get().map_or(f64::NAN, |pid| cpu_seconds_of(pid));
         if let Ok(mut cpu) = self.cpu.lock() {
-            set(&mut cpu, now);
+            set(&mut cpu, own, server);
         }
     }
 
     /// CPU seconds this process used inside the window.
     pub fn cpu(&self) -> f64 {
-        self.cpu.lock().map_or(f64::NAN, |c| c.1 - c.0)
+        self.cpu.lock().map_or(f64::NAN, |c| c.own.1 - c.own.0)
+    }
+
+    /// CPU seconds the watched server used inside the window (NaN when none is watched).
+    pub fn server_cpu(&self) -> f64 {
+        self.cpu
+            .lock()
+            .map_or(f64::NAN, |c| c.server.1 - c.server.0)
     }
 
     /// The window's length in seconds.
@@ -274,6 +310,9 @@ pub struct Report {
     pub req_bytes: usize,
     /// Response payload bytes.
     pub resp_bytes: usize,
+    /// The watched server's user + system CPU seconds in the same window (`--server_pid`),
+    /// NaN (`null`) when none was watched.
+    pub server_cpu_s: f64,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
@@ -316,6 +355,7 @@ impl Report {
             concurrency: scenario.concurrency,
             req_bytes: scenario.req_bytes,
             resp_bytes: scenario.resp_bytes,
+            server_cpu_s: window.server_cpu(),
         }
     }
 
@@ -330,7 +370,7 @@ impl Report {
         };
         let opt = |v: Option<f64>, digits| v.map_or("null".into(), |v| num(v, digits));
         format!(
-            "{{\"scenario\":\"{}\",\"client\":\"{}\",\"rate\":{},\"unit\":\"{}\",\"count\":{},\"duration_s\":{},\"mb_per_s\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"cpu_s\":{},\"cpu_s_per_1k\":{},\"errors\":{},\"connections\":{},\"concurrency\":{},\"req_bytes\":{},\"resp_bytes\":{}}}",
+            "{{\"scenario\":\"{}\",\"client\":\"{}\",\"rate\":{},\"unit\":\"{}\",\"count\":{},\"duration_s\":{},\"mb_per_s\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"cpu_s\":{},\"cpu_s_per_1k\":{},\"errors\":{},\"connections\":{},\"concurrency\":{},\"req_bytes\":{},\"resp_bytes\":{},\"server_cpu_s\":{}}}",
             self.scenario,
             self.client,
             num(self.rate, 1),
@@ -348,6 +388,7 @@ impl Report {
             self.concurrency,
             self.req_bytes,
             self.resp_bytes,
+            num(self.server_cpu_s, 3),
         )
     }
 
@@ -384,6 +425,7 @@ impl Report {
             concurrency: size("concurrency")?,
             req_bytes: size("req_bytes")?,
             resp_bytes: size("resp_bytes")?,
+            server_cpu_s: float("server_cpu_s").unwrap_or(f64::NAN),
         })
     }
 }
@@ -413,6 +455,13 @@ mod tests {
         assert_eq!(back.concurrency, 64);
         assert_eq!(back.req_bytes, 1024);
         assert_eq!(back.mb_per_s, None);
+        assert!(back.server_cpu_s.is_nan(), "no server watched: null");
+        let watched = Report {
+            server_cpu_s: 0.25,
+            ..back
+        };
+        let back = Report::from_json(&watched.to_json()).unwrap();
+        assert_eq!(back.server_cpu_s, 0.25);
     }
 
     #[test]
@@ -430,7 +479,7 @@ mod tests {
             end: now + until,
             started: AtomicBool::new(false),
             ended: AtomicBool::new(false),
-            cpu: Mutex::new((f64::NAN, f64::NAN)),
+            cpu: Mutex::new(UNSAMPLED),
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! - `bench server [--runtime=smol|async-std|tokio] [--impl=anygrpc|tonic|floor] --port=N`
 //! - `bench client [--runtime=…] [--impl=anygrpc|tonic|floor] --server_host=H --server_port=N
-//!   --scenario=NAME --duration_s=S`: one JSON line on stdout.
+//!   --scenario=NAME --duration_s=S [--server_pid=P]`: one JSON line on stdout (with
+//!   `--server_pid`, the CPU process P used in the same window too).
 //! - `bench client --scenario=core-inmem-unary [--duration_s=S]`: unary calls through an
 //!   `anygrpc-core` client/server pair in memory, no sockets (the protocol's own cost, with
 //!   allocations per call).
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::future::Future;
 use std::process::ExitCode;
 
 use anygrpc_core::{CallRequest, Config, Connection, Event, Metadata, Side, Status};
@@ -148,11 +150,21 @@ fn inmem(duration_s: f64) -> String {
     )
 }
 
-fn tokio_runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
+/// Runs tonic's side: tokio with one worker, since each `bench` process owns one core, and the
+/// work spawned onto that worker rather than run on the thread blocking on it, so one thread
+/// carries the process's calls and connections.
+fn on_tokio<T: Send + 'static>(
+    work: impl Future<Output = Result<T, String>> + Send + 'static,
+) -> Result<T, String> {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start tokio: {e}"))
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    let work = tokio.spawn(work);
+    tokio
+        .block_on(work)
+        .map_err(|e| format!("tonic side: {e}"))?
 }
 
 fn server(flags: &Flags) -> Result<(), String> {
@@ -165,7 +177,7 @@ fn server(flags: &Flags) -> Result<(), String> {
             server.wait_for_termination().await;
             Ok(())
         })?,
-        "tonic" => tokio_runtime()?.block_on(tonic_side::serve(port)),
+        "tonic" => on_tokio(tonic_side::serve(port)),
         "floor" => floor::serve(port).map_err(|e| format!("floor server: {e}")),
         other => Err(format!("--impl={other}: one of anygrpc, tonic, floor")),
     }
@@ -186,6 +198,12 @@ fn client(flags: &Flags) -> Result<String, String> {
     let host = flags.get("server_host").unwrap_or("127.0.0.1").to_string();
     let target = format!("{host}:{}", flags.port("server_port")?);
     let duration = Duration::from_secs_f64(duration_s);
+    if let Some(pid) = flags.get("server_pid") {
+        let pid = pid
+            .parse()
+            .map_err(|_| format!("--server_pid={pid} is not a process id"))?;
+        bench::watch_server(pid);
+    }
     let report = match flags.get("impl").unwrap_or("anygrpc") {
         "anygrpc" => {
             let label = format!("anygrpc-{}", flags.runtime());
@@ -193,7 +211,7 @@ fn client(flags: &Flags) -> Result<String, String> {
                 anygrpc_side::client(runtime, &label, &target, &scenario, duration).await
             })??
         }
-        "tonic" => tokio_runtime()?.block_on(tonic_side::client(&target, &scenario, duration))?,
+        "tonic" => on_tokio(tonic_side::client(target, scenario, duration))?,
         "floor" => floor::client(&target, &scenario, duration)?,
         other => return Err(format!("--impl={other}: one of anygrpc, tonic, floor")),
     };
