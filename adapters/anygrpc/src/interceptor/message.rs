@@ -222,13 +222,9 @@ impl AnyMsg {
         })
     }
 
-    /// The message's wire form: the bytes it arrived as, or its encoding by its codec.
-    pub fn to_bytes(&self) -> Bytes {
-        self.try_to_bytes().unwrap_or_default()
-    }
-
-    /// The wire form, or why the codec could not encode the value.
-    pub(crate) fn try_to_bytes(&self) -> Result<Bytes, Status> {
+    /// The message's wire form: the bytes it arrived as, or its encoding by its codec (an
+    /// `Err` when the codec cannot encode the value).
+    pub fn to_bytes(&self) -> Result<Bytes, Status> {
         match &self.repr {
             Repr::Value(value) => self.codec.encode(value.as_ref()),
             Repr::Encoded { bytes, .. } => Ok(bytes.clone()),
@@ -239,7 +235,7 @@ impl AnyMsg {
 
 impl Clone for AnyMsg {
     fn clone(&self) -> Self {
-        match self.try_to_bytes() {
+        match self.to_bytes() {
             Ok(bytes) => Self::from_wire(bytes, self.codec.clone()),
             Err(status) => Self {
                 repr: Repr::Unencodable(status),
@@ -269,11 +265,11 @@ pub(crate) struct AnyCodec {
 
 impl Codec<AnyMsg> for AnyCodec {
     fn encode(&self, item: &AnyMsg, dst: &mut BytesMut) -> Result<(), Status> {
-        dst.extend_from_slice(&item.try_to_bytes()?);
+        dst.extend_from_slice(&item.to_bytes()?);
         Ok(())
     }
     fn encoded_bytes(&self, item: &AnyMsg) -> Option<Bytes> {
-        item.try_to_bytes().ok()
+        item.to_bytes().ok()
     }
     fn decode(&self, src: Bytes) -> Result<AnyMsg, Status> {
         Ok(AnyMsg::from_wire(src, self.responses.clone()))
@@ -297,7 +293,11 @@ mod tests {
         let message = AnyMsg::from_wire(wire("hi"), strings());
         assert!(message.is::<String>());
         assert!(!message.is::<u64>());
-        assert_eq!(message.to_bytes(), wire("hi"), "passed on as it came");
+        assert_eq!(
+            message.to_bytes().expect("encodes"),
+            wire("hi"),
+            "passed on as it came"
+        );
         assert_eq!(
             message.downcast_ref::<String>().map(String::as_str),
             Some("hi")
@@ -309,7 +309,11 @@ mod tests {
             .downcast_mut::<String>()
             .expect("a String")
             .push('!');
-        assert_eq!(message.to_bytes(), wire("hi!"), "changed: encoded anew");
+        assert_eq!(
+            message.to_bytes().expect("encodes"),
+            wire("hi!"),
+            "changed: encoded anew"
+        );
         assert_eq!(message.into_typed::<String>().as_deref(), Ok("hi!"));
     }
 
@@ -318,13 +322,16 @@ mod tests {
         let value = AnyMsg::new(String::from("again"));
         let copy = value.clone();
         assert!(copy.is::<String>());
-        assert_eq!(copy.to_bytes(), value.to_bytes());
+        assert_eq!(
+            copy.to_bytes().expect("encodes"),
+            value.to_bytes().expect("encodes")
+        );
         assert_eq!(copy.downcast::<String>().ok().as_deref(), Some("again"));
         let received = AnyMsg::from_wire(wire("again"), strings());
         let copy = received.clone();
         assert_eq!(
-            copy.to_bytes().as_ptr(),
-            received.to_bytes().as_ptr(),
+            copy.to_bytes().expect("encodes").as_ptr(),
+            received.to_bytes().expect("encodes").as_ptr(),
             "shared"
         );
     }
@@ -343,7 +350,10 @@ mod tests {
     #[test]
     fn a_message_of_a_codec_of_its_own_keeps_it() {
         let raw = AnyMsg::with_codec(Bytes::from_static(b"\x01\x02"), crate::codec::RawCodec);
-        assert_eq!(raw.to_bytes(), Bytes::from_static(b"\x01\x02"));
+        assert_eq!(
+            raw.to_bytes().expect("encodes"),
+            Bytes::from_static(b"\x01\x02")
+        );
         assert!(raw.is::<Bytes>());
     }
 }

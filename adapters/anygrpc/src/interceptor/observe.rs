@@ -63,8 +63,8 @@ impl Observing {
     }
 
     fn after_unary(&self, details: &ClientCallDetails, outcome: &UnaryOutcome) {
-        if let Ok(response) = &outcome.result {
-            self.0.on_response(details, &response.to_bytes());
+        if let Ok(Ok(bytes)) = outcome.result.as_ref().map(AnyMsg::to_bytes) {
+            self.0.on_response(details, &bytes);
         }
         self.0
             .on_complete(details, &outcome.status(), &outcome.trailing_metadata);
@@ -75,7 +75,9 @@ impl Observing {
         let ender = self.0.clone();
         stream
             .map_messages(move |message| {
-                observer.on_response(&seen, &message.to_bytes());
+                if let Ok(bytes) = message.to_bytes() {
+                    observer.on_response(&seen, &bytes);
+                }
                 Ok(message)
             })
             .map_end(move |status, trailers| {
